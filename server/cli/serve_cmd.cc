@@ -1,0 +1,83 @@
+#include "server/cli/serve_cmd.h"
+
+#include <signal.h>
+
+#include <memory>
+
+#include "common/log.h"
+#include "server/http/listen_address.h"
+#include "server/server.h"
+
+namespace kiln::cli {
+namespace {
+
+struct ServeFlags {
+  ServerOptions options;
+  std::string log_level = "info";
+};
+
+// Startup failures exit 1; usage errors 2 (as for every command).
+int FailServe(const Status& s) {
+  int code = Fail("serve", s);
+  return code == kExitUsage ? kExitUsage : kExitFailed;
+}
+
+int RunServe(const ServeFlags& flags) {
+  log::Level level;
+  if (!log::ParseLevel(flags.log_level, &level))
+    return FailServe(InvalidArgument("--log-level must be debug, info, warn or error"));
+  log::SetLevel(level);
+  // Check flags before touching the data directory.
+  if (auto addr = http::ParseListenAddress(flags.options.listen); !addr.ok())
+    return FailServe(addr.status().WithContext("--listen"));
+
+  // Block the stop signals before any thread starts, so every thread
+  // inherits the mask and only this one receives them, in sigtimedwait.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto server = Server::Start(flags.options);
+  if (!server.ok()) return FailServe(server.status());
+
+  for (;;) {
+    timespec tick{1, 0};
+    int sig = sigtimedwait(&stop, nullptr, &tick);
+    if (sig == SIGTERM || sig == SIGINT) {
+      log::Info("serve", "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      break;
+    }
+  }
+  (*server)->Stop();
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterServeCommand(CLI::App& app, CliState* state) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* cmd = app.add_subcommand("serve", "Run the kiln server in the foreground");
+  cmd->add_option("--data", flags->options.data_dir,
+                  "data directory: coordination store, images, tokens; created on first start "
+                  "with an admin token in DIR/admin.token (mode 0600)")
+      ->capture_default_str();
+  cmd->add_option("--listen", flags->options.listen,
+                  "HTTP API address, HOST:PORT; port 0 picks a free port (see DIR/serve.json)")
+      ->capture_default_str();
+  cmd->add_option("--http-threads", flags->options.http_threads,
+                  "HTTP event loops; each serves many connections")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--log-level", flags->log_level, "debug, info, warn or error")
+      ->capture_default_str();
+  cmd->footer(
+      "Logs go to stderr, one logfmt line per event. SIGTERM or SIGINT stops the server.\n"
+      "Only one server may use a data directory at a time.\n\n"
+      "Example:\n  kiln serve --data /var/lib/kiln --listen 0.0.0.0:7070");
+  cmd->callback([flags, state] { state->exit_code = RunServe(*flags); });
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,97 @@
+#include "server/server.h"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "common/api_client.h"
+#include "common/file_util.h"
+#include "common/log.h"
+#include "common/version.h"
+#include "server/api_meta.h"
+
+namespace kiln {
+
+Server::Server(const ServerOptions& options) : options_(options) {}
+
+Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  std::unique_ptr<Server> s(new Server(options));
+  KILN_ASSIGN_OR_RETURN(DataDir dir, DataDir::Open(options.data_dir));
+  s->data_dir_ = std::make_unique<DataDir>(std::move(dir));
+  s->auth_ = std::make_unique<TokenAuthenticator>(s->data_dir_->admin_token());
+  s->router_ = std::make_unique<http::Router>(s->auth_.get());
+  s->RegisterRoutes();
+
+  http::HttpServerOptions hopts;
+  hopts.listen = options.listen;
+  hopts.threads = options.http_threads;
+  Server* raw = s.get();
+  hopts.on_response = [raw](const http::Router::Route* route, const http::HttpRequest& req,
+                            int status, double seconds) {
+    raw->CountResponse(route, req, status, seconds);
+  };
+  KILN_ASSIGN_OR_RETURN(s->http_, http::HttpServer::Start(hopts, s->router_.get()));
+
+  const auto& addr = s->http_->address();
+  std::string host = addr.host;
+  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  s->url_ = host.find(':') != std::string::npos ? fmt::format("http://[{}]:{}", host, addr.port)
+                                                 : fmt::format("http://{}:{}", host, addr.port);
+  Json info = {{"url", s->url_}, {"pid", ::getpid()}, {"listen", addr.ToString()}};
+  KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
+
+  log::Info("serve", "listening",
+            {{"addr", addr.ToString()}, {"url", s->url_}, {"data", s->data_dir_->path()},
+             {"threads", options.http_threads}});
+  return s;
+}
+
+Server::~Server() { Stop(); }
+
+void Server::Stop() {
+  if (stopped_ || !http_) return;  // never started: nothing to report
+  stopped_ = true;
+  http_->Stop();
+  ::unlink(data_dir_->Sub(kServeInfoFile).c_str());
+  log::Info("serve", "stopped");
+}
+
+void Server::AddStatusSection(const std::string& name, std::function<Json()> fn) {
+  std::lock_guard lock(status_mu_);
+  status_sections_[name] = std::move(fn);
+}
+
+Json Server::StatusJson() const {
+  auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  Json j = {
+      {"version", kVersion},
+      {"api", kApiVersion},
+      {"pid", ::getpid()},
+      {"uptime_s", uptime},
+      {"started_at", std::chrono::duration_cast<std::chrono::seconds>(
+                         started_wall_.time_since_epoch())
+                         .count()},
+      {"data_dir", data_dir_->path()},
+      {"url", url_},
+      {"http", {{"listen", http_ ? http_->address().ToString() : ""},
+                {"threads", options_.http_threads},
+                {"state", "running"}}},
+  };
+  std::lock_guard lock(status_mu_);
+  for (const auto& [name, fn] : status_sections_) j[name] = fn();
+  return j;
+}
+
+void Server::CountResponse(const http::Router::Route* route, const http::HttpRequest& req,
+                           int status, double /*seconds*/) {
+  std::string name = route ? route->options.name : "unmatched";
+  metrics_
+      .Counter("kiln_http_requests_total", "HTTP requests answered, by route and status",
+               {{"route", name}, {"method", req.method}, {"code", std::to_string(status)}})
+      .fetch_add(1, std::memory_order_relaxed);
+}
+
+void Server::RegisterRoutes() { RegisterMetaRoutes(*router_, *this); }
+
+}  // namespace kiln

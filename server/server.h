@@ -1,0 +1,72 @@
+#pragma once
+// `kiln serve`: owns the data directory and every service kiln runs, wires
+// them to one router and one HTTP server, and stops them in order.
+//
+// Lifetime: Start() brings everything up or nothing (a failure stops what
+// already started and returns the Status). Stop() is idempotent and is
+// called by the destructor.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "server/auth.h"
+#include "server/data_dir.h"
+#include "server/http/http_server.h"
+#include "server/http/router.h"
+#include "server/metrics.h"
+
+namespace kiln {
+
+struct ServerOptions {
+  std::string data_dir = "/var/lib/kiln";
+  std::string listen = "0.0.0.0:7070";
+  int http_threads = 2;
+};
+
+class Server {
+ public:
+  static Result<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  void Stop();
+
+  // A URL clients on this machine can use ("http://127.0.0.1:PORT").
+  std::string url() const { return url_; }
+  const DataDir& data_dir() const { return *data_dir_; }
+  Metrics& metrics() { return metrics_; }
+  const ServerOptions& options() const { return options_; }
+
+  // A named section of GET /api/v1/status, sampled per request.
+  void AddStatusSection(const std::string& name, std::function<Json()> fn);
+  Json StatusJson() const;
+
+ private:
+  explicit Server(const ServerOptions& options);
+  void RegisterRoutes();
+  void CountResponse(const http::Router::Route* route, const http::HttpRequest& req, int status,
+                     double seconds);
+
+  ServerOptions options_;
+  std::unique_ptr<DataDir> data_dir_;
+  std::unique_ptr<TokenAuthenticator> auth_;
+  std::unique_ptr<http::Router> router_;
+  std::unique_ptr<http::HttpServer> http_;
+  Metrics metrics_;
+  std::string url_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();
+
+  mutable std::mutex status_mu_;
+  std::map<std::string, std::function<Json()>> status_sections_;
+  bool stopped_ = false;
+};
+
+}  // namespace kiln

@@ -1,0 +1,211 @@
+#include "server/http/http_server.h"
+
+#include <fcntl.h>
+
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <deque>
+#include <thread>
+
+#include "common/http_client.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+using namespace kiln;
+using namespace kiln::http;
+
+namespace {
+
+std::string Url(const HttpServer& s) { return "http://127.0.0.1:" + std::to_string(s.address().port); }
+
+// A stream that sends queued pieces and parks while the queue is empty.
+class QueueStream : public BodyStream {
+ public:
+  void Push(std::string s, bool end = false) {
+    std::lock_guard lock(mu_);
+    q_.push_back(std::move(s));
+    end_ |= end;
+    if (parked_) {
+      parked_ = false;
+      parking_->Unpark();
+    }
+  }
+  ssize_t Read(char* buf, size_t max, Parking& parking) override {
+    std::lock_guard lock(mu_);
+    if (q_.empty()) {
+      if (end_) return kEnd;
+      parked_ = true;
+      parking_ = &parking;
+      parking.Park();
+      return kWouldBlock;
+    }
+    std::string s = std::move(q_.front());
+    q_.pop_front();
+    REQUIRE(s.size() <= max);
+    std::memcpy(buf, s.data(), s.size());
+    return static_cast<ssize_t>(s.size());
+  }
+  void Closed() override { closed = true; }
+  std::atomic<bool> closed{false};
+
+ private:
+  std::mutex mu_;
+  std::deque<std::string> q_;
+  bool end_ = false;
+  bool parked_ = false;
+  Parking* parking_ = nullptr;
+};
+
+}  // namespace
+
+TEST_CASE("serves sync and async handlers on an ephemeral port") {
+  Router router(nullptr);
+  router.AddSync("GET", "/hello", [](HttpRequest& r) { return HttpResponse::Text("hi " + r.Query("who")); },
+                 {.access = Access::kPublic});
+  router.Add(
+      "POST", "/later",
+      [](HttpRequest& r, Responder res) {
+        std::string body = r.body;
+        // Answer from another thread, after the handler returned.
+        std::thread([res, body] {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          res.SendJson({{"echo", body}});
+        }).detach();
+      },
+      {.access = Access::kPublic, .max_body = 16});
+
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0", .threads = 2}, &router);
+  REQUIRE(server.ok());
+  REQUIRE((*server)->address().port != 0);
+  HttpClient c(Url(**server), "");
+
+  auto hello = c.Do("GET", "/hello?who=world");
+  REQUIRE(hello.ok());
+  CHECK(hello->status == 200);
+  CHECK(hello->body == "hi world");
+
+  for (int i = 0; i < 3; ++i) {  // keep-alive across async answers
+    auto later = c.Do("POST", "/later", "payload", {.content_type = "text/plain"});
+    REQUIRE(later.ok());
+    CHECK(later->status == 200);
+    CHECK(later->body == "{\"echo\":\"payload\"}\n");
+  }
+
+  auto big = c.Do("POST", "/later", std::string(100, 'x'));
+  REQUIRE(big.ok());
+  CHECK(big->status == 413);
+  CHECK(big->body.find("too_large") != std::string::npos);
+
+  auto missing = c.Do("GET", "/nope");
+  REQUIRE(missing.ok());
+  CHECK(missing->status == 404);
+  CHECK(missing->body.find("no such API path: /nope") != std::string::npos);
+  auto wrong = c.Do("DELETE", "/hello");
+  REQUIRE(wrong.ok());
+  CHECK(wrong->status == 405);
+}
+
+TEST_CASE("streamed bodies park while idle and resume on new data") {
+  Router router(nullptr);
+  auto stream = std::make_shared<QueueStream>();
+  router.AddSync(
+      "GET", "/stream",
+      [stream](HttpRequest&) {
+        HttpResponse r;
+        r.content_type = "text/event-stream";
+        r.stream = stream;
+        return r;
+      },
+      {.access = Access::kPublic});
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0", .threads = 1}, &router);
+  REQUIRE(server.ok());
+
+  std::thread producer([stream] {
+    for (int i = 0; i < 5; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      stream->Push("event " + std::to_string(i) + "\n", i == 4);
+    }
+  });
+  HttpClient c(Url(**server), "");
+  std::string got;
+  auto r = c.Stream("/stream", [&](std::string_view d) {
+    got.append(d);
+    return true;
+  });
+  producer.join();
+  REQUIRE(r.ok());
+  CHECK(r->status == 200);
+  CHECK(got == "event 0\nevent 1\nevent 2\nevent 3\nevent 4\n");
+  CHECK(kiln::test::WaitUntil([&] { return stream->closed.load(); }));
+}
+
+TEST_CASE("files go out whole, and ranges of them") {
+  kiln::test::TempDir t;
+  std::string content(300000, 'k');
+  content += "end";
+  kiln::test::WriteTestFile(t.Sub("obj"), content);
+  Router router(nullptr);
+  router.AddSync(
+      "GET", "/file",
+      [&](HttpRequest& r) {
+        int fd = ::open(t.Sub("obj").c_str(), O_RDONLY | O_CLOEXEC);
+        uint64_t off = r.HasQuery("off") ? 300000 : 0;
+        return HttpResponse::File(fd, off, content.size() - off, "application/octet-stream");
+      },
+      {.access = Access::kPublic});
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
+  REQUIRE(server.ok());
+  HttpClient c(Url(**server), "");
+  auto whole = c.Do("GET", "/file");
+  REQUIRE(whole.ok());
+  CHECK(whole->body == content);
+  auto tail = c.Do("GET", "/file?off=1");
+  REQUIRE(tail.ok());
+  CHECK(tail->body == "end");
+}
+
+TEST_CASE("stop answers requests still waiting with 503 and ends parked streams") {
+  Router router(nullptr);
+  auto stream = std::make_shared<QueueStream>();
+  router.Add("GET", "/never", [](HttpRequest&, Responder) {}, {.access = Access::kPublic});
+  router.AddSync(
+      "GET", "/stream",
+      [stream](HttpRequest&) {
+        HttpResponse r;
+        r.stream = stream;
+        return r;
+      },
+      {.access = Access::kPublic});
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
+  REQUIRE(server.ok());
+  std::string url = Url(**server);
+
+  Result<HttpReply> pending = Status(Code::kInternal, "unset");
+  std::thread waiter([&] {
+    HttpClient c(url, "");
+    pending = c.Do("GET", "/never");
+  });
+  Result<HttpReply> streamed = Status(Code::kInternal, "unset");
+  std::thread reader([&] {
+    HttpClient c(url, "");
+    streamed = c.Stream("/stream", [](std::string_view) { return true; });
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  (*server)->Stop();
+  waiter.join();
+  reader.join();
+  REQUIRE(pending.ok());
+  CHECK(pending->status == 503);
+  CHECK(stream->closed);
+}
+
+TEST_CASE("a busy port is a clear error") {
+  Router router(nullptr);
+  auto first = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
+  REQUIRE(first.ok());
+  std::string addr = "127.0.0.1:" + std::to_string((*first)->address().port);
+  auto second = HttpServer::Start({.listen = addr}, &router);
+  REQUIRE_FALSE(second.ok());
+  CHECK(second.status().code() == Code::kUnavailable);
+  CHECK(second.status().message() == "listen " + addr + ": Address already in use");
+}
