@@ -38,12 +38,13 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (host == "::") host = "::1";
   s->url_ = host.find(':') != std::string::npos ? fmt::format("http://[{}]:{}", host, addr.port)
                                                  : fmt::format("http://{}:{}", host, addr.port);
-  Json info = {{"url", s->url_}, {"pid", ::getpid()}, {"listen", addr.ToString()}};
-  KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
 
   log::Info("serve", "listening",
             {{"addr", addr.ToString()}, {"url", s->url_}, {"data", s->data_dir_->path()},
              {"threads", options.http_threads}});
+  // Written last: its presence tells the CLI and tests the server is up.
+  Json info = {{"url", s->url_}, {"pid", ::getpid()}, {"listen", addr.ToString()}};
+  KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
   return s;
 }
 
