@@ -5,6 +5,7 @@
 
 #include "common/version.h"
 #include "server/cli/cli.h"
+#include "server/cli/coord_cmd.h"
 #include "server/cli/initrd_cmd.h"
 #include "server/cli/serve_cmd.h"
 #include "server/cli/status_cmd.h"
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   kiln::cli::CliState state;
   kiln::cli::RegisterServeCommand(app, &state);
   kiln::cli::RegisterStatusCommand(app, &state);
+  kiln::cli::RegisterCoordCommand(app, &state);
   kiln::cli::RegisterInitrdCommand(app, &state);
 
   try {
