@@ -43,11 +43,13 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                                                  : fmt::format("http://{}:{}", host, addr.port);
   Json info = {{"url", s->url_}, {"pid", ::getpid()}, {"listen", addr.ToString()}};
   KILN_RETURN_IF_ERROR(s->RegisterPresence());
-  KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
-
+  // Log before serve.json appears: whoever waits for the file (tests, the
+  // CLI) may read the log right after.
   log::Info("serve", "listening",
             {{"addr", addr.ToString()}, {"url", s->url_}, {"data", s->data_dir_->path()},
              {"threads", options.http_threads}});
+  KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
+
   return s;
 }
 
