@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "server/api_meta.h"
+#include "server/api_plan.h"
 
 namespace kiln {
 
@@ -20,6 +21,13 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   s->data_dir_ = std::make_unique<DataDir>(std::move(dir));
   s->auth_ = std::make_unique<TokenAuthenticator>(s->data_dir_->admin_token());
   s->router_ = std::make_unique<http::Router>(s->auth_.get());
+  classes::SpaceServiceOptions space_opts;
+  space_opts.dir = options.space_dir;
+  space_opts.poll = std::chrono::milliseconds(options.space_poll_ms);
+  s->plans_ = std::make_unique<PlanService>(space_opts, &s->metrics_);
+  s->plans_->Start();
+  PlanService* plans = s->plans_.get();
+  s->AddStatusSection("classes", [plans] { return plans->StatusJson(); });
   s->RegisterRoutes();
 
   http::HttpServerOptions hopts;
@@ -53,6 +61,7 @@ void Server::Stop() {
   if (stopped_ || !http_) return;  // never started: nothing to report
   stopped_ = true;
   http_->Stop();
+  if (plans_) plans_->Stop();
   ::unlink(data_dir_->Sub(kServeInfoFile).c_str());
   log::Info("serve", "stopped");
 }
@@ -92,6 +101,9 @@ void Server::CountResponse(const http::Router::Route* route, const http::HttpReq
       .fetch_add(1, std::memory_order_relaxed);
 }
 
-void Server::RegisterRoutes() { RegisterMetaRoutes(*router_, *this); }
+void Server::RegisterRoutes() {
+  RegisterMetaRoutes(*router_, *this);
+  RegisterPlanRoutes(*router_, *plans_);
+}
 
 }  // namespace kiln

@@ -20,6 +20,7 @@
 #include "server/http/http_server.h"
 #include "server/http/router.h"
 #include "server/metrics.h"
+#include "server/plan_service.h"
 
 namespace kiln {
 
@@ -27,6 +28,8 @@ struct ServerOptions {
   std::string data_dir = "/var/lib/kiln";
   std::string listen = "0.0.0.0:7070";
   int http_threads = 2;
+  std::string space_dir;      // config space (--space); "" = none
+  int space_poll_ms = 1000;   // how often to look for edits in it
 };
 
 class Server {
@@ -42,6 +45,8 @@ class Server {
   std::string url() const { return url_; }
   const DataDir& data_dir() const { return *data_dir_; }
   Metrics& metrics() { return metrics_; }
+  // Plans and the config space; the node inventory calls SetNodeLookup.
+  PlanService& plans() { return *plans_; }
   const ServerOptions& options() const { return options_; }
 
   // A named section of GET /api/v1/status, sampled per request.
@@ -60,6 +65,7 @@ class Server {
   std::unique_ptr<http::Router> router_;
   std::unique_ptr<http::HttpServer> http_;
   Metrics metrics_;
+  std::unique_ptr<PlanService> plans_;
   std::string url_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();
