@@ -194,7 +194,7 @@ class Parser {
       if (nl == std::string_view::npos) break;
       start = nl + 1;
     }
-    for (auto& d : layout.disks) FinishDisk(d);
+    for (size_t i = 0; i < layout.disks.size(); ++i) FinishDisk(layout.disks[i], attempted_[i]);
     return layout;
   }
 
@@ -207,13 +207,17 @@ class Parser {
     std::vector<Token> toks;
     std::string err;
     int col = 0;
-    if (!Tokenize(line, &toks, &err, &col)) return Error(lineno, col, err);
+    if (!Tokenize(line, &toks, &err, &col)) {
+      if (StartsWith(Trim(line), "part") && !attempted_.empty()) ++attempted_.back();
+      return Error(lineno, col, err);
+    }
     if (toks.empty()) return;
     const Token& kind = toks[0];
     if (kind.text == "disk") return ParseDisk(toks, lineno, layout);
     if (kind.text == "part") {
       if (layout->disks.empty())
         return Error(lineno, kind.column, "part before any disk (start with: disk ROLE)");
+      ++attempted_.back();
       return ParsePart(toks, lineno, &layout->disks.back());
     }
     if (kind.text == "raid" || kind.text == "vg" || kind.text == "lv" || kind.text == "luks" ||
@@ -255,6 +259,7 @@ class Parser {
       }
     }
     layout->disks.push_back(std::move(d));
+    attempted_.push_back(0);
   }
 
   bool ParseSelector(const std::string& text, DiskSelector* sel, std::string* err, int* col) {
@@ -407,8 +412,9 @@ class Parser {
   }
 
   // Checks that need the whole disk statement.
-  void FinishDisk(const DiskSpec& d) {
+  void FinishDisk(const DiskSpec& d, int attempted) {
     if (d.parts.empty()) {
+      if (attempted > 0) return;  // its part lines have errors of their own
       diags_->Add(MakeDiagnostic(file_, text_, d.loc.line, d.loc.column,
                                  "disk " + d.role + " has no partitions"));
       return;
@@ -440,6 +446,7 @@ class Parser {
   std::string_view text_;
   const std::string& file_;
   Diagnostics* diags_;
+  std::vector<int> attempted_;  // part lines seen, per disk
 };
 
 }  // namespace

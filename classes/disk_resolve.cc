@@ -86,18 +86,26 @@ bool Fit(const DiskSpec& spec, ResolvedDisk* rd, const DiskLayout& layout, Diagn
     return false;
   }
   uint64_t free = usable - need;
-  // Bounded ranges grow towards their maximum, in proportion to headroom.
+  // Bounded ranges grow towards their maximum. If the free space cannot
+  // take them all there, they share it in proportion to their headroom with
+  // the unbounded partition, whose headroom counts as the free space itself.
   uint64_t headroom = 0;
-  for (size_t i = 0; i < n; ++i)
+  bool unbounded = false;
+  for (size_t i = 0; i < n; ++i) {
     if (bounded_range[i]) headroom += max[i] - size[i];
+    if (spec.parts[i].size.Unbounded()) unbounded = true;
+  }
   if (headroom > 0 && free > 0) {
+    long double total = headroom >= free && unbounded ? static_cast<long double>(headroom) + free
+                                                      : static_cast<long double>(headroom);
     uint64_t give_total = std::min(free, headroom);
+    if (headroom >= free && unbounded) give_total = free;
     uint64_t given = 0;
     for (size_t i = 0; i < n; ++i) {
       if (!bounded_range[i]) continue;
       uint64_t room = max[i] - size[i];
-      auto share = static_cast<uint64_t>(static_cast<long double>(give_total) * room / headroom);
-      share = share / kMiB * kMiB;
+      auto share = static_cast<uint64_t>(static_cast<long double>(give_total) * room / total);
+      share = std::min(share, room) / kMiB * kMiB;
       size[i] += share;
       given += share;
     }

@@ -957,19 +957,24 @@ int RunChunk(lua_State* L) {
   return 0;
 }
 
-// Column of the first whole-word occurrence of word in line (1-based), 0 if none.
-int FindWord(std::string_view line, std::string_view word) {
+// Column of the first (or last) whole-word occurrence of word in line
+// (1-based), 0 if none.
+int FindWord(std::string_view line, std::string_view word, bool last = false) {
   if (word.empty()) return 0;
+  int found = 0;
   auto is_id = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
   size_t pos = 0;
   while ((pos = line.find(word, pos)) != std::string_view::npos) {
     bool left = pos == 0 || !is_id(line[pos - 1]) || !is_id(word.front());
     size_t end = pos + word.size();
     bool right = end >= line.size() || !is_id(line[end]) || !is_id(word.back());
-    if (left && right) return static_cast<int>(pos) + 1;
+    if (left && right) {
+      found = static_cast<int>(pos) + 1;
+      if (!last) return found;
+    }
     ++pos;
   }
-  return 0;
+  return found;
 }
 
 // The name a Lua message is about: "(global 'x')", "near 'x'", "'x' is ...".
@@ -1080,7 +1085,9 @@ Diagnostic LuaSandbox::ErrorFrom(int chunk_index, std::string_view msg, bool, in
   if (line > 0) {
     std::string name = QuotedName(rest);
     if (name == "<eof>") column = static_cast<int>(text.size()) + 1;
-    else if (!name.empty()) column = FindWord(text, name);
+    // A syntax error is "near" the token where parsing stopped: usually
+    // the last of its kind on the line.
+    else if (!name.empty()) column = FindWord(text, name, rest.find("near '") != std::string::npos);
   }
   return MakeDiagnostic(c.file, c.source, line, column, rest);
 }

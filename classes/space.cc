@@ -349,7 +349,7 @@ class Loader {
       if (!files.empty() && !dirs.empty()) {
         Error(rel_dir, "holds both class files and subdirectories; /" + sub +
                            " cannot be a file and a directory");
-        continue;
+        files.clear();  // still look into the subdirectories
       }
       if (!files.empty() && sub.empty()) {
         Error("files/" + files.front(), "files/ holds directories named after target paths: files/etc/motd/CLASS");

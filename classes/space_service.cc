@@ -41,15 +41,17 @@ bool SpaceService::Load() {
   auto space = LoadSpace(options_.dir, &diags);
   if (!space) {
     std::string first = diags.empty() ? "unknown error" : diags.items().front().OneLine();
+    bool have_good;
     {
       std::lock_guard lock(mu_);
+      have_good = resolver_ != nullptr;
       last_error_ = first;
       last_error_count_ = diags.size();
       failed_at_ = std::chrono::system_clock::now();
     }
     reloads_failed_.fetch_add(1);
     for (const auto& d : diags.items())
-      log::Error("classes", resolver_ ? "config space has errors; keeping the last good one"
+      log::Error("classes", have_good ? "config space has errors; keeping the last good one"
                                       : "config space has errors; no plans until it is fixed",
                  {{"space", options_.dir}, {"error", d.OneLine()}});
     return false;

@@ -11,6 +11,7 @@
 #include "server/api_coord.h"
 #include "server/api_meta.h"
 #include "server/coord_presence.h"
+#include "server/api_plan.h"
 
 namespace kiln {
 
@@ -23,6 +24,13 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   KILN_RETURN_IF_ERROR(s->StartCoord());
   s->auth_ = std::make_unique<TokenAuthenticator>(s->data_dir_->admin_token());
   s->router_ = std::make_unique<http::Router>(s->auth_.get());
+  classes::SpaceServiceOptions space_opts;
+  space_opts.dir = options.space_dir;
+  space_opts.poll = std::chrono::milliseconds(options.space_poll_ms);
+  s->plans_ = std::make_unique<PlanService>(space_opts, &s->metrics_);
+  s->plans_->Start();
+  PlanService* plans = s->plans_.get();
+  s->AddStatusSection("classes", [plans] { return plans->StatusJson(); });
   s->RegisterRoutes();
 
   http::HttpServerOptions hopts;
@@ -60,6 +68,7 @@ void Server::Stop() {
   stopped_ = true;
   http_->Stop();
   presence_.reset();  // closes the server's session: /kiln/servers/<id> vanishes
+  if (plans_) plans_->Stop();
   ::unlink(data_dir_->Sub(kServeInfoFile).c_str());
   log::Info("serve", "stopped");
 }
@@ -102,6 +111,7 @@ void Server::CountResponse(const http::Router::Route* route, const http::HttpReq
 void Server::RegisterRoutes() {
   RegisterMetaRoutes(*router_, *this);
   RegisterCoordRoutes(*router_, *this);
+  RegisterPlanRoutes(*router_, *plans_);
 }
 
 }  // namespace kiln

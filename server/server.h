@@ -21,6 +21,7 @@
 #include "server/http/http_server.h"
 #include "server/http/router.h"
 #include "server/metrics.h"
+#include "server/plan_service.h"
 
 namespace kiln {
 
@@ -31,6 +32,8 @@ struct ServerOptions {
   // The coordination store: "embedded:DIR" or "zk://host:port[,...]/chroot";
   // empty means embedded in DATA/coord.
   std::string coord_url;
+  std::string space_dir;      // config space (--space); "" = none
+  int space_poll_ms = 1000;   // how often to look for edits in it
 };
 
 class ServerPresence;
@@ -51,6 +54,8 @@ class Server {
   // The coordination store. Lives from Start() until the Server is destroyed
   // (after every service that uses it).
   coord::CoordStore& coord() { return *coord_; }
+  // Plans and the config space; the node inventory calls SetNodeLookup.
+  PlanService& plans() { return *plans_; }
   const ServerOptions& options() const { return options_; }
 
   // A named section of GET /api/v1/status, sampled per request.
@@ -75,6 +80,7 @@ class Server {
   std::unique_ptr<http::Router> router_;
   std::unique_ptr<http::HttpServer> http_;
   Metrics metrics_;
+  std::unique_ptr<PlanService> plans_;
   std::string url_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();
