@@ -48,6 +48,8 @@ class BootContent : public TftpContent {
                                             const std::string& client_ip);
 
   const BootSettings& settings() const { return settings_; }
+  // REQUIRES: before the content is shared with other threads.
+  void set_http_port(uint16_t port) { settings_.http_port = port; }
   const std::string& root() const { return root_; }
   int root_fd() const { return files_->root_fd(); }
 
