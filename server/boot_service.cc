@@ -57,7 +57,18 @@ Result<std::unique_ptr<BootService>> BootService::Create(const BootOptions& opti
 
 BootService::~BootService() { Stop(); }
 
+pxe::BootSettings BootService::settings() const {
+  pxe::BootSettings s = content_->settings();
+  s.http_port = http_port_.load();
+  return s;
+}
+
+std::string BootService::DefaultUrl() const {
+  return pxe::ServerUrlFor(settings(), server_ip_.empty() ? "127.0.0.1" : server_ip_);
+}
+
 Status BootService::Start(uint16_t http_port) {
+  http_port_.store(http_port);
   content_->set_http_port(http_port);
   if (!tftp_listen_.empty()) {
     KILN_ASSIGN_OR_RETURN(auto addr, http::ParseListenAddress(tftp_listen_));

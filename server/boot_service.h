@@ -14,6 +14,7 @@
 // once the HTTP port is known; Stop() ends both (idempotent).
 // Thread safety: Status() from any thread.
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,7 +60,10 @@ class BootService {
 
   pxe::BootContent& content() { return *content_; }
   pxe::BootResolver& resolver() { return *resolver_; }
-  const pxe::BootSettings& settings() const { return content_->settings(); }
+  // The settings with the HTTP port filled in once Start() ran.
+  pxe::BootSettings settings() const;
+  // http://<boot network address or 127.0.0.1>:<port>, or --advertise-url.
+  std::string DefaultUrl() const;
 
   // {"tftp": {...}, "dhcp": {...}, "boot": {...}} for /api/v1/status.
   Json TftpStatus() const;
@@ -81,6 +85,7 @@ class BootService {
   std::string tftp_listen_;  // resolved; "" when off
   std::string server_ip_;    // the interface's IPv4 address
   std::string missing_;      // required boot files that are missing
+  std::atomic<uint16_t> http_port_{0};
 };
 
 }  // namespace kiln

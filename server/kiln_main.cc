@@ -6,6 +6,8 @@
 #include "common/version.h"
 #include "server/cli/cli.h"
 #include "server/cli/initrd_cmd.h"
+#include "server/cli/node_cmd.h"
+#include "server/cli/pxe_cmd.h"
 #include "server/cli/serve_cmd.h"
 #include "server/cli/status_cmd.h"
 
@@ -25,6 +27,8 @@ int main(int argc, char** argv) {
   kiln::cli::CliState state;
   kiln::cli::RegisterServeCommand(app, &state);
   kiln::cli::RegisterStatusCommand(app, &state);
+  kiln::cli::RegisterNodeCommand(app, &state);
+  kiln::cli::RegisterPxeCommand(app, &state);
   kiln::cli::RegisterInitrdCommand(app, &state);
 
   try {

@@ -8,7 +8,11 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "server/api_boot.h"
 #include "server/api_meta.h"
+#include "server/api_nodes.h"
+#include "server/api_pxe.h"
+#include "server/inventory/inventory.h"
 
 namespace kiln {
 
@@ -20,6 +24,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   s->data_dir_ = std::make_unique<DataDir>(std::move(dir));
   s->auth_ = std::make_unique<TokenAuthenticator>(s->data_dir_->admin_token());
   s->router_ = std::make_unique<http::Router>(s->auth_.get());
+  KILN_RETURN_IF_ERROR(s->PrepareBoot());
   s->RegisterRoutes();
 
   http::HttpServerOptions hopts;
@@ -38,6 +43,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (host == "::") host = "::1";
   s->url_ = host.find(':') != std::string::npos ? fmt::format("http://[{}]:{}", host, addr.port)
                                                  : fmt::format("http://{}:{}", host, addr.port);
+  KILN_RETURN_IF_ERROR(s->StartBootNetwork());
   Json info = {{"url", s->url_}, {"pid", ::getpid()}, {"listen", addr.ToString()}};
   KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
 
@@ -52,6 +58,7 @@ Server::~Server() { Stop(); }
 void Server::Stop() {
   if (stopped_ || !http_) return;  // never started: nothing to report
   stopped_ = true;
+  if (boot_) boot_->Stop();
   http_->Stop();
   ::unlink(data_dir_->Sub(kServeInfoFile).c_str());
   log::Info("serve", "stopped");
@@ -92,6 +99,11 @@ void Server::CountResponse(const http::Router::Route* route, const http::HttpReq
       .fetch_add(1, std::memory_order_relaxed);
 }
 
-void Server::RegisterRoutes() { RegisterMetaRoutes(*router_, *this); }
+void Server::RegisterRoutes() {
+  RegisterMetaRoutes(*router_, *this);
+  RegisterBootRoutes(*router_, *boot_);
+  RegisterNodeRoutes(*router_, *this);
+  RegisterPxeRoutes(*router_, *this);
+}
 
 }  // namespace kiln

@@ -16,6 +16,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "server/auth.h"
+#include "server/boot_service.h"
 #include "server/data_dir.h"
 #include "server/http/http_server.h"
 #include "server/http/router.h"
@@ -23,10 +24,16 @@
 
 namespace kiln {
 
+namespace inventory {
+class Inventory;
+}
+
 struct ServerOptions {
   std::string data_dir = "/var/lib/kiln";
   std::string listen = "0.0.0.0:7070";
   int http_threads = 2;
+  // Network boot: boot tree, TFTP, dnsmasq (server/boot_service.h).
+  BootOptions boot;
 };
 
 class Server {
@@ -43,6 +50,10 @@ class Server {
   const DataDir& data_dir() const { return *data_dir_; }
   Metrics& metrics() { return metrics_; }
   const ServerOptions& options() const { return options_; }
+  // Network boot; set from Start() on.
+  BootService* boot() { return boot_.get(); }
+  // The node inventory; null while the coordination store is not running.
+  inventory::Inventory* inventory() { return inventory_.get(); }
 
   // A named section of GET /api/v1/status, sampled per request.
   void AddStatusSection(const std::string& name, std::function<Json()> fn);
@@ -51,6 +62,10 @@ class Server {
  private:
   explicit Server(const ServerOptions& options);
   void RegisterRoutes();
+  // server_boot.cc: the boot tree and inventory before the routes, TFTP and
+  // dnsmasq once the HTTP port is known.
+  Status PrepareBoot();
+  Status StartBootNetwork();
   void CountResponse(const http::Router::Route* route, const http::HttpRequest& req, int status,
                      double seconds);
 
@@ -59,6 +74,11 @@ class Server {
   std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<http::Router> router_;
   std::unique_ptr<http::HttpServer> http_;
+  // Declared in dependency order: boot_ (TFTP thread) uses the resolver,
+  // which uses inventory_; members are destroyed bottom-up.
+  std::unique_ptr<inventory::Inventory> inventory_;
+  std::unique_ptr<pxe::BootResolver> boot_resolver_;
+  std::unique_ptr<BootService> boot_;
   Metrics metrics_;
   std::string url_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
