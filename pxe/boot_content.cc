@@ -54,12 +54,14 @@ Result<std::optional<std::string>> BootContent::Render(const std::string& path,
   bool grub = dyn->kind == K::kGrubMac;
   BootQuery q{*dyn->mac, client_ip, grub ? "grub" : "pxelinux", grub ? "efi" : "bios"};
   KILN_ASSIGN_OR_RETURN(BootDecision d, resolver_->Resolve(q));
-  std::string url = ServerUrlFor(settings_, local_ip);
+  BootSettings s = settings_;
+  s.http_port = http_port_.load();
+  std::string url = ServerUrlFor(s, local_ip);
   log::Info("boot", "config rendered",
             {{"mac", q.mac.ToString()}, {"node", d.node}, {"target", BootTargetName(d.target)},
              {"via", q.via}, {"client", client_ip}});
-  return std::optional<std::string>(grub ? RenderGrub(q.mac, d, settings_, url)
-                                         : RenderPxelinux(q.mac, d, settings_, url));
+  return std::optional<std::string>(grub ? RenderGrub(q.mac, d, s, url)
+                                         : RenderPxelinux(q.mac, d, s, url));
 }
 
 Result<TftpFile> BootContent::Open(const TftpRequestInfo& request) {

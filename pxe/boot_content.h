@@ -16,6 +16,7 @@
 // Thread safety: Open and Render may be called from any thread at once
 // (the TFTP thread and HTTP threads); the resolver must allow that.
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +49,9 @@ class BootContent : public TftpContent {
                                             const std::string& client_ip);
 
   const BootSettings& settings() const { return settings_; }
+  // The HTTP port rendered URLs point at (when settings carry no URL).
+  // Any thread.
+  void set_http_port(uint16_t port) { http_port_.store(port); }
   const std::string& root() const { return root_; }
   int root_fd() const { return files_->root_fd(); }
 
@@ -55,12 +59,13 @@ class BootContent : public TftpContent {
   BootContent(std::string root, BootSettings settings, BootResolver* resolver,
               std::unique_ptr<DirectoryContent> files)
       : root_(std::move(root)), settings_(std::move(settings)), resolver_(resolver),
-        files_(std::move(files)) {}
+        files_(std::move(files)), http_port_(settings_.http_port) {}
 
   std::string root_;
   BootSettings settings_;
   BootResolver* resolver_;
   std::unique_ptr<DirectoryContent> files_;
+  std::atomic<uint16_t> http_port_;
 };
 
 }  // namespace kiln::pxe

@@ -9,6 +9,8 @@
 #include "server/cli/initrd_cmd.h"
 #include "server/cli/config_cmd.h"
 #include "server/cli/plan_cmd.h"
+#include "server/cli/node_cmd.h"
+#include "server/cli/pxe_cmd.h"
 #include "server/cli/serve_cmd.h"
 #include "server/cli/status_cmd.h"
 
@@ -29,6 +31,8 @@ int main(int argc, char** argv) {
   kiln::cli::RegisterServeCommand(app, &state);
   kiln::cli::RegisterStatusCommand(app, &state);
   kiln::cli::RegisterCoordCommand(app, &state);
+  kiln::cli::RegisterNodeCommand(app, &state);
+  kiln::cli::RegisterPxeCommand(app, &state);
   kiln::cli::RegisterInitrdCommand(app, &state);
   kiln::cli::RegisterPlanCommand(app, &state);
   kiln::cli::RegisterConfigCommand(app, &state);

@@ -12,6 +12,10 @@
 #include "server/api_meta.h"
 #include "server/coord_presence.h"
 #include "server/api_plan.h"
+#include "server/api_boot.h"
+#include "server/api_nodes.h"
+#include "server/api_pxe.h"
+#include "server/inventory/inventory.h"
 
 namespace kiln {
 
@@ -31,6 +35,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   s->plans_->Start();
   PlanService* plans = s->plans_.get();
   s->AddStatusSection("classes", [plans] { return plans->StatusJson(); });
+  KILN_RETURN_IF_ERROR(s->PrepareBoot());
   s->RegisterRoutes();
 
   http::HttpServerOptions hopts;
@@ -49,6 +54,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (host == "::") host = "::1";
   s->url_ = host.find(':') != std::string::npos ? fmt::format("http://[{}]:{}", host, addr.port)
                                                  : fmt::format("http://{}:{}", host, addr.port);
+  KILN_RETURN_IF_ERROR(s->StartBootNetwork());
   Json info = {{"url", s->url_}, {"pid", ::getpid()}, {"listen", addr.ToString()}};
   KILN_RETURN_IF_ERROR(s->RegisterPresence());
   // Log before serve.json appears: whoever waits for the file (tests, the
@@ -66,6 +72,7 @@ Server::~Server() { Stop(); }
 void Server::Stop() {
   if (stopped_ || !http_) return;  // never started: nothing to report
   stopped_ = true;
+  if (boot_) boot_->Stop();
   http_->Stop();
   presence_.reset();  // closes the server's session: /kiln/servers/<id> vanishes
   if (plans_) plans_->Stop();
@@ -112,6 +119,9 @@ void Server::RegisterRoutes() {
   RegisterMetaRoutes(*router_, *this);
   RegisterCoordRoutes(*router_, *this);
   RegisterPlanRoutes(*router_, *plans_);
+  RegisterBootRoutes(*router_, *boot_);
+  RegisterNodeRoutes(*router_, *this);
+  RegisterPxeRoutes(*router_, *this);
 }
 
 }  // namespace kiln

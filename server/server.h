@@ -17,6 +17,7 @@
 #include "common/status.h"
 #include "server/auth.h"
 #include "server/coord/coord_store.h"
+#include "server/boot_service.h"
 #include "server/data_dir.h"
 #include "server/http/http_server.h"
 #include "server/http/router.h"
@@ -24,6 +25,10 @@
 #include "server/plan_service.h"
 
 namespace kiln {
+
+namespace inventory {
+class Inventory;
+}
 
 struct ServerOptions {
   std::string data_dir = "/var/lib/kiln";
@@ -34,6 +39,8 @@ struct ServerOptions {
   std::string coord_url;
   std::string space_dir;      // config space (--space); "" = none
   int space_poll_ms = 1000;   // how often to look for edits in it
+  // Network boot: boot tree, TFTP, dnsmasq (server/boot_service.h).
+  BootOptions boot;
 };
 
 class ServerPresence;
@@ -57,6 +64,10 @@ class Server {
   // Plans and the config space; the node inventory calls SetNodeLookup.
   PlanService& plans() { return *plans_; }
   const ServerOptions& options() const { return options_; }
+  // Network boot; set from Start() on.
+  BootService* boot() { return boot_.get(); }
+  // The node inventory; null while the coordination store is not running.
+  inventory::Inventory* inventory() { return inventory_.get(); }
 
   // A named section of GET /api/v1/status, sampled per request.
   void AddStatusSection(const std::string& name, std::function<Json()> fn);
@@ -69,6 +80,10 @@ class Server {
   // exposes its state; then registers this server as alive in it.
   Status StartCoord();
   Status RegisterPresence();
+  // server_boot.cc: the boot tree and inventory before the routes, TFTP and
+  // dnsmasq once the HTTP port is known.
+  Status PrepareBoot();
+  Status StartBootNetwork();
   void CountResponse(const http::Router::Route* route, const http::HttpRequest& req, int status,
                      double seconds);
 
@@ -79,6 +94,11 @@ class Server {
   std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<http::Router> router_;
   std::unique_ptr<http::HttpServer> http_;
+  // Declared in dependency order: boot_ (TFTP thread) uses the resolver,
+  // which uses inventory_; members are destroyed bottom-up.
+  std::unique_ptr<inventory::Inventory> inventory_;
+  std::unique_ptr<pxe::BootResolver> boot_resolver_;
+  std::unique_ptr<BootService> boot_;
   Metrics metrics_;
   std::unique_ptr<PlanService> plans_;
   std::string url_;

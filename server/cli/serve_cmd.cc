@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "server/coord/coord_store.h"
+#include "server/cli/serve_boot_flags.h"
 #include "server/http/listen_address.h"
 #include "server/server.h"
 
@@ -87,10 +88,14 @@ void RegisterServeCommand(CLI::App& app, CliState* state) {
       ->check(CLI::Range(50, 3600000));
   cmd->add_option("--log-level", flags->log_level, "debug, info, warn or error")
       ->capture_default_str();
+  AddBootFlags(cmd, &flags->options.boot);
   cmd->footer(
       "Logs go to stderr, one logfmt line per event. SIGTERM or SIGINT stops the server.\n"
       "Only one server may use a data directory at a time.\n\n"
-      "Example:\n  kiln serve --data /var/lib/kiln --listen 0.0.0.0:7070 --space /etc/kiln/space");
+      "Examples:\n  kiln serve --data /var/lib/kiln --listen 0.0.0.0:7070 --space /etc/kiln/space\n"
+      "  kiln serve --interface eth1                      # proxy-DHCP beside the site's DHCP\n"
+      "  kiln serve --interface br0 --dhcp full --dhcp-range 10.0.0.100,10.0.0.200\n"
+      "  kiln serve --tftp 127.0.0.1:6969                 # TFTP only, no DHCP");
   cmd->callback([flags, state] { state->exit_code = RunServe(*flags); });
 }
 
