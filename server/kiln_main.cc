@@ -5,6 +5,7 @@
 
 #include "common/version.h"
 #include "server/cli/cli.h"
+#include "server/cli/image_cmd.h"
 #include "server/cli/serve_cmd.h"
 #include "server/cli/status_cmd.h"
 
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   kiln::cli::CliState state;
   kiln::cli::RegisterServeCommand(app, &state);
   kiln::cli::RegisterStatusCommand(app, &state);
+  kiln::cli::RegisterImageCommand(app, &state);
 
   try {
     app.parse(argc, argv);

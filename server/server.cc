@@ -8,6 +8,8 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "imager/image_store.h"
+#include "server/api_images.h"
 #include "server/api_meta.h"
 
 namespace kiln {
@@ -20,6 +22,9 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   s->data_dir_ = std::make_unique<DataDir>(std::move(dir));
   s->auth_ = std::make_unique<TokenAuthenticator>(s->data_dir_->admin_token());
   s->router_ = std::make_unique<http::Router>(s->auth_.get());
+  auto images = imager::ImageStore::Open(s->data_dir_->Sub("images"));
+  if (!images.ok()) return images.status().WithContext("image store");
+  s->images_ = std::move(*images);
   s->RegisterRoutes();
 
   http::HttpServerOptions hopts;
@@ -47,7 +52,10 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   return s;
 }
 
-Server::~Server() { Stop(); }
+Server::~Server() {
+  Stop();
+  images_api_.reset();  // joins its workers before the store goes
+}
 
 void Server::Stop() {
   if (stopped_ || !http_) return;  // never started: nothing to report
@@ -92,6 +100,9 @@ void Server::CountResponse(const http::Router::Route* route, const http::HttpReq
       .fetch_add(1, std::memory_order_relaxed);
 }
 
-void Server::RegisterRoutes() { RegisterMetaRoutes(*router_, *this); }
+void Server::RegisterRoutes() {
+  RegisterMetaRoutes(*router_, *this);
+  images_api_ = RegisterImageRoutes(*router_, *this, *images_);
+}
 
 }  // namespace kiln

@@ -21,7 +21,13 @@
 #include "server/http/router.h"
 #include "server/metrics.h"
 
+namespace kiln::imager {
+class ImageStore;
+}
+
 namespace kiln {
+
+class ImagesApi;
 
 struct ServerOptions {
   std::string data_dir = "/var/lib/kiln";
@@ -42,6 +48,7 @@ class Server {
   std::string url() const { return url_; }
   const DataDir& data_dir() const { return *data_dir_; }
   Metrics& metrics() { return metrics_; }
+  imager::ImageStore& images() { return *images_; }
   const ServerOptions& options() const { return options_; }
 
   // A named section of GET /api/v1/status, sampled per request.
@@ -67,6 +74,10 @@ class Server {
   mutable std::mutex status_mu_;
   std::map<std::string, std::function<Json()>> status_sections_;
   bool stopped_ = false;
+
+  // Declared last: destroyed first, after Stop() has ended every request.
+  std::unique_ptr<imager::ImageStore> images_;
+  std::unique_ptr<ImagesApi> images_api_;
 };
 
 }  // namespace kiln
