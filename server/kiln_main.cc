@@ -11,6 +11,7 @@
 #include "server/cli/plan_cmd.h"
 #include "server/cli/node_cmd.h"
 #include "server/cli/pxe_cmd.h"
+#include "server/cli/image_cmd.h"
 #include "server/cli/serve_cmd.h"
 #include "server/cli/status_cmd.h"
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   kiln::cli::RegisterInitrdCommand(app, &state);
   kiln::cli::RegisterPlanCommand(app, &state);
   kiln::cli::RegisterConfigCommand(app, &state);
+  kiln::cli::RegisterImageCommand(app, &state);
 
   try {
     app.parse(argc, argv);

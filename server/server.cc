@@ -9,6 +9,8 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "server/api_coord.h"
+#include "imager/image_store.h"
+#include "server/api_images.h"
 #include "server/api_meta.h"
 #include "server/coord_presence.h"
 #include "server/api_plan.h"
@@ -36,6 +38,9 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   PlanService* plans = s->plans_.get();
   s->AddStatusSection("classes", [plans] { return plans->StatusJson(); });
   KILN_RETURN_IF_ERROR(s->PrepareBoot());
+  auto images = imager::ImageStore::Open(s->data_dir_->Sub("images"));
+  if (!images.ok()) return images.status().WithContext("image store");
+  s->images_ = std::move(*images);
   s->RegisterRoutes();
 
   http::HttpServerOptions hopts;
@@ -67,7 +72,10 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   return s;
 }
 
-Server::~Server() { Stop(); }
+Server::~Server() {
+  Stop();
+  images_api_.reset();  // joins its workers before the store goes
+}
 
 void Server::Stop() {
   if (stopped_ || !http_) return;  // never started: nothing to report
@@ -122,6 +130,7 @@ void Server::RegisterRoutes() {
   RegisterBootRoutes(*router_, *boot_);
   RegisterNodeRoutes(*router_, *this);
   RegisterPxeRoutes(*router_, *this);
+  images_api_ = RegisterImageRoutes(*router_, *this, *images_);
 }
 
 }  // namespace kiln

@@ -24,11 +24,16 @@
 #include "server/metrics.h"
 #include "server/plan_service.h"
 
+namespace kiln::imager {
+class ImageStore;
+}
+
 namespace kiln {
 
 namespace inventory {
 class Inventory;
 }
+class ImagesApi;
 
 struct ServerOptions {
   std::string data_dir = "/var/lib/kiln";
@@ -63,6 +68,7 @@ class Server {
   coord::CoordStore& coord() { return *coord_; }
   // Plans and the config space; the node inventory calls SetNodeLookup.
   PlanService& plans() { return *plans_; }
+  imager::ImageStore& images() { return *images_; }
   const ServerOptions& options() const { return options_; }
   // Network boot; set from Start() on.
   BootService* boot() { return boot_.get(); }
@@ -108,6 +114,10 @@ class Server {
   mutable std::mutex status_mu_;
   std::map<std::string, std::function<Json()>> status_sections_;
   bool stopped_ = false;
+
+  // Declared last: destroyed first, after Stop() has ended every request.
+  std::unique_ptr<imager::ImageStore> images_;
+  std::unique_ptr<ImagesApi> images_api_;
 };
 
 }  // namespace kiln
