@@ -8,7 +8,9 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "server/api_coord.h"
 #include "server/api_meta.h"
+#include "server/coord_presence.h"
 #include "server/api_plan.h"
 
 namespace kiln {
@@ -19,6 +21,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   std::unique_ptr<Server> s(new Server(options));
   KILN_ASSIGN_OR_RETURN(DataDir dir, DataDir::Open(options.data_dir));
   s->data_dir_ = std::make_unique<DataDir>(std::move(dir));
+  KILN_RETURN_IF_ERROR(s->StartCoord());
   s->auth_ = std::make_unique<TokenAuthenticator>(s->data_dir_->admin_token());
   s->router_ = std::make_unique<http::Router>(s->auth_.get());
   classes::SpaceServiceOptions space_opts;
@@ -47,11 +50,14 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   s->url_ = host.find(':') != std::string::npos ? fmt::format("http://[{}]:{}", host, addr.port)
                                                  : fmt::format("http://{}:{}", host, addr.port);
   Json info = {{"url", s->url_}, {"pid", ::getpid()}, {"listen", addr.ToString()}};
-  KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
-
+  KILN_RETURN_IF_ERROR(s->RegisterPresence());
+  // Log before serve.json appears: whoever waits for the file (tests, the
+  // CLI) may read the log right after.
   log::Info("serve", "listening",
             {{"addr", addr.ToString()}, {"url", s->url_}, {"data", s->data_dir_->path()},
              {"threads", options.http_threads}});
+  KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
+
   return s;
 }
 
@@ -61,6 +67,7 @@ void Server::Stop() {
   if (stopped_ || !http_) return;  // never started: nothing to report
   stopped_ = true;
   http_->Stop();
+  presence_.reset();  // closes the server's session: /kiln/servers/<id> vanishes
   if (plans_) plans_->Stop();
   ::unlink(data_dir_->Sub(kServeInfoFile).c_str());
   log::Info("serve", "stopped");
@@ -103,6 +110,7 @@ void Server::CountResponse(const http::Router::Route* route, const http::HttpReq
 
 void Server::RegisterRoutes() {
   RegisterMetaRoutes(*router_, *this);
+  RegisterCoordRoutes(*router_, *this);
   RegisterPlanRoutes(*router_, *plans_);
 }
 

@@ -16,6 +16,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "server/auth.h"
+#include "server/coord/coord_store.h"
 #include "server/data_dir.h"
 #include "server/http/http_server.h"
 #include "server/http/router.h"
@@ -28,9 +29,14 @@ struct ServerOptions {
   std::string data_dir = "/var/lib/kiln";
   std::string listen = "0.0.0.0:7070";
   int http_threads = 2;
+  // The coordination store: "embedded:DIR" or "zk://host:port[,...]/chroot";
+  // empty means embedded in DATA/coord.
+  std::string coord_url;
   std::string space_dir;      // config space (--space); "" = none
   int space_poll_ms = 1000;   // how often to look for edits in it
 };
+
+class ServerPresence;
 
 class Server {
  public:
@@ -45,6 +51,9 @@ class Server {
   std::string url() const { return url_; }
   const DataDir& data_dir() const { return *data_dir_; }
   Metrics& metrics() { return metrics_; }
+  // The coordination store. Lives from Start() until the Server is destroyed
+  // (after every service that uses it).
+  coord::CoordStore& coord() { return *coord_; }
   // Plans and the config space; the node inventory calls SetNodeLookup.
   PlanService& plans() { return *plans_; }
   const ServerOptions& options() const { return options_; }
@@ -56,11 +65,17 @@ class Server {
  private:
   explicit Server(const ServerOptions& options);
   void RegisterRoutes();
+  // server_coord.cc: opens the coordination store, creates the namespace,
+  // exposes its state; then registers this server as alive in it.
+  Status StartCoord();
+  Status RegisterPresence();
   void CountResponse(const http::Router::Route* route, const http::HttpRequest& req, int status,
                      double seconds);
 
   ServerOptions options_;
   std::unique_ptr<DataDir> data_dir_;
+  std::unique_ptr<coord::CoordStore> coord_;
+  std::unique_ptr<ServerPresence> presence_;
   std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<http::Router> router_;
   std::unique_ptr<http::HttpServer> http_;
