@@ -53,6 +53,20 @@ Diagnostic MakeDiagnostic(std::string file, std::string_view text, int line, int
   return d;
 }
 
+Diagnostic PlainDiagnostic(std::string file, std::string message) {
+  Diagnostic d;
+  d.loc.file = std::move(file);
+  d.message = std::move(message);
+  return d;
+}
+
+void Diagnostics::Add(SourceLoc loc, std::string message) {
+  Diagnostic d;
+  d.loc = std::move(loc);
+  d.message = std::move(message);
+  Add(std::move(d));
+}
+
 void Diagnostics::Add(Diagnostic d) {
   // The same problem found twice (say, by two sample nodes) is reported once.
   for (const auto& e : items_)

@@ -47,13 +47,16 @@ struct Diagnostic {
 Diagnostic MakeDiagnostic(std::string file, std::string_view text, int line, int column,
                           std::string message);
 
+// A diagnostic without a line: "file: message" (file may be empty).
+Diagnostic PlainDiagnostic(std::string file, std::string message);
+
 // The 1-based line of a text (without its newline), or "" past the end.
 std::string_view LineOf(std::string_view text, int line);
 
 class Diagnostics {
  public:
   void Add(Diagnostic d);
-  void Add(SourceLoc loc, std::string message) { Add(Diagnostic{std::move(loc), std::move(message), {}}); }
+  void Add(SourceLoc loc, std::string message);
   void Append(const Diagnostics& other);
   bool empty() const { return items_.empty(); }
   size_t size() const { return items_.size(); }

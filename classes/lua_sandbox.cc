@@ -238,19 +238,6 @@ void PushJsonCopy(lua_State* L, const Json& v, int depth) {
   }
 }
 
-bool ValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    int more = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
-    if (more < 0 || i + static_cast<size_t>(more) >= s.size() + (more == 0 ? 1 : 0)) return more == 0;
-    for (int k = 1; k <= more; ++k)
-      if ((static_cast<unsigned char>(s[i + static_cast<size_t>(k)]) >> 6) != 2) return false;
-    i += static_cast<size_t>(more) + 1;
-  }
-  return true;
-}
-
 // Converts the Lua value at idx to JSON. Runs outside any Lua call (after
 // the evaluation), reading with raw accessors that never raise. Returns ""
 // or an error text.
@@ -271,7 +258,7 @@ std::string ToJson(lua_State* L, int idx, int depth, Json* out, uint32_t generat
     case LUA_TSTRING: {
       size_t len;
       const char* s = lua_tolstring(L, idx, &len);
-      if (!ValidUtf8(std::string_view(s, len))) return "is not valid UTF-8 text";
+      if (!IsUtf8(std::string_view(s, len))) return "is not valid UTF-8 text";
       *out = std::string(s, len);
       return "";
     }
@@ -1035,7 +1022,7 @@ bool LuaSandbox::Setup() {
 
 int LuaSandbox::Compile(const std::string& file, std::string_view source, Diagnostic* err) {
   if (!L_) {
-    *err = Diagnostic{{file, 0, 0}, "the Lua sandbox could not be created", {}};
+    *err = PlainDiagnostic(file, "the Lua sandbox could not be created");
     return -1;
   }
   int id = static_cast<int>(chunks_.size()) + 1;
@@ -1094,7 +1081,7 @@ Diagnostic LuaSandbox::ErrorFrom(int chunk_index, std::string_view msg, bool, in
 
 bool LuaSandbox::Run(int chunk, Kind kind, const EvalInput& in, EvalOutput* out, Diagnostic* err) {
   if (!L_ || chunk < 1 || chunk > static_cast<int>(chunks_.size())) {
-    *err = Diagnostic{{}, "no such Lua chunk", {}};
+    *err = PlainDiagnostic("", "no such Lua chunk");
     return false;
   }
   const Chunk& c = chunks_[static_cast<size_t>(chunk - 1)];

@@ -19,6 +19,9 @@ bool IsHostName(std::string_view s);
 // A variable name: an identifier as for classes.
 inline bool IsVarName(std::string_view s) { return IsClassName(s); }
 
+// True if s is valid UTF-8 (file contents travel as text only then).
+bool IsUtf8(std::string_view s);
+
 // The two classes every node has, first and last.
 inline constexpr std::string_view kDefaultClass = "DEFAULT";
 inline constexpr std::string_view kLastClass = "LAST";

@@ -2,23 +2,10 @@
 
 #include <fmt/format.h>
 
-#include "common/hash.h"
+#include "classes/names.h"
 
 namespace kiln::classes {
 namespace {
-
-bool IsUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    int more = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
-    if (more < 0 || i + static_cast<size_t>(more) >= s.size() + (more == 0)) return false;
-    for (int k = 1; k <= more; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
-    i += static_cast<size_t>(more) + 1;
-  }
-  return true;
-}
 
 std::string Base64(std::string_view in) {
   static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -40,8 +27,8 @@ std::string Base64(std::string_view in) {
 }
 
 // Content travels as text when it is UTF-8, else base64.
-void PutContent(Json& j, const std::string& content) {
-  if (IsUtf8(content)) {
+void PutContent(Json& j, const std::string& content, const std::string& sha256, bool utf8) {
+  if (utf8) {
     j["encoding"] = "utf-8";
     j["content"] = content;
   } else {
@@ -49,7 +36,7 @@ void PutContent(Json& j, const std::string& content) {
     j["content"] = Base64(content);
   }
   j["size"] = content.size();
-  j["sha256"] = Sha256Hex(content);
+  j["sha256"] = sha256;
 }
 
 Json ReplacedJson(const std::vector<Replaced>& r, bool with_value) {
@@ -161,21 +148,21 @@ Json PlanToJson(const Plan& p, bool explain) {
     Json fj = {{"path", f.path},      {"class", f.cls},   {"source", f.source},
                {"owner", f.owner},    {"group", f.group}, {"mode", fmt::format("{:04o}", f.mode)},
                {"substituted", f.substituted}};
-    PutContent(fj, f.content);
+    PutContent(fj, f.content, f.sha256, f.utf8);
     files.push_back(std::move(fj));
   }
   j["files"] = std::move(files);
   Json scripts = Json::array();
   for (const auto& s : p.scripts) {
     Json sj = {{"class", s.cls}, {"name", s.name}, {"source", s.source}};
-    PutContent(sj, s.content);
+    PutContent(sj, s.content, s.sha256, s.utf8);
     scripts.push_back(std::move(sj));
   }
   j["scripts"] = std::move(scripts);
   Json hooks = Json::array();
   for (const auto& h : p.hooks) {
     Json hj = {{"phase", h.phase}, {"class", h.cls}, {"source", h.source}};
-    PutContent(hj, h.content);
+    PutContent(hj, h.content, h.sha256, h.utf8);
     hooks.push_back(std::move(hj));
   }
   j["hooks"] = std::move(hooks);

@@ -65,15 +65,19 @@ struct PlanFile {
   mode_t mode = 0644;
   bool substituted = false;
   std::string content;
+  std::string sha256;  // of content
+  bool utf8 = true;    // content is UTF-8 text (else it travels as base64)
   std::vector<Replaced> overrode;
 };
 
 struct PlanScript {
-  std::string cls, name, source, content;
+  std::string cls, name, source, content, sha256;
+  bool utf8 = true;
 };
 
 struct PlanHook {
-  std::string phase, cls, source, content;
+  std::string phase, cls, source, content, sha256;
+  bool utf8 = true;
 };
 
 struct Plan {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "classes/names.h"
+#include "common/hash.h"
 #include "common/strings.h"
 
 namespace kiln::classes {
@@ -87,7 +88,7 @@ class ClassList : public ClassHost {
   const LuaFile* file_ = nullptr;
 };
 
-Diagnostic Plain(std::string message) { return Diagnostic{{}, std::move(message), {}}; }
+Diagnostic Plain(std::string message) { return PlainDiagnostic("", std::move(message)); }
 
 // ${VAR} substitution in a file; $${ is a literal ${.
 bool Substitute(const FileVariant& f, const std::map<std::string, PlanVar>& vars, std::string* out,
@@ -384,8 +385,12 @@ bool Resolver::Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan*
     f.substituted = win->subst;
     if (win->subst) {
       if (!Substitute(*win, plan->vars, &f.content, err)) return false;
+      f.sha256 = Sha256Hex(f.content);
+      f.utf8 = IsUtf8(f.content);
     } else {
       f.content = win->content;
+      f.sha256 = win->sha256;
+      f.utf8 = win->utf8;
     }
     for (const auto& [r, v] : losers) f.overrode.push_back({v->cls, {v->file, 0, 0}, nullptr});
     if (explain) {
@@ -402,7 +407,7 @@ bool Resolver::Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan*
   for (const auto& cls : plan->classes) {
     if (auto s = space.scripts.find(cls); s != space.scripts.end())
       for (const auto& sc : s->second) {
-        plan->scripts.push_back({sc.cls, sc.name, sc.file, sc.content});
+        plan->scripts.push_back({sc.cls, sc.name, sc.file, sc.content, sc.sha256, sc.utf8});
         if (explain)
           plan->explain.push_back({"script", sc.file, "runs", fmt::format("step {}", plan->scripts.size()),
                                    cls, {sc.file, 0, 0}, {}, {}, {}});
@@ -414,7 +419,7 @@ bool Resolver::Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan*
       if (h == space.hooks.end()) continue;
       for (const auto& hk : h->second)
         if (hk.phase == phase) {
-          plan->hooks.push_back({hk.phase, hk.cls, hk.file, hk.content});
+          plan->hooks.push_back({hk.phase, hk.cls, hk.file, hk.content, hk.sha256, hk.utf8});
           if (explain)
             plan->explain.push_back({"hook", hk.file, "runs", "before " + phase, cls, {hk.file, 0, 0}, {}, {}, {}});
         }

@@ -61,7 +61,7 @@ class Loader {
     space_ = space.get();
     space_->dir = dir_;
     if (!IsDir(dir_)) {
-      diags_->Add({{dir_, 0, 0}, "config space not found (not a directory)"});
+      diags_->Add(PlainDiagnostic(dir_, "config space not found (not a directory)"));
       return nullptr;
     }
     for (const auto& name : {kDefaultClass, kLastClass})
@@ -75,8 +75,8 @@ class Loader {
     LoadScripts();
     LoadHooks();
     if (space_->total_bytes > kMaxSpaceBytes)
-      diags_->Add({{}, fmt::format("the config space holds {} of files; the limit is {}",
-                                   HumanBytes(space_->total_bytes), HumanBytes(kMaxSpaceBytes))});
+      diags_->Add(PlainDiagnostic("", fmt::format("the config space holds {} of files; the limit is {}",
+                                                  HumanBytes(space_->total_bytes), HumanBytes(kMaxSpaceBytes))));
     std::string all;
     for (const auto& [path, digest] : digests_) all += path + '\0' + digest + '\n';
     space_->digest = Sha256Hex(all);
@@ -92,17 +92,17 @@ class Loader {
     std::string p = Path(rel);
     struct stat st {};
     if (::stat(p.c_str(), &st) != 0) {
-      diags_->Add({{rel, 0, 0}, "cannot read: " + std::string(strerror(errno))});
+      diags_->Add(PlainDiagnostic(rel, "cannot read: " + std::string(strerror(errno))));
       return std::nullopt;
     }
     if (static_cast<size_t>(st.st_size) > kMaxSpaceFileBytes) {
-      diags_->Add({{rel, 0, 0}, fmt::format("is {}; files in a config space are at most {}",
-                                            HumanBytes(st.st_size), HumanBytes(kMaxSpaceFileBytes))});
+      diags_->Add(PlainDiagnostic(rel, fmt::format("is {}; files in a config space are at most {}",
+                                                   HumanBytes(st.st_size), HumanBytes(kMaxSpaceFileBytes))));
       return std::nullopt;
     }
     auto text = ReadFile(p);
     if (!text.ok()) {
-      diags_->Add({{rel, 0, 0}, text.status().message()});
+      diags_->Add(PlainDiagnostic(rel, text.status().message()));
       return std::nullopt;
     }
     space_->total_bytes += text->size();
@@ -110,7 +110,7 @@ class Loader {
     return *text;
   }
 
-  void Error(const std::string& rel, std::string msg) { diags_->Add({{rel, 0, 0}, std::move(msg)}); }
+  void Error(const std::string& rel, std::string msg) { diags_->Add(PlainDiagnostic(rel, std::move(msg))); }
 
   // The class a file is named after must exist.
   bool CheckClass(const std::string& rel, const std::string& cls) {
@@ -369,6 +369,8 @@ class Loader {
         v.cls = name;
         v.file = rel;
         v.content = std::move(*text);
+        v.sha256 = digests_[rel];
+        v.utf8 = IsUtf8(v.content);
         struct stat st {};
         if (::stat(Path(rel).c_str(), &st) == 0 && (st.st_mode & 0111)) v.mode = 0755;
         sf.by_class[name] = std::move(v);
@@ -412,7 +414,10 @@ class Loader {
           continue;
         }
         auto text = Read(rel);
-        if (text) space_->scripts[cls].push_back({cls, name, rel, std::move(*text)});
+        if (text) {
+          bool utf8 = IsUtf8(*text);
+          space_->scripts[cls].push_back({cls, name, rel, std::move(*text), digests_[rel], utf8});
+        }
       }
     }
   }
@@ -439,7 +444,10 @@ class Loader {
         continue;
       }
       auto text = Read(rel);
-      if (text) space_->hooks[cls].push_back({phase, cls, rel, std::move(*text)});
+      if (text) {
+        bool utf8 = IsUtf8(*text);
+        space_->hooks[cls].push_back({phase, cls, rel, std::move(*text), digests_[rel], utf8});
+      }
     }
     for (auto& [cls, list] : space_->hooks) {
       const auto& phases = HookPhases();

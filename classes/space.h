@@ -54,6 +54,8 @@ struct FileVariant {
   std::string cls;
   std::string file;     // "files/etc/motd/WEB"
   std::string content;
+  std::string sha256;   // of content, computed once at load
+  bool utf8 = true;
   std::string owner = "root";
   std::string group = "root";
   mode_t mode = 0644;
@@ -71,6 +73,8 @@ struct ScriptFile {
   std::string name;   // "10-nginx"
   std::string file;   // "scripts/WEB/10-nginx"
   std::string content;
+  std::string sha256;
+  bool utf8 = true;
 };
 
 struct HookFile {
@@ -78,6 +82,8 @@ struct HookFile {
   std::string cls;
   std::string file;   // "hooks/partition.DB"
   std::string content;
+  std::string sha256;
+  bool utf8 = true;
 };
 
 // Limits that keep a space (and the plans built from it) small.
