@@ -5,6 +5,7 @@
 
 #include "common/version.h"
 #include "server/cli/cli.h"
+#include "server/cli/coord_cmd.h"
 #include "server/cli/initrd_cmd.h"
 #include "server/cli/node_cmd.h"
 #include "server/cli/pxe_cmd.h"
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   kiln::cli::RegisterStatusCommand(app, &state);
   kiln::cli::RegisterNodeCommand(app, &state);
   kiln::cli::RegisterPxeCommand(app, &state);
+  kiln::cli::RegisterCoordCommand(app, &state);
   kiln::cli::RegisterInitrdCommand(app, &state);
 
   try {

@@ -9,9 +9,11 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "server/api_boot.h"
+#include "server/api_coord.h"
 #include "server/api_meta.h"
 #include "server/api_nodes.h"
 #include "server/api_pxe.h"
+#include "server/coord_presence.h"
 #include "server/inventory/inventory.h"
 
 namespace kiln {
@@ -22,6 +24,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   std::unique_ptr<Server> s(new Server(options));
   KILN_ASSIGN_OR_RETURN(DataDir dir, DataDir::Open(options.data_dir));
   s->data_dir_ = std::make_unique<DataDir>(std::move(dir));
+  KILN_RETURN_IF_ERROR(s->StartCoord());
   s->auth_ = std::make_unique<TokenAuthenticator>(s->data_dir_->admin_token());
   s->router_ = std::make_unique<http::Router>(s->auth_.get());
   KILN_RETURN_IF_ERROR(s->PrepareBoot());
@@ -45,11 +48,14 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                                                  : fmt::format("http://{}:{}", host, addr.port);
   KILN_RETURN_IF_ERROR(s->StartBootNetwork());
   Json info = {{"url", s->url_}, {"pid", ::getpid()}, {"listen", addr.ToString()}};
-  KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
-
+  KILN_RETURN_IF_ERROR(s->RegisterPresence());
+  // Log before serve.json appears: whoever waits for the file (tests, the
+  // CLI) may read the log right after.
   log::Info("serve", "listening",
             {{"addr", addr.ToString()}, {"url", s->url_}, {"data", s->data_dir_->path()},
              {"threads", options.http_threads}});
+  KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
+
   return s;
 }
 
@@ -60,6 +66,7 @@ void Server::Stop() {
   stopped_ = true;
   if (boot_) boot_->Stop();
   http_->Stop();
+  presence_.reset();  // closes the server's session: /kiln/servers/<id> vanishes
   ::unlink(data_dir_->Sub(kServeInfoFile).c_str());
   log::Info("serve", "stopped");
 }
@@ -104,6 +111,7 @@ void Server::RegisterRoutes() {
   RegisterBootRoutes(*router_, *boot_);
   RegisterNodeRoutes(*router_, *this);
   RegisterPxeRoutes(*router_, *this);
+  RegisterCoordRoutes(*router_, *this);
 }
 
 }  // namespace kiln

@@ -17,6 +17,7 @@
 #include "common/status.h"
 #include "server/auth.h"
 #include "server/boot_service.h"
+#include "server/coord/coord_store.h"
 #include "server/data_dir.h"
 #include "server/http/http_server.h"
 #include "server/http/router.h"
@@ -34,7 +35,12 @@ struct ServerOptions {
   int http_threads = 2;
   // Network boot: boot tree, TFTP, dnsmasq (server/boot_service.h).
   BootOptions boot;
+  // The coordination store: "embedded:DIR" or "zk://host:port[,...]/chroot";
+  // empty means embedded in DATA/coord.
+  std::string coord_url;
 };
+
+class ServerPresence;
 
 class Server {
  public:
@@ -49,6 +55,9 @@ class Server {
   std::string url() const { return url_; }
   const DataDir& data_dir() const { return *data_dir_; }
   Metrics& metrics() { return metrics_; }
+  // The coordination store. Lives from Start() until the Server is destroyed
+  // (after every service that uses it).
+  coord::CoordStore& coord() { return *coord_; }
   const ServerOptions& options() const { return options_; }
   // Network boot; set from Start() on.
   BootService* boot() { return boot_.get(); }
@@ -66,11 +75,17 @@ class Server {
   // dnsmasq once the HTTP port is known.
   Status PrepareBoot();
   Status StartBootNetwork();
+  // server_coord.cc: opens the coordination store, creates the namespace,
+  // exposes its state; then registers this server as alive in it.
+  Status StartCoord();
+  Status RegisterPresence();
   void CountResponse(const http::Router::Route* route, const http::HttpRequest& req, int status,
                      double seconds);
 
   ServerOptions options_;
   std::unique_ptr<DataDir> data_dir_;
+  std::unique_ptr<coord::CoordStore> coord_;
+  std::unique_ptr<ServerPresence> presence_;
   std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<http::Router> router_;
   std::unique_ptr<http::HttpServer> http_;

@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "server/cli/serve_boot_flags.h"
+#include "server/coord/coord_store.h"
 #include "server/http/listen_address.h"
 #include "server/server.h"
 
@@ -31,6 +32,9 @@ int RunServe(const ServeFlags& flags) {
   // Check flags before touching the data directory.
   if (auto addr = http::ParseListenAddress(flags.options.listen); !addr.ok())
     return FailServe(addr.status().WithContext("--listen"));
+  if (!flags.options.coord_url.empty())
+    if (auto url = coord::ParseCoordUrl(flags.options.coord_url); !url.ok())
+      return FailServe(url.status().WithContext("--coord"));
 
   // Block the stop signals before any thread starts, so every thread
   // inherits the mask and only this one receives them, in sigtimedwait.
@@ -68,6 +72,9 @@ void RegisterServeCommand(CLI::App& app, CliState* state) {
   cmd->add_option("--listen", flags->options.listen,
                   "HTTP API address, HOST:PORT; port 0 picks a free port (see DIR/serve.json)")
       ->capture_default_str();
+  cmd->add_option("--coord", flags->options.coord_url,
+                  "coordination store: embedded:DIR or zk://host:port[,host:port]/chroot "
+                  "(default: embedded in DATA/coord)");
   cmd->add_option("--http-threads", flags->options.http_threads,
                   "HTTP event loops; each serves many connections")
       ->capture_default_str()

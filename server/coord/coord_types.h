@@ -178,6 +178,10 @@ struct Change {
   int32_t version = 0;            // the data version after the change
   SessionId ephemeral_owner = 0;  // kCreated: the owner, 0 for persistent
   int64_t time_ms = 0;            // wall clock of the update
+  // The last change of its zxid (a multi makes several changes with one
+  // zxid): a client that resumes "after zxid Z" should only record Z as
+  // its position once it has seen this.
+  bool txn_end = true;
 };
 using ChangePtr = std::shared_ptr<const Change>;
 

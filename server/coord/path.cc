@@ -7,14 +7,22 @@
 namespace kiln::coord {
 namespace {
 
+size_t Utf8Length(std::string_view s, size_t i);
+
 Status Bad(std::string_view path, std::string_view why) {
-  // Control characters would garble the message: show them escaped.
+  // Control characters and invalid UTF-8 would garble the message (and
+  // cannot go into JSON): show those bytes escaped.
   std::string shown;
-  for (unsigned char c : path.substr(0, 200)) {
-    if (c < 0x20 || c == 0x7f)
+  std::string_view head = path.substr(0, 200);
+  for (size_t i = 0; i < head.size(); ++i) {
+    auto c = static_cast<unsigned char>(head[i]);
+    size_t n = c < 0x20 || c == 0x7f ? 0 : Utf8Length(path, i);
+    if (n == 0 || i + n > head.size()) {
       shown += fmt::format("\\x{:02x}", c);
-    else
-      shown += static_cast<char>(c);
+    } else {
+      shown.append(head.substr(i, n));
+      i += n - 1;
+    }
   }
   if (path.size() > 200) shown += "...";
   return InvalidArgument(fmt::format("malformed path \"{}\": {}", shown, why));

@@ -39,6 +39,7 @@ std::vector<ChangePtr> ChangeLog::After(Zxid since, size_t max) const {
 
 void ChangesOf(const Txn& txn, std::vector<ChangePtr>* out) {
   static const auto kEmpty = std::make_shared<const std::string>();
+  Change* last = nullptr;  // still ours to change until the loop ends
   for (const TxnOp& op : txn.ops) {
     EventType type;
     switch (op.kind) {
@@ -55,8 +56,11 @@ void ChangesOf(const Txn& txn, std::vector<ChangePtr>* out) {
     c->version = op.kind == TxnOpKind::kSet ? op.version : 0;
     c->ephemeral_owner = op.kind == TxnOpKind::kCreate ? op.session : 0;
     c->time_ms = txn.time_ms;
+    c->txn_end = false;
+    last = c.get();
     out->push_back(std::move(c));
   }
+  if (last) last->txn_end = true;
 }
 
 }  // namespace kiln::coord::embedded
