@@ -17,6 +17,7 @@
 #include "server/api_boot.h"
 #include "server/api_nodes.h"
 #include "server/api_pxe.h"
+#include "server/coord_presence.h"
 #include "server/inventory/inventory.h"
 
 namespace kiln {

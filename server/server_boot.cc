@@ -27,6 +27,16 @@ class ServerBootResolver : public pxe::BootResolver {
 }  // namespace
 
 Status Server::PrepareBoot() {
+  // The inventory lives in the coordination store; node tokens it hands
+  // out (and reloads after a restart) are registered for authentication.
+  inventory::TokenHooks hooks;
+  hooks.set = [this](const std::string& node, const std::string& token) {
+    auth_->SetNodeToken(node, token);
+  };
+  hooks.remove = [this](const std::string& node) { auth_->RemoveNode(node); };
+  auto inv = inventory::Inventory::Open(coord(), std::move(hooks));
+  if (!inv.ok()) return inv.status().WithContext("node inventory");
+  inventory_ = std::move(*inv);
   boot_resolver_ = std::make_unique<ServerBootResolver>(this);
   auto boot = BootService::Create(options_.boot, data_dir_->path(), boot_resolver_.get());
   if (!boot.ok()) return boot.status();
