@@ -6,6 +6,10 @@
 #include "common/version.h"
 #include "server/cli/cli.h"
 #include "server/cli/image_cmd.h"
+#include "server/cli/coord_cmd.h"
+#include "server/cli/initrd_cmd.h"
+#include "server/cli/config_cmd.h"
+#include "server/cli/plan_cmd.h"
 #include "server/cli/serve_cmd.h"
 #include "server/cli/status_cmd.h"
 
@@ -26,6 +30,10 @@ int main(int argc, char** argv) {
   kiln::cli::RegisterServeCommand(app, &state);
   kiln::cli::RegisterStatusCommand(app, &state);
   kiln::cli::RegisterImageCommand(app, &state);
+  kiln::cli::RegisterCoordCommand(app, &state);
+  kiln::cli::RegisterInitrdCommand(app, &state);
+  kiln::cli::RegisterPlanCommand(app, &state);
+  kiln::cli::RegisterConfigCommand(app, &state);
 
   try {
     app.parse(argc, argv);

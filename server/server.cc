@@ -10,7 +10,11 @@
 #include "common/version.h"
 #include "imager/image_store.h"
 #include "server/api_images.h"
+#include "server/coord_image_catalog.h"
+#include "server/api_coord.h"
 #include "server/api_meta.h"
+#include "server/coord_presence.h"
+#include "server/api_plan.h"
 
 namespace kiln {
 
@@ -20,11 +24,23 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   std::unique_ptr<Server> s(new Server(options));
   KILN_ASSIGN_OR_RETURN(DataDir dir, DataDir::Open(options.data_dir));
   s->data_dir_ = std::make_unique<DataDir>(std::move(dir));
+  KILN_RETURN_IF_ERROR(s->StartCoord());
   s->auth_ = std::make_unique<TokenAuthenticator>(s->data_dir_->admin_token());
   s->router_ = std::make_unique<http::Router>(s->auth_.get());
-  auto images = imager::ImageStore::Open(s->data_dir_->Sub("images"));
+  // Image records live in the coordination store (/kiln/images/<name>),
+  // objects in DATA/images.
+  auto catalog = CoordImageCatalog::Open(s->coord_.get());
+  if (!catalog.ok()) return catalog.status().WithContext("image catalog");
+  auto images = imager::ImageStore::Open(s->data_dir_->Sub("images"), std::move(*catalog));
   if (!images.ok()) return images.status().WithContext("image store");
   s->images_ = std::move(*images);
+  classes::SpaceServiceOptions space_opts;
+  space_opts.dir = options.space_dir;
+  space_opts.poll = std::chrono::milliseconds(options.space_poll_ms);
+  s->plans_ = std::make_unique<PlanService>(space_opts, &s->metrics_);
+  s->plans_->Start();
+  PlanService* plans = s->plans_.get();
+  s->AddStatusSection("classes", [plans] { return plans->StatusJson(); });
   s->RegisterRoutes();
 
   http::HttpServerOptions hopts;
@@ -44,11 +60,14 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   s->url_ = host.find(':') != std::string::npos ? fmt::format("http://[{}]:{}", host, addr.port)
                                                  : fmt::format("http://{}:{}", host, addr.port);
   Json info = {{"url", s->url_}, {"pid", ::getpid()}, {"listen", addr.ToString()}};
-  KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
-
+  KILN_RETURN_IF_ERROR(s->RegisterPresence());
+  // Log before serve.json appears: whoever waits for the file (tests, the
+  // CLI) may read the log right after.
   log::Info("serve", "listening",
             {{"addr", addr.ToString()}, {"url", s->url_}, {"data", s->data_dir_->path()},
              {"threads", options.http_threads}});
+  KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
+
   return s;
 }
 
@@ -61,6 +80,8 @@ void Server::Stop() {
   if (stopped_ || !http_) return;  // never started: nothing to report
   stopped_ = true;
   http_->Stop();
+  presence_.reset();  // closes the server's session: /kiln/servers/<id> vanishes
+  if (plans_) plans_->Stop();
   ::unlink(data_dir_->Sub(kServeInfoFile).c_str());
   log::Info("serve", "stopped");
 }
@@ -103,6 +124,8 @@ void Server::CountResponse(const http::Router::Route* route, const http::HttpReq
 void Server::RegisterRoutes() {
   RegisterMetaRoutes(*router_, *this);
   images_api_ = RegisterImageRoutes(*router_, *this, *images_);
+  RegisterCoordRoutes(*router_, *this);
+  RegisterPlanRoutes(*router_, *plans_);
 }
 
 }  // namespace kiln

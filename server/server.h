@@ -16,10 +16,12 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "server/auth.h"
+#include "server/coord/coord_store.h"
 #include "server/data_dir.h"
 #include "server/http/http_server.h"
 #include "server/http/router.h"
 #include "server/metrics.h"
+#include "server/plan_service.h"
 
 namespace kiln::imager {
 class ImageStore;
@@ -33,7 +35,14 @@ struct ServerOptions {
   std::string data_dir = "/var/lib/kiln";
   std::string listen = "0.0.0.0:7070";
   int http_threads = 2;
+  // The coordination store: "embedded:DIR" or "zk://host:port[,...]/chroot";
+  // empty means embedded in DATA/coord.
+  std::string coord_url;
+  std::string space_dir;      // config space (--space); "" = none
+  int space_poll_ms = 1000;   // how often to look for edits in it
 };
+
+class ServerPresence;
 
 class Server {
  public:
@@ -49,6 +58,11 @@ class Server {
   const DataDir& data_dir() const { return *data_dir_; }
   Metrics& metrics() { return metrics_; }
   imager::ImageStore& images() { return *images_; }
+  // The coordination store. Lives from Start() until the Server is destroyed
+  // (after every service that uses it).
+  coord::CoordStore& coord() { return *coord_; }
+  // Plans and the config space; the node inventory calls SetNodeLookup.
+  PlanService& plans() { return *plans_; }
   const ServerOptions& options() const { return options_; }
 
   // A named section of GET /api/v1/status, sampled per request.
@@ -58,15 +72,22 @@ class Server {
  private:
   explicit Server(const ServerOptions& options);
   void RegisterRoutes();
+  // server_coord.cc: opens the coordination store, creates the namespace,
+  // exposes its state; then registers this server as alive in it.
+  Status StartCoord();
+  Status RegisterPresence();
   void CountResponse(const http::Router::Route* route, const http::HttpRequest& req, int status,
                      double seconds);
 
   ServerOptions options_;
   std::unique_ptr<DataDir> data_dir_;
+  std::unique_ptr<coord::CoordStore> coord_;
+  std::unique_ptr<ServerPresence> presence_;
   std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<http::Router> router_;
   std::unique_ptr<http::HttpServer> http_;
   Metrics metrics_;
+  std::unique_ptr<PlanService> plans_;
   std::string url_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();

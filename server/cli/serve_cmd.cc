@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "common/log.h"
+#include "server/coord/coord_store.h"
 #include "server/http/listen_address.h"
 #include "server/server.h"
 
@@ -30,6 +31,9 @@ int RunServe(const ServeFlags& flags) {
   // Check flags before touching the data directory.
   if (auto addr = http::ParseListenAddress(flags.options.listen); !addr.ok())
     return FailServe(addr.status().WithContext("--listen"));
+  if (!flags.options.coord_url.empty())
+    if (auto url = coord::ParseCoordUrl(flags.options.coord_url); !url.ok())
+      return FailServe(url.status().WithContext("--coord"));
 
   // Block the stop signals before any thread starts, so every thread
   // inherits the mask and only this one receives them, in sigtimedwait.
@@ -67,16 +71,26 @@ void RegisterServeCommand(CLI::App& app, CliState* state) {
   cmd->add_option("--listen", flags->options.listen,
                   "HTTP API address, HOST:PORT; port 0 picks a free port (see DIR/serve.json)")
       ->capture_default_str();
+  cmd->add_option("--coord", flags->options.coord_url,
+                  "coordination store: embedded:DIR or zk://host:port[,host:port]/chroot "
+                  "(default: embedded in DATA/coord)");
   cmd->add_option("--http-threads", flags->options.http_threads,
                   "HTTP event loops; each serves many connections")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  cmd->add_option("--space", flags->options.space_dir,
+                  "config space directory (classes, rules, variables, files, disk layouts); reloaded "
+                  "when it changes, a broken edit keeps the last good version");
+  cmd->add_option("--space-poll", flags->options.space_poll_ms,
+                  "how often to look for edits in the config space, in milliseconds")
+      ->capture_default_str()
+      ->check(CLI::Range(50, 3600000));
   cmd->add_option("--log-level", flags->log_level, "debug, info, warn or error")
       ->capture_default_str();
   cmd->footer(
       "Logs go to stderr, one logfmt line per event. SIGTERM or SIGINT stops the server.\n"
       "Only one server may use a data directory at a time.\n\n"
-      "Example:\n  kiln serve --data /var/lib/kiln --listen 0.0.0.0:7070");
+      "Example:\n  kiln serve --data /var/lib/kiln --listen 0.0.0.0:7070 --space /etc/kiln/space");
   cmd->callback([flags, state] { state->exit_code = RunServe(*flags); });
 }
 

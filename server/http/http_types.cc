@@ -60,7 +60,9 @@ int HttpStatusFor(Code code) {
 HttpResponse HttpResponse::JsonBody(const Json& j, int status) {
   HttpResponse r;
   r.status = status;
-  r.body = j.dump();
+  // Invalid UTF-8 (echoed from a URL, say) becomes U+FFFD instead of an
+  // exception: an answer must always be valid JSON.
+  r.body = j.dump(-1, ' ', false, Json::error_handler_t::replace);
   r.body += '\n';
   return r;
 }

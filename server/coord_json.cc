@@ -1,0 +1,225 @@
+#include "server/coord_json.h"
+
+#include <fmt/format.h>
+
+#include <limits>
+#include <set>
+
+#include "common/strings.h"
+
+namespace kiln::coordjson {
+
+Json StatJson(const coord::Stat& s) {
+  return {{"czxid", s.czxid},          {"mzxid", s.mzxid},
+          {"pzxid", s.pzxid},          {"ctime_ms", s.ctime_ms},
+          {"mtime_ms", s.mtime_ms},    {"version", s.version},
+          {"cversion", s.cversion},    {"ephemeral_owner", s.ephemeral_owner},
+          {"data_length", s.data_length}, {"num_children", s.num_children}};
+}
+
+bool IsUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+    for (size_t k = 1; k < n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+      return false;
+    i += n;
+  }
+  return true;
+}
+
+void PutData(Json& j, std::string_view data, bool force_base64) {
+  if (!force_base64 && IsUtf8(data))
+    j["data"] = std::string(data);
+  else
+    j["data_base64"] = Base64Encode(data);
+}
+
+Result<std::string> GetData(const Json& j) {
+  bool has_text = j.contains("data"), has_b64 = j.contains("data_base64");
+  if (has_text && has_b64) return InvalidArgument("give \"data\" or \"data_base64\", not both");
+  if (has_text) return JsonField<std::string>(j, "data");
+  if (has_b64) {
+    KILN_ASSIGN_OR_RETURN(std::string b64, JsonField<std::string>(j, "data_base64"));
+    auto raw = Base64Decode(b64);
+    if (!raw.ok()) return InvalidArgument("field \"data_base64\": " + raw.status().message());
+    return raw;
+  }
+  return std::string();
+}
+
+Json ChangeJson(const coord::Change& c) {
+  Json j = {{"zxid", c.zxid}, {"type", std::string(coord::EventTypeName(c.type))}, {"path", c.path}};
+  if (c.type != coord::EventType::kDeleted) {
+    PutData(j, c.data ? std::string_view(*c.data) : std::string_view());
+    j["version"] = c.version;
+  }
+  if (c.type == coord::EventType::kCreated && c.ephemeral_owner != 0)
+    j["ephemeral_owner"] = c.ephemeral_owner;
+  if (c.time_ms != 0) j["time_ms"] = c.time_ms;
+  return j;
+}
+
+Result<int32_t> ParseVersion(const Json& v) {
+  if (!v.is_number_integer())
+    return InvalidArgument(fmt::format("version must be an integer >= -1, got {}", v.dump()));
+  int64_t n = v.get<int64_t>();
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int32_t>::max()))
+    return InvalidArgument(fmt::format("version {} is out of range", v.dump()));
+  if (n < -1 || n > std::numeric_limits<int32_t>::max())
+    return InvalidArgument(fmt::format("version must be an integer >= -1, got {}", n));
+  return static_cast<int32_t>(n);
+}
+
+Result<int32_t> ParseVersionText(std::string_view text) {
+  auto n = ParseInt(text);
+  if (!n || *n < -1 || *n > std::numeric_limits<int32_t>::max())
+    return InvalidArgument(fmt::format("version must be an integer >= -1, got \"{}\"", text));
+  return static_cast<int32_t>(*n);
+}
+
+namespace {
+
+Status CheckFields(const Json& j, const std::set<std::string>& allowed, std::string_view kind) {
+  for (const auto& [k, v] : j.items())
+    if (!allowed.count(k))
+      return InvalidArgument(fmt::format("unknown field \"{}\" in a {} operation", k, kind));
+  return Status::Ok();
+}
+
+Result<bool> BoolField(const Json& j, const char* key) {
+  if (!j.contains(key)) return false;
+  return JsonField<bool>(j, key);
+}
+
+Result<int32_t> VersionField(const Json& j) {
+  if (!j.contains("version")) return coord::kAnyVersion;
+  return ParseVersion(j["version"]);
+}
+
+}  // namespace
+
+Result<coord::Op> ParseOp(const Json& j) {
+  if (!j.is_object()) return InvalidArgument("an operation must be a JSON object");
+  KILN_ASSIGN_OR_RETURN(std::string kind, JsonField<std::string>(j, "op"));
+  KILN_ASSIGN_OR_RETURN(std::string path, JsonField<std::string>(j, "path"));
+  if (kind == "create") {
+    KILN_RETURN_IF_ERROR(CheckFields(
+        j, {"op", "path", "data", "data_base64", "ephemeral", "sequential", "session"}, kind));
+    coord::CreateOp op;
+    op.path = std::move(path);
+    KILN_ASSIGN_OR_RETURN(op.data, GetData(j));
+    KILN_ASSIGN_OR_RETURN(op.ephemeral, BoolField(j, "ephemeral"));
+    KILN_ASSIGN_OR_RETURN(op.sequential, BoolField(j, "sequential"));
+    if (j.contains("session")) {
+      if (!j["session"].is_number_integer())
+        return InvalidArgument("field \"session\" must be a session id (an integer)");
+      op.session = j["session"].get<int64_t>();
+    }
+    return coord::Op(std::move(op));
+  }
+  if (kind == "set") {
+    KILN_RETURN_IF_ERROR(CheckFields(j, {"op", "path", "data", "data_base64", "version"}, kind));
+    coord::SetOp op;
+    op.path = std::move(path);
+    KILN_ASSIGN_OR_RETURN(op.data, GetData(j));
+    KILN_ASSIGN_OR_RETURN(op.version, VersionField(j));
+    return coord::Op(std::move(op));
+  }
+  if (kind == "delete" || kind == "check") {
+    KILN_RETURN_IF_ERROR(CheckFields(j, {"op", "path", "version"}, kind));
+    KILN_ASSIGN_OR_RETURN(int32_t version, VersionField(j));
+    if (kind == "delete") return coord::Op(coord::DeleteOp{std::move(path), version});
+    return coord::Op(coord::CheckOp{std::move(path), version});
+  }
+  return InvalidArgument(
+      fmt::format("unknown op \"{}\" (expected create, set, delete or check)", kind));
+}
+
+Result<std::vector<coord::Op>> ParseOps(const Json& body, size_t max_ops) {
+  if (!body.is_object() || !body.contains("ops") || !body["ops"].is_array())
+    return InvalidArgument("request body: expected {\"ops\": [...]}");
+  const Json& ops = body["ops"];
+  if (ops.size() > max_ops)
+    return InvalidArgument(fmt::format("{} operations in one request; at most {}", ops.size(), max_ops));
+  std::vector<coord::Op> out;
+  out.reserve(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    auto op = ParseOp(ops[i]);
+    if (!op.ok()) return Status(op.status().code(), fmt::format("op {}: {}", i, op.status().message()));
+    out.push_back(std::move(*op));
+  }
+  return out;
+}
+
+namespace {
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}
+
+std::string Base64Encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = uint32_t(uint8_t(in[i])) << 16 | uint32_t(uint8_t(in[i + 1])) << 8 | uint8_t(in[i + 2]);
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += kB64[v & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
+    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kB64[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+Result<std::string> Base64Decode(std::string_view in) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (in.size() % 4 != 0) return InvalidArgument("base64 length is not a multiple of 4");
+  std::string out;
+  out.reserve(in.size() / 4 * 3);
+  for (size_t i = 0; i < in.size(); i += 4) {
+    int v[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      char c = in[i + k];
+      if (c == '=' && i + 4 == in.size() && k >= 2) {
+        v[k] = 0;
+        ++pad;
+        continue;
+      }
+      if (pad) return InvalidArgument(fmt::format("base64: misplaced '=' at {}", i + k));
+      v[k] = val(c);
+      if (v[k] < 0) return InvalidArgument(fmt::format("base64: bad character at {}", i + k));
+    }
+    uint32_t n = uint32_t(v[0]) << 18 | uint32_t(v[1]) << 12 | uint32_t(v[2]) << 6 | uint32_t(v[3]);
+    out += char(n >> 16);
+    if (pad < 2) out += char((n >> 8) & 0xff);
+    if (pad < 1) out += char(n & 0xff);
+  }
+  return out;
+}
+
+}  // namespace kiln::coordjson

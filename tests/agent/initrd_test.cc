@@ -1,0 +1,179 @@
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "agent/initrd/cpio_writer.h"
+#include "agent/initrd/init_script.h"
+#include "agent/initrd/initrd_builder.h"
+#include "agent/initrd/module_deps.h"
+#include "common/strings.h"
+#include "common/subprocess.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+using namespace kiln;
+using namespace kiln::initrd;
+using kiln::test::TempDir;
+using kiln::test::WriteTestFile;
+
+namespace {
+
+const char* kDep =
+    "kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko\n"
+    "kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko\n"
+    "kernel/net/core/failover.ko:\n"
+    "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko\n"
+    "kernel/lib/crc16.ko:\n"
+    "kernel/fs/mbcache.ko:\n"
+    "kernel/fs/jbd2/jbd2.ko:\n"
+    "kernel/drivers/net/ethernet/intel/e1000/e1000.ko:\n";
+
+// Lists an archive with the real cpio tool: "path" per line.
+std::set<std::string> ListArchive(const std::string& path) {
+  auto r = RunSubprocess({"sh", "-c", "zstd -dc '" + path + "' | cpio -t 2>/dev/null"});
+  REQUIRE(r.ok());
+  std::set<std::string> out;
+  for (auto& l : Split(r->out, '\n'))
+    if (!l.empty()) out.insert(l);
+  return out;
+}
+
+std::string FakeModules(const TempDir& t, const std::string& version) {
+  std::string dir = t.Sub("k/lib/modules/" + version);
+  WriteTestFile(dir + "/modules.dep", kDep);
+  for (const auto& line : Split(kDep, '\n')) {
+    if (line.empty()) continue;
+    WriteTestFile(dir + "/" + line.substr(0, line.find(':')), "\x7f" "ELF fake module");
+  }
+  return t.Sub("k");
+}
+
+}  // namespace
+
+TEST_CASE("module names normalise dashes, paths and suffixes") {
+  CHECK(ModuleName("virtio-net") == "virtio_net");
+  CHECK(ModuleName("kernel/drivers/net/virtio_net.ko") == "virtio_net");
+  CHECK(ModuleName("kernel/fs/ext4/ext4.ko.xz") == "ext4");
+}
+
+TEST_CASE("modules resolve with dependencies first, each once") {
+  auto idx = ModuleIndex::Parse(kDep, "modules.dep");
+  REQUIRE(idx.ok());
+  auto order = idx->Resolve({"virtio-net", "ext4", "net_failover"}, false);
+  REQUIRE(order.ok());
+  CHECK(*order == std::vector<std::string>{
+                      "kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko",
+                      "kernel/drivers/net/virtio_net.ko", "kernel/fs/jbd2/jbd2.ko",
+                      "kernel/fs/mbcache.ko", "kernel/lib/crc16.ko", "kernel/fs/ext4/ext4.ko"});
+}
+
+TEST_CASE("unknown modules fail unless optional; a broken index names its line") {
+  auto idx = ModuleIndex::Parse(kDep, "modules.dep");
+  REQUIRE(idx.ok());
+  auto missing = idx->Resolve({"nvme"}, false);
+  CHECK(missing.status().message() == "kernel module nvme is not in modules.dep");
+  CHECK(idx->Resolve({"nvme", "e1000"}, true)->size() == 1);
+
+  auto bad = ModuleIndex::Parse("a.ko: b.ko\nno colon here\n", "/x/modules.dep");
+  CHECK(bad.status().message() == "/x/modules.dep:2: expected \"module.ko: deps...\"");
+  auto dangling = ModuleIndex::Parse("a.ko: b.ko\n", "m");
+  REQUIRE(dangling.ok());
+  CHECK(dangling->Resolve({"a"}, false).status().code() == Code::kCorruption);
+  auto cycle = ModuleIndex::Parse("a.ko: b.ko\nb.ko: a.ko\n", "m");
+  CHECK(cycle->Resolve({"a"}, false).status().message().find("cycle") != std::string::npos);
+}
+
+TEST_CASE("the cpio writer produces an archive the real cpio tool reads") {
+  TempDir t;
+  std::string out = t.Sub("a.cpio.zst");
+  auto w = CpioWriter::Create(out, Compression::kZstd);
+  REQUIRE(w.ok());
+  REQUIRE((*w)->AddDirectory("/etc").ok());
+  REQUIRE((*w)->AddData("/etc/hello", "hello world\n", 0644).ok());
+  REQUIRE((*w)->AddSymlink("/etc/link", "hello").ok());
+  REQUIRE((*w)->Finish().ok());
+  auto names = ListArchive(out);
+  CHECK(names == std::set<std::string>{"etc", "etc/hello", "etc/link"});
+  auto content = RunSubprocess({"sh", "-c", "cd '" + t.path() + "' && zstd -dc a.cpio.zst | cpio -i --quiet && cat etc/hello && readlink etc/link"});
+  REQUIRE(content.ok());
+  CHECK(content->out == "hello world\nhello\n");
+}
+
+TEST_CASE("an initramfs holds init, busybox, the tools, the agent with its libraries and the modules") {
+  TempDir t;
+  std::string modules = FakeModules(t, "6.1.0-test");
+  InitrdSpec spec;
+  spec.kernel_version = "6.1.0-test";
+  spec.modules = modules;
+  spec.out = t.Sub("initrd.zst");
+  spec.agent_binary = KILN_AGENT_EXE;
+  spec.extra_modules = {"ext4"};
+  auto report = BuildInitrd(spec);
+  INFO(report.status().ToString());
+  REQUIRE(report.ok());
+  auto names = ListArchive(spec.out);
+  for (const char* p : {"init", "bin/busybox", "bin/sh", "usr/bin/kiln-agent", "usr/sbin/sfdisk",
+                        "usr/sbin/mke2fs", "usr/sbin/mkfs.ext4", "usr/sbin/mkfs.fat",
+                        "usr/bin/extlinux", "usr/lib/EXTLINUX/mbr.bin", "etc/mke2fs.conf",
+                        "lib64/ld-linux-x86-64.so.2", "etc/kiln/modules",
+                        "lib/modules/6.1.0-test/kernel/drivers/net/virtio_net.ko",
+                        "lib/modules/6.1.0-test/kernel/fs/jbd2/jbd2.ko"}) {
+    INFO(p);
+    CHECK(names.count(p) == 1);
+  }
+  // The agent's libraries come along (libcurl at least).
+  bool curl = false;
+  for (const auto& l : report->libraries) curl |= l.find("libcurl") != std::string::npos;
+  CHECK(curl);
+  // busybox's own mke2fs (ext2 only) must not shadow the real one.
+  CHECK(names.count("sbin/mke2fs") == 1);
+  auto link = RunSubprocess({"sh", "-c", "cd '" + t.path() + "' && mkdir x && cd x && zstd -dc ../initrd.zst | cpio -id --quiet sbin/mke2fs && readlink sbin/mke2fs"});
+  REQUIRE(link.ok());
+  CHECK(link->out == "/usr/sbin/mke2fs\n");
+}
+
+TEST_CASE("initrd build errors name what is missing") {
+  TempDir t;
+  InitrdSpec spec;
+  spec.kernel_version = "6.1.0-test";
+  spec.modules = t.Sub("nothing");
+  spec.out = t.Sub("i");
+  spec.agent_binary = KILN_AGENT_EXE;
+  auto no_dep = BuildInitrd(spec);
+  CHECK(no_dep.status().message().find("no modules.dep in") != std::string::npos);
+
+  spec.modules = FakeModules(t, "6.1.0-test");
+  spec.extra_modules = {"no_such_driver"};
+  CHECK(BuildInitrd(spec).status().message() == "kernel module no_such_driver is not in modules.dep");
+
+  spec.extra_modules = {};
+  spec.agent_binary = t.Sub("missing-agent");
+  CHECK(BuildInitrd(spec).status().message().find("missing-agent is missing") != std::string::npos);
+}
+
+TEST_CASE("kiln initrd build works from the command line") {
+  TempDir t;
+  std::string modules = FakeModules(t, "6.1.0-test");
+  auto r = kiln::test::Run({KILN_EXE, "initrd", "build", "--modules", modules, "--out",
+                            t.Sub("i.zst"), "--agent", KILN_AGENT_EXE, "--json"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("\"kernel_version\": \"6.1.0-test\"") != std::string::npos);
+
+  auto bad = kiln::test::Run({KILN_EXE, "initrd", "build", "--modules", t.Sub("none"), "--out",
+                              t.Sub("i.zst")});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--kernel-version is needed") != std::string::npos);
+}
+
+TEST_CASE("the init script reads kiln's kernel parameters and has a rescue path") {
+  std::string init = InitScript();
+  for (const char* p : {"kiln.server=", "kiln.token=", "kiln.mode=", "BOOTIF=", "udhcpc",
+                        "kiln-agent", "rescue"})
+    CHECK(init.find(p) != std::string::npos);
+  // Both scripts are valid shell.
+  for (const auto& script : {InitScript(), UdhcpcScript()}) {
+    auto r = RunSubprocess({"sh", "-n"}, {.stdin_data = script});
+    REQUIRE(r.ok());
+    CHECK(r->exit_code == 0);
+  }
+}
