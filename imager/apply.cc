@@ -227,6 +227,7 @@ Status Applier::BeforeChange(const std::string& path) {
 Status Applier::OnEntry(const StreamEntry& se) {
   const Entry& e = se.entry;
   ++stats_.entries;
+  entries_done_.store(stats_.entries, std::memory_order_relaxed);
   if (header_.kind == StreamKind::kFull && opts_.prune) seen_.insert(e.path);
   if (undo_ && IsUnder(tree_.root() + "/" + e.path, undo_->dir) && !e.path.empty())
     return EntryError(e.path, "collides with the undo directory " + undo_->dir);
@@ -460,7 +461,12 @@ Status Applier::PruneDir(const std::string& dir) {
   while (dirent* de = ::readdir(d)) {
     std::string n = de->d_name;
     if (n == "." || n == "..") continue;
-    children.emplace_back(n, de->d_type == DT_DIR);
+    bool is_dir = de->d_type == DT_DIR;
+    if (de->d_type == DT_UNKNOWN) {  // some filesystems do not say
+      struct stat st {};
+      is_dir = ::fstatat(::dirfd(d), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    }
+    children.emplace_back(n, is_dir);
   }
   ::closedir(d);
   std::sort(children.begin(), children.end());

@@ -20,6 +20,7 @@
 //     recorded there first (replaced inodes are kept by hard link, removed
 //     trees are moved), and RestoreUndo() puts the tree back as it was.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -71,6 +72,8 @@ class Applier : public StreamSink {
   void Abort();
 
   const ApplyStats& stats() const { return stats_; }
+  // Entries applied so far; safe to read from any thread (progress).
+  uint64_t entries_done() const { return entries_done_.load(std::memory_order_relaxed); }
   const StreamHeader& header() const { return header_; }
 
  private:
@@ -113,6 +116,7 @@ class Applier : public StreamSink {
   std::unordered_set<std::string> seen_;  // full stream: every path it had
   std::map<std::string, timespec> touched_;  // directories changed, their mtime before
   uint64_t last_progress_ = 0;
+  std::atomic<uint64_t> entries_done_{0};
 };
 
 // Puts a tree back as it was before the apply that recorded undo_dir, then

@@ -12,9 +12,10 @@
 //    "tags":{"prod":1}}
 //
 // ImageCatalog is the seam between the image store and where records live:
-// FileCatalog keeps one file per image under DATA/images/catalog/; a
-// coordination-store catalog (/kiln/images/<name>) can replace it without
-// touching callers.
+// `kiln serve` keeps them in the coordination store at /kiln/images/<name>
+// (server/coord_image_catalog.h, which imager/ does not depend on);
+// FileCatalog keeps one file per image in a directory, for tools and tests
+// that run without a server.
 
 #include <cstdint>
 #include <functional>

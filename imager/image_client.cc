@@ -1,6 +1,9 @@
 #include "imager/image_client.h"
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -73,18 +76,88 @@ Result<Json> GetVersion(HttpClient* http, const std::string& image, const std::s
   return ParseJson(r->body, "version reply");
 }
 
+namespace {
+
+// Hands received bytes from the transfer thread to a worker that parses,
+// verifies and applies them, so receiving overlaps hashing and writing.
+// Bounded: the transfer waits when the worker is kMaxQueued bytes behind.
+class FeedPipe {
+ public:
+  explicit FeedPipe(StreamReader* reader) : reader_(reader), worker_([this] { Loop(); }) {}
+  ~FeedPipe() { Close(); }
+
+  // False when the worker failed (its status is in error()).
+  bool Push(std::string_view data) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return queued_ < kMaxQueued || !error_.ok(); });
+    if (!error_.ok()) return false;
+    queue_.emplace_back(data);
+    queued_ += data.size();
+    cv_.notify_all();
+    return true;
+  }
+  // Waits until everything pushed is consumed; returns the worker's status.
+  Status Drain() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return (queue_.empty() && !busy_) || !error_.ok(); });
+    return error_;
+  }
+  void Close() {
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      closed_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  }
+
+ private:
+  static constexpr size_t kMaxQueued = 32 << 20;
+  void Loop() {
+    for (;;) {
+      std::string piece;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        piece = std::move(queue_.front());
+        queue_.pop_front();
+        busy_ = true;
+      }
+      Status s = error_.ok() ? reader_->Feed(piece) : Status::Ok();
+      std::lock_guard lock(mu_);
+      busy_ = false;
+      queued_ -= piece.size();
+      if (!s.ok() && error_.ok()) error_ = s;
+      cv_.notify_all();
+    }
+  }
+  StreamReader* reader_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  size_t queued_ = 0;
+  bool busy_ = false, closed_ = false;
+  Status error_;
+  std::thread worker_;
+};
+
+}  // namespace
+
 Result<StreamRun> RunStream(HttpClient* http, const std::string& path, StreamSink* sink, int max_resumes,
                             uint64_t break_after,
                             const std::function<void(uint64_t, uint64_t)>& progress) {
   StreamReader reader(sink);
   StreamRun run;
   bool broke_once = false;
+  FeedPipe pipe(&reader);
   for (;;) {
     uint64_t start = reader.offset();
-    Status feed_error;
     bool cut = false;
     HttpRequestOptions o;
     o.timeout = std::chrono::milliseconds(0);
+    uint64_t got_this_time = 0;
     auto reply = http->Stream(
         fmt::format("{}&offset={}", path, start),
         [&](std::string_view data) {
@@ -93,23 +166,21 @@ Result<StreamRun> RunStream(HttpClient* http, const std::string& path, StreamSin
             size_t part = static_cast<size_t>(break_after - run.received);
             broke_once = true;
             cut = true;
-            if (part > 0) {
-              feed_error = reader.Feed(data.substr(0, part));
-              run.received += part;
-            }
+            if (part > 0 && pipe.Push(data.substr(0, part))) run.received += part;
             return false;
           }
-          feed_error = reader.Feed(data);
+          if (!pipe.Push(data)) return false;
           run.received += data.size();
-          if (progress) progress(reader.offset(), run.total);
-          return feed_error.ok();
+          got_this_time += data.size();
+          if (progress) progress(start + got_this_time, run.total);
+          return true;
         },
         o);
-    KILN_RETURN_IF_ERROR(feed_error);
+    // Everything received so far is parsed before deciding what next.
+    KILN_RETURN_IF_ERROR(pipe.Drain());
     if (reply.ok() && (reply->status < 200 || reply->status >= 300))
       return StatusFromErrorJson(reply->body, reply->status);
     if (reply.ok() && run.total == 0) {
-      // Total of the whole stream: offset of this response plus its length.
       auto total = ParseUint(reply->Header("x-kiln-stream-size"));
       if (total) run.total = *total;
     }
@@ -123,6 +194,7 @@ Result<StreamRun> RunStream(HttpClient* http, const std::string& path, StreamSin
     ++run.resumes;
     if (!cut) std::this_thread::sleep_for(std::chrono::milliseconds(200 * run.resumes));
   }
+  pipe.Close();
   KILN_RETURN_IF_ERROR(reader.Finish());
   return run;
 }
@@ -144,7 +216,7 @@ Result<DeployReport> DeployFromServer(HttpClient* http, const std::string& root,
   uint64_t entries_total = target["version"].value("entries", uint64_t{0});
   auto progress = [&](uint64_t received, uint64_t total) {
     if (opts.progress)
-      opts.progress({received, total, applier->stats().entries, entries_total});
+      opts.progress({received, total, applier->entries_done(), entries_total});
   };
   auto run = RunStream(http, path, applier.get(), opts.max_resumes, opts.break_after, progress);
   if (!run.ok()) {

@@ -9,8 +9,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -91,6 +94,7 @@ class Scanner {
     root_dev_ = st.st_dev;
     KILN_RETURN_IF_ERROR(Visit("", st));
     KILN_RETURN_IF_ERROR(Walk(""));
+    KILN_RETURN_IF_ERROR(HashAll());
     return Finish();
   }
 
@@ -180,6 +184,7 @@ class Scanner {
     return Status::Ok();
   }
 
+  // Takes a file's chunks from the stat cache, or queues it for HashAll.
   Status Content(const std::string& abs, const struct stat& st, Entry* e) {
     e->size = static_cast<uint64_t>(st.st_size);
     ++result_.files;
@@ -190,26 +195,73 @@ class Scanner {
     const std::vector<Chunk>* cached = opts_.cache ? opts_.cache->Lookup(e->path, key) : nullptr;
     if (cached) {
       e->chunks = *cached;
+      bytes_ += e->size;
+      if (opts_.progress) opts_.progress(bytes_, result_.files);
     } else {
       ++result_.files_hashed;
+      hash_.push_back({entries_.size(), abs, key});
     }
-    if (!cached && e->size > 0) {
-      UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME));
-      if (!fd.valid() && errno == EPERM) fd.Reset(::open(abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-      if (!fd.valid()) return ErrnoError("open " + abs, errno);
-      ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-      KILN_RETURN_IF_ERROR(HashContent(fd.get(), e->size, abs, &e->chunks, &buffer_));
-      result_.bytes_hashed += e->size;
-    }
-    if (opts_.cache && !cached) opts_.cache->Record(e->path, key, e->chunks, start_ns_);
-    uint64_t off = 0;
-    for (const auto& c : e->chunks) {
-      result_.sources.try_emplace(c.digest, ChunkSource{abs, off, c.size});
-      off += c.size;
-    }
-    bytes_ += e->size;
-    if (opts_.progress) opts_.progress(bytes_, result_.files);
     return Status::Ok();
+  }
+
+  // Reads and hashes the queued files on opts_.threads threads, biggest
+  // first so one large file does not finish last alone.
+  Status HashAll() {
+    std::sort(hash_.begin(), hash_.end(),
+              [&](const Job& a, const Job& b) { return a.key.size > b.key.size; });
+    std::atomic<size_t> next{0};
+    std::mutex mu;
+    Status first_error;
+    auto work = [&] {
+      std::string buffer;
+      for (;;) {
+        size_t i = next.fetch_add(1);
+        if (i >= hash_.size()) return;
+        Job& job = hash_[i];
+        Entry& e = entries_[job.index];
+        Status s;
+        if (e.size > 0) {
+          UniqueFd fd(::open(job.abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME));
+          if (!fd.valid() && errno == EPERM) fd.Reset(::open(job.abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+          if (!fd.valid()) {
+            s = ErrnoError("open " + job.abs, errno);
+          } else {
+            ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+            s = HashContent(fd.get(), e.size, job.abs, &e.chunks, &buffer);
+          }
+        }
+        std::lock_guard lock(mu);
+        if (!s.ok()) {
+          if (first_error.ok()) first_error = s;
+          next = hash_.size();  // stop the others
+          return;
+        }
+        result_.bytes_hashed += e.size;
+        bytes_ += e.size;
+        if (opts_.progress) opts_.progress(bytes_, result_.files);
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 1; t < std::max(1, opts_.threads); ++t) threads.emplace_back(work);
+    work();
+    for (auto& t : threads) t.join();
+    KILN_RETURN_IF_ERROR(first_error);
+    if (opts_.cache)
+      for (const auto& job : hash_) opts_.cache->Record(entries_[job.index].path, job.key, entries_[job.index].chunks, start_ns_);
+    return Status::Ok();
+  }
+
+  // Where each object's bytes are, for the upload.
+  void RecordSources() {
+    for (const auto& e : entries_) {
+      if (e.type != EntryType::kFile) continue;
+      uint64_t off = 0;
+      std::string abs = Abs(e.path);
+      for (const auto& c : e.chunks) {
+        result_.sources.try_emplace(c.digest, ChunkSource{abs, off, c.size});
+        off += c.size;
+      }
+    }
   }
 
   Result<ScanResult> Finish() {
@@ -236,6 +288,7 @@ class Scanner {
       }
     }
     SortEntries(&entries_);
+    RecordSources();
     result_.manifest.entries = std::move(entries_);
     KILN_RETURN_IF_ERROR(ValidateManifest(result_.manifest).WithContext("capture of " + root_));
     return std::move(result_);
@@ -248,8 +301,13 @@ class Scanner {
   std::vector<Entry> entries_;
   std::map<InodeKey, std::vector<size_t>> links_;
   ScanResult result_;
-  std::string buffer_;
   uint64_t bytes_ = 0;
+  struct Job {
+    size_t index;  // into entries_
+    std::string abs;
+    StatKey key;
+  };
+  std::vector<Job> hash_;
 };
 
 }  // namespace

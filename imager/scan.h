@@ -33,6 +33,7 @@ struct ScanOptions {
   std::vector<std::string> excludes;
   bool one_file_system = true;  // do not descend into other mounts
   StatCache* cache = nullptr;   // read and updated when set
+  int threads = 2;              // files are hashed in parallel
   // Called now and then with the file bytes and files scanned so far.
   std::function<void(uint64_t bytes, uint64_t files)> progress;
 };

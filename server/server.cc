@@ -8,9 +8,10 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/version.h"
-#include "server/api_coord.h"
 #include "imager/image_store.h"
 #include "server/api_images.h"
+#include "server/coord_image_catalog.h"
+#include "server/api_coord.h"
 #include "server/api_meta.h"
 #include "server/coord_presence.h"
 #include "server/api_plan.h"
@@ -31,6 +32,13 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   KILN_RETURN_IF_ERROR(s->StartCoord());
   s->auth_ = std::make_unique<TokenAuthenticator>(s->data_dir_->admin_token());
   s->router_ = std::make_unique<http::Router>(s->auth_.get());
+  // Image records live in the coordination store (/kiln/images/<name>),
+  // objects in DATA/images.
+  auto catalog = CoordImageCatalog::Open(s->coord_.get());
+  if (!catalog.ok()) return catalog.status().WithContext("image catalog");
+  auto images = imager::ImageStore::Open(s->data_dir_->Sub("images"), std::move(*catalog));
+  if (!images.ok()) return images.status().WithContext("image store");
+  s->images_ = std::move(*images);
   classes::SpaceServiceOptions space_opts;
   space_opts.dir = options.space_dir;
   space_opts.poll = std::chrono::milliseconds(options.space_poll_ms);
@@ -39,9 +47,6 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   PlanService* plans = s->plans_.get();
   s->AddStatusSection("classes", [plans] { return plans->StatusJson(); });
   KILN_RETURN_IF_ERROR(s->PrepareBoot());
-  auto images = imager::ImageStore::Open(s->data_dir_->Sub("images"));
-  if (!images.ok()) return images.status().WithContext("image store");
-  s->images_ = std::move(*images);
   s->RegisterRoutes();
 
   http::HttpServerOptions hopts;

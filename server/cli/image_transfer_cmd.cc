@@ -163,7 +163,7 @@ int Export(const Flags& f) {
   uint64_t sockets = 0;
   auto run = imager::RunStream(&api.http(), fmt::format("/api/v1/images/{}/stream?version={}", UrlEncode(name), number),
                                sink->get(), 8, 0, [&](uint64_t got, uint64_t total) {
-                                 bar.Update(got, total, (*sink)->entries(), (*v)["version"].value("entries", 0));
+                                 bar.Update(got, total, 0, 0);
                                });
   bar.Done();
   sockets = (*sink)->skipped_sockets();

@@ -114,6 +114,11 @@ TEST_CASE("kiln image: capture, log, show, diff, deploy, delta, tag, rollback, e
   CHECK(rb["current"] == 1);
   RunJson(server, {"image", "deploy", "web", "--to", t.Sub("copy")});
   CHECK(RsyncDiff(t.Sub("v1"), t.Sub("copy")) == "");
+  // The record lives in the coordination store, for every server to share.
+  auto znode = server.Kiln({"coord", "get", "/kiln/images/web"});
+  INFO(znode.err);
+  CHECK(znode.exit_code == 0);
+  CHECK(znode.out.find("\"current\":1") != std::string::npos);
   Json ls = RunJson(server, {"image", "ls"});
   CHECK(ls["images"][0]["current"] == 1);
   CHECK(ls["images"][0]["versions"] == 2);
