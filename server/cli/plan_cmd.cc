@@ -79,7 +79,9 @@ int RunOnline(const PlanFlags& f) {
     plan = api.Get("/api/v1/nodes/" + UrlEncode(f.node) + "/plan" + (f.explain ? "?explain=1" : ""));
   }
   if (!plan.ok()) {
-    // The server's message for a space problem is already multi-line.
+    // The space cannot make a plan for this node: exit 1, as offline (the
+    // server's message is the problem with its file:line and caret).
+    if (plan.status().code() == Code::kInvalidArgument) return FailPlan(plan.status().message());
     return Fail("plan", plan.status());
   }
   return Print(f, *plan);

@@ -173,7 +173,7 @@ TEST_CASE("the server plans from --space, reloads edits, and survives a broken o
   j["disks"][0]["size_bytes"] = 8ull << 30;
   WriteTestFile(small.Sub("tiny.json"), j.dump());
   auto tiny = plan("web09", small.Sub("tiny.json"));
-  CHECK(tiny.exit_code == 2);
+  CHECK(tiny.exit_code == 1);
   CHECK(tiny.err.find("kiln plan: disk/DEFAULT:2: disk os does not fit on sda (8.0 GiB") == 0);
 }
 
@@ -216,4 +216,27 @@ TEST_CASE("a server started on a broken space runs, says why, and plans once it 
   std::filesystem::copy_file(kExamples + "/space/classes.list", space + "/classes.list",
                              std::filesystem::copy_options::overwrite_existing);
   CHECK(WaitUntil([&] { return server.Client().Post("/api/v1/plan", node).ok(); }));
+}
+
+TEST_CASE("kiln plan and kiln config check explain themselves in --help") {
+  auto plan = Run({KILN_EXE, "plan", "--help"});
+  CHECK(plan.exit_code == 0);
+  for (const char* word : {"--space", "--facts", "--explain", "--json", "--class", "Exit status", "Examples"})
+    CHECK(plan.out.find(word) != std::string::npos);
+  auto check = Run({KILN_EXE, "config", "check", "--help"});
+  CHECK(check.exit_code == 0);
+  for (const char* word : {"--facts", "--json", "Exit status", "Examples"})
+    CHECK(check.out.find(word) != std::string::npos);
+  auto serve = Run({KILN_EXE, "serve", "--help"});
+  CHECK(serve.out.find("--space") != std::string::npos);
+  auto missing = Run({KILN_EXE, "plan"});
+  CHECK(missing.exit_code == 2);
+  auto no_space = Run({KILN_EXE, "plan", "web01", "--space", "/nonexistent/space"});
+  CHECK(no_space.exit_code == 1);
+  CHECK(no_space.err ==
+        "kiln plan: config space /nonexistent/space has problems:\n/nonexistent/space: config space not found (not a directory)\n");
+  auto bad_facts = Run({KILN_EXE, "plan", "web01", "--space", kExamples + "/space", "--facts", "/nonexistent.json"});
+  CHECK(bad_facts.exit_code == 4);  // not found
+  CHECK(bad_facts.err.find("kiln plan: ") == 0);
+  CHECK(bad_facts.err.find("/nonexistent.json") != std::string::npos);
 }
