@@ -7,7 +7,9 @@
 #include "server/cli/cli.h"
 #include "server/cli/coord_cmd.h"
 #include "server/cli/initrd_cmd.h"
+#include "server/cli/config_cmd.h"
 #include "server/cli/node_cmd.h"
+#include "server/cli/plan_cmd.h"
 #include "server/cli/pxe_cmd.h"
 #include "server/cli/serve_cmd.h"
 #include "server/cli/status_cmd.h"
@@ -32,6 +34,8 @@ int main(int argc, char** argv) {
   kiln::cli::RegisterPxeCommand(app, &state);
   kiln::cli::RegisterCoordCommand(app, &state);
   kiln::cli::RegisterInitrdCommand(app, &state);
+  kiln::cli::RegisterPlanCommand(app, &state);
+  kiln::cli::RegisterConfigCommand(app, &state);
 
   try {
     app.parse(argc, argv);

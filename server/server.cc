@@ -14,6 +14,7 @@
 #include "server/api_nodes.h"
 #include "server/api_pxe.h"
 #include "server/coord_presence.h"
+#include "server/api_plan.h"
 #include "server/inventory/inventory.h"
 
 namespace kiln {
@@ -27,6 +28,13 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   KILN_RETURN_IF_ERROR(s->StartCoord());
   s->auth_ = std::make_unique<TokenAuthenticator>(s->data_dir_->admin_token());
   s->router_ = std::make_unique<http::Router>(s->auth_.get());
+  classes::SpaceServiceOptions space_opts;
+  space_opts.dir = options.space_dir;
+  space_opts.poll = std::chrono::milliseconds(options.space_poll_ms);
+  s->plans_ = std::make_unique<PlanService>(space_opts, &s->metrics_);
+  s->plans_->Start();
+  PlanService* plans = s->plans_.get();
+  s->AddStatusSection("classes", [plans] { return plans->StatusJson(); });
   KILN_RETURN_IF_ERROR(s->PrepareBoot());
   s->RegisterRoutes();
 
@@ -67,6 +75,7 @@ void Server::Stop() {
   if (boot_) boot_->Stop();
   http_->Stop();
   presence_.reset();  // closes the server's session: /kiln/servers/<id> vanishes
+  if (plans_) plans_->Stop();
   ::unlink(data_dir_->Sub(kServeInfoFile).c_str());
   log::Info("serve", "stopped");
 }
@@ -112,6 +121,7 @@ void Server::RegisterRoutes() {
   RegisterNodeRoutes(*router_, *this);
   RegisterPxeRoutes(*router_, *this);
   RegisterCoordRoutes(*router_, *this);
+  RegisterPlanRoutes(*router_, *plans_);
 }
 
 }  // namespace kiln

@@ -22,6 +22,7 @@
 #include "server/http/http_server.h"
 #include "server/http/router.h"
 #include "server/metrics.h"
+#include "server/plan_service.h"
 
 namespace kiln {
 
@@ -38,6 +39,8 @@ struct ServerOptions {
   // The coordination store: "embedded:DIR" or "zk://host:port[,...]/chroot";
   // empty means embedded in DATA/coord.
   std::string coord_url;
+  std::string space_dir;      // config space (--space); "" = none
+  int space_poll_ms = 1000;   // how often to look for edits in it
 };
 
 class ServerPresence;
@@ -58,6 +61,8 @@ class Server {
   // The coordination store. Lives from Start() until the Server is destroyed
   // (after every service that uses it).
   coord::CoordStore& coord() { return *coord_; }
+  // Plans and the config space; the node inventory calls SetNodeLookup.
+  PlanService& plans() { return *plans_; }
   const ServerOptions& options() const { return options_; }
   // Network boot; set from Start() on.
   BootService* boot() { return boot_.get(); }
@@ -95,6 +100,7 @@ class Server {
   std::unique_ptr<pxe::BootResolver> boot_resolver_;
   std::unique_ptr<BootService> boot_;
   Metrics metrics_;
+  std::unique_ptr<PlanService> plans_;
   std::string url_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();
