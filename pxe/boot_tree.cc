@@ -1,10 +1,30 @@
 #include "pxe/boot_tree.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
 
 #include "common/file_util.h"
 
 namespace kiln::pxe {
+namespace {
+
+// Write to a temporary name, then rename: a reader never sees half a boot
+// loader. No fsync: these files come from packages, and a copy torn by a
+// crash differs from its source, so the next start copies it again.
+Status ReplaceFile(const std::string& dest, const std::string& bytes) {
+  std::string tmp = dest + ".kiln-tmp";
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return ErrnoError("create " + tmp, errno);
+  KILN_RETURN_IF_ERROR(WriteAll(fd.get(), bytes, tmp));
+  fd.Reset();
+  if (::rename(tmp.c_str(), dest.c_str()) != 0) return ErrnoError("rename " + dest, errno);
+  return Status::Ok();
+}
+
+}  // namespace
 
 const std::vector<StaticBootFile>& StaticBootFiles() {
   static const std::vector<StaticBootFile> files = [] {
@@ -57,7 +77,7 @@ Result<std::vector<InstalledFile>> InstallStaticBootFiles(const std::string& roo
     if (existing.ok() && *existing == bytes) {
       r.state = InstalledFile::State::kUnchanged;
     } else {
-      KILN_RETURN_IF_ERROR(WriteFileAtomic(dest, bytes, 0644));
+      KILN_RETURN_IF_ERROR(ReplaceFile(dest, bytes));
       r.state = InstalledFile::State::kInstalled;
     }
     out.push_back(r);

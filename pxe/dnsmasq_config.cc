@@ -87,18 +87,21 @@ Result<std::string> RenderDnsmasqConfig(const DnsmasqConfig& c) {
       "dhcp-match=set:ipxe,175\n"
       "dhcp-userclass=set:ipxe,iPXE\n"
       "\n# iPXE fetches its script over HTTP; firmware chainloads a loader over TFTP.\n"
-      "dhcp-boot=tag:ipxe,{0}\n"
+      "dhcp-boot=tag:ipxe,{0},,{3}\n"
       "dhcp-boot=tag:!ipxe,tag:efi64,{1},,{3}\n"
       "dhcp-boot=tag:!ipxe,tag:bios,{2},,{3}\n",
       c.ipxe_url, c.efi_loader, c.bios_loader, c.server_ip);
   if (c.mode == DhcpMode::kProxy) {
-    // PXE firmware expects a boot menu from a proxy; one entry, no prompt.
+    // dnsmasq answers proxy requests only with a PXE menu configured, and
+    // BIOS PXE firmware expects one: one entry, no prompt. UEFI gets no
+    // menu entry on purpose: with one, dnsmasq leaves the boot file out of
+    // its offer and waits for a request on port 4011 that much UEFI
+    // firmware never sends; without one, the dhcp-boot line above puts file
+    // and server straight into the offer.
     out += fmt::format(
         "pxe-prompt=\"kiln\",0\n"
-        "pxe-service=tag:!ipxe,x86PC,\"kiln\",{0},{2}\n"
-        "pxe-service=tag:!ipxe,X86-64_EFI,\"kiln\",{1},{2}\n"
-        "pxe-service=tag:!ipxe,BC_EFI,\"kiln\",{1},{2}\n",
-        c.bios_loader, c.efi_loader, c.server_ip);
+        "pxe-service=tag:!ipxe,x86PC,\"kiln\",{0},{1}\n",
+        c.bios_loader, c.server_ip);
   } else {
     // Tell iPXE not to wait for proxy-DHCP offers (encapsulated 175.176).
     out += "dhcp-option=tag:ipxe,encap:175,176,1\n";

@@ -12,7 +12,9 @@
 // bios_loader (iPXE's undionly.kpxe, or pxelinux.0), x86-64 UEFI gets
 // efi_loader (ipxe.efi, or grubnetx64.efi / shimx64.efi for Secure Boot).
 // iPXE is recognised by option 175 or its user class "iPXE" and gets the
-// HTTP script URL instead, so the chainload ends. In full mode the
+// HTTP script URL instead, so the chainload ends. In proxy mode every answer
+// carries the boot file and server in the offer itself (see the .cc for why
+// UEFI gets no PXE menu entry). In full mode the
 // settings that remove iPXE's long waits are set (docs/FACTS: no-ping,
 // 175.176 no-pxedhcp, and router advertisements when the interface has a
 // global or unique-local IPv6 address).

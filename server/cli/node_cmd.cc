@@ -18,6 +18,7 @@ struct NodeFlags {
   std::string image;
   std::string hostname;
   std::string boot;
+  std::string node;  // node boot: one node, then the target
   std::string target;
 };
 
@@ -111,7 +112,7 @@ int RunRemove(const NodeFlags& f) {
 
 int RunBoot(const NodeFlags& f) {
   ApiClient api(ResolveClientConfig(f.client));
-  auto n = api.Put(NodePath(f.names.at(0)) + "/boot", {{"target", f.target}});
+  auto n = api.Put(NodePath(f.node) + "/boot", {{"target", f.target}});
   if (!n.ok()) return Fail("node boot", n.status());
   return Done(f, *n,
               fmt::format("{} boots {} next", (*n)["id"].get<std::string>(),
@@ -180,7 +181,7 @@ void RegisterNodeCommand(CLI::App& app, CliState* state) {
   rm->callback([f, state] { state->exit_code = RunRemove(*f); });
 
   CLI::App* boot = Sub(node, "boot", "Set what a node boots next", f.get());
-  boot->add_option("node", f->names, "name or MAC")->required()->expected(1);
+  boot->add_option("node", f->node, "name or MAC")->required();
   boot->add_option("target", f->target, "install, localboot, discover or rescue")
       ->required()
       ->check(CLI::IsMember({"install", "localboot", "discover", "rescue"}));

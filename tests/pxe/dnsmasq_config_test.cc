@@ -54,13 +54,11 @@ TEST_CASE("proxy-DHCP config: boot files by architecture, iPXE gets the HTTP scr
         "dhcp-userclass=set:ipxe,iPXE\n"
         "\n"
         "# iPXE fetches its script over HTTP; firmware chainloads a loader over TFTP.\n"
-        "dhcp-boot=tag:ipxe,http://10.0.0.1:7070/boot/ipxe\n"
+        "dhcp-boot=tag:ipxe,http://10.0.0.1:7070/boot/ipxe,,10.0.0.1\n"
         "dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi,,10.0.0.1\n"
         "dhcp-boot=tag:!ipxe,tag:bios,undionly.kpxe,,10.0.0.1\n"
         "pxe-prompt=\"kiln\",0\n"
-        "pxe-service=tag:!ipxe,x86PC,\"kiln\",undionly.kpxe,10.0.0.1\n"
-        "pxe-service=tag:!ipxe,X86-64_EFI,\"kiln\",ipxe.efi,10.0.0.1\n"
-        "pxe-service=tag:!ipxe,BC_EFI,\"kiln\",ipxe.efi,10.0.0.1\n");
+        "pxe-service=tag:!ipxe,x86PC,\"kiln\",undionly.kpxe,10.0.0.1\n");
   TempDir t;
   REQUIRE(WriteFileAtomic(t.Sub("d.conf"), *text).ok());
   CHECK(TestDnsmasqConfig("dnsmasq", t.Sub("d.conf")).ok());
