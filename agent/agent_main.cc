@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "agent/facts.h"
+#include "agent/install_cmd.h"
 #include "common/version.h"
 
 namespace {
@@ -38,6 +39,8 @@ int main(int argc, char** argv) {
   facts->add_option("--facts", facts_file, "read and check facts from FILE instead of /sys and /proc");
   facts->footer("The schema is in docs/AGENT.md; class rules read these facts.");
   facts->callback([&] { exit_code = RunFacts(facts_file); });
+
+  kiln::agent::RegisterInstallCommands(app, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -3,28 +3,10 @@
 #include <fmt/format.h>
 
 #include "classes/names.h"
+#include "common/base64.h"
 
 namespace kiln::classes {
 namespace {
-
-std::string Base64(std::string_view in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], t[v & 63]};
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    out += {t[v >> 18], t[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], '='};
-  }
-  return out;
-}
 
 // Content travels as text when it is UTF-8, else base64.
 void PutContent(Json& j, const std::string& content, const std::string& sha256, bool utf8) {
@@ -33,7 +15,7 @@ void PutContent(Json& j, const std::string& content, const std::string& sha256, 
     j["content"] = content;
   } else {
     j["encoding"] = "base64";
-    j["content"] = Base64(content);
+    j["content"] = Base64Encode(content);
   }
   j["size"] = content.size();
   j["sha256"] = sha256;

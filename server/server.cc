@@ -16,7 +16,10 @@
 #include "server/coord_presence.h"
 #include "server/api_plan.h"
 #include "server/api_boot.h"
+#include "server/agent_sessions.h"
+#include "server/api_agent.h"
 #include "server/api_nodes.h"
+#include "server/node_events.h"
 #include "server/api_pxe.h"
 #include "server/coord_presence.h"
 #include "server/inventory/inventory.h"
@@ -47,6 +50,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   PlanService* plans = s->plans_.get();
   s->AddStatusSection("classes", [plans] { return plans->StatusJson(); });
   KILN_RETURN_IF_ERROR(s->PrepareBoot());
+  KILN_RETURN_IF_ERROR(s->StartAgents());
   s->RegisterRoutes();
 
   http::HttpServerOptions hopts;
@@ -135,6 +139,7 @@ void Server::RegisterRoutes() {
   RegisterPlanRoutes(*router_, *plans_);
   RegisterBootRoutes(*router_, *boot_);
   RegisterNodeRoutes(*router_, *this);
+  RegisterAgentRoutes(*router_, *this);
   RegisterPxeRoutes(*router_, *this);
   images_api_ = RegisterImageRoutes(*router_, *this, *images_);
 }

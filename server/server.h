@@ -49,6 +49,8 @@ struct ServerOptions {
 };
 
 class ServerPresence;
+class NodeEvents;
+class AgentSessions;
 
 class Server {
  public:
@@ -72,6 +74,9 @@ class Server {
   const ServerOptions& options() const { return options_; }
   // Network boot; set from Start() on.
   BootService* boot() { return boot_.get(); }
+  // Agents' events and live sessions; set from Start() on.
+  NodeEvents* node_events() { return node_events_.get(); }
+  AgentSessions* agents() { return agents_.get(); }
   // The node inventory; null while the coordination store is not running.
   inventory::Inventory* inventory() { return inventory_.get(); }
 
@@ -89,6 +94,9 @@ class Server {
   // server_boot.cc: the boot tree and inventory before the routes, TFTP and
   // dnsmasq once the HTTP port is known.
   Status PrepareBoot();
+  // server_agents.cc: plan lookups, agent events and sessions (after the
+  // inventory, before the routes).
+  Status StartAgents();
   Status StartBootNetwork();
   void CountResponse(const http::Router::Route* route, const http::HttpRequest& req, int status,
                      double seconds);
@@ -105,6 +113,8 @@ class Server {
   std::unique_ptr<inventory::Inventory> inventory_;
   std::unique_ptr<pxe::BootResolver> boot_resolver_;
   std::unique_ptr<BootService> boot_;
+  std::unique_ptr<NodeEvents> node_events_;
+  std::unique_ptr<AgentSessions> agents_;
   Metrics metrics_;
   std::unique_ptr<PlanService> plans_;
   std::string url_;

@@ -321,6 +321,43 @@ Result<Node> Inventory::MarkInstalled(std::string_view id, const std::string& im
   return r;
 }
 
+Result<Node> Inventory::SetState(std::string_view id, const std::string& state,
+                                 const std::string& message, const std::string& only_if) {
+  if (state.empty() || state.size() > 32) return InvalidArgument("a node state is 1-32 characters");
+  bool changed = false;
+  auto r = Update(id, [&](Node& n) {
+    if (!only_if.empty() && n.state != only_if) return Status::Ok();
+    changed = n.state != state || n.extra.value("state_message", "") != message;
+    n.state = state;
+    if (message.empty())
+      n.extra.erase("state_message");
+    else
+      n.extra["state_message"] = message;
+    return Status::Ok();
+  });
+  if (r.ok() && changed)
+    log::Info("inventory", "node state", {{"node", r->id}, {"state", state}, {"message", message}});
+  return r;
+}
+
+Result<Node> Inventory::SetExtra(std::string_view id, const std::string& key, const Json& value) {
+  return Update(id, [&](Node& n) {
+    if (value.is_null())
+      n.extra.erase(key);
+    else
+      n.extra[key] = value;
+    return Status::Ok();
+  });
+}
+
+Result<Node> Inventory::SetFacts(std::string_view id, const Json& facts) {
+  if (!facts.is_object()) return InvalidArgument("facts must be a JSON object");
+  return Update(id, [&](Node& n) {
+    n.facts = facts;
+    return Status::Ok();
+  });
+}
+
 Result<Enrollment> Inventory::Enroll(std::string_view token) {
   const Status invalid = Unauthenticated(
       "enrollment token is not valid: it was used already or replaced (boot the machine "

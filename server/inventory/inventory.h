@@ -90,6 +90,18 @@ class Inventory : public pxe::BootResolver {
   // The agent's report of a successful install: state installed, the image
   // it installed, and the next boot localboot.
   Result<Node> MarkInstalled(std::string_view id, const std::string& image);
+  // Records what the node is doing ("installing", "failed", "lost", ...)
+  // and why; the boot target is left alone. only_if, when not empty, makes
+  // it a no-op (returning the node as it is) unless the node is in that
+  // state now: "lost" must not overwrite "installed".
+  Result<Node> SetState(std::string_view id, const std::string& state, const std::string& message,
+                        const std::string& only_if = "");
+  // Sets or clears (empty) a field the inventory does not interpret, kept
+  // in Node::extra (install log location, the agent's reported image).
+  Result<Node> SetExtra(std::string_view id, const std::string& key, const Json& value);
+  // Replaces the node's facts (what its agent found: docs/AGENT.md); class
+  // rules read them when the node's plan is made.
+  Result<Node> SetFacts(std::string_view id, const Json& facts);
   // kUnauthenticated when no node holds the token.
   Result<Enrollment> Enroll(std::string_view token);
 

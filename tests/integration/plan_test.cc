@@ -177,7 +177,7 @@ TEST_CASE("the server plans from --space, reloads edits, and survives a broken o
   CHECK(tiny.err.find("kiln plan: disk/DEFAULT:2: disk os does not fit on sda (8.0 GiB") == 0);
 }
 
-TEST_CASE("the plan API: access, bad bodies, no inventory, no space") {
+TEST_CASE("the plan API: access, bad bodies, unknown nodes, no space") {
   TempDir t;
   KilnServer server({"--space", CopySpace(t)});
   HttpClient anon(server.url(), "");
@@ -194,8 +194,9 @@ TEST_CASE("the plan API: access, bad bodies, no inventory, no space") {
   CHECK(bad_host.status().message() ==
         "node record: hostname \"Web 01\" is not a short lower-case hostname ([a-z0-9-], at most 63)");
   auto node = api.Get("/api/v1/nodes/web01/plan");
-  CHECK(node.status().code() == Code::kFailedPrecondition);
-  CHECK(node.status().message() == "no node inventory on this server yet: use POST /api/v1/plan with the node record");
+  // The inventory answers for GET: a node it does not have is not found.
+  CHECK(node.status().code() == Code::kNotFound);
+  CHECK(node.status().message() == "no node is named or has the MAC \"web01\"");
 
   KilnServer bare;
   auto none = bare.Client().Post("/api/v1/plan", {{"node", {{"id", "web01"}}}});

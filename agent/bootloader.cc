@@ -1,0 +1,116 @@
+#include "agent/bootloader.h"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "common/file_util.h"
+#include "common/strings.h"
+
+namespace kiln::agent {
+namespace {
+
+// "6.1.0-13-amd64" < "6.1.0-9-amd64" as strings; compare digit runs as numbers.
+bool VersionLess(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t i2 = i, j2 = j;
+      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
+      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
+      uint64_t x = ParseUint(a.substr(i, std::min<size_t>(i2 - i, 18))).value_or(0);
+      uint64_t y = ParseUint(b.substr(j, std::min<size_t>(j2 - j, 18))).value_or(0);
+      if (x != y) return x < y;
+      i = i2;
+      j = j2;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+}  // namespace
+
+Result<KernelFiles> FindKernel(const std::string& boot_dir) {
+  DIR* d = ::opendir(boot_dir.c_str());
+  if (!d) return NotFound(fmt::format("{}: cannot read it: the image has no /boot", boot_dir));
+  std::vector<std::string> versions;
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) names.push_back(e->d_name);
+  ::closedir(d);
+  for (const auto& n : names)
+    if (StartsWith(n, "vmlinuz-")) versions.push_back(n.substr(8));
+  if (versions.empty())
+    return NotFound(fmt::format("{} has no vmlinuz-*: the image has no kernel to boot", boot_dir));
+  std::sort(versions.begin(), versions.end(), VersionLess);
+  KernelFiles k;
+  k.kernel = "vmlinuz-" + versions.back();
+  if (std::find(names.begin(), names.end(), "initrd.img-" + versions.back()) != names.end())
+    k.initrd = "initrd.img-" + versions.back();
+  return k;
+}
+
+std::string ExtlinuxConfig(const KernelFiles& k, const std::string& kernel_dir, const std::string& root_uuid,
+                           const std::string& args) {
+  std::string s =
+      "# Written by kiln-agent at install time.\n"
+      "DEFAULT linux\nTIMEOUT 0\nPROMPT 0\n\n"
+      "LABEL linux\n";
+  s += fmt::format("  LINUX {}{}\n", kernel_dir, k.kernel);
+  if (!k.initrd.empty()) s += fmt::format("  INITRD {}{}\n", kernel_dir, k.initrd);
+  s += fmt::format("  APPEND root=UUID={} ro{}{}\n", root_uuid, args.empty() ? "" : " ", args);
+  return s;
+}
+
+Status InstallBootloader(CommandRunner* runner, const DiskPlan& plan, const Json& variables,
+                         const BootloaderOptions& opts) {
+  if (opts.firmware == "uefi")
+    return FailedPrecondition(
+        "this machine boots by UEFI and the install environment carries only EXTLINUX (BIOS); "
+        "switch the machine to legacy BIOS boot");
+  const PartitionSpec* boot = plan.BootPartition();
+  const PartitionSpec* root = nullptr;
+  for (const auto& d : plan.disks)
+    for (const auto& p : d.parts)
+      if (p.mount == "/") root = &p;
+  if (!boot || !root) return FailedPrecondition("the plan mounts no / partition: nothing to boot");
+  const DiskSpec* disk = plan.DiskOf(boot);
+  bool separate_boot = boot->mount == "/boot";
+
+  auto blkid = runner->Output({"blkid", root->device});
+  static const std::regex kUuid("UUID=\"([^\"]+)\"");
+  std::smatch m;
+  if (!blkid.ok() || !std::regex_search(*blkid, m, kUuid))
+    return FailedPrecondition(fmt::format("{} (/) has no filesystem UUID: was it formatted?", root->device));
+  std::string uuid = m[1];
+
+  KILN_ASSIGN_OR_RETURN(KernelFiles k, FindKernel(opts.target + "/boot"));
+  std::string args;
+  if (variables.is_object() && variables.contains("CONSOLE") && variables["CONSOLE"].is_string())
+    args = "console=" + variables["CONSOLE"].get<std::string>();
+  if (!opts.extra_args.empty()) args += (args.empty() ? "" : " ") + opts.extra_args;
+  std::string dir = opts.target + "/boot/extlinux";
+  KILN_RETURN_IF_ERROR(MakeDirs(dir, 0755));
+  KILN_RETURN_IF_ERROR(
+      WriteFileAtomic(dir + "/extlinux.conf", ExtlinuxConfig(k, separate_boot ? "/" : "/boot/", uuid, args), 0644));
+  KILN_RETURN_IF_ERROR(runner->Check({"extlinux", "--install", dir}));
+
+  bool gpt = disk->table == "gpt";
+  std::string mbr = opts.syslinux_dir + (gpt ? "/gptmbr.bin" : "/mbr.bin");
+  KILN_RETURN_IF_ERROR(runner->Check(
+      {"dd", "if=" + mbr, "of=" + disk->device, "bs=440", "count=1", "conv=notrunc"}));
+  std::string number = std::to_string(boot->number);
+  if (gpt)
+    KILN_RETURN_IF_ERROR(runner->Check({"sfdisk", "--part-attrs", disk->device, number, "LegacyBIOSBootable"}));
+  else
+    KILN_RETURN_IF_ERROR(runner->Check({"sfdisk", "--activate", disk->device, number}));
+  return Status::Ok();
+}
+
+}  // namespace kiln::agent

@@ -1,0 +1,42 @@
+#pragma once
+// Makes an installed disk boot on BIOS machines with EXTLINUX: writes
+// /boot/extlinux/extlinux.conf for the newest kernel in the target's /boot
+// (root=UUID=..., the plan's CONSOLE variable as console=), installs the
+// loader into the boot partition's filesystem, writes SYSLINUX's MBR code
+// (mbr.bin for msdos tables, gptmbr.bin for GPT) and marks the boot
+// partition active (msdos) or LegacyBIOSBootable (GPT).
+//
+// UEFI machines need GRUB, which the install environment does not carry
+// yet: Install says so rather than writing something that cannot boot.
+
+#include <string>
+
+#include "agent/command_runner.h"
+#include "agent/disk_plan.h"
+#include "common/json.h"
+#include "common/status.h"
+
+namespace kiln::agent {
+
+struct BootloaderOptions {
+  std::string target = "/target";
+  std::string firmware = "bios";  // facts.firmware.type
+  std::string syslinux_dir = "/usr/lib/EXTLINUX";
+  std::string extra_args;  // appended to the kernel command line
+};
+
+// The newest vmlinuz-* in DIR (version order) and its initrd.img-* if any.
+struct KernelFiles {
+  std::string kernel, initrd;  // file names in DIR
+};
+Result<KernelFiles> FindKernel(const std::string& boot_dir);
+
+// The extlinux.conf text. kernel_dir is where the kernel is as the loader
+// sees it: "/" when /boot is its own partition, "/boot/" otherwise.
+std::string ExtlinuxConfig(const KernelFiles& k, const std::string& kernel_dir, const std::string& root_uuid,
+                           const std::string& args);
+
+Status InstallBootloader(CommandRunner* runner, const DiskPlan& plan, const Json& variables,
+                         const BootloaderOptions& opts);
+
+}  // namespace kiln::agent

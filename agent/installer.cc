@@ -1,0 +1,299 @@
+#include "agent/installer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "agent/agent_api.h"
+#include "agent/bootloader.h"
+#include "agent/disk_plan.h"
+#include "agent/disk_setup.h"
+#include "agent/plan_scripts.h"
+#include "agent/progress_journal.h"
+#include "agent/progress_reporter.h"
+#include "agent/target_files.h"
+#include "common/file_util.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "imager/image_client.h"
+
+namespace kiln::agent {
+namespace {
+
+std::string NewRunId() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  return fmt::format("r{}-{}", std::chrono::duration_cast<std::chrono::seconds>(now).count(), RandomHex(4));
+}
+
+// The agent's live session: opened at the start, kept alive by a thread,
+// reopened when the server lost it (it restarted), closed at the end.
+class LiveSession {
+ public:
+  LiveSession(const InstallOptions& o, std::string run)
+      : api_(o.server, o.node_token), node_(o.node), timeout_(o.session_timeout), run_(std::move(run)) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~LiveSession() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    if (id_ > 0) (void)api_.CloseSession(node_, id_);
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      lock.unlock();
+      if (id_ <= 0) {
+        auto id = api_.OpenSession(node_, timeout_, Json{{"mode", "install"}, {"run", run_}});
+        if (id.ok()) id_ = *id;
+      } else {
+        Status s = api_.Heartbeat(node_, id_);
+        if (s.code() == Code::kSessionExpired || s.code() == Code::kNotFound) id_ = 0;
+      }
+      lock.lock();
+      cv_.wait_for(lock, id_ > 0 ? timeout_ / 3 : std::chrono::milliseconds(500), [&] { return stop_; });
+    }
+  }
+
+  AgentApi api_;
+  std::string node_;
+  std::chrono::milliseconds timeout_;
+  std::string run_;
+  int64_t id_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// The install log: every event and every line a tool or script printed.
+class InstallLog {
+ public:
+  explicit InstallLog(const std::string& path) : path_(path) {
+    fd_ = UniqueFd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  }
+  void Write(std::string_view text) {
+    std::lock_guard lock(mu_);
+    if (fd_.valid()) (void)WriteAll(fd_.get(), text, path_);
+  }
+  std::string Read() const { return ReadFile(path_).value_or(""); }
+
+ private:
+  std::string path_;
+  std::mutex mu_;
+  UniqueFd fd_;
+};
+
+std::string EventLine(const ProgressEvent& e) {
+  switch (e.kind) {
+    case ProgressEvent::Kind::kPhase:
+      return fmt::format("== {}: {}\n", e.phase, e.message);
+    case ProgressEvent::Kind::kProgress:
+      return fmt::format("   {} {}/{}\n", e.step, e.done, e.total);
+    case ProgressEvent::Kind::kLog:
+      return fmt::format("{}{}\n", e.level == "info" ? "" : e.level + ": ", e.message);
+    case ProgressEvent::Kind::kResult:
+      return fmt::format("== result: {}: {}\n", e.ok ? "ok" : "failed", e.message);
+  }
+  return "";
+}
+
+class Install {
+ public:
+  Install(const InstallOptions& o, std::string run, ProgressReporter* r, InstallLog* log)
+      : o_(o), run_(std::move(run)), r_(r), log_(log), api_(o.server, o.node_token) {}
+
+  Status Run(std::string* image_out) {
+    ScriptContext sc;
+    sc.target = o_.target;
+    sc.log_path = o_.log_path;
+    sc.work_dir = o_.work_dir;
+    sc.on_output = [this](std::string_view s) { log_->Write(s); };
+    sc.on_start = [this](const std::string& name, const std::string& source) {
+      r_->Log("info", fmt::format("running {} ({})", name, source));
+    };
+    scripts_ = std::make_unique<PlanScripts>(o_.runner, sc);
+
+    r_->Phase("plan", "reporting facts and fetching the plan");
+    if (o_.facts.is_object()) KILN_RETURN_IF_ERROR(api_.PutFacts(o_.node, o_.facts).WithContext("sending facts"));
+    KILN_ASSIGN_OR_RETURN(plan_, api_.Plan(o_.node));
+    std::string classes;
+    for (const Json& c : plan_.value("classes", Json::array())) classes += " " + c.get<std::string>();
+    r_->Log("info", "classes:" + classes);
+    const Json image = plan_.value("image", Json::object());
+    std::string image_name = image.value("name", "");
+    std::string image_version = image.value("version", "");
+    if (image_name.empty())
+      return FailedPrecondition("the plan names no image: set IMAGE in a class's vars (docs/CLASSES.md)");
+
+    DiskPlan disks;
+    std::unique_ptr<DiskSetup> setup;
+    if (o_.disks) {
+      KILN_ASSIGN_OR_RETURN(disks, DiskPlanFromJson(plan_));
+      if (disks.disks.empty()) return FailedPrecondition("the plan has no disk layout: nothing to install onto");
+      DiskSetupOptions dso;
+      dso.target = o_.target;
+      dso.device_size = BlockDeviceSize;
+      dso.on_step = [this](const std::string& step, int done, int total) {
+        r_->Progress(step, static_cast<uint64_t>(done), static_cast<uint64_t>(total));
+        r_->Log("info", step);
+      };
+      setup = std::make_unique<DiskSetup>(o_.runner, dso);
+      if (Status st = Phase("partition", "checking sizes and partitioning", [&] {
+        KILN_RETURN_IF_ERROR(setup->CheckSizes(disks));
+        return setup->Partition(disks);
+      }); !st.ok()) return st;
+      if (Status st = Phase("format", "making filesystems", [&] { return setup->Format(disks); }); !st.ok())
+        return st;
+      if (Status st = Phase("mount", "mounting under " + o_.target, [&] { return setup->Mount(disks); }); !st.ok())
+        return st;
+      mounted_ = true;
+    } else {
+      KILN_RETURN_IF_ERROR(MakeDirs(o_.target, 0755));
+    }
+    Status s = AfterMount(disks, setup.get(), image_name, image_version, image_out);
+    if (mounted_) {
+      Status u = setup->Unmount(disks);
+      if (s.ok()) s = u;
+    }
+    return s;
+  }
+
+ private:
+  Status Phase(const std::string& phase, const std::string& message, const std::function<Status()>& body) {
+    KILN_RETURN_IF_ERROR(scripts_->RunHooks(plan_, phase));
+    r_->Phase(phase, message);
+    return body();
+  }
+
+  Status AfterMount(const DiskPlan& disks, DiskSetup* setup, const std::string& name, const std::string& version,
+                    std::string* image_out) {
+    if (Status st = Phase("image", fmt::format("deploying {}@{}", name, version), [&]() -> Status {
+      imager::DeployOptions d;
+      d.image = name;
+      d.version = version;
+      d.apply.set_owner = ::geteuid() == 0;
+      d.apply.sync = true;
+      d.progress = [this](const imager::DeployProgress& p) {
+        r_->Progress("stream", p.stream_bytes, p.stream_total);
+      };
+      auto rep = imager::DeployFromServer(&api_.http(), o_.target, d);
+      if (!rep.ok()) return rep.status().WithContext("deploying " + name + "@" + version);
+      r_->Progress("stream", rep->stream_bytes, rep->stream_bytes);
+      *image_out = fmt::format("{}@{}", name, rep->version.value("version", 0));
+      r_->Log("info", fmt::format("deployed {}: {} entries, {} bytes received, {} resumes", *image_out,
+                                  rep->apply.entries, rep->received_bytes, rep->resumes));
+      return Status::Ok();
+    }); !st.ok())
+      return st;
+    if (Status st = Phase("files", "installing class files", [&]() -> Status {
+      if (setup) {
+        KILN_ASSIGN_OR_RETURN(std::string fstab, setup->Fstab(disks));
+        Json f = Json::array({Json{{"path", "/etc/fstab"}, {"content", fstab}, {"mode", "0644"}, {"source", "disk layout"}}});
+        KILN_RETURN_IF_ERROR(InstallFiles(o_.target, f).status());
+        r_->Log("info", "wrote /etc/fstab");
+      }
+      auto done = InstallFiles(o_.target, plan_.value("files", Json::array()),
+                               [this](const std::string& line) { r_->Log("info", line); });
+      if (!done.ok()) return done.status();
+      r_->Progress("files", done->files, done->files);
+      return Status::Ok();
+    }); !st.ok())
+      return st;
+    if (Status st = Phase("scripts", "running class scripts in the target", [&]() -> Status {
+      KILN_RETURN_IF_ERROR(scripts_->RunScripts(plan_));
+      size_t n = plan_.value("scripts", Json::array()).size();
+      r_->Progress("scripts", n, n);
+      return Status::Ok();
+    }); !st.ok())
+      return st;
+    if (o_.disks) {
+      if (Status st = Phase("bootloader", "installing EXTLINUX", [&]() -> Status {
+        BootloaderOptions b;
+        b.target = o_.target;
+        b.firmware = o_.facts.is_object() ? o_.facts.value("/firmware/type"_json_pointer, "bios") : "bios";
+        return InstallBootloader(o_.runner, disks, plan_.value("variables", Json::object()), b);
+      }); !st.ok())
+        return st;
+    }
+    return scripts_->RunHooks(plan_, "finish");
+  }
+
+  const InstallOptions& o_;
+  std::string run_;
+  ProgressReporter* r_;
+  InstallLog* log_;
+  AgentApi api_;
+  Json plan_;
+  std::unique_ptr<PlanScripts> scripts_;
+  bool mounted_ = false;
+};
+
+}  // namespace
+
+Result<InstallReport> RunInstall(const InstallOptions& opts) {
+  if (!opts.runner) return InvalidArgument("no command runner");
+  InstallReport report;
+  report.run = NewRunId();
+  std::string journal_dir = opts.state_dir + "/runs/" + report.run;
+  KILN_RETURN_IF_ERROR(MakeDirs(journal_dir, 0700));
+  KILN_ASSIGN_OR_RETURN(ProgressJournal journal, ProgressJournal::Open(journal_dir));
+  InstallLog log(opts.log_path);
+
+  // The sender runs on the reporter's thread with its own connection.
+  auto sender_api = std::make_shared<AgentApi>(opts.server, opts.node_token);
+  std::string node = opts.node, run = report.run;
+  BatchSender sender = [sender_api, node, run](const std::vector<ProgressEvent>& batch) -> Result<uint64_t> {
+    Json events = Json::array();
+    for (const auto& e : batch) events.push_back(e.ToJson());
+    return sender_api->SendEvents(node, run, events);
+  };
+  ReporterOptions ro;
+  ro.on_event = [&log, &opts](const ProgressEvent& e) {
+    log.Write(EventLine(e));
+    if (opts.on_event) opts.on_event(e);
+  };
+  ProgressReporter reporter(std::move(journal), sender, ro);
+  LiveSession session(opts, report.run);
+
+  reporter.Log("info", fmt::format("kiln-agent {} on node {}, run {}, target {}", opts.disks ? "install" : "dirinstall",
+                                   opts.node, report.run, opts.target));
+  Install install(opts, report.run, &reporter, &log);
+  Status s = install.Run(&report.image);
+
+  AgentApi api(opts.server, opts.node_token);
+  if (s.ok()) {
+    reporter.Phase("finish", "saving the install log and reporting success");
+  } else {
+    reporter.Log("error", s.message());
+    reporter.Result(false, s.message());
+  }
+  Status saved = api.PutLog(opts.node, report.run, log.Read());
+  if (!saved.ok()) reporter.Log("warn", "the install log was not saved: " + saved.message());
+  if (s.ok()) {
+    s = api.Installed(opts.node, report.image);
+    if (s.ok()) reporter.Result(true, "installed " + report.image);
+    else reporter.Result(false, "reporting the install: " + s.message());
+  }
+  // Every event must reach the server before the machine reboots.
+  Status flushed = reporter.Flush(std::chrono::minutes(5));
+  report.events = reporter.acked();
+  if (!s.ok()) return s;
+  if (!flushed.ok()) return flushed.WithContext("sending the last progress events");
+  return report;
+}
+
+}  // namespace kiln::agent

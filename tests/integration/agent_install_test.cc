@@ -1,0 +1,240 @@
+// kiln-agent dirinstall driven as an operator would: a real `kiln serve`
+// with examples/space, an image captured with `kiln image capture`, the
+// agent binary, and checks through the HTTP API and the tree it wrote.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "common/file_util.h"
+#include "common/http_client.h"
+#include "common/json.h"
+#include "common/strings.h"
+#include "tests/support/kiln_server.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+using namespace kiln;
+using namespace kiln::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kExamples = std::string(KILN_SOURCE_DIR) + "/examples";
+const char* kWeb01Mac = "52:54:00:12:34:56";
+
+void Put(const std::string& path, const std::string& content, mode_t mode = 0644) {
+  fs::create_directories(fs::path(path).parent_path());
+  REQUIRE(WriteFileAtomic(path, content, mode).ok());
+}
+
+// A tiny system: static busybox as /bin/sh (so scripts can chroot into it),
+// the files examples/space's WEB scripts touch, users for the class files.
+void MakeSystemTree(const std::string& root) {
+  fs::create_directories(root + "/bin");
+  fs::copy_file("/bin/busybox", root + "/bin/busybox");
+  for (const char* app : {"sh", "ln", "rm", "cp", "mkdir", "cat", "echo", "chown"})
+    fs::create_symlink("busybox", root + "/bin/" + app);
+  Put(root + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\n");
+  Put(root + "/etc/group", "root:x:0:\nwww-data:x:33:\n");
+  Put(root + "/etc/motd", "the image's motd\n");
+  Put(root + "/etc/ssh/ssh_host_ed25519_key", "not a real key\n", 0600);
+  Put(root + "/usr/share/zoneinfo/UTC", "TZif2 UTC\n");
+  Put(root + "/usr/share/doc/kiln/README", std::string(300000, 'r'));
+  fs::create_directories(root + "/etc/nginx/sites-available");
+  fs::create_directories(root + "/etc/nginx/sites-enabled");
+  fs::create_directories(root + "/tmp");
+  fs::create_directories(root + "/var/log");
+}
+
+// The server, with examples/space (or a copy) and web@1..3 captured.
+struct Site {
+  TempDir work;
+  std::string space;
+  std::unique_ptr<KilnServer> server;
+
+  explicit Site(bool copy_space = false) {
+    space = kExamples + "/space";
+    if (copy_space) {
+      space = work.Sub("space");
+      fs::copy(kExamples + "/space", space, fs::copy_options::recursive);
+    }
+    server = std::make_unique<KilnServer>(std::vector<std::string>{"--space", space});
+    MakeSystemTree(work.Sub("tree"));
+    for (int v = 1; v <= 3; ++v) {
+      Put(work.Sub("tree/etc/kiln-release"), "web " + std::to_string(v) + "\n");
+      auto r = server->Kiln({"image", "capture", "web", "--from-dir", work.Sub("tree")});
+      INFO(r.out << r.err);
+      REQUIRE(r.exit_code == 0);
+    }
+    auto r = server->Kiln({"node", "add", "web01", "--mac", kWeb01Mac});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+  }
+
+  RunResult DirInstall(const std::string& node, const std::string& root, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {KILN_AGENT_EXE, "dirinstall", "--server", server->url(), "--root", root,
+                                     "--state", work.Sub("state-" + node), "--log", work.Sub(node + ".log"),
+                                     "--facts", kExamples + "/facts/" + node + ".json"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return Run(argv, {}, std::chrono::seconds(120));
+  }
+  Json Get(const std::string& path) {
+    auto j = server->Client().Get(path);
+    INFO(path << ": " << j.status().ToString());
+    REQUIRE(j.ok());
+    return *j;
+  }
+};
+
+std::string ReadOr(const std::string& path) { return ReadFile(path).value_or("<missing>"); }
+
+}  // namespace
+
+TEST_CASE("dirinstall: the tree is the image plus the class files, scripts ran in order, the story is told") {
+  Site site;
+  std::string root = site.work.Sub("root");
+  auto r = site.DirInstall("web01", root, {"--node-token", site.server->token(), "--node", "web01"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+
+  // The image: every file of web@3 that no class file or script changes.
+  CHECK(ReadOr(root + "/etc/kiln-release") == "web 3\n");
+  CHECK(ReadOr(root + "/usr/share/doc/kiln/README") == std::string(300000, 'r'));
+  CHECK(fs::is_symlink(root + "/bin/sh"));
+  // The class files, from the plan, with their owners and modes.
+  Json plan = site.Get("/api/v1/nodes/web01/plan");
+  REQUIRE(plan["files"].size() >= 3);
+  for (const Json& f : plan["files"]) {
+    std::string path = root + f["path"].get<std::string>();
+    INFO(path);
+    CHECK(ReadOr(path) == f["content"].get<std::string>());
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK(fmt::format("{:04o}", st.st_mode & 07777) == f["mode"].get<std::string>());
+  }
+  CHECK(ReadOr(root + "/etc/motd").find("web01") != std::string::npos);
+  // The scripts ran inside the target, in plan order.
+  CHECK(fs::read_symlink(root + "/etc/localtime") == "/usr/share/zoneinfo/UTC");
+  CHECK(fs::read_symlink(root + "/etc/nginx/sites-enabled/default") == "/etc/nginx/sites-available/default");
+  CHECK(!fs::exists(root + "/etc/ssh/ssh_host_ed25519_key"));
+  CHECK(!fs::exists(root + "/tmp/.kiln-scripts/0-10-timezone"));
+  // The finish hook ran in the install environment with $target and $KILN_LOG.
+  CHECK(ReadOr(root + "/var/log/kiln-install.log").find("running 10-timezone") != std::string::npos);
+
+  // The events tell the whole story, in order, with nothing missing.
+  Json ev = site.Get("/api/v1/nodes/web01/events");
+  Json events = Json::array();
+  for (const Json& e : ev["events"]) events.push_back(e["event"]);
+  REQUIRE(events.size() > 5);
+  std::vector<std::string> phases, scripts;
+  for (size_t i = 0; i < events.size(); ++i) {
+    INFO(events[i].dump());
+    CHECK(events[i]["seq"].get<uint64_t>() == i + 1);
+    if (events[i]["kind"] == "phase") phases.push_back(events[i]["phase"]);
+    std::string msg = events[i].value("message", "");
+    if (events[i]["kind"] == "log" && StartsWith(msg, "running ")) scripts.push_back(msg.substr(8, msg.find(' ', 8) - 8));
+  }
+  CHECK(phases == std::vector<std::string>{"plan", "image", "files", "scripts", "finish"});
+  std::vector<std::string> want;
+  for (const Json& s : plan["scripts"]) want.push_back(s["name"]);
+  want.push_back("finish.DEFAULT");
+  CHECK(scripts == want);
+  CHECK(events.back()["kind"] == "result");
+  CHECK(events.back()["ok"] == true);
+  CHECK(events.back()["message"] == "installed web@3");
+  Json progress = site.Get("/api/v1/nodes/web01/progress");
+  CHECK(progress["seq"] == events.size());
+
+  // The node is installed, boots locally next, and its log is on the server.
+  Json node = site.Get("/api/v1/nodes/web01");
+  CHECK(node["state"] == "installed");
+  CHECK(node["boot"] == "localboot");
+  CHECK(node["facts"]["cpu"]["model"] == "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz");
+  HttpClient admin(site.server->url(), site.server->token());
+  auto log = admin.Do("GET", "/api/v1/nodes/web01/log");
+  REQUIRE(log.ok());
+  CHECK(log->status == 200);
+  CHECK(log->body.find("== scripts: running class scripts in the target") != std::string::npos);
+  // The agent's session ended with the install: no live agent, not lost.
+  CHECK(admin.Do("GET", "/api/v1/coord/data/kiln/nodes/web01/agent")->status == 404);
+}
+
+TEST_CASE("a script that fails stops the install: its output in the log, the node failed, not installed") {
+  Site site(/*copy_space=*/true);
+  Put(site.space + "/scripts/WEB/20-broken", "#!/bin/sh\necho 'nginx: config broken'\nexit 3\n", 0755);
+  // The server reloads the space when it changes (the plan needs the
+  // node's facts: its disks).
+  HttpClient admin(site.server->url(), site.server->token());
+  auto facts = admin.Do("PUT", "/api/v1/nodes/web01/facts", ReadOr(kExamples + "/facts/web01.json"),
+                        {.content_type = "application/json"});
+  REQUIRE(facts->status == 200);
+  REQUIRE(WaitUntil([&] {
+    auto p = site.server->Client().Get("/api/v1/nodes/web01/plan");
+    return p.ok() && p->dump().find("20-broken") != std::string::npos;
+  }));
+  std::string root = site.work.Sub("root");
+  auto r = site.DirInstall("web01", root, {"--node-token", site.server->token(), "--node", "web01"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("kiln-agent dirinstall: script 20-broken (scripts/WEB/20-broken) exited with 3: "
+                   "nginx: config broken") != std::string::npos);
+  Json node = site.Get("/api/v1/nodes/web01");
+  CHECK(node["state"] == "failed");
+  auto log = admin.Do("GET", "/api/v1/nodes/web01/log");
+  REQUIRE(log.ok());
+  CHECK(log->body.find("nginx: config broken") != std::string::npos);
+  Json ev = site.Get("/api/v1/nodes/web01/events");
+  CHECK(ev["events"].back()["event"]["kind"] == "result");
+  CHECK(ev["events"].back()["event"]["ok"] == false);
+  // The finish hook did not run.
+  CHECK(!fs::exists(root + "/var/log/kiln-install.log"));
+}
+
+TEST_CASE("the agent enrolls with the one-time token and its node token acts for its own node only") {
+  Site site;
+  REQUIRE(site.server->Kiln({"node", "add", "web02", "--mac", "52:54:00:00:01:02"}).exit_code == 0);
+  REQUIRE(site.server->Kiln({"node", "install", "web01"}).exit_code == 0);
+  HttpClient anon(site.server->url(), "");
+  auto script = anon.Do("GET", std::string("/boot/ipxe?mac=") + kWeb01Mac);
+  REQUIRE(script.ok());
+  size_t at = script->body.find("kiln.token=");
+  REQUIRE(at != std::string::npos);
+  std::string token = script->body.substr(at + 11, 32);
+
+  std::string root = site.work.Sub("root");
+  auto r = site.DirInstall("web01", root, {"--token", token});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(site.Get("/api/v1/nodes/web01")["state"] == "installed");
+  // The same token does not enroll twice.
+  auto again = site.DirInstall("web01", site.work.Sub("root2"), {"--token", token});
+  CHECK(again.exit_code == 1);
+  CHECK(again.err.find("enrollment token is not valid") != std::string::npos);
+
+  // A node token (web01's, from a fresh enrollment) cannot touch web02.
+  REQUIRE(site.server->Kiln({"node", "install", "web01"}).exit_code == 0);
+  script = anon.Do("GET", std::string("/boot/ipxe?mac=") + kWeb01Mac);
+  at = script->body.find("kiln.token=");
+  auto e = anon.Do("POST", "/api/v1/enroll", Json{{"token", script->body.substr(at + 11, 32)}}.dump(),
+                   {.content_type = "application/json"});
+  REQUIRE(e.ok());
+  REQUIRE(e->status == 200);
+  HttpClient web01(site.server->url(), ParseJson(e->body)->at("token").get<std::string>());
+  CHECK(web01.Do("GET", "/api/v1/nodes/web01/plan")->status == 200);
+  CHECK(web01.Do("GET", "/api/v1/nodes/web02/plan")->status == 403);
+  Json batch = {{"run", "r1"}, {"events", Json::array({Json{{"seq", 1}, {"kind", "phase"}, {"phase", "plan"}}})}};
+  CHECK(web01.Do("POST", "/api/v1/nodes/web02/events", batch.dump(), {.content_type = "application/json"})->status ==
+        403);
+  CHECK(web01.Do("PUT", "/api/v1/nodes/web02/facts", "{\"schema\":1}", {.content_type = "application/json"})->status ==
+        403);
+  CHECK(web01.Do("POST", "/api/v1/nodes/web02/session", "{}", {.content_type = "application/json"})->status == 403);
+  CHECK(web01.Do("PUT", "/api/v1/nodes/web02/log?run=r1", "x", {.content_type = "text/plain"})->status == 403);
+  CHECK(web01.Do("POST", "/api/v1/nodes/web02/installed", "{}", {.content_type = "application/json"})->status ==
+        403);
+  CHECK(site.Get("/api/v1/nodes/web02")["state"] != "installed");
+}
