@@ -14,6 +14,7 @@
 #include "server/cli/image_cmd.h"
 #include "server/cli/serve_cmd.h"
 #include "server/cli/status_cmd.h"
+#include "server/cli/watch_cmd.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   kiln::cli::CliState state;
   kiln::cli::RegisterServeCommand(app, &state);
   kiln::cli::RegisterStatusCommand(app, &state);
+  kiln::cli::RegisterWatchCommand(app, &state);
   kiln::cli::RegisterCoordCommand(app, &state);
   kiln::cli::RegisterNodeCommand(app, &state);
   kiln::cli::RegisterPxeCommand(app, &state);

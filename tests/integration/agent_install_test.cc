@@ -98,10 +98,22 @@ std::string ReadOr(const std::string& path) { return ReadFile(path).value_or("<m
 
 TEST_CASE("dirinstall: the tree is the image plus the class files, scripts ran in order, the story is told") {
   Site site;
+  // `kiln watch` follows the install from before it starts.
+  auto watch = Process::Start({KILN_EXE, "watch", "web01", "--until-done", "--json", "--server", site.server->url(),
+                               "--token", site.server->token()});
+  REQUIRE(watch.ok());
+  REQUIRE(WaitUntil([&] { return watch->Stderr().find("following web01") != std::string::npos; }));
   std::string root = site.work.Sub("root");
   auto r = site.DirInstall("web01", root, {"--node-token", site.server->token(), "--node", "web01"});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
+  REQUIRE(watch->Wait(std::chrono::seconds(30)) == 0);
+  std::vector<std::string> watched;
+  for (const auto& line : Split(watch->Stdout(), '\n')) {
+    auto j = ParseJson(line);
+    if (j.ok() && (*j)["event"]["kind"] == "phase") watched.push_back((*j)["event"]["phase"]);
+  }
+  CHECK(watched == std::vector<std::string>{"plan", "image", "files", "scripts", "finish"});
 
   // The image: every file of web@3 that no class file or script changes.
   CHECK(ReadOr(root + "/etc/kiln-release") == "web 3\n");
