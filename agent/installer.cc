@@ -19,6 +19,7 @@
 #include "agent/plan_scripts.h"
 #include "agent/progress_journal.h"
 #include "agent/progress_reporter.h"
+#include "agent/retry.h"
 #include "agent/target_files.h"
 #include "common/file_util.h"
 #include "common/hash.h"
@@ -128,8 +129,9 @@ class Install {
     scripts_ = std::make_unique<PlanScripts>(o_.runner, sc);
 
     r_->Phase("plan", "reporting facts and fetching the plan");
-    if (o_.facts.is_object()) KILN_RETURN_IF_ERROR(api_.PutFacts(o_.node, o_.facts).WithContext("sending facts"));
-    KILN_ASSIGN_OR_RETURN(plan_, api_.Plan(o_.node));
+    if (o_.facts.is_object())
+      KILN_RETURN_IF_ERROR(Retry([&] { return api_.PutFacts(o_.node, o_.facts); }).WithContext("sending facts"));
+    KILN_ASSIGN_OR_RETURN(plan_, Retry([&] { return api_.Plan(o_.node); }));
     std::string classes;
     for (const Json& c : plan_.value("classes", Json::array())) classes += " " + c.get<std::string>();
     r_->Log("info", "classes:" + classes);
@@ -173,6 +175,14 @@ class Install {
   }
 
  private:
+  // Calls to the server outlive a server restart of up to two minutes.
+  template <typename F>
+  auto Retry(F f) -> decltype(f()) {
+    return RetryWhileUnavailable(f, std::chrono::minutes(2), [this](const Status& s) {
+      r_->Log("warn", s.message() + "; retrying until the server is back");
+    });
+  }
+
   Status Phase(const std::string& phase, const std::string& message, const std::function<Status()>& body) {
     KILN_RETURN_IF_ERROR(scripts_->RunHooks(plan_, phase));
     r_->Phase(phase, message);
@@ -187,10 +197,13 @@ class Install {
       d.version = version;
       d.apply.set_owner = ::geteuid() == 0;
       d.apply.sync = true;
+      // A server restart must not fail an install: keep resuming for about
+      // a minute and a half (the client backs off 200 ms more each time).
+      d.max_resumes = 30;
       d.progress = [this](const imager::DeployProgress& p) {
         r_->Progress("stream", p.stream_bytes, p.stream_total);
       };
-      auto rep = imager::DeployFromServer(&api_.http(), o_.target, d);
+      auto rep = Retry([&] { return imager::DeployFromServer(&api_.http(), o_.target, d); });
       if (!rep.ok()) return rep.status().WithContext("deploying " + name + "@" + version);
       r_->Progress("stream", rep->stream_bytes, rep->stream_bytes);
       *image_out = fmt::format("{}@{}", name, rep->version.value("version", 0));
@@ -281,10 +294,14 @@ Result<InstallReport> RunInstall(const InstallOptions& opts) {
     reporter.Log("error", s.message());
     reporter.Result(false, s.message());
   }
-  Status saved = api.PutLog(opts.node, report.run, log.Read());
+  auto budget = std::chrono::minutes(2);
+  Status saved = RetryWhileUnavailable([&] { return api.PutLog(opts.node, report.run, log.Read()); }, budget);
   if (!saved.ok()) reporter.Log("warn", "the install log was not saved: " + saved.message());
   if (s.ok()) {
-    s = api.Installed(opts.node, report.image);
+    // The story reaches the server before the verdict, so no late event
+    // can follow "installed".
+    s = reporter.Flush(std::chrono::minutes(2)).WithContext("sending progress events");
+    if (s.ok()) s = RetryWhileUnavailable([&] { return api.Installed(opts.node, report.image); }, budget);
     if (s.ok()) reporter.Result(true, "installed " + report.image);
     else reporter.Result(false, "reporting the install: " + s.message());
   }

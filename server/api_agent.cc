@@ -92,12 +92,14 @@ void RegisterAgentRoutes(http::Router& router, Server& server) {
         if (!server.node_events()) return res.SendError(Unavailable("events are not available"));
 
         // The node's state follows its story: a run that starts means
-        // installing; a failed result means failed. These are rare and
-        // synchronous; progress itself is not.
+        // installing, and so does news from a node thought lost (its network
+        // came back); a failed result means failed. Late events of a run
+        // that already reported installed change nothing. These are rare
+        // and synchronous; progress itself is not.
         inventory::Inventory* inv = server.inventory();
         for (const Json& e : events) {
           std::string kind = e["kind"];
-          if (e["seq"] == 1 || (kind == "phase" && node->state != "installing" && node->state != "updating")) {
+          if (e["seq"] == 1 || node->state == "lost") {
             std::string state = e.value("phase", "") == "update" ? "updating" : "installing";
             if (node->state != state) {
               auto n = inv->SetState(node->id, state, "");

@@ -2,6 +2,7 @@
 // with examples/space, an image captured with `kiln image capture`, the
 // agent binary, and checks through the HTTP API and the tree it wrote.
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -249,4 +250,53 @@ TEST_CASE("the agent enrolls with the one-time token and its node token acts for
   CHECK(web01.Do("POST", "/api/v1/nodes/web02/installed", "{}", {.content_type = "application/json"})->status ==
         403);
   CHECK(site.Get("/api/v1/nodes/web02")["state"] != "installed");
+}
+
+TEST_CASE("the server dies and comes back mid-install: the agent carries on and no event is lost or reordered") {
+  Site site(/*copy_space=*/true);
+  // A hook holds the install just before the image phase until the test
+  // has killed the server.
+  std::string go = site.work.Sub("go");
+  Put(site.space + "/hooks/image.DEFAULT", "#!/bin/sh\nwhile [ ! -e " + go + " ]; do sleep 0.05; done\n", 0755);
+  HttpClient admin(site.server->url(), site.server->token());
+  REQUIRE(admin.Do("PUT", "/api/v1/nodes/web01/facts", ReadOr(kExamples + "/facts/web01.json"),
+                   {.content_type = "application/json"})->status == 200);
+  REQUIRE(WaitUntil([&] {
+    auto p = site.server->Client().Get("/api/v1/nodes/web01/plan");
+    return p.ok() && p->dump().find("hooks/image.DEFAULT") != std::string::npos;
+  }));
+  std::string root = site.work.Sub("root");
+  auto agent = Process::Start({KILN_AGENT_EXE, "dirinstall", "--server", site.server->url(), "--root", root,
+                               "--state", site.work.Sub("state"), "--log", site.work.Sub("web01.log"), "--facts",
+                               kExamples + "/facts/web01.json", "--node-token", site.server->token(), "--node",
+                               "web01", "--session-timeout-ms", "3000"});
+  REQUIRE(agent.ok());
+  REQUIRE(WaitUntil([&] { return agent->Stderr().find("running image.DEFAULT") != std::string::npos; }));
+
+  std::string port = Split(site.server->url(), ':').back();
+  site.server->process().Signal(SIGKILL);
+  REQUIRE(site.server->process().Wait() >= 0);
+  Put(go, "");
+  // The agent now reports and deploys against a dead server; bring it back
+  // on the same address with the same data.
+  REQUIRE(WaitUntil([&] { return agent->Stderr().find("==> image") != std::string::npos; }));
+  ::usleep(500 * 1000);
+  KilnServer again(site.server->data_dir(), {"--space", site.space, "--listen", "127.0.0.1:" + port});
+  int agent_exit = agent->Wait(std::chrono::seconds(120));
+  INFO(agent->Stderr());
+  REQUIRE(agent_exit == 0);
+
+  CHECK(ReadOr(root + "/etc/kiln-release") == "web 3\n");
+  auto ev = again.Client().Get("/api/v1/nodes/web01/events");
+  REQUIRE(ev.ok());
+  std::vector<std::string> phases;
+  uint64_t seq = 0;
+  for (const Json& e : (*ev)["events"]) {
+    CHECK(e["event"]["seq"].get<uint64_t>() == ++seq);
+    if (e["event"]["kind"] == "phase") phases.push_back(e["event"]["phase"]);
+  }
+  CHECK(phases == std::vector<std::string>{"plan", "image", "files", "scripts", "finish"});
+  CHECK((*ev)["events"].back()["event"]["ok"] == true);
+  auto node = again.Client().Get("/api/v1/nodes/web01");
+  CHECK((*node)["state"] == "installed");
 }

@@ -1,5 +1,7 @@
 #include "tests/support/kiln_server.h"
 
+#include <algorithm>
+
 #include <signal.h>
 
 #include <catch2/catch.hpp>
@@ -22,8 +24,10 @@ KilnServer::KilnServer(const std::string& data_dir, std::vector<std::string> ext
 
 void KilnServer::Launch(std::vector<std::string> extra_args) {
   std::string info_path = data_dir_ + "/serve.json";
-  std::vector<std::string> argv = {KILN_EXE, "serve", "--data", data_dir_, "--listen",
-                                   "127.0.0.1:0"};
+  std::vector<std::string> argv = {KILN_EXE, "serve", "--data", data_dir_};
+  // A restart test may pin the port (agents keep the server's URL).
+  if (std::find(extra_args.begin(), extra_args.end(), "--listen") == extra_args.end())
+    argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   auto p = Process::Start(argv);
   REQUIRE(p.ok());
