@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "agent/facts.h"
+#include "agent/daemon_cmd.h"
 #include "agent/install_cmd.h"
 #include "common/version.h"
 
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   facts->callback([&] { exit_code = RunFacts(facts_file); });
 
   kiln::agent::RegisterInstallCommands(app, &exit_code);
+  kiln::agent::RegisterDaemonCommand(app, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -14,6 +14,7 @@ namespace {
 struct Flags {
   std::string server, token, node_token, node, target, facts_file, state_dir = "/var/lib/kiln-agent";
   std::string log_path = "/tmp/kiln-install.log";
+  std::string interface;
   bool no_reboot = false, json = false;
   int session_timeout_ms = 15000;
 };
@@ -26,6 +27,7 @@ void AddConnectionFlags(CLI::App* c, Flags* f) {
                 "the one-time enrollment token (kiln.token=), traded for this node's own token");
   c->add_option("--node-token", f->node_token, "use this node token (or an admin token) instead of enrolling");
   c->add_option("--node", f->node, "the node's id (kiln.node=); required with --node-token");
+  c->add_option("--interface", f->interface, "the boot interface (the install environment passes it)");
   c->add_option("--facts", f->facts_file, "report facts from FILE instead of /sys and /proc (tests)");
   c->add_option("--state", f->state_dir, "where progress is queued while the server is unreachable")
       ->capture_default_str();

@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 
 #include "agent/agent_api.h"
+#include "agent/agent_config.h"
+#include "agent/live_session.h"
 #include "agent/bootloader.h"
 #include "agent/disk_plan.h"
 #include "agent/disk_setup.h"
@@ -33,52 +35,6 @@ std::string NewRunId() {
   auto now = std::chrono::system_clock::now().time_since_epoch();
   return fmt::format("r{}-{}", std::chrono::duration_cast<std::chrono::seconds>(now).count(), RandomHex(4));
 }
-
-// The agent's live session: opened at the start, kept alive by a thread,
-// reopened when the server lost it (it restarted), closed at the end.
-class LiveSession {
- public:
-  LiveSession(const InstallOptions& o, std::string run)
-      : api_(o.server, o.node_token), node_(o.node), timeout_(o.session_timeout), run_(std::move(run)) {
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~LiveSession() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-    if (id_ > 0) (void)api_.CloseSession(node_, id_);
-  }
-
- private:
-  void Loop() {
-    std::unique_lock lock(mu_);
-    while (!stop_) {
-      lock.unlock();
-      if (id_ <= 0) {
-        auto id = api_.OpenSession(node_, timeout_, Json{{"mode", "install"}, {"run", run_}});
-        if (id.ok()) id_ = *id;
-      } else {
-        Status s = api_.Heartbeat(node_, id_);
-        if (s.code() == Code::kSessionExpired || s.code() == Code::kNotFound) id_ = 0;
-      }
-      lock.lock();
-      cv_.wait_for(lock, id_ > 0 ? timeout_ / 3 : std::chrono::milliseconds(500), [&] { return stop_; });
-    }
-  }
-
-  AgentApi api_;
-  std::string node_;
-  std::chrono::milliseconds timeout_;
-  std::string run_;
-  int64_t id_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 // The install log: every event and every line a tool or script printed.
 class InstallLog {
@@ -242,6 +198,19 @@ class Install {
       }); !st.ok())
         return st;
     }
+    // The installed system's agent finds its server and node here.
+    AgentConfig ac;
+    ac.server = o_.server;
+    ac.node = o_.node;
+    ac.token = o_.node_token;
+    ac.image = *image_out;
+    ac.run = run_;
+    ac.installed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+    Json conf = Json::array({Json{{"path", kAgentConfigPath}, {"content", ac.ToJson().dump(2) + "\n"},
+                                  {"mode", "0600"}, {"source", "kiln-agent"}}});
+    KILN_RETURN_IF_ERROR(InstallFiles(o_.target, conf).status());
     return scripts_->RunHooks(plan_, "finish");
   }
 
@@ -280,7 +249,8 @@ Result<InstallReport> RunInstall(const InstallOptions& opts) {
     if (opts.on_event) opts.on_event(e);
   };
   ProgressReporter reporter(std::move(journal), sender, ro);
-  LiveSession session(opts, report.run);
+  LiveSession session(opts.server, opts.node_token, opts.node, opts.session_timeout,
+                      Json{{"mode", "install"}, {"run", report.run}});
 
   reporter.Log("info", fmt::format("kiln-agent {} on node {}, run {}, target {}", opts.disks ? "install" : "dirinstall",
                                    opts.node, report.run, opts.target));

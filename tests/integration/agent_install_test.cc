@@ -300,3 +300,44 @@ TEST_CASE("the server dies and comes back mid-install: the agent carries on and 
   auto node = again.Client().Get("/api/v1/nodes/web01");
   CHECK((*node)["state"] == "installed");
 }
+
+TEST_CASE("the installed system's daemon reports in with the image it runs") {
+  Site site;
+  std::string root = site.work.Sub("root");
+  auto r = site.DirInstall("web01", root, {"--node-token", site.server->token(), "--node", "web01"});
+  REQUIRE(r.exit_code == 0);
+  std::string conf = root + "/etc/kiln/agent.json";
+  struct stat st {};
+  REQUIRE(::stat(conf.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  Json c = ParseJson(ReadOr(conf)).value();
+  CHECK(c["node"] == "web01");
+  CHECK(c["image"] == "web@3");
+  CHECK(c["server"] == site.server->url());
+
+  auto daemon = Process::Start({KILN_AGENT_EXE, "daemon", "--config", conf, "--session-timeout-ms", "2000"});
+  REQUIRE(daemon.ok());
+  HttpClient admin(site.server->url(), site.server->token());
+  Json agent;
+  REQUIRE(WaitUntil([&] {
+    auto g = admin.Do("GET", "/api/v1/coord/data/kiln/nodes/web01/agent");
+    if (!g.ok() || g->status != 200) return false;
+    auto j = ParseJson(g->body);
+    if (!j.ok()) return false;
+    agent = ParseJson((*j).value("data", "{}")).value_or(Json());
+    return true;
+  }));
+  CHECK(agent["mode"] == "daemon");
+  CHECK(agent["image"] == "web@3");
+  daemon->Signal(SIGTERM);
+  CHECK(daemon->Wait() == 0);
+  CHECK(admin.Do("GET", "/api/v1/coord/data/kiln/nodes/web01/agent")->status == 404);
+  CHECK(site.Get("/api/v1/nodes/web01")["state"] == "installed");
+
+  // A broken configuration is named.
+  REQUIRE(WriteFileAtomic(site.work.Sub("bad.json"), "{\"server\": \"x\"}", 0600).ok());
+  auto bad = Run({KILN_AGENT_EXE, "daemon", "--config", site.work.Sub("bad.json")});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("bad.json") != std::string::npos);
+  CHECK(bad.err.find("node") != std::string::npos);
+}

@@ -1,0 +1,27 @@
+#include "agent/agent_config.h"
+
+#include "common/file_util.h"
+
+namespace kiln::agent {
+
+Json AgentConfig::ToJson() const {
+  return {{"server", server}, {"node", node}, {"token", token}, {"image", image},
+          {"run", run}, {"installed_ms", installed_ms}};
+}
+
+Result<AgentConfig> LoadAgentConfig(const std::string& path) {
+  KILN_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  KILN_ASSIGN_OR_RETURN(Json j, ParseJson(text, path));
+  AgentConfig c;
+  for (auto [field, out] : {std::pair{"server", &c.server}, {"node", &c.node}, {"token", &c.token}}) {
+    auto v = JsonField<std::string>(j, field);
+    if (!v.ok()) return v.status().WithContext(path);
+    *out = *v;
+  }
+  c.image = j.value("image", "");
+  c.run = j.value("run", "");
+  c.installed_ms = j.value("installed_ms", int64_t(0));
+  return c;
+}
+
+}  // namespace kiln::agent
