@@ -24,9 +24,10 @@ while read -r mod; do
 done < /etc/kiln/modules
 say "loaded $(wc -l < /etc/kiln/modules) modules"
 
-server=""; token=""; mode="install"; node=""; debug=""; bootif=""
+server=""; token=""; mode=""; node=""; debug=""; bootif=""; root=""
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
+        root=*) root="${arg#root=}" ;;
         kiln.server=*) server="${arg#kiln.server=}" ;;
         kiln.token=*) token="${arg#kiln.token=}" ;;
         kiln.mode=*) mode="${arg#kiln.mode=}" ;;
@@ -35,6 +36,41 @@ for arg in $(cat /proc/cmdline); do
         BOOTIF=*) bootif="${arg#BOOTIF=}" ;;
     esac
 done
+
+rescue() {
+    say "starting a shell on the console; 'reboot -f' restarts the machine"
+    setsid sh -c 'exec sh </dev/console >/dev/console 2>&1'
+    reboot -f
+}
+
+# Booted from an installed disk (the boot loader passes root=, no kiln.mode):
+# this initrd only finds the root filesystem and hands over to its init.
+if [ -z "$mode" ] && [ -n "$root" ]; then
+    dev=""
+    for i in $(seq 1 100); do
+        case "$root" in
+            UUID=*|LABEL=*) dev="$(findfs "$root" 2>/dev/null)" ;;
+            *) [ -b "$root" ] && dev="$root" ;;
+        esac
+        [ -n "$dev" ] && break
+        sleep 0.1
+    done
+    if [ -z "$dev" ]; then
+        say "root device $root not found"
+        rescue
+    fi
+    mkdir -p /newroot
+    if ! mount -o ro "$dev" /newroot; then
+        say "cannot mount $dev ($root)"
+        rescue
+    fi
+    say "booting the installed system on $dev"
+    for fs in dev proc sys run tmp; do
+        if [ -d "/newroot/$fs" ]; then mount --move "/$fs" "/newroot/$fs"; else umount -l "/$fs"; fi
+    done
+    exec switch_root /newroot /sbin/init
+fi
+[ -z "$mode" ] && mode=install
 
 # The boot interface first (BOOTIF=01-aa-bb-cc-dd-ee-ff), then the others.
 want=""
@@ -67,12 +103,6 @@ if [ -z "$up" ]; then
 else
     say "network up on $up: $(ip -4 -o addr show dev "$up" | awk '{print $4}')"
 fi
-
-rescue() {
-    say "starting a shell on the console; 'reboot -f' restarts the machine"
-    setsid sh -c 'exec sh </dev/console >/dev/console 2>&1'
-    reboot -f
-}
 
 case "$mode" in
     rescue) rescue ;;

@@ -33,6 +33,9 @@ const std::vector<Tool>& Tools() {
       {"/usr/sbin/mkfs.fat", {"mkfs.vfat"}},
       {"/usr/bin/extlinux", {}},
       {"/usr/bin/partx", {}},
+      // busybox has no blkid; the agent reads filesystem UUIDs for fstab
+      // and the boot loader with the real one.
+      {"/usr/sbin/blkid", {}},
       {"/usr/sbin/mkfs.xfs", {}, true},
       {"/usr/sbin/mkfs.btrfs", {}, true},
   };

@@ -1,0 +1,148 @@
+"""A kiln site inside the harness's boot network: the install environment
+built with `kiln initrd build`, a small golden image made from it (busybox,
+the kernel and its modules, kiln-agent, and an init that reports in), a
+config space, and `kiln serve` with its supervised dnsmasq answering DHCP on
+the private bridge. Shared by the scenarios and scripts/demo."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import harness
+
+PORT = 8080
+URL = f"http://{harness.SERVER_IP}:{PORT}"
+
+# The installed small system's PID 1: the kernel filesystems, its NIC
+# modules, DHCP, then the agent daemon for as long as the machine runs.
+SYSTEM_INIT = r"""#!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc 2>/dev/null
+mount -t sysfs sysfs /sys 2>/dev/null
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /run 2>/dev/null
+mount -t tmpfs tmpfs /tmp 2>/dev/null
+say() { echo "kiln-system: $*" > /dev/console; }
+[ -s /etc/hostname ] && hostname -F /etc/hostname
+say "$(cat /etc/kiln-release) up on $(uname -r) as $(hostname)"
+kver="$(uname -r)"
+while read -r mod; do
+    [ -n "$mod" ] && insmod "/lib/modules/$kver/$mod" 2>/dev/null
+done < /etc/kiln/modules
+ip link set lo up
+for dev in /sys/class/net/*; do
+    name="${dev##*/}"
+    [ "$name" = lo ] && continue
+    ip link set "$name" up
+    if udhcpc -i "$name" -n -q -t 5 -T 2 -s /etc/kiln/udhcpc.sh >/dev/null 2>&1; then
+        say "network up on $name: $(ip -4 -o addr show dev "$name" | awk '{print $4}')"
+        break
+    fi
+done
+while true; do
+    kiln-agent daemon > /dev/console 2>&1
+    sleep 5
+done
+"""
+
+
+def build_small_image(h, kiln_bin, version, tree, release="small 1"):
+    """The install environment and a small golden image made from it:
+    returns (initrd path, image tree)."""
+    kiln = os.path.join(kiln_bin, "server", "kiln")
+    initrd = os.path.join(h.work, "initrd.kiln")
+    harness.run([kiln, "initrd", "build", "--quiet", "--modules", tree, "--out", initrd,
+                 "--agent", os.path.join(kiln_bin, "agent", "kiln-agent")])
+    img = os.path.join(h.work, "small")
+    os.makedirs(img)
+    subprocess.run(f"zstd -dc '{initrd}' | cpio -idm --quiet", shell=True, cwd=img, check=True)
+    os.remove(os.path.join(img, "init"))
+    init = os.path.join(img, "sbin", "init")
+    if os.path.lexists(init):
+        os.remove(init)
+    with open(init, "w") as f:
+        f.write(SYSTEM_INIT)
+    os.chmod(init, 0o755)
+    with open(os.path.join(img, "etc", "kiln-release"), "w") as f:
+        f.write(release + "\n")
+    os.makedirs(os.path.join(img, "boot"), exist_ok=True)
+    shutil.copy(os.path.join(tree, "boot", "vmlinuz-" + version), os.path.join(img, "boot", "vmlinuz-" + version))
+    shutil.copy(initrd, os.path.join(img, "boot", "initrd.img-" + version))
+    return initrd, img
+
+
+def write_space(path, image="small@1"):
+    """A config space for the small image: BIOS layout on the first disk."""
+    def put(rel, text, mode=0o644):
+        p = os.path.join(path, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w") as f:
+            f.write(text)
+        os.chmod(p, mode)
+    put("classes.list", "DEFAULT every node\nLAST after every other class\n")
+    put("vars/DEFAULT.lua", f'IMAGE = "{image}"\nCONSOLE = "ttyS0"\nHOSTNAME = node.hostname\n')
+    put("disk/DEFAULT", "disk os on=smallest table=gpt\n"
+                        "  part bios size=1M type=bios\n"
+                        "  part root size=rest fs=ext4 mount=/ options=noatime\n")
+    put("files/etc/hostname/DEFAULT", "${HOSTNAME}\n")
+    put("files/etc/hostname/DEFAULT.attrs", "subst=yes\n")
+    put("scripts/DEFAULT/10-mark", "#!/bin/sh\nset -eu\necho \"installed by kiln as $KILN_NODE\" > /etc/kiln-mark\n",
+        0o755)
+
+
+class Site:
+    """`kiln serve` on the boot network with DHCP, the boot files, a space."""
+
+    def __init__(self, h, kiln_bin, initrd, version, tree, space):
+        self.h = h
+        self.kiln = os.path.join(kiln_bin, "server", "kiln")
+        self.data = os.path.join(h.work, "data")
+        boot = os.path.join(self.data, "boot", "kiln")
+        os.makedirs(boot)
+        shutil.copy(os.path.join(tree, "boot", "vmlinuz-" + version), os.path.join(boot, "vmlinuz"))
+        shutil.copy(initrd, os.path.join(boot, "initrd.img"))
+        self.proc = h.start([self.kiln, "serve", "--data", self.data, "--listen", f"{harness.SERVER_IP}:{PORT}",
+                             "--interface", "kbr0", "--dhcp", "full",
+                             "--dhcp-range", f"{harness.NET_PREFIX}.100,{harness.NET_PREFIX}.200,255.255.255.0,1h",
+                             "--space", space, "--kernel-args", "console=ttyS0"], "kiln")
+        deadline = time.time() + 60
+        while not os.path.exists(os.path.join(self.data, "serve.json")):
+            if time.time() > deadline or not self.proc.running():
+                raise harness.VmTestError("kiln serve did not start:\n" + harness.tail(self.proc.output()))
+            time.sleep(0.1)
+        with open(os.path.join(self.data, "admin.token")) as f:
+            self.token = f.read().strip()
+
+    def cli(self, *args, check=True):
+        """Runs the kiln CLI against the server (inside the namespace)."""
+        r = harness.run([self.kiln, *args, "--server", URL, "--token", self.token], check=check,
+                        netns=self.h.netns.name)
+        return r
+
+    def get(self, path):
+        r = harness.run(["curl", "-sf", "-H", f"Authorization: Bearer {self.token}", URL + path], check=False,
+                        netns=self.h.netns.name)
+        if r.returncode != 0:
+            return None
+        return json.loads(r.stdout)
+
+    def wait_for(self, what, fn, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            v = fn()
+            if v:
+                return v
+            time.sleep(0.5)
+        raise harness.VmTestError(f"timed out after {timeout} s waiting for {what}")
+
+    def agent_znode(self, node):
+        z = self.get(f"/api/v1/coord/data/kiln/nodes/{node}/agent")
+        if not z:
+            return None
+        return json.loads(z.get("data", "{}"))
+
+    def events(self, node):
+        e = self.get(f"/api/v1/nodes/{node}/events")
+        return [x["event"] for x in e["events"]] if e else []
