@@ -1,0 +1,78 @@
+// `kiln serve --coord zk://...` against a real ZooKeeper server: the same
+// CLI operations as with the embedded store, the namespace, the server's
+// ephemeral registration, and a bad URL.
+
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include "common/json.h"
+#include "common/strings.h"
+#include "tests/coord/zk_test_server.h"
+#include "tests/support/kiln_server.h"
+#include "tests/support/process.h"
+
+using namespace kiln;
+using namespace kiln::test;
+using namespace std::chrono_literals;
+
+TEST_CASE("kiln serve --coord zk:// works with the same commands as embedded", "[zookeeper]") {
+  auto& zk = ZkTestServer::Shared();
+  std::string url = "zk://" + zk.hostport() + "/kiln-it-" + std::to_string(::getpid());
+  KilnServer server({"--coord", url});
+
+  auto st = ParseJson(server.Kiln({"status", "--json"}).out);
+  REQUIRE(st.ok());
+  CHECK((*st)["coord"]["backend"] == "zookeeper");
+  CHECK((*st)["coord"]["state"] == "ok");
+
+  CHECK(server.Kiln({"coord", "create", "/app", "v0"}).exit_code == 0);
+  CHECK(server.Kiln({"coord", "create", "/app/job-", "--sequential"}).out == "/app/job-0000000000\n");
+  CHECK(server.Kiln({"coord", "set", "/app", "v1", "--version", "0"}).exit_code == 0);
+  auto stale = server.Kiln({"coord", "set", "/app", "v2", "--version", "0"});
+  CHECK(stale.exit_code == 1);
+  CHECK(stale.err.find("/app") != std::string::npos);
+  CHECK(server.Kiln({"coord", "get", "/app"}).out == "v1");
+  CHECK(server.Kiln({"coord", "ls", "/app"}).out == "job-0000000000\n");
+  CHECK(server.Kiln({"coord", "rm", "/nope"}).exit_code == 4);
+  auto servers = server.Kiln({"coord", "ls", "/kiln/servers"});
+  CHECK(Split(servers.out, '\n').size() == 2);  // one name and the final ""
+
+  // A watch from now sees a change made through another command.
+  Process watch = std::move(*Process::Start({KILN_EXE, "coord", "watch", "/app", "--count", "1",
+                                              "--json", "--server", server.url(), "--token",
+                                              server.token()}));
+  REQUIRE(WaitUntil([&] {
+    auto s = server.Client().Get("/api/v1/status");
+    return s.ok() && (*s)["coord"]["streams"].get<int>() >= 1;
+  }));
+  CHECK(server.Kiln({"coord", "set", "/app", "v3"}).exit_code == 0);
+  CHECK(watch.Wait() == 0);
+  auto ev = ParseJson(watch.Stdout());
+  REQUIRE(ev.ok());
+  CHECK((*ev)["path"] == "/app");
+  CHECK((*ev)["data"] == "v3");
+  // No history to resume from: a clear "compacted" error.
+  auto old = server.Kiln({"coord", "watch", "/app", "--since", "1", "--no-reconnect"});
+  CHECK(old.exit_code == 1);
+  CHECK(old.err.find("keeps no change history") != std::string::npos);
+
+  // Stopping the server closes its session: its registration goes at once.
+  CHECK(server.Stop() == 0);
+  KilnServer again({"--coord", url});
+  auto after = again.Kiln({"coord", "ls", "/kiln/servers"});
+  CHECK(Split(after.out, '\n').size() == 2);
+  CHECK(again.Kiln({"coord", "get", "/app"}).out == "v3");
+}
+
+TEST_CASE("kiln serve refuses a malformed or unreachable --coord with one line") {
+  TempDir t;
+  auto bad = Run({KILN_EXE, "serve", "--data", t.Sub("d"), "--listen", "127.0.0.1:0", "--coord", "zk://nohost"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--coord: coordination URL \"zk://nohost\"") != std::string::npos);
+  auto down = Run({KILN_EXE, "serve", "--data", t.Sub("d2"), "--listen", "127.0.0.1:0", "--coord",
+                   "zk://127.0.0.1:1/x"},
+                  {}, 60s);
+  CHECK(down.exit_code == 1);
+  CHECK(down.err.find("kiln serve: coordination store zk://127.0.0.1:1/x") != std::string::npos);
+}
