@@ -4,16 +4,9 @@
 // /sys and /proc; the roots are parameters so tests point them at a fake
 // tree, and `kiln-agent --facts FILE` replaces collection entirely.
 //
-// The schema (documented in docs/AGENT.md):
-//   hostname                      string
-//   arch                          "x86_64"
-//   firmware                      "bios" | "uefi"
-//   cpu      {model, count}
-//   memory   {total_bytes}
-//   disks    [{name, path, size_bytes, model, serial, rotational, removable}]
-//   nics     [{name, mac, driver, link, speed_mbps}]   (speed null if unknown)
-//   dmi      {vendor, product, serial, uuid, bios_vendor, bios_version}
-//   pci      [{slot, vendor, device, class, subsystem_vendor, subsystem_device, driver}]
+// The schema is classes' (classes/node.h ValidateFacts, docs/CLASSES.md
+// "Facts"); how each field is read is in docs/AGENT.md. A fact the agent
+// cannot read is left out rather than guessed.
 
 #include <string>
 

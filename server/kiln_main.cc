@@ -7,6 +7,11 @@
 #include "server/cli/cli.h"
 #include "server/cli/coord_cmd.h"
 #include "server/cli/initrd_cmd.h"
+#include "server/cli/config_cmd.h"
+#include "server/cli/node_cmd.h"
+#include "server/cli/plan_cmd.h"
+#include "server/cli/pxe_cmd.h"
+#include "server/cli/image_cmd.h"
 #include "server/cli/serve_cmd.h"
 #include "server/cli/status_cmd.h"
 
@@ -27,7 +32,12 @@ int main(int argc, char** argv) {
   kiln::cli::RegisterServeCommand(app, &state);
   kiln::cli::RegisterStatusCommand(app, &state);
   kiln::cli::RegisterCoordCommand(app, &state);
+  kiln::cli::RegisterNodeCommand(app, &state);
+  kiln::cli::RegisterPxeCommand(app, &state);
   kiln::cli::RegisterInitrdCommand(app, &state);
+  kiln::cli::RegisterPlanCommand(app, &state);
+  kiln::cli::RegisterConfigCommand(app, &state);
+  kiln::cli::RegisterImageCommand(app, &state);
 
   try {
     app.parse(argc, argv);

@@ -8,9 +8,18 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "imager/image_store.h"
+#include "server/api_images.h"
+#include "server/coord_image_catalog.h"
 #include "server/api_coord.h"
 #include "server/api_meta.h"
 #include "server/coord_presence.h"
+#include "server/api_plan.h"
+#include "server/api_boot.h"
+#include "server/api_nodes.h"
+#include "server/api_pxe.h"
+#include "server/coord_presence.h"
+#include "server/inventory/inventory.h"
 
 namespace kiln {
 
@@ -23,6 +32,21 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   KILN_RETURN_IF_ERROR(s->StartCoord());
   s->auth_ = std::make_unique<TokenAuthenticator>(s->data_dir_->admin_token());
   s->router_ = std::make_unique<http::Router>(s->auth_.get());
+  // Image records live in the coordination store (/kiln/images/<name>),
+  // objects in DATA/images.
+  auto catalog = CoordImageCatalog::Open(s->coord_.get());
+  if (!catalog.ok()) return catalog.status().WithContext("image catalog");
+  auto images = imager::ImageStore::Open(s->data_dir_->Sub("images"), std::move(*catalog));
+  if (!images.ok()) return images.status().WithContext("image store");
+  s->images_ = std::move(*images);
+  classes::SpaceServiceOptions space_opts;
+  space_opts.dir = options.space_dir;
+  space_opts.poll = std::chrono::milliseconds(options.space_poll_ms);
+  s->plans_ = std::make_unique<PlanService>(space_opts, &s->metrics_);
+  s->plans_->Start();
+  PlanService* plans = s->plans_.get();
+  s->AddStatusSection("classes", [plans] { return plans->StatusJson(); });
+  KILN_RETURN_IF_ERROR(s->PrepareBoot());
   s->RegisterRoutes();
 
   http::HttpServerOptions hopts;
@@ -41,6 +65,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (host == "::") host = "::1";
   s->url_ = host.find(':') != std::string::npos ? fmt::format("http://[{}]:{}", host, addr.port)
                                                  : fmt::format("http://{}:{}", host, addr.port);
+  KILN_RETURN_IF_ERROR(s->StartBootNetwork());
   Json info = {{"url", s->url_}, {"pid", ::getpid()}, {"listen", addr.ToString()}};
   KILN_RETURN_IF_ERROR(s->RegisterPresence());
   // Log before serve.json appears: whoever waits for the file (tests, the
@@ -53,13 +78,18 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   return s;
 }
 
-Server::~Server() { Stop(); }
+Server::~Server() {
+  Stop();
+  images_api_.reset();  // joins its workers before the store goes
+}
 
 void Server::Stop() {
   if (stopped_ || !http_) return;  // never started: nothing to report
   stopped_ = true;
+  if (boot_) boot_->Stop();
   http_->Stop();
   presence_.reset();  // closes the server's session: /kiln/servers/<id> vanishes
+  if (plans_) plans_->Stop();
   ::unlink(data_dir_->Sub(kServeInfoFile).c_str());
   log::Info("serve", "stopped");
 }
@@ -102,6 +132,11 @@ void Server::CountResponse(const http::Router::Route* route, const http::HttpReq
 void Server::RegisterRoutes() {
   RegisterMetaRoutes(*router_, *this);
   RegisterCoordRoutes(*router_, *this);
+  RegisterPlanRoutes(*router_, *plans_);
+  RegisterBootRoutes(*router_, *boot_);
+  RegisterNodeRoutes(*router_, *this);
+  RegisterPxeRoutes(*router_, *this);
+  images_api_ = RegisterImageRoutes(*router_, *this, *images_);
 }
 
 }  // namespace kiln

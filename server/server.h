@@ -17,12 +17,23 @@
 #include "common/status.h"
 #include "server/auth.h"
 #include "server/coord/coord_store.h"
+#include "server/boot_service.h"
 #include "server/data_dir.h"
 #include "server/http/http_server.h"
 #include "server/http/router.h"
 #include "server/metrics.h"
+#include "server/plan_service.h"
+
+namespace kiln::imager {
+class ImageStore;
+}
 
 namespace kiln {
+
+namespace inventory {
+class Inventory;
+}
+class ImagesApi;
 
 struct ServerOptions {
   std::string data_dir = "/var/lib/kiln";
@@ -31,6 +42,10 @@ struct ServerOptions {
   // The coordination store: "embedded:DIR" or "zk://host:port[,...]/chroot";
   // empty means embedded in DATA/coord.
   std::string coord_url;
+  std::string space_dir;      // config space (--space); "" = none
+  int space_poll_ms = 1000;   // how often to look for edits in it
+  // Network boot: boot tree, TFTP, dnsmasq (server/boot_service.h).
+  BootOptions boot;
 };
 
 class ServerPresence;
@@ -51,7 +66,14 @@ class Server {
   // The coordination store. Lives from Start() until the Server is destroyed
   // (after every service that uses it).
   coord::CoordStore& coord() { return *coord_; }
+  // Plans and the config space; the node inventory calls SetNodeLookup.
+  PlanService& plans() { return *plans_; }
+  imager::ImageStore& images() { return *images_; }
   const ServerOptions& options() const { return options_; }
+  // Network boot; set from Start() on.
+  BootService* boot() { return boot_.get(); }
+  // The node inventory; null while the coordination store is not running.
+  inventory::Inventory* inventory() { return inventory_.get(); }
 
   // A named section of GET /api/v1/status, sampled per request.
   void AddStatusSection(const std::string& name, std::function<Json()> fn);
@@ -64,6 +86,10 @@ class Server {
   // exposes its state; then registers this server as alive in it.
   Status StartCoord();
   Status RegisterPresence();
+  // server_boot.cc: the boot tree and inventory before the routes, TFTP and
+  // dnsmasq once the HTTP port is known.
+  Status PrepareBoot();
+  Status StartBootNetwork();
   void CountResponse(const http::Router::Route* route, const http::HttpRequest& req, int status,
                      double seconds);
 
@@ -74,7 +100,13 @@ class Server {
   std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<http::Router> router_;
   std::unique_ptr<http::HttpServer> http_;
+  // Declared in dependency order: boot_ (TFTP thread) uses the resolver,
+  // which uses inventory_; members are destroyed bottom-up.
+  std::unique_ptr<inventory::Inventory> inventory_;
+  std::unique_ptr<pxe::BootResolver> boot_resolver_;
+  std::unique_ptr<BootService> boot_;
   Metrics metrics_;
+  std::unique_ptr<PlanService> plans_;
   std::string url_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();
@@ -82,6 +114,10 @@ class Server {
   mutable std::mutex status_mu_;
   std::map<std::string, std::function<Json()>> status_sections_;
   bool stopped_ = false;
+
+  // Declared last: destroyed first, after Stop() has ended every request.
+  std::unique_ptr<imager::ImageStore> images_;
+  std::unique_ptr<ImagesApi> images_api_;
 };
 
 }  // namespace kiln

@@ -23,6 +23,7 @@ namespace {
 struct Tool {
   const char* host;
   std::vector<const char*> links;  // extra names in the same directory
+  bool optional = false;           // left out when the host lacks it
 };
 
 const std::vector<Tool>& Tools() {
@@ -31,6 +32,9 @@ const std::vector<Tool>& Tools() {
       {"/usr/sbin/mke2fs", {"mkfs.ext4", "mkfs.ext3", "mkfs.ext2"}},
       {"/usr/sbin/mkfs.fat", {"mkfs.vfat"}},
       {"/usr/bin/extlinux", {}},
+      {"/usr/bin/partx", {}},
+      {"/usr/sbin/mkfs.xfs", {}, true},
+      {"/usr/sbin/mkfs.btrfs", {}, true},
   };
   return tools;
 }
@@ -196,6 +200,7 @@ Result<InitrdReport> BuildInitrd(const InitrdSpec& spec,
   // mke2fs only makes ext2).
   std::set<std::string> libs;
   for (const auto& t : Tools()) {
+    if (t.optional && ::access(t.host, X_OK) != 0) continue;
     std::string at = t.host;
     std::vector<std::string> names = {fs::path(at).filename().string()};
     for (const char* link : t.links) names.emplace_back(link);

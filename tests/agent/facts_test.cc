@@ -1,4 +1,5 @@
 #include "agent/facts.h"
+#include "classes/node.h"
 
 #include <unistd.h>
 
@@ -21,8 +22,10 @@ namespace {
 void FakeSystem(const TempDir& t) {
   std::string sys = t.Sub("sys"), proc = t.Sub("proc");
   WriteTestFile(proc + "/cpuinfo",
-                "processor\t: 0\nmodel name\t: Test CPU @ 3.00GHz\n\nprocessor\t: 1\nmodel name\t: "
-                "Test CPU @ 3.00GHz\n");
+                "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Test CPU @ 3.00GHz\n"
+                "physical id\t: 0\ncpu cores\t: 1\nflags\t\t: fpu avx2 aes\n\n"
+                "processor\t: 1\nvendor_id\t: GenuineIntel\nmodel name\t: Test CPU @ 3.00GHz\n"
+                "physical id\t: 1\ncpu cores\t: 1\nflags\t\t: fpu avx2 aes\n");
   WriteTestFile(proc + "/meminfo", "MemTotal:        8046392 kB\nMemFree:  1 kB\n");
 
   WriteTestFile(sys + "/devices/pci0000:00/0000:00:04.0/virtio1/block/vda/size", "4194304\n");
@@ -52,6 +55,7 @@ void FakeSystem(const TempDir& t) {
   WriteTestFile(sys + "/class/dmi/id/sys_vendor", "QEMU\n");
   WriteTestFile(sys + "/class/dmi/id/product_name", "Standard PC (i440FX + PIIX, 1996)\n");
   WriteTestFile(sys + "/class/dmi/id/product_uuid", "ABCD-1234\n");
+  WriteTestFile(sys + "/class/dmi/id/chassis_type", "23\n");
 
   WriteTestFile(sys + "/bus/pci/devices/0000:00:02.0/vendor", "0x10de\n");
   WriteTestFile(sys + "/bus/pci/devices/0000:00:02.0/device", "0x1eb8\n");
@@ -68,10 +72,16 @@ TEST_CASE("facts come from /sys and /proc, skipping virtual devices") {
   TempDir t;
   FakeSystem(t);
   Json f = CollectFacts({t.Sub("sys"), t.Sub("proc"), "web01"});
+  CHECK(f["schema"] == 1);
   CHECK(f["hostname"] == "web01");
-  CHECK(f["firmware"] == "uefi");
+  CHECK(f["firmware"]["type"] == "uefi");
+  CHECK(f["firmware"]["secure_boot"] == false);
   CHECK(f["cpu"]["model"] == "Test CPU @ 3.00GHz");
-  CHECK(f["cpu"]["count"] == 2);
+  CHECK(f["cpu"]["vendor"] == "GenuineIntel");
+  CHECK(f["cpu"]["sockets"] == 2);
+  CHECK(f["cpu"]["cores"] == 2);
+  CHECK(f["cpu"]["threads"] == 2);
+  CHECK(f["cpu"]["flags"] == Json::array({"fpu", "avx2", "aes"}));
   CHECK(f["memory"]["total_bytes"] == 8046392ull * 1024);
 
   REQUIRE(f["disks"].size() == 1);
@@ -80,22 +90,28 @@ TEST_CASE("facts come from /sys and /proc, skipping virtual devices") {
   CHECK(f["disks"][0]["size_bytes"] == 4194304ull * 512);
   CHECK(f["disks"][0]["serial"] == "disk-serial-1");
   CHECK(f["disks"][0]["rotational"] == false);
-  CHECK(f["disks"][0]["model"].is_null());
+  CHECK(f["disks"][0]["transport"] == "virtio");
+  CHECK_FALSE(f["disks"][0].contains("model"));
 
   REQUIRE(f["nics"].size() == 1);
   CHECK(f["nics"][0]["mac"] == "52:54:00:ab:cd:ef");
   CHECK(f["nics"][0]["driver"] == "virtio_net");
   CHECK(f["nics"][0]["link"] == true);
-  CHECK(f["nics"][0]["speed_mbps"].is_null());
+  CHECK_FALSE(f["nics"][0].contains("speed_mbps"));
   CHECK(FactMacs(f) == std::vector<std::string>{"52:54:00:ab:cd:ef"});
 
-  CHECK(f["dmi"]["vendor"] == "QEMU");
-  CHECK(f["dmi"]["uuid"] == "abcd-1234");
-  CHECK(f["dmi"]["serial"].is_null());
+  CHECK(f["dmi"]["sys_vendor"] == "QEMU");
+  CHECK(f["dmi"]["product_uuid"] == "abcd-1234");
+  CHECK(f["dmi"]["chassis_type"] == "Rack Mount Chassis");
+  CHECK_FALSE(f["dmi"].contains("product_serial"));
   REQUIRE(f["pci"].size() == 2);
   CHECK(f["pci"][0]["slot"] == "0000:00:01.0");
-  CHECK(f["pci"][1]["vendor"] == "0x10de");
-  CHECK(f["pci"][1]["class"] == "0x030200");
+  CHECK(f["pci"][1]["vendor"] == "10de");
+  CHECK(f["pci"][1]["device"] == "1eb8");
+  CHECK(f["pci"][1]["class"] == "0302");
+
+  // What the agent reports is what class resolution accepts.
+  CHECK(classes::ValidateFacts(f).ok());
 }
 
 TEST_CASE("an empty /sys still gives a facts document") {
@@ -103,16 +119,19 @@ TEST_CASE("an empty /sys still gives a facts document") {
   Json f = CollectFacts({t.Sub("nosys"), t.Sub("noproc"), "h"});
   CHECK(f["disks"].empty());
   CHECK(f["nics"].empty());
-  CHECK(f["firmware"] == "bios");
-  CHECK(f["cpu"]["count"] == 0);
-  CHECK(f["memory"]["total_bytes"].is_null());
+  CHECK(f["firmware"]["type"] == "bios");
+  CHECK(f["cpu"]["threads"] == 0);
+  CHECK_FALSE(f["memory"].contains("total_bytes"));
 }
 
 TEST_CASE("the real machine's facts have the documented shape") {
   Json f = CollectFacts();
-  for (const char* k : {"hostname", "arch", "firmware", "cpu", "memory", "disks", "nics", "dmi", "pci"})
+  for (const char* k : {"schema", "hostname", "firmware", "cpu", "memory", "disks", "nics", "dmi", "pci"})
     CHECK(f.contains(k));
-  CHECK(f["cpu"]["count"].get<int>() >= 1);
+  CHECK(f["cpu"]["threads"].get<int>() >= 1);
+  auto valid = classes::ValidateFacts(f);
+  INFO(valid.ToString());
+  CHECK(valid.ok());
 }
 
 TEST_CASE("a facts file is checked for shape, naming the file and key") {
@@ -135,5 +154,5 @@ TEST_CASE("kiln-agent facts prints this machine's facts as JSON") {
   REQUIRE(r.exit_code == 0);
   auto j = ParseJson(r.out);
   REQUIRE(j.ok());
-  CHECK((*j)["cpu"]["count"].get<int>() >= 1);
+  CHECK((*j)["cpu"]["threads"].get<int>() >= 1);
 }

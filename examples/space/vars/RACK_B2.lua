@@ -1,0 +1,3 @@
+-- Rack B2.
+GATEWAY = "10.2.2.1"
+NTP_SERVER = "10.2.2.123"

@@ -1,0 +1,261 @@
+#include "imager/capture.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "common/file_util.h"
+#include "imager/archive_scan.h"
+#include "imager/chunker.h"
+#include "imager/zstd_util.h"
+
+namespace kiln::imager {
+namespace {
+
+constexpr uint64_t kBatchBytes = 8 * 1024 * 1024;
+
+// Where an object's compressed frame comes from during the upload.
+using FrameFn = std::function<Status(const Sha256Digest&, Compressor&, std::string* scratch,
+                                     std::string* frame)>;
+
+// Makes frames on `threads` workers (reading and compressing is the costly
+// part) while this thread sends batches in order of completion.
+Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<uint64_t>& sizes,
+                   const FrameFn& make_frame, const CaptureOptions& opts, CaptureTarget* target,
+                   CaptureReport* report) {
+  if (missing.empty()) return Status::Ok();
+  uint64_t total = 0;
+  for (uint64_t s : sizes) total += s;
+
+  // Batches of consecutive objects, made whole by one worker each.
+  struct Batch {
+    size_t begin, end;
+    std::vector<std::pair<Sha256Digest, std::string>> frames;
+    Status status;
+    bool done = false;
+  };
+  std::vector<Batch> batches;
+  for (size_t i = 0; i < missing.size();) {
+    size_t j = i;
+    uint64_t b = 0;
+    while (j < missing.size() && (j == i || b + sizes[j] <= kBatchBytes)) b += sizes[j++];
+    batches.push_back({i, j, {}, Status::Ok(), false});
+    i = j;
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t next = 0, sent_upto = 0;
+  bool abort = false;
+  const size_t max_ahead = 4;  // bounds memory to a few batches
+  auto worker = [&] {
+    Compressor comp(opts.zstd_level);
+    std::string scratch;
+    for (;;) {
+      size_t mine;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return abort || next >= batches.size() || next < sent_upto + max_ahead; });
+        if (abort || next >= batches.size()) return;
+        mine = next++;
+      }
+      Batch& b = batches[mine];
+      Status s;
+      std::vector<std::pair<Sha256Digest, std::string>> frames;
+      for (size_t k = b.begin; k < b.end && s.ok(); ++k) {
+        std::string frame;
+        s = make_frame(missing[k], comp, &scratch, &frame);
+        frames.emplace_back(missing[k], std::move(frame));
+      }
+      std::lock_guard lock(mu);
+      b.frames = std::move(frames);
+      b.status = s;
+      b.done = true;
+      cv.notify_all();
+    }
+  };
+  int nthreads = std::max(1, opts.threads);
+  std::vector<std::thread> workers;
+  for (int t = 0; t < nthreads; ++t) workers.emplace_back(worker);
+
+  Status result;
+  uint64_t done_bytes = 0;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    std::vector<std::pair<Sha256Digest, std::string>> frames;
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return batches[i].done; });
+      if (!batches[i].status.ok()) {
+        result = batches[i].status;
+      } else {
+        frames = std::move(batches[i].frames);
+      }
+    }
+    if (result.ok()) {
+      result = target->PutObjects(frames);
+      if (result.code() == Code::kCorruption)
+        result = result.WithContext("a file changed during the capture? capture again");
+    }
+    {
+      std::lock_guard lock(mu);
+      sent_upto = i + 1;
+      if (!result.ok()) abort = true;
+      cv.notify_all();
+    }
+    if (!result.ok()) break;
+    for (size_t k = batches[i].begin; k < batches[i].end; ++k) done_bytes += sizes[k];
+    for (const auto& f : frames) report->bytes_sent += f.second.size();
+    report->objects_sent += frames.size();
+    if (opts.progress)
+      opts.progress({"upload", done_bytes, total, report->objects_sent, missing.size()});
+  }
+  for (auto& t : workers) t.join();
+  return result;
+}
+
+Result<CaptureReport> Finish(const Manifest& m, const CaptureOptions& opts, CaptureTarget* target,
+                             CaptureReport report, const std::function<uint64_t(const Sha256Digest&)>& size_of,
+                             const FrameFn& make_frame) {
+  std::string encoded = EncodeManifest(m);
+  report.manifest = Sha256Hex(encoded);
+  report.entries = m.entries.size();
+  DigestSet objects;
+  for (const auto& e : m.entries) {
+    if (e.type == EntryType::kFile) report.bytes += e.size;
+    for (const auto& c : e.chunks) objects.insert(c.digest);
+  }
+  report.objects = objects.size();
+  KILN_ASSIGN_OR_RETURN(std::vector<Sha256Digest> missing, target->Begin(encoded));
+  std::vector<uint64_t> sizes;
+  sizes.reserve(missing.size());
+  for (const auto& d : missing) {
+    if (!objects.count(d))
+      return Internal(fmt::format("the target asked for object {}, which the manifest does not use", ToHex(d)));
+    sizes.push_back(size_of(d));
+  }
+  KILN_RETURN_IF_ERROR(SendMissing(missing, sizes, make_frame, opts, target, &report));
+  if (opts.progress) opts.progress({"commit", report.bytes, report.bytes, report.files, report.files});
+  KILN_ASSIGN_OR_RETURN(report.version, target->Commit());
+  return report;
+}
+
+Status ReadRange(const ChunkSource& src, std::string* out) {
+  UniqueFd fd(::open(src.file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open " + src.file, errno);
+  out->resize(src.size);
+  size_t got = 0;
+  while (got < src.size) {
+    ssize_t n = ::pread(fd.get(), out->data() + got, src.size - got, static_cast<off_t>(src.offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("read " + src.file, errno);
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got != src.size) return IoError(src.file + ": file shrank during the capture; capture again");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOptions& opts,
+                                       CaptureTarget* target) {
+  ScanOptions so;
+  so.excludes = opts.excludes;
+  so.one_file_system = opts.one_file_system;
+  so.threads = opts.threads;
+  StatCache cache;
+  if (!opts.stat_cache.empty()) {
+    cache = StatCache::Load(opts.stat_cache);
+    so.cache = &cache;
+  }
+  if (opts.progress)
+    so.progress = [&](uint64_t bytes, uint64_t files) { opts.progress({"scan", bytes, 0, files, 0}); };
+  KILN_ASSIGN_OR_RETURN(ScanResult scan, ScanDirectory(dir, so));
+  if (!opts.allow_devices) {
+    for (const auto& e : scan.manifest.entries)
+      if (e.type == EntryType::kCharDev || e.type == EntryType::kBlockDev)
+        return InvalidArgument(fmt::format("{}/{}: device nodes are not allowed", dir, e.path));
+  }
+  CaptureReport report;
+  report.files = scan.files;
+  report.files_hashed = scan.files_hashed;
+  const SourceMap& sources = scan.sources;
+  auto size_of = [&](const Sha256Digest& d) {
+    auto it = sources.find(d);
+    return it == sources.end() ? 0 : it->second.size;
+  };
+  FrameFn make = [&](const Sha256Digest& d, Compressor& comp, std::string* scratch,
+                     std::string* frame) -> Status {
+    auto it = sources.find(d);
+    if (it == sources.end()) return Internal("no source for object " + ToHex(d));
+    KILN_RETURN_IF_ERROR(ReadRange(it->second, scratch));
+    // A file changed since the scan would send bytes under a digest they do
+    // not have; the server re-hashes every object and refuses them (see
+    // PutObjects' error below), so no second hash here.
+    comp.Compress(*scratch, frame);
+    return Status::Ok();
+  };
+  auto r = Finish(scan.manifest, opts, target, std::move(report), size_of, make);
+  // The cache is only worth keeping when the capture went through.
+  if (r.ok() && so.cache) {
+    Status s = cache.Save(opts.stat_cache);
+    (void)s;  // a cache that cannot be written only costs time next run
+  }
+  return r;
+}
+
+Result<CaptureReport> CaptureArchive(const std::string& path, const CaptureOptions& opts,
+                                     CaptureTarget* target) {
+  // An archive cannot be re-read cheaply (it may be stdin, or compressed), so
+  // frames are spooled to an unnamed temporary file as they are made.
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string spool_dir = tmpdir && *tmpdir ? tmpdir : "/tmp";
+  UniqueFd spool(::open(spool_dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (!spool.valid()) return ErrnoError("create a spool file in " + spool_dir, errno);
+  struct Spooled {
+    uint64_t offset, frame_size, size;
+  };
+  std::unordered_map<Sha256Digest, Spooled, DigestHash> index;
+  uint64_t spool_end = 0;
+  Compressor comp(opts.zstd_level);
+  std::string frame;
+  ArchiveScanOptions ao;
+  ao.allow_devices = opts.allow_devices;
+  CaptureReport report;
+  if (opts.progress)
+    ao.progress = [&](uint64_t bytes, uint64_t files) { opts.progress({"scan", bytes, 0, files, 0}); };
+  auto on_chunk = [&](const Sha256Digest& d, std::string_view bytes) -> Status {
+    if (index.count(d)) return Status::Ok();
+    comp.Compress(bytes, &frame);
+    KILN_RETURN_IF_ERROR(WriteAll(spool.get(), frame, "spool"));
+    index.emplace(d, Spooled{spool_end, frame.size(), bytes.size()});
+    spool_end += frame.size();
+    return Status::Ok();
+  };
+  KILN_ASSIGN_OR_RETURN(Manifest m, ScanArchive(path, ao, on_chunk));
+  for (const auto& e : m.entries) report.files += e.type == EntryType::kFile;
+  report.files_hashed = report.files;
+  auto size_of = [&](const Sha256Digest& d) {
+    auto it = index.find(d);
+    return it == index.end() ? 0 : it->second.size;
+  };
+  int fd = spool.get();
+  FrameFn make = [&](const Sha256Digest& d, Compressor&, std::string*, std::string* out) -> Status {
+    auto it = index.find(d);
+    if (it == index.end()) return Internal("no spooled frame for object " + ToHex(d));
+    out->resize(it->second.frame_size);
+    ssize_t n = ::pread(fd, out->data(), out->size(), static_cast<off_t>(it->second.offset));
+    if (n != static_cast<ssize_t>(out->size())) return IoError("read spool");
+    return Status::Ok();
+  };
+  return Finish(m, opts, target, std::move(report), size_of, make);
+}
+
+}  // namespace kiln::imager

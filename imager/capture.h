@@ -1,0 +1,70 @@
+#pragma once
+// A capture: scan a directory or an archive into a manifest, offer the
+// manifest to a CaptureTarget, send only the objects it lacks, commit.
+//
+// Manifest first: the target answers which objects it is missing, so a
+// re-capture of a mostly unchanged tree sends almost nothing, and with the
+// stat cache it does not even read the unchanged files. The same flow runs
+// against a local ImageStore (LocalCaptureTarget) and against a kiln server
+// over HTTP (HttpCaptureTarget, image_client.h), which verifies every object
+// it receives.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "imager/catalog.h"
+#include "imager/manifest.h"
+#include "imager/scan.h"
+
+namespace kiln::imager {
+
+class CaptureTarget {
+ public:
+  virtual ~CaptureTarget() = default;
+  // Offers the encoded manifest; returns the objects the target lacks.
+  virtual Result<std::vector<Sha256Digest>> Begin(const std::string& manifest) = 0;
+  // Sends compressed frames of missing objects, in batches of a few MiB.
+  virtual Status PutObjects(const std::vector<std::pair<Sha256Digest, std::string>>& frames) = 0;
+  // Makes the version; fails if objects are still missing.
+  virtual Result<VersionRecord> Commit() = 0;
+};
+
+struct CaptureProgress {
+  std::string phase;  // "scan", "upload", "commit"
+  uint64_t bytes = 0, bytes_total = 0;
+  uint64_t files = 0, files_total = 0;
+};
+
+struct CaptureOptions {
+  std::vector<std::string> excludes;
+  bool one_file_system = true;
+  bool allow_devices = true;
+  std::string stat_cache;  // file path; empty: no stat cache
+  int zstd_level = 3;
+  int threads = 2;         // compression threads for the upload
+  std::function<void(const CaptureProgress&)> progress;
+};
+
+struct CaptureReport {
+  VersionRecord version;
+  std::string manifest;        // hex digest
+  uint64_t entries = 0;
+  uint64_t files = 0;
+  uint64_t files_hashed = 0;   // read and hashed (the rest came from the stat cache)
+  uint64_t bytes = 0;          // file content in the tree
+  uint64_t objects = 0;        // distinct objects referenced
+  uint64_t objects_sent = 0;
+  uint64_t bytes_sent = 0;     // compressed bytes sent
+};
+
+Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOptions& opts,
+                                       CaptureTarget* target);
+// path: a tar or cpio archive, compressed or not ("-": stdin).
+Result<CaptureReport> CaptureArchive(const std::string& path, const CaptureOptions& opts,
+                                     CaptureTarget* target);
+
+}  // namespace kiln::imager

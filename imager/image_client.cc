@@ -1,0 +1,233 @@
+#include "imager/image_client.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "common/strings.h"
+#include "imager/image_store.h"
+#include "imager/object_store.h"
+
+namespace kiln::imager {
+namespace {
+
+Status ReplyStatus(const Result<HttpReply>& r) {
+  if (!r.ok()) return r.status();
+  if (r->status < 200 || r->status >= 300) return StatusFromErrorJson(r->body, r->status);
+  return Status::Ok();
+}
+
+std::string ImagePath(const std::string& image) { return "/api/v1/images/" + UrlEncode(image); }
+
+}  // namespace
+
+Result<std::vector<Sha256Digest>> HttpCaptureTarget::Begin(const std::string& manifest) {
+  std::string path = fmt::format("{}/captures?note={}&source={}", ImagePath(image_), UrlEncode(note_),
+                                 UrlEncode(source_));
+  HttpRequestOptions o;
+  o.content_type = "application/octet-stream";
+  o.timeout = std::chrono::minutes(5);
+  auto r = http_->Do("POST", path, manifest, o);
+  KILN_RETURN_IF_ERROR(ReplyStatus(r));
+  KILN_ASSIGN_OR_RETURN(Json j, ParseJson(r->body, "capture reply"));
+  KILN_ASSIGN_OR_RETURN(id_, JsonField<std::string>(j, "capture"));
+  std::vector<Sha256Digest> missing;
+  for (const auto& h : j.value("missing", Json::array())) {
+    KILN_ASSIGN_OR_RETURN(Sha256Digest d, ParseDigest(h.get<std::string>()));
+    missing.push_back(d);
+  }
+  return missing;
+}
+
+Status HttpCaptureTarget::PutObjects(const std::vector<std::pair<Sha256Digest, std::string>>& frames) {
+  HttpRequestOptions o;
+  o.content_type = "application/octet-stream";
+  o.timeout = std::chrono::minutes(5);
+  auto r = http_->Do("POST", "/api/v1/images/captures/" + id_ + "/objects", EncodeObjectBatch(frames), o);
+  return ReplyStatus(r);
+}
+
+Result<VersionRecord> HttpCaptureTarget::Commit() {
+  HttpRequestOptions o;
+  o.timeout = std::chrono::minutes(5);
+  auto r = http_->Do("POST", "/api/v1/images/captures/" + id_ + "/commit", "", o);
+  KILN_RETURN_IF_ERROR(ReplyStatus(r));
+  KILN_ASSIGN_OR_RETURN(Json j, ParseJson(r->body, "commit reply"));
+  Json v = j.value("version", Json::object());
+  VersionRecord vr;
+  vr.version = v.value("version", 0);
+  vr.manifest = v.value("manifest", "");
+  vr.created = v.value("created", int64_t{0});
+  vr.note = v.value("note", "");
+  vr.source = v.value("source", "");
+  vr.entries = v.value("entries", uint64_t{0});
+  vr.bytes = v.value("bytes", uint64_t{0});
+  return vr;
+}
+
+Result<Json> GetVersion(HttpClient* http, const std::string& image, const std::string& version) {
+  auto r = http->Do("GET", fmt::format("{}/versions/{}", ImagePath(image),
+                                       UrlEncode(version.empty() ? "current" : version)));
+  KILN_RETURN_IF_ERROR(ReplyStatus(r));
+  return ParseJson(r->body, "version reply");
+}
+
+namespace {
+
+// Hands received bytes from the transfer thread to a worker that parses,
+// verifies and applies them, so receiving overlaps hashing and writing.
+// Bounded: the transfer waits when the worker is kMaxQueued bytes behind.
+class FeedPipe {
+ public:
+  explicit FeedPipe(StreamReader* reader) : reader_(reader), worker_([this] { Loop(); }) {}
+  ~FeedPipe() { Close(); }
+
+  // False when the worker failed (its status is in error()).
+  bool Push(std::string_view data) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return queued_ < kMaxQueued || !error_.ok(); });
+    if (!error_.ok()) return false;
+    queue_.emplace_back(data);
+    queued_ += data.size();
+    cv_.notify_all();
+    return true;
+  }
+  // Waits until everything pushed is consumed; returns the worker's status.
+  Status Drain() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return (queue_.empty() && !busy_) || !error_.ok(); });
+    return error_;
+  }
+  void Close() {
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return;
+      closed_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  }
+
+ private:
+  static constexpr size_t kMaxQueued = 32 << 20;
+  void Loop() {
+    for (;;) {
+      std::string piece;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        piece = std::move(queue_.front());
+        queue_.pop_front();
+        busy_ = true;
+      }
+      Status s = error_.ok() ? reader_->Feed(piece) : Status::Ok();
+      std::lock_guard lock(mu_);
+      busy_ = false;
+      queued_ -= piece.size();
+      if (!s.ok() && error_.ok()) error_ = s;
+      cv_.notify_all();
+    }
+  }
+  StreamReader* reader_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  size_t queued_ = 0;
+  bool busy_ = false, closed_ = false;
+  Status error_;
+  std::thread worker_;
+};
+
+}  // namespace
+
+Result<StreamRun> RunStream(HttpClient* http, const std::string& path, StreamSink* sink, int max_resumes,
+                            uint64_t break_after,
+                            const std::function<void(uint64_t, uint64_t)>& progress) {
+  StreamReader reader(sink);
+  StreamRun run;
+  bool broke_once = false;
+  FeedPipe pipe(&reader);
+  for (;;) {
+    uint64_t start = reader.offset();
+    bool cut = false;
+    HttpRequestOptions o;
+    o.timeout = std::chrono::milliseconds(0);
+    uint64_t got_this_time = 0;
+    auto reply = http->Stream(
+        fmt::format("{}&offset={}", path, start),
+        [&](std::string_view data) {
+          if (break_after && !broke_once && run.received + data.size() > break_after) {
+            // Deliver part of this piece, then drop the connection.
+            size_t part = static_cast<size_t>(break_after - run.received);
+            broke_once = true;
+            cut = true;
+            if (part > 0 && pipe.Push(data.substr(0, part))) run.received += part;
+            return false;
+          }
+          if (!pipe.Push(data)) return false;
+          run.received += data.size();
+          got_this_time += data.size();
+          if (progress) progress(start + got_this_time, run.total);
+          return true;
+        },
+        o);
+    // Everything received so far is parsed before deciding what next.
+    KILN_RETURN_IF_ERROR(pipe.Drain());
+    if (reply.ok() && (reply->status < 200 || reply->status >= 300))
+      return StatusFromErrorJson(reply->body, reply->status);
+    if (reply.ok() && run.total == 0) {
+      auto total = ParseUint(reply->Header("x-kiln-stream-size"));
+      if (total) run.total = *total;
+    }
+    if (reply.ok() && !cut && reader.done()) break;
+    // A transfer that ended without the end record, or broke: resume from
+    // the last byte the reader accepted.
+    if (run.resumes >= max_resumes) {
+      if (!reply.ok()) return reply.status();
+      return reader.Finish();
+    }
+    ++run.resumes;
+    if (!cut) std::this_thread::sleep_for(std::chrono::milliseconds(200 * run.resumes));
+  }
+  pipe.Close();
+  KILN_RETURN_IF_ERROR(reader.Finish());
+  return run;
+}
+
+Result<DeployReport> DeployFromServer(HttpClient* http, const std::string& root, const DeployOptions& opts) {
+  DeployReport rep;
+  // Pin the versions by number first: a resumed stream must be the same one
+  // even if the current pointer moves meanwhile.
+  KILN_ASSIGN_OR_RETURN(Json target, GetVersion(http, opts.image, opts.version));
+  int v = target["version"].value("version", 0);
+  rep.version = target["version"];
+  std::string path = fmt::format("{}/stream?version={}", ImagePath(opts.image), v);
+  if (!opts.from.empty()) {
+    KILN_ASSIGN_OR_RETURN(Json base, GetVersion(http, opts.image, opts.from));
+    rep.from = base["version"].value("version", 0);
+    path += fmt::format("&from={}", rep.from);
+  }
+  KILN_ASSIGN_OR_RETURN(auto applier, Applier::Open(root, opts.apply));
+  uint64_t entries_total = target["version"].value("entries", uint64_t{0});
+  auto progress = [&](uint64_t received, uint64_t total) {
+    if (opts.progress)
+      opts.progress({received, total, applier->entries_done(), entries_total});
+  };
+  auto run = RunStream(http, path, applier.get(), opts.max_resumes, opts.break_after, progress);
+  if (!run.ok()) {
+    applier->Abort();
+    return run.status();
+  }
+  rep.apply = applier->stats();
+  rep.stream_bytes = run->total;
+  rep.received_bytes = run->received;
+  rep.resumes = run->resumes;
+  return rep;
+}
+
+}  // namespace kiln::imager

@@ -1,0 +1,345 @@
+#include "imager/image_store.h"
+
+#include <algorithm>
+#include <ctime>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "common/log.h"
+#include "common/strings.h"
+#include "imager/codec.h"
+#include "imager/path_util.h"
+
+namespace kiln::imager {
+namespace {
+
+constexpr size_t kManifestCacheSize = 8;
+constexpr auto kSessionLifetime = std::chrono::hours(24);
+
+int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+}  // namespace
+
+std::pair<std::string, std::string> SplitImageRef(std::string_view ref) {
+  size_t at = ref.find('@');
+  if (at == std::string_view::npos) return {std::string(ref), ""};
+  return {std::string(ref.substr(0, at)), std::string(ref.substr(at + 1))};
+}
+
+std::string EncodeObjectBatch(const std::vector<std::pair<Sha256Digest, std::string>>& frames) {
+  ByteWriter w;
+  for (const auto& [d, f] : frames) {
+    w.Digest(d);
+    w.Varint(f.size());
+    w.Raw(f);
+  }
+  return w.Take();
+}
+
+Result<std::unique_ptr<ImageStore>> ImageStore::Open(const std::string& dir,
+                                                     std::unique_ptr<ImageCatalog> catalog) {
+  std::unique_ptr<ImageStore> s(new ImageStore());
+  KILN_ASSIGN_OR_RETURN(s->objects_, ObjectStore::Open(dir));
+  if (!catalog) {
+    KILN_ASSIGN_OR_RETURN(auto fc, FileCatalog::Open(dir + "/catalog"));
+    catalog = std::move(fc);
+  }
+  s->catalog_ = std::move(catalog);
+  return s;
+}
+
+Result<ResolvedVersion> ImageStore::Resolve(const std::string& name, std::string_view version) {
+  KILN_RETURN_IF_ERROR(ValidateImageName(name));
+  KILN_ASSIGN_OR_RETURN(ImageRecord rec, catalog_->Get(name));
+  int v = 0;
+  if (version.empty() || version == "current") {
+    v = rec.current;
+    if (v == 0) return NotFound(fmt::format("image \"{}\" has no current version", name));
+  } else if (version == "latest") {
+    if (rec.versions.empty()) return NotFound(fmt::format("image \"{}\" has no versions", name));
+    v = rec.versions.back().version;
+  } else if (auto n = ParseUint(version)) {
+    v = static_cast<int>(*n);
+  } else {
+    auto t = rec.tags.find(std::string(version));
+    if (t == rec.tags.end())
+      return NotFound(fmt::format("image \"{}\" has no version or tag \"{}\"", name, version));
+    v = t->second;
+  }
+  const VersionRecord* vr = rec.Find(v);
+  if (!vr) return NotFound(fmt::format("image \"{}\" has no version {}", name, v));
+  KILN_ASSIGN_OR_RETURN(Sha256Digest d, ParseDigest(vr->manifest));
+  ResolvedVersion out{rec, *vr, d};
+  return out;
+}
+
+Result<std::shared_ptr<const Manifest>> ImageStore::LoadManifest(const Sha256Digest& digest) {
+  {
+    std::lock_guard lock(cache_mu_);
+    for (auto it = manifest_cache_.begin(); it != manifest_cache_.end(); ++it) {
+      if (it->first == digest) {
+        manifest_cache_.splice(manifest_cache_.begin(), manifest_cache_, it);
+        return it->second;
+      }
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(std::string bytes, objects_->Read(digest));
+  auto m = DecodeManifest(bytes);
+  if (!m.ok()) return m.status().WithContext("manifest " + ToHex(digest));
+  auto shared = std::make_shared<const Manifest>(std::move(*m));
+  std::lock_guard lock(cache_mu_);
+  manifest_cache_.emplace_front(digest, shared);
+  if (manifest_cache_.size() > kManifestCacheSize) manifest_cache_.pop_back();
+  return shared;
+}
+
+void ImageStore::ExpireSessions() {
+  auto now = std::chrono::steady_clock::now();
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (now - it->second.created > kSessionLifetime)
+      it = sessions_.erase(it);
+    else
+      ++it;
+  }
+}
+
+Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name, std::string manifest_bytes,
+                                                   std::string note, std::string source) {
+  KILN_RETURN_IF_ERROR(ValidateImageName(name));
+  auto m = DecodeManifest(manifest_bytes);
+  if (!m.ok()) return InvalidArgument("uploaded " + m.status().message());
+  Session s;
+  s.image = name;
+  s.digest = Sha256Of(manifest_bytes);
+  s.manifest_bytes = std::move(manifest_bytes);
+  s.note = std::move(note);
+  s.source = std::move(source);
+  s.created = std::chrono::steady_clock::now();
+  Begun b;
+  b.manifest = s.digest;
+  for (const auto& e : m->entries) {
+    for (const auto& c : e.chunks) {
+      if (!s.needed.insert(c.digest).second) continue;
+      if (!objects_->Has(c.digest)) b.missing.push_back(c.digest);
+    }
+  }
+  b.id = RandomHex(12);
+  std::lock_guard lock(mu_);
+  ExpireSessions();
+  sessions_.emplace(b.id, std::move(s));
+  return b;
+}
+
+Result<size_t> ImageStore::AddObjects(const std::string& id, std::string_view body) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress (expired?)", id));
+  }
+  ObjectBatch batch(objects_.get());
+  ByteReader r(body);
+  size_t n = 0;
+  while (!r.done()) {
+    Sha256Digest d;
+    uint64_t len;
+    std::string_view frame;
+    if (!r.Digest(&d) || !r.Bounded(body.size(), &len) || !r.Raw(len, &frame))
+      return InvalidArgument(fmt::format("object upload: malformed record {} at byte {}", n, r.pos()));
+    {
+      std::lock_guard lock(mu_);
+      auto it = sessions_.find(id);
+      if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress", id));
+      if (!it->second.needed.count(d))
+        return InvalidArgument(fmt::format("object {} is not used by the manifest of capture {}", ToHex(d), id));
+    }
+    KILN_RETURN_IF_ERROR(batch.AddVerified(d, frame));
+    ++n;
+  }
+  KILN_RETURN_IF_ERROR(batch.Commit());
+  return n;
+}
+
+Result<VersionRecord> ImageStore::CommitCapture(const std::string& id) {
+  Session s;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress", id));
+    s = it->second;
+  }
+  auto v = AddVersion(s.image, s.manifest_bytes, s.note, s.source);
+  if (v.ok()) {
+    std::lock_guard lock(mu_);
+    sessions_.erase(id);
+  }
+  return v;
+}
+
+Result<VersionRecord> ImageStore::AddVersion(const std::string& name, const std::string& manifest_bytes,
+                                             const std::string& note, const std::string& source) {
+  KILN_RETURN_IF_ERROR(ValidateImageName(name));
+  auto m = DecodeManifest(manifest_bytes);
+  if (!m.ok()) return InvalidArgument(m.status().message());
+  std::lock_guard lock(mu_);
+  std::vector<std::string> missing;
+  size_t missing_count = 0;
+  DigestSet checked;
+  for (const auto& e : m->entries) {
+    for (const auto& c : e.chunks) {
+      if (!checked.insert(c.digest).second || objects_->Has(c.digest)) continue;
+      if (missing.size() < 3) missing.push_back(ToHex(c.digest) + " (" + DisplayPath(e.path) + ")");
+      ++missing_count;
+    }
+  }
+  if (missing_count)
+    return FailedPrecondition(fmt::format("{} objects are missing, e.g. {}", missing_count, fmt::join(missing, ", ")));
+  KILN_ASSIGN_OR_RETURN(Sha256Digest d, objects_->Put(manifest_bytes));
+  VersionRecord vr;
+  vr.manifest = ToHex(d);
+  vr.created = Now();
+  vr.note = note;
+  vr.source = source;
+  vr.entries = m->entries.size();
+  vr.bytes = m->TotalFileBytes();
+  KILN_ASSIGN_OR_RETURN(ImageRecord rec, catalog_->Update(name, [&](ImageRecord& r, bool) {
+    vr.version = r.next++;
+    r.versions.push_back(vr);
+    r.current = vr.version;
+    return Status::Ok();
+  }));
+  log::Info("imager", "version added",
+            {{"image", name}, {"version", vr.version}, {"manifest", vr.manifest}, {"entries", vr.entries}});
+  return vr;
+}
+
+Result<ImageRecord> ImageStore::Rollback(const std::string& name, std::optional<std::string> to) {
+  std::lock_guard lock(mu_);
+  int target = 0;
+  if (to) {
+    KILN_ASSIGN_OR_RETURN(ResolvedVersion rv, Resolve(name, *to));
+    target = rv.version.version;
+  }
+  return catalog_->Update(name, [&](ImageRecord& r, bool exists) -> Status {
+    if (!exists) return NotFound(fmt::format("no image named \"{}\"", name));
+    if (!to) {
+      for (const auto& v : r.versions)
+        if (v.version < r.current) target = v.version;
+      if (target == 0)
+        return FailedPrecondition(fmt::format("image \"{}\" has no version before {}", name, r.current));
+    }
+    r.current = target;
+    return Status::Ok();
+  });
+}
+
+Result<ImageRecord> ImageStore::Tag(const std::string& name, const std::string& tag, std::string_view version) {
+  KILN_RETURN_IF_ERROR(ValidateTagName(tag));
+  std::lock_guard lock(mu_);
+  KILN_ASSIGN_OR_RETURN(ResolvedVersion rv, Resolve(name, version));
+  return catalog_->Update(name, [&](ImageRecord& r, bool) {
+    r.tags[tag] = rv.version.version;
+    return Status::Ok();
+  });
+}
+
+Result<ImageRecord> ImageStore::Untag(const std::string& name, const std::string& tag) {
+  std::lock_guard lock(mu_);
+  return catalog_->Update(name, [&](ImageRecord& r, bool exists) -> Status {
+    if (!exists) return NotFound(fmt::format("no image named \"{}\"", name));
+    if (!r.tags.erase(tag)) return NotFound(fmt::format("image \"{}\" has no tag \"{}\"", name, tag));
+    return Status::Ok();
+  });
+}
+
+Result<ImageStore::GcReport> ImageStore::Gc(std::optional<int> keep) {
+  std::lock_guard lock(mu_);
+  GcReport rep;
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> names, catalog_->List());
+  DigestSet live;
+  for (const auto& name : names) {
+    ImageRecord rec;
+    if (keep) {
+      KILN_ASSIGN_OR_RETURN(rec, catalog_->Update(name, [&](ImageRecord& r, bool) {
+        std::set<int> kept;
+        kept.insert(r.current);
+        for (const auto& [t, v] : r.tags) kept.insert(v);
+        int n = 0;
+        for (auto it = r.versions.rbegin(); it != r.versions.rend() && n < *keep; ++it, ++n)
+          kept.insert(it->version);
+        size_t before = r.versions.size();
+        r.versions.erase(std::remove_if(r.versions.begin(), r.versions.end(),
+                                        [&](const VersionRecord& v) { return !kept.count(v.version); }),
+                         r.versions.end());
+        rep.versions_dropped += before - r.versions.size();
+        return Status::Ok();
+      }));
+    } else {
+      KILN_ASSIGN_OR_RETURN(rec, catalog_->Get(name));
+    }
+    for (const auto& v : rec.versions) {
+      KILN_ASSIGN_OR_RETURN(Sha256Digest d, ParseDigest(v.manifest));
+      live.insert(d);
+      auto m = LoadManifest(d);
+      // A damaged manifest must stop gc: deleting on partial knowledge
+      // would remove objects a version still needs.
+      if (!m.ok()) return m.status().WithContext(fmt::format("gc: image {} version {}", name, v.version));
+      for (const auto& e : (*m)->entries)
+        for (const auto& c : e.chunks) live.insert(c.digest);
+    }
+  }
+  ExpireSessions();
+  for (const auto& [id, s] : sessions_) live.insert(s.needed.begin(), s.needed.end());
+  std::vector<std::pair<Sha256Digest, uint64_t>> dead;
+  KILN_RETURN_IF_ERROR(objects_->ForEach([&](const Sha256Digest& d, uint64_t size) {
+    if (live.count(d))
+      ++rep.objects_kept;
+    else
+      dead.emplace_back(d, size);
+  }));
+  for (const auto& [d, size] : dead) {
+    KILN_RETURN_IF_ERROR(objects_->Remove(d));
+    ++rep.objects_removed;
+    rep.bytes_freed += size;
+  }
+  log::Info("imager", "gc", {{"versions_dropped", rep.versions_dropped}, {"objects_removed", rep.objects_removed},
+                             {"bytes_freed", rep.bytes_freed}});
+  return rep;
+}
+
+Result<std::vector<std::pair<Sha256Digest, uint64_t>>> ImageStore::ObjectsOf(const std::string& name,
+                                                                             std::string_view version) {
+  KILN_ASSIGN_OR_RETURN(ResolvedVersion rv, Resolve(name, version));
+  KILN_ASSIGN_OR_RETURN(auto m, LoadManifest(rv.digest));
+  std::vector<std::pair<Sha256Digest, uint64_t>> out;
+  DigestSet seen;
+  out.emplace_back(rv.digest, 0);
+  seen.insert(rv.digest);
+  for (const auto& e : m->entries)
+    for (const auto& c : e.chunks)
+      if (seen.insert(c.digest).second) out.emplace_back(c.digest, c.size);
+  return out;
+}
+
+Result<std::vector<Sha256Digest>> LocalCaptureTarget::Begin(const std::string& manifest) {
+  manifest_ = manifest;
+  KILN_ASSIGN_OR_RETURN(Manifest m, DecodeManifest(manifest));
+  std::vector<Sha256Digest> missing;
+  DigestSet seen;
+  for (const auto& e : m.entries)
+    for (const auto& c : e.chunks)
+      if (seen.insert(c.digest).second && !store_->objects().Has(c.digest)) missing.push_back(c.digest);
+  return missing;
+}
+
+Status LocalCaptureTarget::PutObjects(const std::vector<std::pair<Sha256Digest, std::string>>& frames) {
+  ObjectBatch batch(&store_->objects());
+  for (const auto& [d, f] : frames) KILN_RETURN_IF_ERROR(batch.AddTrusted(d, f));
+  return batch.Commit();
+}
+
+Result<VersionRecord> LocalCaptureTarget::Commit() {
+  return store_->AddVersion(image_, manifest_, note_, source_);
+}
+
+}  // namespace kiln::imager

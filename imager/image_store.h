@@ -1,0 +1,131 @@
+#pragma once
+// ImageStore: the server's image store. Objects (object_store.h), manifests
+// (stored as objects: a version's manifest digest is its object's name) and
+// image records (catalog.h) behind one interface for the HTTP handlers.
+//
+// Captures arrive in three steps (the upload protocol, docs/API.md):
+// BeginCapture takes the manifest and answers which objects are missing;
+// AddObjects receives batches of them, verifying each against its digest
+// (a client's claim is never trusted); CommitCapture checks that every
+// object is present, stores the manifest and adds the version. Objects a
+// pending capture needs are safe from gc.
+//
+// Thread safety: all methods may be called from any thread. Version commits,
+// rollbacks, tags and gc are serialised by one mutex.
+
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "imager/capture.h"
+#include "imager/catalog.h"
+#include "imager/manifest.h"
+#include "imager/object_store.h"
+
+namespace kiln::imager {
+
+struct ResolvedVersion {
+  ImageRecord image;
+  VersionRecord version;
+  Sha256Digest digest{};
+};
+
+// "web" -> ("web", ""), "web@3" -> ("web", "3").
+std::pair<std::string, std::string> SplitImageRef(std::string_view ref);
+
+// The body of an object upload: per object its digest (32 bytes), the
+// frame's length (varint) and the zstd frame.
+std::string EncodeObjectBatch(const std::vector<std::pair<Sha256Digest, std::string>>& frames);
+
+class ImageStore {
+ public:
+  // dir is DATA/images. Without a catalog, a FileCatalog in dir/catalog.
+  static Result<std::unique_ptr<ImageStore>> Open(const std::string& dir,
+                                                  std::unique_ptr<ImageCatalog> catalog = nullptr);
+
+  ObjectStore& objects() { return *objects_; }
+  ImageCatalog& catalog() { return *catalog_; }
+
+  // version: "" or "current" (the current pointer), "latest", a number, or a tag.
+  Result<ResolvedVersion> Resolve(const std::string& name, std::string_view version);
+  Result<std::shared_ptr<const Manifest>> LoadManifest(const Sha256Digest& digest);
+
+  // The upload protocol.
+  struct Begun {
+    std::string id;
+    Sha256Digest manifest{};
+    std::vector<Sha256Digest> missing;
+  };
+  Result<Begun> BeginCapture(const std::string& name, std::string manifest_bytes, std::string note,
+                             std::string source);
+  // Returns the number of objects stored.
+  Result<size_t> AddObjects(const std::string& id, std::string_view body);
+  Result<VersionRecord> CommitCapture(const std::string& id);
+
+  // Adds a version whose objects are all stored already.
+  Result<VersionRecord> AddVersion(const std::string& name, const std::string& manifest_bytes,
+                                   const std::string& note, const std::string& source);
+
+  // Moves the current pointer to `to`, or to the version before the current
+  // one. Nothing else changes.
+  Result<ImageRecord> Rollback(const std::string& name, std::optional<std::string> to);
+  Result<ImageRecord> Tag(const std::string& name, const std::string& tag, std::string_view version);
+  Result<ImageRecord> Untag(const std::string& name, const std::string& tag);
+
+  struct GcReport {
+    uint64_t versions_dropped = 0, objects_removed = 0, bytes_freed = 0, objects_kept = 0;
+  };
+  // With keep: each image keeps its newest `keep` versions, its current and
+  // tagged ones; the others are dropped from its record. Then every object
+  // that no kept version (and no pending capture) references is removed.
+  Result<GcReport> Gc(std::optional<int> keep);
+
+  // The objects a version needs (manifest included), with stored sizes.
+  Result<std::vector<std::pair<Sha256Digest, uint64_t>>> ObjectsOf(const std::string& name,
+                                                                   std::string_view version);
+
+ private:
+  ImageStore() = default;
+  void ExpireSessions();
+
+  std::unique_ptr<ObjectStore> objects_;
+  std::unique_ptr<ImageCatalog> catalog_;
+  std::mutex mu_;  // commits, rollbacks, tags, gc, sessions
+
+  struct Session {
+    std::string image, manifest_bytes, note, source;
+    Sha256Digest digest{};
+    DigestSet needed;
+    std::chrono::steady_clock::time_point created;
+  };
+  std::map<std::string, Session> sessions_;
+
+  std::mutex cache_mu_;
+  std::list<std::pair<Sha256Digest, std::shared_ptr<const Manifest>>> manifest_cache_;
+};
+
+// Captures straight into a local store (tests, tools): objects are trusted
+// because this process hashed them.
+class LocalCaptureTarget : public CaptureTarget {
+ public:
+  LocalCaptureTarget(ImageStore* store, std::string image, std::string note, std::string source)
+      : store_(store), image_(std::move(image)), note_(std::move(note)), source_(std::move(source)) {}
+  Result<std::vector<Sha256Digest>> Begin(const std::string& manifest) override;
+  Status PutObjects(const std::vector<std::pair<Sha256Digest, std::string>>& frames) override;
+  Result<VersionRecord> Commit() override;
+
+ private:
+  ImageStore* store_;
+  std::string image_, note_, source_, manifest_;
+};
+
+}  // namespace kiln::imager

@@ -1,0 +1,194 @@
+#include "imager/object_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "common/strings.h"
+#include "imager/chunker.h"
+#include "imager/zstd_util.h"
+
+namespace kiln::imager {
+namespace {
+
+Status SyncFs(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open " + dir, errno);
+  if (::syncfs(fd.get()) != 0) return ErrnoError("syncfs " + dir, errno);
+  return Status::Ok();
+}
+
+Status WriteNew(const std::string& path, std::string_view data) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return ErrnoError("create " + path, errno);
+  return WriteAll(fd.get(), data, path);
+}
+
+thread_local Compressor* tl_compressor = nullptr;
+Compressor& ThreadCompressor() {
+  if (!tl_compressor) tl_compressor = new Compressor(kDefaultZstdLevel);  // lives as long as the thread
+  return *tl_compressor;
+}
+thread_local Decompressor* tl_decompressor = nullptr;
+Decompressor& ThreadDecompressor() {
+  if (!tl_decompressor) tl_decompressor = new Decompressor();
+  return *tl_decompressor;
+}
+
+}  // namespace
+
+Result<Sha256Digest> ParseDigest(std::string_view hex) {
+  if (!IsSha256Hex(hex)) return InvalidArgument(fmt::format("\"{}\" is not a SHA-256 digest (64 lower-case hex digits)", hex));
+  Sha256Digest d;
+  for (size_t i = 0; i < d.size(); ++i) {
+    auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+    d[i] = static_cast<uint8_t>(nib(hex[2 * i]) << 4 | nib(hex[2 * i + 1]));
+  }
+  return d;
+}
+
+Result<std::unique_ptr<ObjectStore>> ObjectStore::Open(const std::string& dir) {
+  std::unique_ptr<ObjectStore> s(new ObjectStore(dir));
+  KILN_RETURN_IF_ERROR(MakeDirs(dir + "/objects", 0755));
+  // Temporaries of a crashed writer are garbage by construction.
+  KILN_RETURN_IF_ERROR(RemoveAll(dir + "/tmp"));
+  KILN_RETURN_IF_ERROR(MakeDirs(dir + "/tmp", 0700));
+  for (int i = 0; i < 256; ++i) {
+    std::string shard = fmt::format("{}/objects/{:02x}", dir, i);
+    if (::mkdir(shard.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoError("mkdir " + shard, errno);
+  }
+  return s;
+}
+
+std::string ObjectStore::PathOf(const Sha256Digest& d) const {
+  std::string hex = ToHex(d);
+  return fmt::format("{}/objects/{}/{}", dir_, hex.substr(0, 2), hex);
+}
+
+std::string ObjectStore::TmpPath(const Sha256Digest& d) const {
+  return fmt::format("{}/tmp/{}.{}", dir_, ToHex(d), RandomHex(6));
+}
+
+bool ObjectStore::Has(const Sha256Digest& d) const {
+  return ::access(PathOf(d).c_str(), F_OK) == 0;
+}
+
+Result<Sha256Digest> ObjectStore::Put(std::string_view data) {
+  if (data.size() > kMaxObjectSize && data.substr(0, 8) != "KILNMAN\n")
+    return InvalidArgument(fmt::format("object of {} bytes is larger than {}", data.size(), kMaxObjectSize));
+  Sha256Digest d = Sha256Of(data);
+  if (Has(d)) return d;
+  std::string frame;
+  ThreadCompressor().Compress(data, &frame);
+  ObjectBatch batch(this);
+  KILN_RETURN_IF_ERROR(batch.AddTrusted(d, frame));
+  KILN_RETURN_IF_ERROR(batch.Commit());
+  return d;
+}
+
+Result<ObjectStore::Frame> ObjectStore::OpenFrame(const Sha256Digest& d) const {
+  std::string path = PathOf(d);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return NotFound(fmt::format("object {} is not in the store", ToHex(d)));
+    return ErrnoError("open " + path, errno);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError("stat " + path, errno);
+  return Frame{std::move(fd), static_cast<uint64_t>(st.st_size)};
+}
+
+Result<std::string> ObjectStore::Read(const Sha256Digest& d) const {
+  std::string path = PathOf(d);
+  auto frame = ReadFile(path);
+  if (!frame.ok()) {
+    if (::access(path.c_str(), F_OK) != 0)
+      return NotFound(fmt::format("object {} is not in the store", ToHex(d)));
+    return frame.status();
+  }
+  std::string out;
+  // Manifests may exceed the chunk limit; nothing else does.
+  KILN_RETURN_IF_ERROR(ThreadDecompressor().Decompress(*frame, 1ULL << 34, &out,
+                                                       "object " + ToHex(d)));
+  if (Sha256Of(out) != d)
+    return Corruption(fmt::format("object {}: its bytes do not match its digest", ToHex(d)));
+  return out;
+}
+
+Status ObjectStore::Verify(const Sha256Digest& d) const { return Read(d).status(); }
+
+Status ObjectStore::Remove(const Sha256Digest& d) {
+  std::string path = PathOf(d);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("unlink " + path, errno);
+  return Status::Ok();
+}
+
+Status ObjectStore::ForEach(const std::function<void(const Sha256Digest&, uint64_t)>& fn) const {
+  for (int i = 0; i < 256; ++i) {
+    std::string shard = fmt::format("{}/objects/{:02x}", dir_, i);
+    DIR* dir = ::opendir(shard.c_str());
+    if (!dir) {
+      if (errno == ENOENT) continue;
+      return ErrnoError("opendir " + shard, errno);
+    }
+    while (dirent* de = ::readdir(dir)) {
+      auto d = ParseDigest(de->d_name);
+      if (!d.ok()) continue;
+      struct stat st {};
+      if (::fstatat(::dirfd(dir), de->d_name, &st, 0) != 0) continue;
+      fn(*d, static_cast<uint64_t>(st.st_size));
+    }
+    ::closedir(dir);
+  }
+  return Status::Ok();
+}
+
+ObjectBatch::~ObjectBatch() {
+  for (const auto& p : pending_) ::unlink(p.tmp.c_str());
+}
+
+Status ObjectBatch::AddTrusted(const Sha256Digest& digest, std::string_view frame) {
+  if (in_batch_.count(digest) || store_->Has(digest)) return Status::Ok();
+  std::string tmp = store_->TmpPath(digest);
+  Status s = WriteNew(tmp, frame);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  pending_.push_back({digest, std::move(tmp)});
+  in_batch_.insert(digest);
+  bytes_ += frame.size();
+  return Status::Ok();
+}
+
+Status ObjectBatch::AddVerified(const Sha256Digest& claimed, std::string_view frame) {
+  if (in_batch_.count(claimed) || store_->Has(claimed)) return Status::Ok();
+  std::string what = "object " + ToHex(claimed);
+  KILN_RETURN_IF_ERROR(ThreadDecompressor().Decompress(frame, kMaxObjectSize, &scratch_, what));
+  if (Sha256Of(scratch_) != claimed)
+    return Corruption(fmt::format("{}: its bytes hash to {}", what, ToHex(Sha256Of(scratch_))));
+  return AddTrusted(claimed, frame);
+}
+
+Status ObjectBatch::Commit() {
+  if (pending_.empty()) return Status::Ok();
+  // One flush makes every temporary durable before any becomes visible.
+  KILN_RETURN_IF_ERROR(SyncFs(store_->dir_ + "/tmp"));
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    std::string final_path = store_->PathOf(pending_[i].digest);
+    if (::rename(pending_[i].tmp.c_str(), final_path.c_str()) != 0) {
+      Status s = ErrnoError("rename " + pending_[i].tmp + " to " + final_path, errno);
+      pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(i));
+      return s;
+    }
+  }
+  pending_.clear();
+  in_batch_.clear();
+  // And a second makes the renames durable.
+  return SyncFs(store_->dir_ + "/objects");
+}
+
+}  // namespace kiln::imager

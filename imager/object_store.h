@@ -1,0 +1,122 @@
+#pragma once
+// The content-addressed object store under DATA/images:
+//
+//   objects/ab/ab12...ef   one zstd frame; the name is the SHA-256 of the
+//                          frame's uncompressed bytes
+//   tmp/                   objects being written; removed at Open
+//
+// Objects are immutable. A new object is written to tmp/, and becomes
+// visible only by rename(2) into objects/ after its bytes are on disk, so a
+// crash leaves either a whole, durable object or nothing under objects/ (at
+// worst a stray temporary, which Open removes). Many objects share one
+// syncfs(2) through ObjectBatch: a capture of thousands of files costs one
+// flush, not one fsync per file.
+//
+// Reads verify: Read() decompresses and re-hashes, and a mismatch is
+// kCorruption naming the digest. OpenFrame() hands out the stored frame for
+// sendfile(2); the receiver verifies (the image stream reader and the
+// agent do).
+//
+// Thread safety: every method may be called from any thread; a Batch
+// belongs to one thread at a time.
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "common/file_util.h"
+#include "common/hash.h"
+#include "common/status.h"
+
+namespace kiln::imager {
+
+struct DigestHash {
+  size_t operator()(const Sha256Digest& d) const {
+    size_t h;
+    std::memcpy(&h, d.data(), sizeof h);
+    return h;
+  }
+};
+using DigestSet = std::unordered_set<Sha256Digest, DigestHash>;
+
+// Parses 64 hex characters; kInvalidArgument otherwise.
+Result<Sha256Digest> ParseDigest(std::string_view hex);
+
+class ObjectStore;
+
+class ObjectBatch {
+ public:
+  explicit ObjectBatch(ObjectStore* store) : store_(store) {}
+  ~ObjectBatch();  // removes the temporaries of an uncommitted batch
+  ObjectBatch(const ObjectBatch&) = delete;
+  ObjectBatch& operator=(const ObjectBatch&) = delete;
+
+  // Adds an object whose digest the caller computed from the uncompressed
+  // bytes itself (a local capture). Objects already stored are skipped.
+  Status AddTrusted(const Sha256Digest& digest, std::string_view frame);
+  // Adds an object from an untrusted sender: decompresses the frame, hashes
+  // it and refuses (kCorruption naming the claimed digest) when they differ.
+  Status AddVerified(const Sha256Digest& claimed, std::string_view frame);
+  // Makes every added object durable, then visible. After an error nothing
+  // of this batch that was not already visible becomes visible.
+  Status Commit();
+
+  size_t added() const { return pending_.size(); }
+  uint64_t bytes_written() const { return bytes_; }
+
+ private:
+  struct Pending {
+    Sha256Digest digest;
+    std::string tmp;
+  };
+  ObjectStore* store_;
+  std::vector<Pending> pending_;
+  DigestSet in_batch_;
+  uint64_t bytes_ = 0;
+  std::string scratch_;
+};
+
+class ObjectStore {
+ public:
+  // dir is DATA/images; created when missing.
+  static Result<std::unique_ptr<ObjectStore>> Open(const std::string& dir);
+
+  const std::string& dir() const { return dir_; }
+  std::string PathOf(const Sha256Digest& d) const;
+  bool Has(const Sha256Digest& d) const;
+
+  // Stores one object now (compress, write, sync, publish). For manifests
+  // and tests; captures use a batch.
+  Result<Sha256Digest> Put(std::string_view data);
+
+  // The uncompressed bytes, verified against the digest.
+  Result<std::string> Read(const Sha256Digest& d) const;
+  struct Frame {
+    UniqueFd fd;
+    uint64_t size = 0;
+  };
+  // The stored frame, unverified, for sendfile(2) and streams.
+  Result<Frame> OpenFrame(const Sha256Digest& d) const;
+  // Re-reads and re-hashes one object.
+  Status Verify(const Sha256Digest& d) const;
+  Status Remove(const Sha256Digest& d);
+  // Every stored object with its stored (compressed) size.
+  Status ForEach(const std::function<void(const Sha256Digest&, uint64_t)>& fn) const;
+
+  int zstd_level() const { return zstd_level_; }
+
+ private:
+  friend class ObjectBatch;
+  explicit ObjectStore(std::string dir) : dir_(std::move(dir)) {}
+  std::string TmpPath(const Sha256Digest& d) const;
+
+  std::string dir_;
+  int zstd_level_ = 3;
+};
+
+}  // namespace kiln::imager

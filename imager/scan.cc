@@ -1,0 +1,379 @@
+#include "imager/scan.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "common/file_util.h"
+#include "imager/chunker.h"
+#include "imager/path_util.h"
+
+namespace kiln::imager {
+namespace {
+
+constexpr size_t kReadBuffer = 8 * 1024 * 1024;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<std::vector<Xattr>> ReadXattrs(const std::string& path) {
+  std::vector<Xattr> out;
+  std::string names(1024, '\0');
+  ssize_t n;
+  for (;;) {
+    n = ::llistxattr(path.c_str(), names.data(), names.size());
+    if (n >= 0) break;
+    if (errno == ENOTSUP) return out;
+    if (errno != ERANGE) return ErrnoError("listxattr " + path, errno);
+    names.resize(names.size() * 4);
+  }
+  names.resize(static_cast<size_t>(n));
+  for (size_t pos = 0; pos < names.size();) {
+    std::string name(names.c_str() + pos);
+    pos += name.size() + 1;
+    if (name.empty()) continue;
+    std::string value(256, '\0');
+    ssize_t v;
+    for (;;) {
+      v = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+      if (v >= 0) break;
+      if (errno == ENODATA) break;
+      if (errno != ERANGE) return ErrnoError(fmt::format("getxattr {} {}", path, name), errno);
+      value.resize(value.size() * 4);
+    }
+    if (v < 0) continue;  // vanished between list and get
+    value.resize(static_cast<size_t>(v));
+    out.push_back({std::move(name), std::move(value)});
+  }
+  std::sort(out.begin(), out.end(), [](const Xattr& a, const Xattr& b) { return a.name < b.name; });
+  return out;
+}
+
+void ChunkInto(std::string_view data, bool final, std::vector<Chunk>* chunks, size_t* consumed) {
+  size_t pos = 0;
+  while (pos < data.size()) {
+    size_t left = data.size() - pos;
+    size_t n = NextChunkLength(reinterpret_cast<const uint8_t*>(data.data() + pos), left);
+    if (n == left && left < kChunkMax && !final) break;  // need more bytes to find the cut
+    chunks->push_back({Sha256Of(data.substr(pos, n)), n});
+    pos += n;
+  }
+  *consumed = pos;
+}
+
+struct InodeKey {
+  uint64_t dev, ino;
+  bool operator<(const InodeKey& o) const { return dev < o.dev || (dev == o.dev && ino < o.ino); }
+};
+
+class Scanner {
+ public:
+  Scanner(std::string root, const ScanOptions& opts) : root_(std::move(root)), opts_(opts) {}
+
+  Result<ScanResult> Run() {
+    start_ns_ = NowNs();
+    struct stat st {};
+    if (::lstat(root_.c_str(), &st) != 0) return ErrnoError("stat " + root_, errno);
+    if (!S_ISDIR(st.st_mode)) return InvalidArgument(root_ + " is not a directory");
+    root_dev_ = st.st_dev;
+    KILN_RETURN_IF_ERROR(Visit("", st));
+    KILN_RETURN_IF_ERROR(Walk(""));
+    KILN_RETURN_IF_ERROR(HashAll());
+    return Finish();
+  }
+
+ private:
+  std::string Abs(const std::string& rel) const { return rel.empty() ? root_ : root_ + "/" + rel; }
+
+  Status Walk(const std::string& dir_rel) {
+    std::string dir_abs = Abs(dir_rel);
+    UniqueFd fd(::open(dir_abs.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoError("open directory " + dir_abs, errno);
+    DIR* d = ::fdopendir(fd.get());
+    if (!d) return ErrnoError("opendir " + dir_abs, errno);
+    fd.Release();
+    std::vector<std::pair<std::string, struct stat>> children;
+    Status s;
+    errno = 0;
+    while (dirent* de = ::readdir(d)) {
+      std::string name = de->d_name;
+      if (name == "." || name == "..") continue;
+      std::string rel = dir_rel.empty() ? name : dir_rel + "/" + name;
+      if (IsExcluded(opts_.excludes, rel)) continue;
+      struct stat st {};
+      if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;  // vanished while we looked
+        s = ErrnoError("stat " + Abs(rel), errno);
+        break;
+      }
+      children.emplace_back(std::move(rel), st);
+    }
+    ::closedir(d);
+    KILN_RETURN_IF_ERROR(s);
+    for (auto& [rel, st] : children) {
+      KILN_RETURN_IF_ERROR(Visit(rel, st));
+      if (S_ISDIR(st.st_mode) && !(opts_.one_file_system && st.st_dev != root_dev_))
+        KILN_RETURN_IF_ERROR(Walk(rel));
+    }
+    return Status::Ok();
+  }
+
+  Status Visit(const std::string& rel, const struct stat& st) {
+    if (Status v = ValidateEntryPath(rel); !v.ok()) return v.WithContext(Abs(rel));
+    Entry e;
+    e.path = rel;
+    e.mode = st.st_mode & 07777;
+    e.uid = st.st_uid;
+    e.gid = st.st_gid;
+    e.mtime_sec = st.st_mtim.tv_sec;
+    e.mtime_nsec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
+    std::string abs = Abs(rel);
+    switch (st.st_mode & S_IFMT) {
+      case S_IFDIR: e.type = EntryType::kDir; break;
+      case S_IFREG: e.type = EntryType::kFile; break;
+      case S_IFLNK: {
+        e.type = EntryType::kSymlink;
+        std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+        ssize_t n = ::readlink(abs.c_str(), target.data(), target.size());
+        if (n < 0) return ErrnoError("readlink " + abs, errno);
+        target.resize(static_cast<size_t>(n));
+        e.target = std::move(target);
+        break;
+      }
+      case S_IFCHR:
+      case S_IFBLK:
+        e.type = S_ISCHR(st.st_mode) ? EntryType::kCharDev : EntryType::kBlockDev;
+        e.dev_major = ::major(st.st_rdev);
+        e.dev_minor = ::minor(st.st_rdev);
+        break;
+      case S_IFIFO: e.type = EntryType::kFifo; break;
+      case S_IFSOCK: e.type = EntryType::kSocket; break;
+      default: return InvalidArgument(abs + ": unknown file type");
+    }
+    KILN_ASSIGN_OR_RETURN(e.xattrs, ReadXattrs(abs));
+
+    size_t index = entries_.size();
+    if (e.type != EntryType::kDir && st.st_nlink > 1) {
+      InodeKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+      auto [it, inserted] = links_.try_emplace(key, std::vector<size_t>{});
+      it->second.push_back(index);
+      if (!inserted) {
+        // Content is the first-seen path's; Finish() picks the group's primary.
+        entries_.push_back(std::move(e));
+        return Status::Ok();
+      }
+    }
+    if (e.type == EntryType::kFile) KILN_RETURN_IF_ERROR(Content(abs, st, &e));
+    entries_.push_back(std::move(e));
+    return Status::Ok();
+  }
+
+  // Takes a file's chunks from the stat cache, or queues it for HashAll.
+  Status Content(const std::string& abs, const struct stat& st, Entry* e) {
+    e->size = static_cast<uint64_t>(st.st_size);
+    ++result_.files;
+    StatKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                static_cast<uint64_t>(st.st_size),
+                st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+                st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec};
+    const std::vector<Chunk>* cached = opts_.cache ? opts_.cache->Lookup(e->path, key) : nullptr;
+    if (cached) {
+      e->chunks = *cached;
+      bytes_ += e->size;
+      if (opts_.progress) opts_.progress(bytes_, result_.files);
+    } else {
+      ++result_.files_hashed;
+      hash_.push_back({entries_.size(), abs, key});
+    }
+    return Status::Ok();
+  }
+
+  // Reads and hashes the queued files on opts_.threads threads, biggest
+  // first so one large file does not finish last alone.
+  Status HashAll() {
+    std::sort(hash_.begin(), hash_.end(),
+              [&](const Job& a, const Job& b) { return a.key.size > b.key.size; });
+    std::atomic<size_t> next{0};
+    std::mutex mu;
+    Status first_error;
+    auto work = [&] {
+      std::string buffer;
+      for (;;) {
+        size_t i = next.fetch_add(1);
+        if (i >= hash_.size()) return;
+        Job& job = hash_[i];
+        Entry& e = entries_[job.index];
+        Status s;
+        if (e.size > 0) {
+          UniqueFd fd(::open(job.abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME));
+          if (!fd.valid() && errno == EPERM) fd.Reset(::open(job.abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+          if (!fd.valid()) {
+            s = ErrnoError("open " + job.abs, errno);
+          } else {
+            ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+            s = HashContent(fd.get(), e.size, job.abs, &e.chunks, &buffer);
+          }
+        }
+        std::lock_guard lock(mu);
+        if (!s.ok()) {
+          if (first_error.ok()) first_error = s;
+          next = hash_.size();  // stop the others
+          return;
+        }
+        result_.bytes_hashed += e.size;
+        bytes_ += e.size;
+        if (opts_.progress) opts_.progress(bytes_, result_.files);
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 1; t < std::max(1, opts_.threads); ++t) threads.emplace_back(work);
+    work();
+    for (auto& t : threads) t.join();
+    KILN_RETURN_IF_ERROR(first_error);
+    if (opts_.cache)
+      for (const auto& job : hash_) opts_.cache->Record(entries_[job.index].path, job.key, entries_[job.index].chunks, start_ns_);
+    return Status::Ok();
+  }
+
+  // Where each object's bytes are, for the upload.
+  void RecordSources() {
+    for (const auto& e : entries_) {
+      if (e.type != EntryType::kFile) continue;
+      uint64_t off = 0;
+      std::string abs = Abs(e.path);
+      for (const auto& c : e.chunks) {
+        result_.sources.try_emplace(c.digest, ChunkSource{abs, off, c.size});
+        off += c.size;
+      }
+    }
+  }
+
+  Result<ScanResult> Finish() {
+    // Hard-link groups: the smallest path holds the inode's attributes and
+    // content, the rest name it.
+    for (auto& [key, idx] : links_) {
+      if (idx.size() < 2) continue;
+      size_t first = idx[0];  // the one that was read
+      size_t primary = *std::min_element(idx.begin(), idx.end(), [&](size_t a, size_t b) {
+        return entries_[a].path < entries_[b].path;
+      });
+      if (primary != first) {
+        std::string p = entries_[primary].path;
+        entries_[primary] = entries_[first];
+        entries_[primary].path = std::move(p);
+      }
+      for (size_t i : idx) {
+        if (i == primary) continue;
+        Entry link;
+        link.path = std::move(entries_[i].path);
+        link.type = EntryType::kHardlink;
+        link.target = entries_[primary].path;
+        entries_[i] = std::move(link);
+      }
+    }
+    SortEntries(&entries_);
+    RecordSources();
+    result_.manifest.entries = std::move(entries_);
+    KILN_RETURN_IF_ERROR(ValidateManifest(result_.manifest).WithContext("capture of " + root_));
+    return std::move(result_);
+  }
+
+  std::string root_;
+  const ScanOptions& opts_;
+  int64_t start_ns_ = 0;
+  dev_t root_dev_ = 0;
+  std::vector<Entry> entries_;
+  std::map<InodeKey, std::vector<size_t>> links_;
+  ScanResult result_;
+  uint64_t bytes_ = 0;
+  struct Job {
+    size_t index;  // into entries_
+    std::string abs;
+    StatKey key;
+  };
+  std::vector<Job> hash_;
+};
+
+}  // namespace
+
+std::vector<Chunk> ChunkBytes(std::string_view data) {
+  std::vector<Chunk> chunks;
+  if (data.empty()) return chunks;
+  if (data.size() <= kWholeFileMax) return {Chunk{Sha256Of(data), data.size()}};
+  size_t consumed;
+  ChunkInto(data, true, &chunks, &consumed);
+  return chunks;
+}
+
+Status HashContent(int fd, uint64_t size, std::string_view what, std::vector<Chunk>* chunks,
+                   std::string* buffer) {
+  chunks->clear();
+  if (size == 0) return Status::Ok();
+  size_t cap = size <= kWholeFileMax ? static_cast<size_t>(size) : kReadBuffer;
+  if (buffer->size() < cap) buffer->resize(cap);
+  size_t have = 0;
+  uint64_t left = size;
+  while (left > 0 || have > 0) {
+    while (left > 0 && have < cap) {
+      ssize_t n = ::read(fd, buffer->data() + have, std::min<uint64_t>(cap - have, left));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoError(fmt::format("read {}", what), errno);
+      }
+      if (n == 0) return IoError(fmt::format("{}: file shrank while it was read", what));
+      have += static_cast<size_t>(n);
+      left -= static_cast<uint64_t>(n);
+    }
+    std::string_view data(buffer->data(), have);
+    if (size <= kWholeFileMax) {
+      chunks->push_back({Sha256Of(data), data.size()});
+      break;
+    }
+    size_t consumed;
+    ChunkInto(data, left == 0, chunks, &consumed);
+    std::memmove(buffer->data(), buffer->data() + consumed, have - consumed);
+    have -= consumed;
+  }
+  return Status::Ok();
+}
+
+bool IsExcluded(const std::vector<std::string>& patterns, std::string_view rel) {
+  if (patterns.empty() || rel.empty()) return false;
+  std::string path(rel);
+  std::string base(BaseName(rel));
+  for (const auto& p : patterns) {
+    if (p.find('/') != std::string::npos) {
+      std::string_view pat = p;
+      while (!pat.empty() && pat.front() == '/') pat.remove_prefix(1);
+      while (!pat.empty() && pat.back() == '/') pat.remove_suffix(1);
+      if (::fnmatch(std::string(pat).c_str(), path.c_str(), FNM_PATHNAME) == 0) return true;
+    } else if (::fnmatch(p.c_str(), base.c_str(), 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<ScanResult> ScanDirectory(const std::string& root, const ScanOptions& opts) {
+  std::string r = root;
+  while (r.size() > 1 && r.back() == '/') r.pop_back();
+  return Scanner(r, opts).Run();
+}
+
+}  // namespace kiln::imager

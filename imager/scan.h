@@ -1,0 +1,69 @@
+#pragma once
+// Capturing a directory tree into a manifest (the first half of a capture;
+// capture.h sends or stores the objects).
+//
+// The walk never follows a symlink, stays on the root's filesystem unless
+// told otherwise, reads every attribute the manifest records (including
+// xattrs, so file capabilities and POSIX ACLs come along as the kernel
+// stores them) and hashes file contents into chunks (chunker.h). A stat
+// cache (stat_cache.h) lets unchanged files skip the read. Hard links are
+// found by (device, inode): the smallest path of a group holds the content,
+// the others become hard-link entries naming it.
+//
+// The content itself is not kept: `sources` says where each chunk's bytes
+// are, so the caller can read just the objects a server lacks.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "imager/manifest.h"
+#include "imager/object_store.h"
+#include "imager/stat_cache.h"
+
+namespace kiln::imager {
+
+struct ScanOptions {
+  // Shell globs (fnmatch). A pattern with a '/' matches the path from the
+  // root ("var/cache/*", a leading '/' is allowed); one without matches any
+  // component's name ("*.pyc"). An excluded directory is skipped whole.
+  std::vector<std::string> excludes;
+  bool one_file_system = true;  // do not descend into other mounts
+  StatCache* cache = nullptr;   // read and updated when set
+  int threads = 2;              // files are hashed in parallel
+  // Called now and then with the file bytes and files scanned so far.
+  std::function<void(uint64_t bytes, uint64_t files)> progress;
+};
+
+// Where an object's bytes can be read again.
+struct ChunkSource {
+  std::string file;  // absolute path
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+using SourceMap = std::unordered_map<Sha256Digest, ChunkSource, DigestHash>;
+
+struct ScanResult {
+  Manifest manifest;
+  SourceMap sources;
+  uint64_t files = 0;
+  uint64_t files_hashed = 0;  // the rest came from the stat cache
+  uint64_t bytes_hashed = 0;
+};
+
+Result<ScanResult> ScanDirectory(const std::string& root, const ScanOptions& opts);
+
+// Chunks and hashes `size` bytes read from fd (from its current offset).
+// buffer is scratch space the caller may reuse between calls.
+Status HashContent(int fd, uint64_t size, std::string_view what, std::vector<Chunk>* chunks,
+                   std::string* buffer);
+// Chunks and hashes bytes already in memory.
+std::vector<Chunk> ChunkBytes(std::string_view data);
+
+// True when rel (a manifest path) matches one of the exclude patterns.
+bool IsExcluded(const std::vector<std::string>& patterns, std::string_view rel);
+
+}  // namespace kiln::imager

@@ -1,0 +1,394 @@
+#include "server/api_images.h"
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "common/strings.h"
+#include "imager/diff.h"
+#include "imager/image_store.h"
+#include "imager/path_util.h"
+#include "imager/stream.h"
+#include "server/http/router.h"
+#include "server/image_stream_body.h"
+#include "server/server.h"
+
+namespace kiln {
+namespace {
+
+using http::Access;
+using http::HttpRequest;
+using http::HttpResponse;
+using http::Responder;
+using imager::ImageStore;
+
+class Workers : public ImagesApi {
+ public:
+  explicit Workers(int n) {
+    for (int i = 0; i < n; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~Workers() override {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void Post(std::function<void()> fn) {
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (stop_) return;  // queued requests were answered 503 by the stopping server
+        fn = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      fn();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  std::vector<std::thread> threads_;
+  bool stop_ = false;
+};
+
+Json VersionJson(const imager::ImageRecord& rec, const imager::VersionRecord& v) {
+  Json tags = Json::array();
+  for (const auto& [t, n] : rec.tags)
+    if (n == v.version) tags.push_back(t);
+  Json vj = imager::ImageRecordToJson(rec)["versions"][0];
+  vj = {{"version", v.version}, {"manifest", v.manifest}, {"created", v.created},
+        {"note", v.note},       {"source", v.source},     {"entries", v.entries},
+        {"bytes", v.bytes},     {"current", v.version == rec.current}, {"tags", tags}};
+  return vj;
+}
+
+Json ImageSummary(const imager::ImageRecord& r) {
+  Json j = imager::ImageRecordToJson(r);
+  j.erase("next");
+  Json versions = Json::array();
+  for (const auto& v : r.versions) versions.push_back(VersionJson(r, v));
+  j["versions"] = versions;
+  return j;
+}
+
+HttpResponse Err(const Status& s) { return HttpResponse::Error(s); }
+
+}  // namespace
+
+std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& server, ImageStore& store) {
+  (void)server;
+  auto workers = std::make_unique<Workers>(2);
+  Workers* pool = workers.get();
+  ImageStore* st = &store;
+  const Access kRead = Access::kAuthenticated;
+
+  router.AddSync(
+      "GET", "/api/v1/images",
+      [st](HttpRequest&) {
+        auto names = st->catalog().List();
+        if (!names.ok()) return Err(names.status());
+        Json out = Json::array();
+        for (const auto& n : *names) {
+          auto r = st->catalog().Get(n);
+          if (!r.ok()) continue;
+          Json j = {{"name", n}, {"current", r->current}, {"versions", r->versions.size()}};
+          if (const auto* cur = r->Find(r->current)) {
+            j["manifest"] = cur->manifest;
+            j["created"] = cur->created;
+            j["entries"] = cur->entries;
+            j["bytes"] = cur->bytes;
+          }
+          j["latest"] = r->versions.empty() ? 0 : r->versions.back().version;
+          out.push_back(j);
+        }
+        return HttpResponse::JsonBody({{"images", out}});
+      },
+      {.access = kRead});
+
+  // Before /images/{name}, which would otherwise take "objects" for a name.
+  router.AddSync("GET", "/api/v1/images/objects", [st](HttpRequest&) {
+    Json list = Json::array();
+    Status s = st->objects().ForEach([&](const Sha256Digest& d, uint64_t size) {
+      list.push_back({{"digest", ToHex(d)}, {"size", size}});
+    });
+    if (!s.ok()) return Err(s);
+    return HttpResponse::JsonBody({{"objects", list}});
+  });
+
+  router.AddSync(
+      "GET", "/api/v1/images/{name}",
+      [st](HttpRequest& req) {
+        auto r = st->catalog().Get(req.Param("name"));
+        if (!r.ok()) return Err(r.status());
+        return HttpResponse::JsonBody(ImageSummary(*r));
+      },
+      {.access = kRead});
+
+  router.AddSync(
+      "GET", "/api/v1/images/{name}/versions/{v}",
+      [st](HttpRequest& req) {
+        auto rv = st->Resolve(req.Param("name"), req.Param("v"));
+        if (!rv.ok()) return Err(rv.status());
+        Json j = {{"image", rv->image.name}, {"version", VersionJson(rv->image, rv->version)}};
+        if (req.Query("entries") == "1" || req.Query("entries") == "true") {
+          auto m = st->LoadManifest(rv->digest);
+          if (!m.ok()) return Err(m.status());
+          Json entries = Json::array();
+          std::map<std::string, uint64_t> types;
+          for (const auto& e : (*m)->entries) {
+            entries.push_back(imager::EntryToJson(e));
+            ++types[std::string(imager::EntryTypeName(e.type))];
+          }
+          j["entries"] = entries;
+          j["types"] = types;
+        }
+        return HttpResponse::JsonBody(j);
+      },
+      {.access = kRead});
+
+  router.AddSync(
+      "GET", "/api/v1/images/{name}/versions/{v}/manifest",
+      [st](HttpRequest& req) {
+        auto rv = st->Resolve(req.Param("name"), req.Param("v"));
+        if (!rv.ok()) return Err(rv.status());
+        auto bytes = st->objects().Read(rv->digest);
+        if (!bytes.ok()) return Err(bytes.status());
+        HttpResponse r = HttpResponse::Text(std::move(*bytes), 200, "application/octet-stream");
+        r.headers.emplace_back("X-Kiln-Manifest", rv->version.manifest);
+        return r;
+      },
+      {.access = kRead});
+
+  router.AddSync(
+      "GET", "/api/v1/images/{name}/versions/{v}/objects",
+      [st](HttpRequest& req) {
+        auto objs = st->ObjectsOf(req.Param("name"), req.Param("v"));
+        if (!objs.ok()) return Err(objs.status());
+        Json list = Json::array();
+        for (const auto& [d, size] : *objs) list.push_back({{"digest", ToHex(d)}, {"size", size}});
+        return HttpResponse::JsonBody({{"objects", list}});
+      },
+      {.access = kRead});
+
+  router.AddSync(
+      "GET", "/api/v1/images/{name}/diff",
+      [st](HttpRequest& req) {
+        std::string name = req.Param("name");
+        auto a = st->Resolve(name, req.Query("from"));
+        if (!a.ok()) return Err(a.status());
+        auto b = st->Resolve(name, req.Query("to"));
+        if (!b.ok()) return Err(b.status());
+        auto ma = st->LoadManifest(a->digest);
+        if (!ma.ok()) return Err(ma.status());
+        auto mb = st->LoadManifest(b->digest);
+        if (!mb.ok()) return Err(mb.status());
+        Json changes = Json::array();
+        uint64_t added = 0, removed = 0, changed = 0;
+        for (const auto& c : imager::DiffManifests(**ma, **mb)) {
+          changes.push_back(imager::ChangeToJson(c));
+          added += c.kind == imager::Change::Kind::kAdded;
+          removed += c.kind == imager::Change::Kind::kRemoved;
+          changed += c.kind == imager::Change::Kind::kChanged;
+        }
+        return HttpResponse::JsonBody({{"image", name},
+                                       {"from", a->version.version},
+                                       {"to", b->version.version},
+                                       {"summary", {{"added", added}, {"removed", removed}, {"changed", changed}}},
+                                       {"changes", changes}});
+      },
+      {.access = kRead});
+
+  router.AddSync("POST", "/api/v1/images/{name}/rollback", [st](HttpRequest& req) {
+    std::optional<std::string> to;
+    if (!req.body.empty()) {
+      auto body = req.JsonBody();
+      if (!body.ok()) return Err(body.status());
+      if (body->contains("to")) {
+        const Json& t = (*body)["to"];
+        to = t.is_number() ? std::to_string(t.get<int>()) : t.get<std::string>();
+      }
+    }
+    auto r = st->Rollback(req.Param("name"), to);
+    if (!r.ok()) return Err(r.status());
+    return HttpResponse::JsonBody(ImageSummary(*r));
+  });
+
+  router.AddSync("PUT", "/api/v1/images/{name}/tags/{tag}", [st](HttpRequest& req) {
+    std::string version;
+    if (!req.body.empty()) {
+      auto body = req.JsonBody();
+      if (!body.ok()) return Err(body.status());
+      if (body->contains("version")) {
+        const Json& v = (*body)["version"];
+        version = v.is_number() ? std::to_string(v.get<int>()) : v.get<std::string>();
+      }
+    }
+    auto r = st->Tag(req.Param("name"), req.Param("tag"), version);
+    if (!r.ok()) return Err(r.status());
+    return HttpResponse::JsonBody(ImageSummary(*r));
+  });
+
+  router.AddSync("DELETE", "/api/v1/images/{name}/tags/{tag}", [st](HttpRequest& req) {
+    auto r = st->Untag(req.Param("name"), req.Param("tag"));
+    if (!r.ok()) return Err(r.status());
+    return HttpResponse::JsonBody(ImageSummary(*r));
+  });
+
+  // The upload protocol: manifest, missing objects, commit.
+  router.Add(
+      "POST", "/api/v1/images/{name}/captures",
+      [st, pool](HttpRequest& req, Responder res) {
+        pool->Post([st, name = req.Param("name"), body = std::move(req.body), note = req.Query("note"),
+                    source = req.Query("source"), res]() mutable {
+          auto b = st->BeginCapture(name, std::move(body), note, source);
+          if (!b.ok()) return res.SendError(b.status());
+          Json missing = Json::array();
+          for (const auto& d : b->missing) missing.push_back(ToHex(d));
+          res.SendJson({{"capture", b->id}, {"manifest", ToHex(b->manifest)}, {"missing", missing}});
+        });
+      },
+      {.access = Access::kAdmin, .max_body = 512u << 20});
+
+  router.Add(
+      "POST", "/api/v1/images/captures/{id}/objects",
+      [st, pool](HttpRequest& req, Responder res) {
+        pool->Post([st, id = req.Param("id"), body = std::move(req.body), res] {
+          auto n = st->AddObjects(id, body);
+          if (!n.ok()) return res.SendError(n.status());
+          res.SendJson({{"stored", *n}});
+        });
+      },
+      {.access = Access::kAdmin, .max_body = 64u << 20});
+
+  router.Add(
+      "POST", "/api/v1/images/captures/{id}/commit",
+      [st, pool](HttpRequest& req, Responder res) {
+        pool->Post([st, id = req.Param("id"), res] {
+          auto v = st->CommitCapture(id);
+          if (!v.ok()) return res.SendError(v.status());
+          Json vj = {{"version", v->version}, {"manifest", v->manifest}, {"created", v->created},
+                     {"note", v->note},       {"source", v->source},     {"entries", v->entries},
+                     {"bytes", v->bytes}};
+          res.SendJson({{"version", vj}});
+        });
+      },
+      {.access = Access::kAdmin});
+
+  router.AddSync(
+      "GET", "/api/v1/images/{name}/stream",
+      [st](HttpRequest& req) {
+        std::string name = req.Param("name");
+        auto target = st->Resolve(name, req.Query("version"));
+        if (!target.ok()) return Err(target.status());
+        auto tm = st->LoadManifest(target->digest);
+        if (!tm.ok()) return Err(tm.status());
+        Result<imager::StreamPlan> plan = Status(Code::kInternal, "unset");
+        if (req.HasQuery("from") && !req.Query("from").empty()) {
+          auto base = st->Resolve(name, req.Query("from"));
+          if (!base.ok()) return Err(base.status());
+          auto bm = st->LoadManifest(base->digest);
+          if (!bm.ok()) return Err(bm.status());
+          plan = imager::PlanDeltaStream(st->objects(), **bm, base->digest, **tm, target->digest);
+        } else {
+          plan = imager::PlanFullStream(st->objects(), **tm, target->digest);
+        }
+        if (!plan.ok()) return Err(plan.status());
+        uint64_t offset = 0;
+        if (req.HasQuery("offset")) {
+          auto o = ParseUint(req.Query("offset"));
+          if (!o || *o > plan->total)
+            return Err(InvalidArgument(fmt::format("offset {} is beyond the stream's {} bytes",
+                                                   req.Query("offset"), plan->total)));
+          offset = *o;
+        }
+        HttpResponse r;
+        r.content_type = "application/vnd.kiln.image-stream";
+        r.headers.emplace_back("X-Kiln-Stream-Size", std::to_string(plan->total));
+        r.headers.emplace_back("X-Kiln-Stream-Offset", std::to_string(offset));
+        r.headers.emplace_back("X-Kiln-Manifest", target->version.manifest);
+        r.stream = std::make_shared<ImageStreamBody>(&st->objects(), std::move(*plan), offset);
+        return r;
+      },
+      {.access = kRead});
+
+  router.AddSync(
+      "GET", "/api/v1/images/objects/{digest}",
+      [st](HttpRequest& req) {
+        auto d = imager::ParseDigest(req.Param("digest"));
+        if (!d.ok()) return Err(d.status());
+        auto f = st->objects().OpenFrame(*d);
+        if (!f.ok()) return Err(f.status());
+        uint64_t size = f->size;
+        HttpResponse r = HttpResponse::File(f->fd.Release(), 0, size, "application/zstd");
+        r.headers.emplace_back("X-Kiln-Digest", req.Param("digest"));
+        return r;
+      },
+      {.access = kRead});
+
+  router.Add("POST", "/api/v1/images/gc", [st, pool](HttpRequest& req, Responder res) {
+    std::optional<int> keep;
+    if (!req.body.empty()) {
+      auto body = req.JsonBody();
+      if (!body.ok()) return res.SendError(body.status());
+      if (body->contains("keep")) {
+        auto k = JsonField<int>(*body, "keep");
+        if (!k.ok()) return res.SendError(k.status());
+        if (*k < 1) return res.SendError(InvalidArgument("keep must be at least 1"));
+        keep = *k;
+      }
+    }
+    pool->Post([st, keep, res] {
+      auto r = st->Gc(keep);
+      if (!r.ok()) return res.SendError(r.status());
+      res.SendJson({{"versions_dropped", r->versions_dropped},
+                    {"objects_removed", r->objects_removed},
+                    {"objects_kept", r->objects_kept},
+                    {"bytes_freed", r->bytes_freed}});
+    });
+  });
+
+  router.Add(
+      "POST", "/api/v1/images/verify",
+      [st, pool](HttpRequest& req, Responder res) {
+        auto body = req.JsonBody();
+        if (!body.ok()) return res.SendError(body.status());
+        auto list = JsonField<std::vector<std::string>>(*body, "digests");
+        if (!list.ok()) return res.SendError(list.status());
+        pool->Post([st, digests = std::move(*list), res] {
+          Json bad = Json::array();
+          uint64_t ok = 0;
+          for (const auto& h : digests) {
+            auto d = imager::ParseDigest(h);
+            Status s = d.ok() ? st->objects().Verify(*d) : d.status();
+            if (s.ok())
+              ++ok;
+            else
+              bad.push_back({{"digest", h}, {"error", s.message()}});
+          }
+          res.SendJson({{"verified", ok}, {"bad", bad}});
+        });
+      },
+      {.access = Access::kAdmin, .max_body = 16u << 20});
+
+  return workers;
+}
+
+}  // namespace kiln

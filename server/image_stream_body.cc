@@ -1,0 +1,58 @@
+#include "server/image_stream_body.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common/log.h"
+
+namespace kiln {
+
+ImageStreamBody::ImageStreamBody(const imager::ObjectStore* store, imager::StreamPlan plan, uint64_t offset)
+    : store_(store), plan_(std::move(plan)) {
+  // The segment holding the offset, then the position inside it.
+  auto it = std::upper_bound(plan_.starts.begin(), plan_.starts.end(), offset);
+  seg_ = it == plan_.starts.begin() ? 0 : static_cast<size_t>(it - plan_.starts.begin() - 1);
+  pos_ = seg_ < plan_.starts.size() ? offset - plan_.starts[seg_] : 0;
+}
+
+ssize_t ImageStreamBody::Read(char* buf, size_t max, Parking&) {
+  size_t filled = 0;
+  while (filled < max && seg_ < plan_.segments.size()) {
+    const imager::StreamSegment& s = plan_.segments[seg_];
+    uint64_t seg_size = s.bytes.size() + (s.has_object ? s.object_size : 0);
+    if (pos_ >= seg_size) {
+      ++seg_;
+      pos_ = 0;
+      fd_.Reset();
+      continue;
+    }
+    if (pos_ < s.bytes.size()) {
+      size_t n = std::min<uint64_t>(max - filled, s.bytes.size() - pos_);
+      std::copy_n(s.bytes.data() + pos_, n, buf + filled);
+      filled += n;
+      pos_ += n;
+      continue;
+    }
+    if (!fd_.valid()) {
+      auto frame = store_->OpenFrame(s.object);
+      if (!frame.ok() || frame->size != s.object_size) {
+        // Removed (gc) or changed since the plan was made: the client sees a
+        // broken transfer and its resume gets a clear error from a new plan.
+        log::Warn("imager", "stream object vanished", {{"object", ToHex(s.object)}});
+        return filled > 0 ? static_cast<ssize_t>(filled) : kError;
+      }
+      fd_ = std::move(frame->fd);
+    }
+    uint64_t at = pos_ - s.bytes.size();
+    size_t want = std::min<uint64_t>(max - filled, s.object_size - at);
+    ssize_t n = ::pread(fd_.get(), buf + filled, want, static_cast<off_t>(at));
+    if (n <= 0) return filled > 0 ? static_cast<ssize_t>(filled) : kError;
+    filled += static_cast<size_t>(n);
+    pos_ += static_cast<uint64_t>(n);
+  }
+  if (filled == 0) return kEnd;
+  return static_cast<ssize_t>(filled);
+}
+
+}  // namespace kiln

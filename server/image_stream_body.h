@@ -1,0 +1,29 @@
+#pragma once
+// Serves an image stream (imager/stream.h) as an HTTP body: record bytes
+// from memory, object frames straight from the store's files, starting at
+// any byte offset (resume) without reading what comes before it.
+
+#include <memory>
+
+#include "common/file_util.h"
+#include "imager/object_store.h"
+#include "imager/stream.h"
+#include "server/http/http_types.h"
+
+namespace kiln {
+
+class ImageStreamBody : public http::BodyStream {
+ public:
+  // REQUIRES: offset <= plan.total. store must outlive the body.
+  ImageStreamBody(const imager::ObjectStore* store, imager::StreamPlan plan, uint64_t offset);
+  ssize_t Read(char* buf, size_t max, Parking& parking) override;
+
+ private:
+  const imager::ObjectStore* store_;
+  imager::StreamPlan plan_;
+  size_t seg_ = 0;
+  uint64_t pos_ = 0;  // within the current segment (bytes, then object frame)
+  UniqueFd fd_;       // the current segment's object, once opened
+};
+
+}  // namespace kiln

@@ -1,0 +1,260 @@
+// Capture into a local store, stream, apply: exactness, deltas, undo,
+// the stat cache, and confinement of the applier.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "common/file_util.h"
+#include "imager/codec.h"
+#include "imager/scan.h"
+#include "imager/stat_cache.h"
+#include "tests/imager/local_store.h"
+#include "tests/imager/tree_fixture.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+using namespace kiln;
+using namespace kiln::imager;
+using namespace kiln::imager::test;
+using kiln::test::TempDir;
+using kiln::test::WriteTestFile;
+
+namespace {
+bool Exists(const std::string& p) {
+  struct stat st {};
+  return ::lstat(p.c_str(), &st) == 0;
+}
+}  // namespace
+
+TEST_CASE("a captured tree deploys exactly: every type, owner, mode, xattr, ACL, capability, time") {
+  TempDir t;
+  MakeRichTree(t.Sub("src"));
+  LocalStore ls;
+  auto rep = ls.Capture("rich", t.Sub("src"));
+  CHECK(rep.version.version == 1);
+  CHECK(rep.objects_sent == rep.objects);
+  auto st = ls.Deploy("rich", "", t.Sub("dst"));
+  INFO(st.status().ToString());
+  REQUIRE(st.ok());
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
+  CHECK(ScanDiff(t.Sub("src"), t.Sub("dst")) == "");
+  // Hard links really are one inode.
+  struct stat a {}, b {};
+  REQUIRE(::stat(t.Sub("dst/usr/bin/ash").c_str(), &a) == 0);
+  REQUIRE(::stat(t.Sub("dst/etc/busy-link").c_str(), &b) == 0);
+  CHECK(a.st_ino == b.st_ino);
+  CHECK(a.st_nlink == 3);
+
+  // Re-capturing the same content gives the same manifest and sends nothing.
+  auto again = ls.Capture("rich", t.Sub("src"));
+  CHECK(again.manifest == rep.manifest);
+  CHECK(again.objects_sent == 0);
+  CHECK(again.version.version == 2);
+  // A copy elsewhere captures to the same digest too.
+  auto copy = ls.Capture("copy", t.Sub("dst"));
+  CHECK(copy.manifest == rep.manifest);
+}
+
+TEST_CASE("a full deploy over an existing tree replaces and prunes until it is exact") {
+  TempDir t;
+  MakeRichTree(t.Sub("src"), 1);
+  MakeRichTree(t.Sub("dst"), 2);  // different content, same shape
+  WriteTestFile(t.Sub("dst/extra/file"), "not in the image");
+  REQUIRE(::symlink("/", t.Sub("dst/var/escape").c_str()) == 0);
+  // Where the image has a file, the target has a directory, and vice versa.
+  REQUIRE(::unlink(t.Sub("dst/etc/hostname").c_str()) == 0);
+  WriteTestFile(t.Sub("dst/etc/hostname/inner"), "x");
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  auto st = ls.Deploy("img", "", t.Sub("dst"));
+  INFO(st.status().ToString());
+  REQUIRE(st.ok());
+  CHECK(st->pruned >= 2);
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
+}
+
+TEST_CASE("a delta turns version 1 into version 2 exactly, reusing unchanged ranges") {
+  TempDir t;
+  MakeRichTree(t.Sub("src"));
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  REQUIRE(ls.Deploy("img", "1", t.Sub("dst")).ok());
+  // Version 2: edit inside the big file, change a mode, an owner, an xattr,
+  // a symlink target, remove a file and a directory tree, add new ones,
+  // turn a file into a directory.
+  {
+    std::string big = *ReadFile(t.Sub("src/var/big.img"));
+    big.replace(1500000, 4096, RandomBytes(4096, 99));
+    WriteTestFile(t.Sub("src/var/big.img"), big);
+  }
+  REQUIRE(::chmod(t.Sub("src/usr/bin/tool").c_str(), 0700) == 0);
+  REQUIRE(::chown(t.Sub("src/etc/empty").c_str(), 42, 42) == 0);
+  kiln::test::Run({"setfattr", "-n", "user.origin", "-v", "changed", t.Sub("src/etc/hostname")});
+  REQUIRE(::unlink(t.Sub("src/etc/config-link").c_str()) == 0);
+  REQUIRE(::symlink("elsewhere", t.Sub("src/etc/config-link").c_str()) == 0);
+  REQUIRE(::unlink(t.Sub("src/tmp/fifo").c_str()) == 0);
+  REQUIRE(RemoveAll(t.Sub("src/var/private")).ok());
+  WriteTestFile(t.Sub("src/new/dir/file"), "new");
+  REQUIRE(::unlink(t.Sub("src/etc/sub/config").c_str()) == 0);
+  WriteTestFile(t.Sub("src/etc/sub/config/now-a-dir"), "inside");
+  // The busybox group gets new content: every link must follow.
+  WriteTestFile(t.Sub("src/usr/bin/busy.new"), "new busybox");
+  REQUIRE(::rename(t.Sub("src/usr/bin/busy.new").c_str(), t.Sub("src/usr/bin/busy").c_str()) == 0);
+  REQUIRE(::unlink(t.Sub("src/usr/bin/ash").c_str()) == 0);
+  REQUIRE(::link(t.Sub("src/usr/bin/busy").c_str(), t.Sub("src/usr/bin/ash").c_str()) == 0);
+  REQUIRE(::unlink(t.Sub("src/etc/busy-link").c_str()) == 0);
+  REQUIRE(::link(t.Sub("src/usr/bin/busy").c_str(), t.Sub("src/etc/busy-link").c_str()) == 0);
+  ls.Capture("img", t.Sub("src"));
+
+  std::string delta = ls.Stream("img", "2", "1");
+  std::string full = ls.Stream("img", "2");
+  CHECK(delta.size() < full.size() / 10);
+  auto st = ls.Apply(delta, t.Sub("dst"));
+  INFO(st.status().ToString());
+  REQUIRE(st.ok());
+  CHECK(st->bytes_copied > 3000000);  // the big file's unchanged chunks
+  CHECK(st->bytes_written < 400000);
+  CHECK(st->meta_only >= 2);
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
+  CHECK(ScanDiff(t.Sub("src"), t.Sub("dst")) == "");
+}
+
+TEST_CASE("a delta refuses a target that is not the base version, before changing the file") {
+  TempDir t;
+  WriteTestFile(t.Sub("src/big"), RandomBytes(3 << 20, 1));
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  REQUIRE(ls.Deploy("img", "1", t.Sub("dst")).ok());
+  std::string big = *ReadFile(t.Sub("src/big"));
+  big[2000000] ^= 1;
+  WriteTestFile(t.Sub("src/big"), big);
+  ls.Capture("img", t.Sub("src"));
+  WriteTestFile(t.Sub("dst/big"), "someone changed this file");
+  auto st = ls.Deploy("img", "2", t.Sub("dst"), "1");
+  REQUIRE(!st.ok());
+  CHECK(st.status().message().find("entry /big: the file in the target is not the base version") !=
+        std::string::npos);
+  CHECK(*ReadFile(t.Sub("dst/big")) == "someone changed this file");
+}
+
+TEST_CASE("undo restores the tree exactly as it was before a delta") {
+  TempDir t;
+  MakeRichTree(t.Sub("src"));
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  REQUIRE(ls.Deploy("img", "1", t.Sub("dst")).ok());
+  REQUIRE(ls.Deploy("img", "1", t.Sub("before")).ok());
+  WriteTestFile(t.Sub("src/etc/hostname"), "changed\n");
+  REQUIRE(RemoveAll(t.Sub("src/var")).ok());
+  WriteTestFile(t.Sub("src/opt/new"), "new");
+  REQUIRE(::chmod(t.Sub("src/etc").c_str(), 0700) == 0);
+  ls.Capture("img", t.Sub("src"));
+  ApplyOptions opts;
+  opts.undo_dir = t.Sub("dst/.kiln-undo");
+  auto st = ls.Deploy("img", "2", t.Sub("dst"), "1", opts);
+  INFO(st.status().ToString());
+  REQUIRE(st.ok());
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst"), ".kiln-undo") == "");
+  Status u = RestoreUndo(t.Sub("dst"), t.Sub("dst/.kiln-undo"), true);
+  INFO(u.ToString());
+  REQUIRE(u.ok());
+  CHECK(!Exists(t.Sub("dst/.kiln-undo")));
+  CHECK(RsyncDiff(t.Sub("before"), t.Sub("dst")) == "");
+}
+
+TEST_CASE("the stat cache skips unchanged files and notices changed ones") {
+  TempDir t;
+  MakeRichTree(t.Sub("src"));
+  // Files changed within kRacyWindowNs of a scan are not cached (racy).
+  std::this_thread::sleep_for(std::chrono::milliseconds(2 * kRacyWindowNs / 1'000'000));
+  LocalStore ls;
+  CaptureOptions opts;
+  opts.stat_cache = t.Sub("cache/sc");
+  auto first = ls.Capture("img", t.Sub("src"), opts);
+  CHECK(first.files_hashed == first.files);
+  auto second = ls.Capture("img", t.Sub("src"), opts);
+  CHECK(second.files_hashed == 0);
+  CHECK(second.manifest == first.manifest);
+  WriteTestFile(t.Sub("src/etc/hostname"), "changed, same tick or not\n");
+  auto third = ls.Capture("img", t.Sub("src"), opts);
+  CHECK(third.files_hashed == 1);
+  CHECK(third.manifest != first.manifest);
+  // A damaged cache is ignored, never trusted.
+  WriteTestFile(t.Sub("cache/sc"), "KILNSC1\ngarbage");
+  auto fourth = ls.Capture("img", t.Sub("src"), opts);
+  CHECK(fourth.manifest == third.manifest);
+  CHECK(fourth.files_hashed == fourth.files);
+}
+
+TEST_CASE("excludes skip matching paths and whole directories") {
+  TempDir t;
+  MakeRichTree(t.Sub("src"));
+  ScanOptions so;
+  so.excludes = {"var/*", "*.img", "/etc/sub"};
+  auto r = ScanDirectory(t.Sub("src"), so);
+  REQUIRE(r.ok());
+  CHECK(r->manifest.Find("var") != nullptr);
+  CHECK(r->manifest.Find("var/private") == nullptr);
+  CHECK(r->manifest.Find("etc/sub") == nullptr);
+  CHECK(r->manifest.Find("etc/sub/config") == nullptr);
+  CHECK(r->manifest.Find("etc/hostname") != nullptr);
+}
+
+TEST_CASE("device nodes are refused where they are not allowed, naming the entry") {
+  TempDir t;
+  MakeRichTree(t.Sub("src"));
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  ApplyOptions opts;
+  opts.allow_devices = false;
+  auto st = ls.Deploy("img", "", t.Sub("dst"), "", opts);
+  REQUIRE(!st.ok());
+  CHECK(st.status().message() == "entry /dev/loop9: device nodes are not allowed here");
+  CaptureOptions co;
+  co.allow_devices = false;
+  auto cap = ls.TryCapture("img", t.Sub("src"), co);
+  REQUIRE(!cap.ok());
+  CHECK(cap.status().message().find("/dev/loop9: device nodes are not allowed") != std::string::npos);
+}
+
+TEST_CASE("the applier never writes outside its root, whatever symlinks the target holds") {
+  TempDir t;
+  // The image has a directory "etc" with a file in it.
+  WriteTestFile(t.Sub("src/etc/passwd"), "image passwd\n");
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  // The target already has "etc" as a symlink to a directory outside.
+  REQUIRE(MakeDirs(t.Sub("outside")).ok());
+  WriteTestFile(t.Sub("outside/passwd"), "outside passwd\n");
+  REQUIRE(MakeDirs(t.Sub("dst")).ok());
+  REQUIRE(::symlink(t.Sub("outside").c_str(), t.Sub("dst/etc").c_str()) == 0);
+  auto st = ls.Deploy("img", "", t.Sub("dst"));
+  INFO(st.status().ToString());
+  REQUIRE(st.ok());
+  // The symlink was replaced by a directory; outside is untouched.
+  CHECK(*ReadFile(t.Sub("outside/passwd")) == "outside passwd\n");
+  struct stat s {};
+  REQUIRE(::lstat(t.Sub("dst/etc").c_str(), &s) == 0);
+  CHECK(S_ISDIR(s.st_mode));
+  CHECK(*ReadFile(t.Sub("dst/etc/passwd")) == "image passwd\n");
+
+  // A delta whose base says "etc" is a directory, applied to a target where
+  // it is a symlink: refused, nothing outside changes. (etc keeps its mtime,
+  // so the delta has no entry that would replace the symlink first.)
+  struct stat etc {};
+  REQUIRE(::lstat(t.Sub("src/etc").c_str(), &etc) == 0);
+  WriteTestFile(t.Sub("src/etc/passwd"), "image passwd v2\n");
+  SetMtime(t.Sub("src/etc"), etc.st_mtim.tv_sec, etc.st_mtim.tv_nsec);
+  ls.Capture("img", t.Sub("src"));
+  REQUIRE(RemoveAll(t.Sub("dst/etc")).ok());
+  REQUIRE(::symlink(t.Sub("outside").c_str(), t.Sub("dst/etc").c_str()) == 0);
+  auto d = ls.Deploy("img", "2", t.Sub("dst"), "1");
+  REQUIRE(!d.ok());
+  CHECK(d.status().message().find("/etc in " + t.Sub("dst") + " is not a directory") != std::string::npos);
+  CHECK(*ReadFile(t.Sub("outside/passwd")) == "outside passwd\n");
+}

@@ -1,0 +1,194 @@
+// The stream reader against damaged and hostile streams, and fuzzed.
+
+#include <random>
+
+#include <catch2/catch.hpp>
+
+#include "common/file_util.h"
+#include "imager/codec.h"
+#include "imager/stream.h"
+#include "imager/zstd_util.h"
+#include "tests/imager/local_store.h"
+#include "tests/imager/tree_fixture.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+using namespace kiln;
+using namespace kiln::imager;
+using namespace kiln::imager::test;
+using kiln::test::TempDir;
+using kiln::test::WriteTestFile;
+
+namespace {
+
+// Records what a reader hands out.
+class CountingSink : public StreamSink {
+ public:
+  Status OnHeader(const StreamHeader&) override { return Status::Ok(); }
+  Status OnEntry(const StreamEntry& e) override {
+    for (const auto& p : e.pieces) bytes_expected += p.size;
+    ++entries;
+    return Status::Ok();
+  }
+  Status OnChunk(const Sha256Digest& d, std::string_view data) override {
+    if (Sha256Of(data) != d) bad = true;  // the reader must never allow this
+    bytes += data.size();
+    return Status::Ok();
+  }
+  Status OnDelete(const std::string&) override { return Status::Ok(); }
+  Status OnEnd(const StreamCounts&) override { return Status::Ok(); }
+  uint64_t entries = 0, bytes = 0, bytes_expected = 0;
+  bool bad = false;
+};
+
+std::string Header(StreamKind kind) {
+  ByteWriter w;
+  w.Raw(kStreamMagic);
+  w.U8(kStreamFormat);
+  w.U8(static_cast<uint8_t>(kind));
+  w.Digest({});
+  w.Digest({});
+  return w.Take();
+}
+
+std::string Record(char tag, std::string_view payload) {
+  ByteWriter w;
+  w.U8(static_cast<uint8_t>(tag));
+  w.Varint(payload.size());
+  w.Raw(payload);
+  return w.Take();
+}
+
+std::string EntryRecord(const std::string& path, EntryType type, const std::string& target = "",
+                        std::vector<Piece> pieces = {}) {
+  StreamEntry se;
+  se.entry.path = path;
+  se.entry.type = type;
+  se.entry.mode = type == EntryType::kHardlink ? 0 : 0755;
+  se.entry.target = target;
+  for (const auto& p : pieces) se.entry.size += p.size;
+  se.pieces = std::move(pieces);
+  return Record('E', EncodeStreamEntry(se));
+}
+
+std::string ObjectRecord(const Sha256Digest& d, std::string_view content) {
+  Compressor c;
+  std::string frame;
+  c.Compress(content, &frame);
+  std::string payload(reinterpret_cast<const char*>(d.data()), 32);
+  return Record('O', payload + frame);
+}
+
+std::string End(uint64_t entries, uint64_t objects, uint64_t deletes) {
+  ByteWriter w;
+  w.Varint(entries);
+  w.Varint(objects);
+  w.Varint(deletes);
+  return Record('Z', w.str());
+}
+
+}  // namespace
+
+TEST_CASE("an object whose bytes do not match its digest is refused, naming the entry, and nothing lands") {
+  TempDir t;
+  Sha256Digest claimed = Sha256Of("the real content");
+  std::string s = Header(StreamKind::kFull) + EntryRecord("", EntryType::kDir) +
+                  EntryRecord("victim", EntryType::kFile, "", {{Piece::Kind::kChunk, claimed, 0, 16}}) +
+                  ObjectRecord(claimed, "forged content!!") + End(2, 1, 0);
+  LocalStore ls;
+  auto st = ls.Apply(s, t.Sub("dst"));
+  REQUIRE(!st.ok());
+  CHECK(st.status().code() == Code::kCorruption);
+  CHECK(st.status().message() == "/victim: object " + ToHex(claimed) + ": its bytes do not match its digest");
+  // Neither the file nor its temporary exists.
+  auto ls_out = kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("dst")});
+  CHECK(ls_out.out == "");
+}
+
+TEST_CASE("hostile stream entries never reach the filesystem") {
+  TempDir t;
+  LocalStore ls;
+  auto expect = [&](const std::string& body, const std::string& needle) {
+    std::string s = Header(StreamKind::kFull) + EntryRecord("", EntryType::kDir) + body;
+    auto st = ls.Apply(s, t.Sub("dst"));
+    INFO(st.status().ToString());
+    CHECK(!st.ok());
+    CHECK(st.status().message().find(needle) != std::string::npos);
+  };
+  expect(EntryRecord("../escape", EntryType::kFile), "\"..\" component");
+  expect(EntryRecord("/abs", EntryType::kFile), "is absolute");
+  expect(EntryRecord("a", EntryType::kDir) + EntryRecord("a", EntryType::kDir), "duplicate path");
+  expect(EntryRecord("b", EntryType::kDir) + EntryRecord("a", EntryType::kDir), "out of order");
+  expect(EntryRecord("l", EntryType::kSymlink, "/") + EntryRecord("l/x", EntryType::kFile),
+         "/l in " + t.Sub("dst") + " is not a directory");
+  expect(EntryRecord("h", EntryType::kHardlink, "../../etc/passwd"), "hard link target");
+  expect(EntryRecord("h", EntryType::kHardlink, "zz"), "hard link to a later path");
+  expect(Record('D', "x"), "a delete in a full stream");
+  expect(End(5, 0, 0), "end record counts 5 entries");
+  expect(Record('Q', "?"), "unknown record tag");
+  // Nothing was created outside dst.
+  CHECK(::access(t.Sub("escape").c_str(), F_OK) != 0);
+  CHECK(::access(t.Sub("abs").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("a truncated stream is an error, not a silent partial deploy") {
+  TempDir t;
+  WriteTestFile(t.Sub("src/a"), RandomBytes(100000, 1));
+  WriteTestFile(t.Sub("src/b"), RandomBytes(100000, 2));
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  std::string s = ls.Stream("img", "");
+  for (size_t cut : {size_t{5}, s.size() / 3, s.size() - 1}) {
+    auto st = ls.Apply(s.substr(0, cut), t.Sub("dst"));
+    CHECK(!st.ok());
+    CHECK(st.status().message().find("stream ended early at byte") != std::string::npos);
+  }
+  CHECK(ls.Apply(s, t.Sub("dst")).ok());
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
+}
+
+TEST_CASE("fuzz: the stream reader rejects damage cleanly and only ever passes verified bytes") {
+  TempDir t;
+  MakeRichTree(t.Sub("src"));
+  REQUIRE(RemoveAll(t.Sub("src/var")).ok());  // keep the stream small
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  WriteTestFile(t.Sub("src/etc/hostname"), "v2\n");
+  ls.Capture("img", t.Sub("src"));
+  std::string streams[] = {ls.Stream("img", "1"), ls.Stream("img", "2", "1")};
+  std::mt19937 rng(7);
+  for (const std::string& good : streams) {
+    {
+      CountingSink sink;
+      StreamReader r(&sink);
+      REQUIRE(r.Feed(good).ok());
+      REQUIRE(r.Finish().ok());
+    }
+    for (int i = 0; i < 3000; ++i) {
+      std::string b = good;
+      int edits = 1 + static_cast<int>(rng() % 3);
+      for (int k = 0; k < edits; ++k) {
+        size_t pos = rng() % b.size();
+        switch (rng() % 4) {
+          case 0: b[pos] = static_cast<char>(rng()); break;
+          case 1: b.erase(pos, 1 + rng() % 16); break;
+          case 2: b.insert(pos, std::string(1 + rng() % 4, static_cast<char>(rng()))); break;
+          case 3: b.resize(pos); break;
+        }
+        if (b.empty()) b = "K";
+      }
+      CountingSink sink;
+      StreamReader r(&sink);
+      size_t pos = 0;
+      Status s;
+      while (pos < b.size() && s.ok()) {
+        size_t n = std::min(b.size() - pos, static_cast<size_t>(1 + rng() % 5000));
+        s = r.Feed(std::string_view(b).substr(pos, n));
+        pos += n;
+      }
+      if (s.ok()) s = r.Finish();
+      CHECK(!sink.bad);
+      if (!s.ok()) CHECK((s.code() == Code::kCorruption || s.code() == Code::kInvalidArgument));
+    }
+  }
+}

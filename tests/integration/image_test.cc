@@ -1,0 +1,291 @@
+// Drives images the way an operator does: `kiln serve` and the `kiln image`
+// commands, plus the HTTP API where a client could misbehave.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "common/file_util.h"
+#include "common/http_client.h"
+#include "common/strings.h"
+#include "imager/codec.h"
+#include "imager/image_client.h"
+#include "imager/image_store.h"
+#include "imager/manifest.h"
+#include "imager/scan.h"
+#include "imager/stat_cache.h"
+#include "imager/zstd_util.h"
+#include "tests/imager/tree_fixture.h"
+#include "tests/support/kiln_server.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+using namespace kiln;
+using namespace kiln::test;
+using namespace kiln::imager::test;
+
+namespace {
+
+Json RunJson(const KilnServer& s, std::vector<std::string> args) {
+  args.push_back("--json");
+  auto r = s.Kiln(args);
+  INFO(fmt::format("kiln {}: exit {}\n{}", fmt::join(args, " "), r.exit_code, r.err));
+  REQUIRE(r.exit_code == 0);
+  auto j = ParseJson(r.out);
+  REQUIRE(j.ok());
+  return *j;
+}
+
+std::vector<std::string> DiffPaths(const Json& diff) {
+  std::vector<std::string> out;
+  for (const auto& c : diff["changes"]) out.push_back(c["change"].get<std::string>() + " " + c["path"].get<std::string>());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("kiln image: capture, log, show, diff, deploy, delta, tag, rollback, export, verify, gc") {
+  KilnServer server;
+  TempDir t;
+  MakeRichTree(t.Sub("src"));
+  // Files younger than the stat cache's racy window are hashed every time.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2 * imager::kRacyWindowNs / 1'000'000));
+  Json c1 = RunJson(server, {"image", "capture", "web", "--from-dir", t.Sub("src"), "--note", "first",
+                             "--stat-cache", t.Sub("sc")});
+  CHECK(c1["version"] == 1);
+  CHECK(c1["objects_sent"] == c1["objects"]);
+
+  Json d1 = RunJson(server, {"image", "deploy", "web", "--to", t.Sub("v1")});
+  CHECK(d1["version"] == 1);
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("v1")) == "");
+
+  // Change a few things, capture again: diff names exactly those.
+  WriteTestFile(t.Sub("src/etc/hostname"), "changed\n");
+  REQUIRE(::chmod(t.Sub("src/usr/bin/tool").c_str(), 0711) == 0);
+  REQUIRE(::unlink(t.Sub("src/etc/empty").c_str()) == 0);
+  WriteTestFile(t.Sub("src/etc/added"), "new file\n");
+  SetMtime(t.Sub("src/etc/hostname"), 1800000000, 1);
+  SetMtime(t.Sub("src/etc/added"), 1800000000, 2);
+  SetMtime(t.Sub("src/etc"), 1800000000, 3);
+  Json c2 = RunJson(server, {"image", "capture", "web", "--from-dir", t.Sub("src"), "--stat-cache", t.Sub("sc")});
+  CHECK(c2["version"] == 2);
+  CHECK(c2["files_hashed"] == 3);  // hostname, added, tool (chmod changes ctime); the cache knew the rest
+  Json diff = RunJson(server, {"image", "diff", "web@1", "web@2"});
+  CHECK(DiffPaths(diff) == std::vector<std::string>{"changed /etc", "added /etc/added", "removed /etc/empty",
+                                                    "changed /etc/hostname", "changed /usr/bin/tool"});
+  CHECK(diff["changes"][4]["what"] == Json::array({"mode"}));
+  auto text = server.Kiln({"image", "diff", "web@1", "web@2"});
+  CHECK(text.out.find("~ /etc/hostname (content") != std::string::npos);
+  CHECK(text.out.find("~ /usr/bin/tool (mode)") != std::string::npos);
+  CHECK(text.out.find("+ /etc/added") != std::string::npos);
+
+  // A delta turns a copy of v1 into v2 exactly.
+  RunJson(server, {"image", "deploy", "web@1", "--to", t.Sub("copy")});
+  Json dd = RunJson(server, {"image", "deploy", "web@2", "--to", t.Sub("copy"), "--from", "1", "--undo"});
+  CHECK(dd["from"] == 1);
+  CHECK(dd["entries"].get<int>() <= 6);
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("copy"), ".kiln-undo") == "");
+  // Undo takes it back to v1.
+  auto undo = server.Kiln({"image", "undo", "--root", t.Sub("copy")});
+  INFO(undo.err);
+  REQUIRE(undo.exit_code == 0);
+  CHECK(RsyncDiff(t.Sub("v1"), t.Sub("copy")) == "");
+
+  // Log, show, tags.
+  auto log = server.Kiln({"image", "log", "web"});
+  CHECK(log.out.find("web@2 (current)") != std::string::npos);
+  CHECK(log.out.find("first") != std::string::npos);
+  RunJson(server, {"image", "tag", "web@1", "stable"});
+  Json show = RunJson(server, {"image", "show", "web@stable"});
+  CHECK(show["version"]["version"] == 1);
+  CHECK(show["version"]["tags"] == Json::array({"stable"}));
+  bool saw_cap = false;
+  for (const auto& e : show["entries"])
+    if (e["path"] == "/usr/bin/ping") saw_cap = e["xattrs"].contains("security.capability");
+  CHECK(saw_cap);
+
+  // Rollback moves the pointer; a deploy of "web" then gives v1 back exactly.
+  Json rb = RunJson(server, {"image", "rollback", "web"});
+  CHECK(rb["current"] == 1);
+  RunJson(server, {"image", "deploy", "web", "--to", t.Sub("copy")});
+  CHECK(RsyncDiff(t.Sub("v1"), t.Sub("copy")) == "");
+  // The record lives in the coordination store, for every server to share.
+  auto znode = server.Kiln({"coord", "get", "/kiln/images/web"});
+  INFO(znode.err);
+  CHECK(znode.exit_code == 0);
+  CHECK(znode.out.find("\"current\":1") != std::string::npos);
+  Json ls = RunJson(server, {"image", "ls"});
+  CHECK(ls["images"][0]["current"] == 1);
+  CHECK(ls["images"][0]["versions"] == 2);
+  RunJson(server, {"image", "rollback", "web", "--to", "2"});
+
+  // Export (tar cannot hold the socket), and the archive captures back to
+  // the same tree.
+  Json ex = RunJson(server, {"image", "export", "web@2", "--out", t.Sub("web2.tar.zst")});
+  CHECK(ex["skipped_sockets"] == 1);
+  Json c3 = RunJson(server, {"image", "capture", "again", "--from-tar", t.Sub("web2.tar.zst")});
+  CHECK(c3["entries"] == c2["entries"].get<int>() - 1);
+  RunJson(server, {"image", "deploy", "again", "--to", t.Sub("again")});
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("again"), "tmp/sock") == "");
+
+  // Verify passes; damage an object and it names it.
+  Json v = RunJson(server, {"image", "verify"});
+  CHECK(v["bad"].empty());
+  auto objs = server.Client().Get("/api/v1/images/web/versions/1/objects");
+  REQUIRE(objs.ok());
+  std::string victim = (*objs)["objects"][1]["digest"];
+  std::string path = server.data_dir() + "/images/objects/" + victim.substr(0, 2) + "/" + victim;
+  std::string original = *ReadFile(path);
+  imager::Compressor comp;
+  std::string frame;
+  comp.Compress("damaged", &frame);
+  REQUIRE(WriteFileAtomic(path, frame).ok());
+  auto bad = server.Kiln({"image", "verify", "web@1"});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.out.find("BAD " + victim) != std::string::npos);
+  // A deploy that needs it fails naming it, and writes no damaged file.
+  auto dep = server.Kiln({"image", "deploy", "web@1", "--to", t.Sub("damaged")});
+  CHECK(dep.exit_code == 1);
+  INFO(dep.err);
+  CHECK(dep.err.find(": object " + victim + ": ") != std::string::npos);
+  REQUIRE(WriteFileAtomic(path, original).ok());
+
+  // gc --keep 1: v2 (current) and v1 (tagged) stay; untag, then v1 goes.
+  Json gc1 = RunJson(server, {"image", "gc", "--keep", "1"});
+  CHECK(gc1["versions_dropped"] == 0);
+  RunJson(server, {"image", "tag", "web", "stable", "--delete"});
+  Json gc2 = RunJson(server, {"image", "gc", "--keep", "1"});
+  CHECK(gc2["versions_dropped"] == 1);
+  CHECK(gc2["objects_removed"].get<int>() >= 2);
+  CHECK(RunJson(server, {"image", "verify"})["bad"].empty());
+  RunJson(server, {"image", "deploy", "web", "--to", t.Sub("after-gc")});
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("after-gc")) == "");
+}
+
+TEST_CASE("kiln image errors are one line, naming what was wrong") {
+  KilnServer server;
+  TempDir t;
+  auto none = server.Kiln({"image", "deploy", "nope@3", "--to", t.Sub("x")});
+  CHECK(none.exit_code == 4);
+  CHECK(none.err == "kiln image deploy: no image named \"nope\"\n");
+  auto bad_name = server.Kiln({"image", "capture", "Bad/Name", "--from-dir", t.path()});
+  CHECK(bad_name.exit_code == 2);
+  CHECK(bad_name.err == "kiln image capture: image name \"Bad/Name\" must start with a letter or digit\n");
+  auto both = server.Kiln({"image", "capture", "x"});
+  CHECK(both.exit_code == 2);
+  CHECK(both.err == "kiln image capture: give exactly one of --from-dir DIR or --from-tar FILE\n");
+  auto help = server.Kiln({"image", "deploy", "--help"});
+  for (const char* w : {"--to", "--from", "--undo", "Examples"}) CHECK(help.out.find(w) != std::string::npos);
+}
+
+TEST_CASE("the server never trusts an upload: wrong bytes are refused and no version appears") {
+  KilnServer server;
+  TempDir t;
+  WriteTestFile(t.Sub("src/f"), "genuine content");
+  auto scan = imager::ScanDirectory(t.Sub("src"), {});
+  REQUIRE(scan.ok());
+  std::string manifest = imager::EncodeManifest(scan->manifest);
+  HttpClient http(server.url(), server.token());
+  auto begin = http.Do("POST", "/api/v1/images/evil/captures", manifest, {.content_type = "application/octet-stream"});
+  REQUIRE(begin.ok());
+  REQUIRE(begin->status == 200);
+  auto j = ParseJson(begin->body);
+  REQUIRE(j.ok());
+  std::string id = (*j)["capture"];
+  REQUIRE((*j)["missing"].size() == 1);
+  auto digest = *imager::ParseDigest((*j)["missing"][0].get<std::string>());
+  imager::Compressor comp;
+  std::string forged;
+  comp.Compress("forged content!", &forged);
+  auto up = http.Do("POST", "/api/v1/images/captures/" + id + "/objects", imager::EncodeObjectBatch({{digest, forged}}));
+  REQUIRE(up.ok());
+  CHECK(up->status == 500);
+  CHECK(up->body.find("\"corruption\"") != std::string::npos);
+  CHECK(up->body.find(ToHex(digest)) != std::string::npos);
+  auto commit = http.Do("POST", "/api/v1/images/captures/" + id + "/commit");
+  REQUIRE(commit.ok());
+  CHECK(commit->status == 412);
+  CHECK(commit->body.find("1 objects are missing") != std::string::npos);
+  CHECK(server.Client().Get("/api/v1/images/evil").status().code() == Code::kNotFound);
+  // A malformed manifest is refused outright.
+  auto junk = http.Do("POST", "/api/v1/images/evil/captures", "KILNMAN\n\x01garbage");
+  REQUIRE(junk.ok());
+  CHECK(junk->status == 400);
+  CHECK(junk->body.find("manifest") != std::string::npos);
+}
+
+TEST_CASE("a deploy resumes after a broken connection without re-sending what arrived") {
+  KilnServer server;
+  TempDir t;
+  WriteTestFile(t.Sub("src/big"), RandomBytes(5 << 20, 4));
+  WriteTestFile(t.Sub("src/small"), "small");
+  REQUIRE(server.Kiln({"image", "capture", "img", "--from-dir", t.Sub("src")}).exit_code == 0);
+  HttpClient http(server.url(), server.token());
+  for (uint64_t cut : {uint64_t{10}, uint64_t{100000}, uint64_t{3000001}}) {
+    imager::DeployOptions o;
+    o.image = "img";
+    o.break_after = cut;
+    std::string dst = t.Sub("dst" + std::to_string(cut));
+    auto r = imager::DeployFromServer(&http, dst, o);
+    INFO(r.status().ToString());
+    REQUIRE(r.ok());
+    CHECK(r->resumes == 1);
+    CHECK(r->received_bytes == r->stream_bytes);  // nothing sent twice
+    CHECK(RsyncDiff(t.Sub("src"), dst) == "");
+  }
+  // Objects by digest, served as stored (zstd).
+  auto objs = server.Client().Get("/api/v1/images/img/versions/1/objects");
+  REQUIRE(objs.ok());
+  std::string d = (*objs)["objects"][1]["digest"];
+  auto obj = http.Do("GET", "/api/v1/images/objects/" + d);
+  REQUIRE(obj.ok());
+  CHECK(obj->status == 200);
+  CHECK(obj->content_type == "application/zstd");
+  imager::Decompressor dec;
+  std::string raw;
+  REQUIRE(dec.Decompress(obj->body, 1 << 20, &raw, "object").ok());
+  CHECK(Sha256Hex(raw) == d);
+}
+
+// The issue's acceptance test, on a real root filesystem: a Debian 12
+// minbase made by debootstrap once and cached (scripts/minbase).
+TEST_CASE("a Debian minbase captures, deploys, deltas and rolls back exactly") {
+  auto mb = Run({KILN_SOURCE_DIR "/scripts/minbase"}, {}, std::chrono::minutes(10));
+  INFO(mb.err);
+  REQUIRE(mb.exit_code == 0);
+  std::string minbase(Trim(mb.out));
+  KilnServer server;
+  TempDir t;
+  Json c1 = RunJson(server, {"image", "capture", "debian", "--from-dir", minbase, "--no-stat-cache"});
+  CHECK(c1["entries"].get<int>() > 6000);
+  RunJson(server, {"image", "deploy", "debian", "--to", t.Sub("v1")});
+  CHECK(RsyncDiff(minbase, t.Sub("v1")) == "");
+
+  // v2: a few files changed in the copy.
+  std::string v2 = t.Sub("v1");
+  WriteTestFile(v2 + "/etc/hostname", "golden-v2\n");
+  WriteTestFile(v2 + "/etc/motd", "welcome to v2\n");
+  REQUIRE(::chmod((v2 + "/usr/bin/dpkg").c_str(), 0700) == 0);
+  REQUIRE(::unlink((v2 + "/etc/issue.net").c_str()) == 0);
+  SetMtime(v2 + "/etc", 1800000000, 0);
+  SetMtime(v2 + "/etc/hostname", 1800000000, 0);
+  SetMtime(v2 + "/etc/motd", 1800000000, 0);
+  RunJson(server, {"image", "capture", "debian", "--from-dir", v2, "--no-stat-cache"});
+  Json diff = RunJson(server, {"image", "diff", "debian@1", "debian@2"});
+  CHECK(DiffPaths(diff) == std::vector<std::string>{"changed /etc", "changed /etc/hostname", "removed /etc/issue.net",
+                                                    "changed /etc/motd", "changed /usr/bin/dpkg"});
+
+  RunJson(server, {"image", "deploy", "debian@1", "--to", t.Sub("copy")});
+  Json dd = RunJson(server, {"image", "deploy", "debian@2", "--to", t.Sub("copy"), "--from", "1"});
+  CHECK(dd["stream_bytes"].get<uint64_t>() < 100000);
+  CHECK(RsyncDiff(v2, t.Sub("copy")) == "");
+
+  RunJson(server, {"image", "rollback", "debian"});
+  RunJson(server, {"image", "deploy", "debian", "--to", t.Sub("copy")});
+  CHECK(RsyncDiff(minbase, t.Sub("copy")) == "");
+}
