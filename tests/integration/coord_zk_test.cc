@@ -17,6 +17,10 @@ using namespace kiln::test;
 using namespace std::chrono_literals;
 
 TEST_CASE("kiln serve --coord zk:// works with the same commands as embedded", "[zookeeper]") {
+  if (!ZkAvailable()) {
+    WARN("SKIP: " << ZkUnavailableReason());
+    return;
+  }
   auto& zk = ZkTestServer::Shared();
   std::string url = "zk://" + zk.hostport() + "/kiln-it-" + std::to_string(::getpid());
   KilnServer server({"--coord", url});
@@ -38,14 +42,17 @@ TEST_CASE("kiln serve --coord zk:// works with the same commands as embedded", "
   auto servers = server.Kiln({"coord", "ls", "/kiln/servers"});
   CHECK(Split(servers.out, '\n').size() == 2);  // one name and the final ""
 
-  // A watch from now sees a change made through another command.
+  // A watch from now sees a change made through another command. The
+  // server keeps streams of its own (the image catalog): wait for one more.
+  auto streams = [&] {
+    auto s = server.Client().Get("/api/v1/status");
+    return s.ok() ? (*s)["coord"]["streams"].get<int>() : -1;
+  };
+  int before = streams();
   Process watch = std::move(*Process::Start({KILN_EXE, "coord", "watch", "/app", "--count", "1",
                                               "--json", "--server", server.url(), "--token",
                                               server.token()}));
-  REQUIRE(WaitUntil([&] {
-    auto s = server.Client().Get("/api/v1/status");
-    return s.ok() && (*s)["coord"]["streams"].get<int>() >= 1;
-  }));
+  REQUIRE(WaitUntil([&] { return streams() > before; }));
   CHECK(server.Kiln({"coord", "set", "/app", "v3"}).exit_code == 0);
   CHECK(watch.Wait() == 0);
   auto ev = ParseJson(watch.Stdout());
@@ -75,4 +82,35 @@ TEST_CASE("kiln serve refuses a malformed or unreachable --coord with one line")
                   {}, 60s);
   CHECK(down.exit_code == 1);
   CHECK(down.err.find("kiln serve: coordination store zk://127.0.0.1:1/x") != std::string::npos);
+}
+
+TEST_CASE("a SIGKILLed server's registration vanishes when ZooKeeper expires its session",
+          "[zookeeper]") {
+  if (!ZkAvailable()) {
+    WARN("SKIP: " << ZkUnavailableReason());
+    return;
+  }
+  auto& zk = ZkTestServer::Shared();
+  std::string url = "zk://" + zk.hostport() + "/kiln-kill-" + std::to_string(::getpid());
+  auto doomed = std::make_unique<KilnServer>(std::vector<std::string>{"--coord", url});
+  KilnServer survivor({"--coord", url});
+  auto registered = [&] {
+    auto r = survivor.Kiln({"coord", "ls", "/kiln/servers"});
+    return r.exit_code == 0 ? static_cast<int>(Split(r.out, '\n').size()) - 1 : -1;
+  };
+  REQUIRE(registered() == 2);
+  auto who = ParseJson(doomed->Kiln({"status", "--json"}).out);
+  REQUIRE(who.ok());
+  std::string doomed_path = (*who)["coord"]["server"]["registered_as"];
+  CHECK(survivor.Kiln({"coord", "get", doomed_path}).exit_code == 0);
+
+  // No close reaches ZooKeeper: only ZooKeeper's session expiry (after the
+  // presence session's 10 s timeout) removes it.
+  doomed->process().Signal(SIGKILL);
+  CHECK(doomed->process().Wait() == 128 + SIGKILL);
+  doomed.reset();
+  REQUIRE(WaitUntil([&] { return registered() == 1; }, 60s));
+  auto gone = survivor.Kiln({"coord", "get", doomed_path});
+  CHECK(gone.exit_code == 4);
+  CHECK(gone.err.find(doomed_path) != std::string::npos);
 }
