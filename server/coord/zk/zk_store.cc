@@ -85,7 +85,8 @@ class ZkStore final : public CoordStore {
   Result<std::unique_ptr<WatchStream>> OpenStream(const StreamOptions& options,
                                                   StreamHandlers handlers) override;
   Zxid LastZxid() const override { return last_zxid_.load(); }
-  Zxid OldestResumableZxid() const override { return last_zxid_.load(); }
+  // A resume from any zxid is a catch-up (zk_stream.h).
+  Zxid OldestResumableZxid() const override { return 0; }
   std::string backend() const override { return "zookeeper"; }
   Json Describe() const override;
   std::vector<std::pair<std::string, double>> Counters() const override;
@@ -701,13 +702,10 @@ Result<std::unique_ptr<WatchStream>> ZkStore::OpenStream(const StreamOptions& op
   if (!handlers.on_change) return InvalidArgument("a watch stream needs an on_change handler");
   if (InStoreCallback())
     return FailedPrecondition("a zookeeper watch stream cannot be opened from a store callback");
-  if (options.since >= 0 && options.since < LastZxid())
-    return Status(Code::kCompacted,
-                  fmt::format("the zookeeper backend keeps no change history, so it cannot resume "
-                              "after zxid {} (it has seen zxid {}); re-read the znodes and watch "
-                              "from now",
-                              options.since, LastZxid()));
-  auto mirror = std::make_shared<Mirror>(main_->zh(), options.path, options.recursive, std::move(handlers));
+  // No history to replay: a resume is a catch-up from the znodes' current
+  // state (zk_stream.h says what it cannot report).
+  auto mirror = std::make_shared<Mirror>(main_->zh(), options.path, options.recursive,
+                                         options.since, std::move(handlers));
   {
     std::lock_guard lock(streams_mu_);
     streams_.insert(mirror);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "server/coord/invoke.h"
 #include "server/coord/path.h"
 #include "server/coord/zk/zk_util.h"
@@ -16,8 +18,15 @@ struct Mirror::Ctx {
   Ctx* watch = nullptr;  // completions: the watcher context registered with them
 };
 
-Mirror::Mirror(zhandle_t* zh, std::string path, bool recursive, StreamHandlers handlers)
-    : zh_(zh), root_(std::move(path)), recursive_(recursive), handlers_(std::move(handlers)) {}
+Mirror::Mirror(zhandle_t* zh, std::string path, bool recursive, Zxid since,
+               StreamHandlers handlers)
+    : zh_(zh),
+      root_(std::move(path)),
+      recursive_(recursive),
+      since_(since),
+      handlers_(std::move(handlers)) {
+  position_ = std::max<Zxid>(since, 0);
+}
 
 Mirror::Ctx* Mirror::NewCtx(Kind kind, const std::string& path, bool initial) {
   auto* c = new Ctx{shared_from_this(), kind, path, initial, nullptr};
@@ -61,8 +70,27 @@ Status Mirror::Start(std::chrono::milliseconds timeout) {
 }
 
 void Mirror::InitialDone() {
+  {
+    std::lock_guard lock(mu_);
+    if (--initial_left_ != 0) return;
+  }
+  // Runs on the completion thread, as every Emit: release what the first
+  // reads found (the catch-up) and what changed meanwhile, in zxid order.
+  holding_ = false;
+  std::stable_sort(held_.begin(), held_.end(),
+                   [](const ChangePtr& a, const ChangePtr& b) { return a->zxid < b->zxid; });
+  std::vector<ChangePtr> held;
+  held.swap(held_);
+  for (auto& ch : held) {
+    {
+      std::lock_guard lock(mu_);
+      if (dead_ || ended_) break;
+      position_ = std::max(position_, ch->zxid);
+    }
+    Invoke("stream change", handlers_.on_change, ch);
+  }
   std::lock_guard lock(mu_);
-  if (--initial_left_ == 0) cv_.notify_all();
+  cv_.notify_all();
 }
 
 void Mirror::Stop() {
@@ -213,13 +241,21 @@ void Mirror::HandleData(Ctx* c, int rc, std::string data, const ::Stat* stat) {
   }
   if (!dead) {
     if (rc == ZOK && stat) {
+      seen_ = std::max({seen_, stat->mzxid, stat->pzxid});
       auto it = known_.find(c->path);
       if (it == known_.end()) {
         known_[c->path].version = stat->version;
-        // The initial read only learns what exists; later ones announce.
+        // The initial read only learns what exists (and, for a catch-up,
+        // reports what changed after since); later ones announce.
         if (!c->initial)
           Emit(EventType::kCreated, c->path, std::move(data), stat->version, stat->ephemeralOwner,
                stat->czxid, stat->ctime);
+        else if (since_ >= 0 && stat->czxid > since_)
+          Emit(EventType::kCreated, c->path, std::move(data), stat->version, stat->ephemeralOwner,
+               stat->czxid, stat->ctime);
+        else if (since_ >= 0 && stat->mzxid > since_)
+          Emit(EventType::kChanged, c->path, std::move(data), stat->version, 0, stat->mzxid,
+               stat->mtime);
       } else if (it->second.version != stat->version) {
         it->second.version = stat->version;
         Emit(EventType::kChanged, c->path, std::move(data), stat->version, 0, stat->mzxid,
@@ -240,6 +276,7 @@ void Mirror::HandleChildren(Ctx* c, int rc, std::set<std::string> names, const :
     dead = dead_ || ended_;
   }
   if (!dead && rc == ZOK) {
+    if (stat) seen_ = std::max({seen_, stat->mzxid, stat->pzxid});
     std::set<std::string> old = known_[c->path].children;
     known_[c->path].children = names;
     for (const auto& n : old)
@@ -282,8 +319,8 @@ void Mirror::Emit(EventType type, const std::string& path, std::string data, int
     if (dead_ || ended_) return;
     // A delete learned from a watch has no zxid of its own: it happened
     // after everything seen so far.
-    position_ = std::max(position_, zxid);
-    ch->zxid = zxid ? zxid : position_;
+    ch->zxid = zxid ? zxid : std::max(position_, seen_);
+    if (!holding_) position_ = std::max(position_, zxid);
   }
   ch->type = type;
   ch->path = path;
@@ -291,6 +328,7 @@ void Mirror::Emit(EventType type, const std::string& path, std::string data, int
   ch->version = version;
   ch->ephemeral_owner = owner;
   ch->time_ms = time_ms;
+  if (holding_) return held_.push_back(std::move(ch));
   Invoke("stream change", handlers_.on_change, ChangePtr(std::move(ch)));
 }
 

@@ -11,6 +11,14 @@
 // and the embedded backend can: see every intermediate value of a znode
 // that changes faster than a watch is re-armed, and replay history.
 //
+// Catch-up instead of replay: a stream opened with since >= 0 first reports
+// the znodes in scope that changed after `since`, from their current state
+// (kCreated when czxid > since, else kChanged when mzxid > since), in zxid
+// order, then follows live changes. Znodes deleted while nobody watched
+// leave no trace in ZooKeeper and are not reported; intermediate values are
+// collapsed into the current one. While the first reads run, changes are
+// held back and released sorted by zxid.
+//
 // Threads: every callback runs on the ZooKeeper completion thread; the
 // mirror's state is touched only there, except `dead` (guarded by mu).
 
@@ -22,6 +30,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "server/coord/coord_store.h"
 
@@ -29,7 +38,7 @@ namespace kiln::coord::zk {
 
 class Mirror : public std::enable_shared_from_this<Mirror> {
  public:
-  Mirror(zhandle_t* zh, std::string path, bool recursive, StreamHandlers handlers);
+  Mirror(zhandle_t* zh, std::string path, bool recursive, Zxid since, StreamHandlers handlers);
 
   // Reads the subtree and arms the watches; waits until the first reads
   // are done (or timeout). REQUIRES: not on the completion thread.
@@ -73,7 +82,14 @@ class Mirror : public std::enable_shared_from_this<Mirror> {
   zhandle_t* zh_;
   const std::string root_;
   const bool recursive_;
+  const Zxid since_;  // -1: no catch-up
   StreamHandlers handlers_;
+  // Changes held back while the first reads run (completion thread only).
+  std::vector<ChangePtr> held_;
+  bool holding_ = true;
+  // The highest zxid any read has shown (completion thread only): a delete
+  // learned from a data watch carries no zxid and is stamped with this.
+  Zxid seen_ = 0;
 
   // Completion-thread state.
   struct Known {
