@@ -58,8 +58,10 @@ struct CreateOp {
   std::string data;
   // The znode vanishes when `session` ends. REQUIRES session != 0.
   bool ephemeral = false;
-  // Appends a 10-digit, zero-padded counter (the parent's cversion) to the
-  // last path component: "/q/item-" becomes "/q/item-0000000007".
+  // Appends a 10-digit, zero-padded counter to the last path component:
+  // "/q/item-" becomes "/q/item-0000000007". As in ZooKeeper, the counter
+  // is the number of children ever created under the parent (deletes do
+  // not lower it, and do not raise it either).
   bool sequential = false;
   SessionId session = 0;
 };

@@ -183,10 +183,13 @@ CONFORMANCE_TEST("sequential znodes count with the parent's cversion") {
   auto b2 = Must(s.Create(CreateOp{.path = "/q/item-", .sequential = true}));
   CHECK(a.path == "/q/item-0000000000");
   CHECK(b2.path == "/q/item-0000000001");
-  MustOk(s.Delete(a.path));  // a delete also bumps the counter
+  MustOk(s.Delete(a.path));  // counts creates: a delete neither lowers nor raises it
+  CHECK(Must(s.Get("/q")).stat.cversion == 3);
   auto c = Must(s.Create(CreateOp{.path = "/q/", .sequential = true}));
-  CHECK(c.path == "/q/0000000003");
-  CHECK(Must(s.Exists("/q/0000000003")).has_value());
+  CHECK(c.path == "/q/0000000002");
+  CHECK(Must(s.Exists("/q/0000000002")).has_value());
+  Must(s.Create("/q/plain"));  // any create counts
+  CHECK(Must(s.Create(CreateOp{.path = "/q/x", .sequential = true})).path == "/q/x0000000004");
 }
 
 CONFORMANCE_TEST("ephemeral znodes belong to a session and vanish when it closes") {
@@ -337,20 +340,30 @@ CONFORMANCE_TEST("exists watches fire on create; child watches on child changes"
   CHECK(none.WatchCount() == 0);
 }
 
+// Each write waits for its change before the next: ZooKeeper's one-shot
+// watches (under the zookeeper backend's streams) cannot see changes that
+// follow each other faster than a watch is re-armed. The embedded backend
+// loses none (embedded_store_test.cc checks that).
 CONFORMANCE_TEST("a watch stream delivers every later change under its path, in order") {
   auto& s = b.store();
   Must(s.Create("/s"));
   Must(s.Create("/other"));
+  Must(s.Create("/s/pre", "existing"));
   Events ev;
   auto stream = Must(s.OpenStream(StreamOptions{.path = "/s", .recursive = true}, ev.Stream()));
   Must(s.Create("/s/a", "1"));
+  REQUIRE(ev.WaitChanges(1));
   Must(s.Create("/other/x"));  // out of scope
   Must(s.Set("/s/a", "2"));
+  REQUIRE(ev.WaitChanges(2));
   Must(s.Create("/s/a/deep", "d"));
+  REQUIRE(ev.WaitChanges(3));
   MustOk(s.Delete("/s/a/deep"));
   REQUIRE(ev.WaitChanges(4));
+  Must(s.Set("/s/pre", "changed"));
+  REQUIRE(ev.WaitChanges(5));
   std::lock_guard lock(ev.mu);
-  REQUIRE(ev.changes.size() == 4);
+  REQUIRE(ev.changes.size() == 5);
   CHECK(ev.changes[0]->type == EventType::kCreated);
   CHECK(ev.changes[0]->path == "/s/a");
   CHECK(*ev.changes[0]->data == "1");
@@ -358,9 +371,13 @@ CONFORMANCE_TEST("a watch stream delivers every later change under its path, in 
   CHECK(*ev.changes[1]->data == "2");
   CHECK(ev.changes[1]->version == 1);
   CHECK(ev.changes[2]->path == "/s/a/deep");
+  CHECK(ev.changes[2]->type == EventType::kCreated);
   CHECK(ev.changes[3]->type == EventType::kDeleted);
   CHECK(ev.changes[3]->path == "/s/a/deep");
-  for (size_t i = 1; i < ev.changes.size(); ++i) CHECK(ev.changes[i]->zxid > ev.changes[i - 1]->zxid);
+  CHECK(ev.changes[4]->path == "/s/pre");
+  CHECK(*ev.changes[4]->data == "changed");
+  for (size_t i = 1; i < ev.changes.size(); ++i) CHECK(ev.changes[i]->zxid >= ev.changes[i - 1]->zxid);
+  CHECK(ev.changes[4]->zxid > ev.changes[0]->zxid);
 }
 
 CONFORMANCE_TEST("a non-recursive stream sees the znode and its direct children only") {
@@ -369,6 +386,7 @@ CONFORMANCE_TEST("a non-recursive stream sees the znode and its direct children 
   Events ev;
   auto stream = Must(s.OpenStream(StreamOptions{.path = "/f", .recursive = false}, ev.Stream()));
   Must(s.Create("/f/child", "c"));
+  REQUIRE(ev.WaitChanges(1));
   Must(s.Create("/f/child/grandchild"));
   Must(s.Set("/f", "self"));
   REQUIRE(ev.WaitChanges(2));
@@ -376,6 +394,55 @@ CONFORMANCE_TEST("a non-recursive stream sees the znode and its direct children 
   REQUIRE(ev.changes.size() == 2);
   CHECK(ev.changes[0]->path == "/f/child");
   CHECK(ev.changes[1]->path == "/f");
+}
+
+CONFORMANCE_TEST("a stream stops delivering once it is destroyed") {
+  auto& s = b.store();
+  Must(s.Create("/gone"));
+  Events ev;
+  auto stream = Must(s.OpenStream(StreamOptions{.path = "/gone"}, ev.Stream()));
+  Must(s.Set("/gone", "1"));
+  REQUIRE(ev.WaitChanges(1));
+  stream.reset();
+  Must(s.Set("/gone", "2"));
+  Must(s.Create("/gone/x"));
+  Must(s.Get("/gone"));  // a round trip after the writes
+  std::lock_guard lock(ev.mu);
+  CHECK(ev.changes.size() == 1);
+}
+
+// What both backends promise a resume: every znode changed after `since`
+// is reported, oldest first. (The embedded store replays each change from
+// its log; ZooKeeper catches up from the znodes' current state, so a znode
+// changed twice is reported once, with its latest data. Here each znode
+// changes once after since, so both agree.)
+CONFORMANCE_TEST("a stream resumed from a zxid reports what changed after it, in order") {
+  auto& s = b.store();
+  Must(s.Create("/r"));
+  Must(s.Create("/r/old", "untouched"));
+  auto a = Must(s.Create("/r/a", "1"));
+  Zxid since = a.zxid;
+  auto set = Must(s.Set("/r/a", "2"));
+  auto made = Must(s.Create("/r/b", "new"));
+  Must(s.Create("/elsewhere"));
+  Events ev;
+  auto stream = Must(s.OpenStream(StreamOptions{.path = "/r", .since = since}, ev.Stream()));
+  REQUIRE(ev.WaitChanges(2));
+  Must(s.Set("/r/old", "live"));
+  REQUIRE(ev.WaitChanges(3));
+  std::lock_guard lock(ev.mu);
+  REQUIRE(ev.changes.size() == 3);
+  CHECK(ev.changes[0]->type == EventType::kChanged);
+  CHECK(ev.changes[0]->path == "/r/a");
+  CHECK(*ev.changes[0]->data == "2");
+  CHECK(ev.changes[0]->zxid == set.zxid);
+  CHECK(ev.changes[1]->type == EventType::kCreated);
+  CHECK(ev.changes[1]->path == "/r/b");
+  CHECK(*ev.changes[1]->data == "new");
+  CHECK(ev.changes[1]->zxid == made.zxid);
+  CHECK(ev.changes[2]->path == "/r/old");
+  CHECK(*ev.changes[2]->data == "live");
+  CHECK(stream->position() >= ev.changes[2]->zxid);
 }
 
 CONFORMANCE_TEST("zxids grow with every update and reads report them") {

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -28,12 +29,33 @@ int FreePort() {
 
 }  // namespace
 
+namespace {
+constexpr const char* kZkJar = "/usr/share/java/zookeeper.jar";
+}  // namespace
+
+std::string ZkUnavailableReason() {
+  if (::access(kZkJar, R_OK) != 0)
+    return std::string("no ZooKeeper server here: ") + kZkJar +
+           " is missing (install Debian's zookeeper package; scripts/bootstrap does)";
+  if (::access("/usr/bin/java", X_OK) != 0)
+    return "no ZooKeeper server here: /usr/bin/java is missing (install default-jre-headless)";
+  return "";
+}
+
+bool ZkAvailable() { return ZkUnavailableReason().empty(); }
+
 std::string ZkFourLetter(int port, const std::string& cmd) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(static_cast<uint16_t>(port));
+  // A server still starting may accept the connection and never close it
+  // (ZooKeeper 3.8 fails to close a command socket that arrives before its
+  // database is loaded): never wait on it for long.
+  timeval tv{.tv_sec = 2, .tv_usec = 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   std::string out;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
       ::write(fd, cmd.data(), cmd.size()) == static_cast<ssize_t>(cmd.size())) {
@@ -66,7 +88,8 @@ ZkTestServer::ZkTestServer() : dir_(std::make_unique<TempDir>()) {
                 "log4j.appender.F.layout.ConversionPattern=%d %p %c{1} %m%n\n");
   std::string cp = d + ":/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:"
                        "/usr/share/java/log4j-1.2.jar";
-  auto p = Process::Start({"java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+  // setpriv: the JVM dies with the test process, even when a test crashes.
+  auto p = Process::Start({"setpriv", "--pdeathsig", "KILL", "--", "java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                            "-Djute.maxbuffer=8388608", "-Dzookeeper.log.dir=" + d,
                            "-Dlog4j.configuration=file:" + d + "/log4j.properties", "-cp", cp,
                            "org.apache.zookeeper.server.ZooKeeperServerMain", d + "/zoo.cfg"});

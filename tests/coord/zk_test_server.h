@@ -30,6 +30,12 @@ class ZkTestServer {
   int port_ = 0;
 };
 
+// Whether this machine can run a ZooKeeper server (Debian's `zookeeper`
+// package and java; scripts/bootstrap installs both). Tests that need one
+// SKIP with ZkUnavailableReason() when it cannot.
+bool ZkAvailable();
+std::string ZkUnavailableReason();
+
 // Sends a four-letter command and returns the answer ("" on failure).
 std::string ZkFourLetter(int port, const std::string& cmd);
 

@@ -24,6 +24,7 @@
 #include "server/coord/embedded/wal_format.h"
 #include "server/coord/embedded/wal_writer.h"
 #include "server/coord/embedded/watch_manager.h"
+#include "server/coord/invoke.h"
 #include "server/coord/path.h"
 
 namespace kiln::coord {
@@ -40,18 +41,6 @@ int64_t NowMs() {
 // commit thread while it applies and notifies). Reads and stream calls made
 // from watchers on that thread must not lock again.
 thread_local const void* t_exclusive_owner = nullptr;
-
-// Runs a user callback; an exception must not kill a store thread.
-template <typename F, typename... Args>
-void Invoke(const char* what, F& f, Args&&... args) {
-  try {
-    f(std::forward<Args>(args)...);
-  } catch (const std::exception& e) {
-    log::Error("coord", "callback threw", {{"callback", what}, {"error", e.what()}});
-  } catch (...) {
-    log::Error("coord", "callback threw", {{"callback", what}});
-  }
-}
 
 Status Closing() { return Unavailable("the coordination store is closing"); }
 
@@ -85,7 +74,9 @@ class EmbeddedStore final : public CoordStore {
         dir_(std::move(dir)),
         env_(env),
         changes_(options.retain_changes, kRetainBytes),
-        alive_(std::make_shared<StoreAlive>()) {}
+        alive_(std::make_shared<StoreAlive>()) {
+    alive_->store = this;
+  }
   ~EmbeddedStore() override;
 
   Status Init();

@@ -112,7 +112,10 @@ Result<OpResult> Preparer::Create(const CreateOp& op, Zxid zxid, int64_t time_ms
                                 op.session));
   }
   std::string path = op.path;
-  if (op.sequential) path += SequenceSuffix(parent.stat.cversion);
+  // ZooKeeper numbers sequential children by how many children the parent
+  // ever had created (its cversion counts deletes too: creates are
+  // (cversion + num_children) / 2).
+  if (op.sequential) path += SequenceSuffix((parent.stat.cversion + parent.stat.num_children) / 2);
   if (View(path).exists) return AlreadyExists(fmt::format("{}: znode already exists", path));
 
   NodeState node;
