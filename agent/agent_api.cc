@@ -67,4 +67,19 @@ Status AgentApi::Installed(const std::string& node, const std::string& image) {
   return api_.Post(fmt::format("/api/v1/nodes/{}/installed", node), Json{{"image", image}}).status();
 }
 
+
+
+Status AgentApi::UpdateSession(const std::string& node, int64_t session, const Json& info) {
+  return api_.Put(fmt::format("/api/v1/nodes/{}/session/{}", node, session), Json{{"info", info}}).status();
+}
+
+Result<Json> AgentApi::Jobs(const std::string& node, const std::string& state) {
+  KILN_ASSIGN_OR_RETURN(Json r, api_.Get(fmt::format("/api/v1/nodes/{}/jobs?state={}", node, state)));
+  return r.value("jobs", Json::array());
+}
+
+Result<Json> AgentApi::UpdateJob(const std::string& node, const std::string& job, const Json& body) {
+  return api_.Put(fmt::format("/api/v1/nodes/{}/jobs/{}", node, job), body);
+}
+
 }  // namespace kiln::agent

@@ -38,6 +38,10 @@ class AgentApi {
   Status CloseSession(const std::string& node, int64_t session);
   Status PutLog(const std::string& node, const std::string& run, const std::string& text);
   Status Installed(const std::string& node, const std::string& image);
+  Status UpdateSession(const std::string& node, int64_t session, const Json& info);
+  // Jobs queued for this node (docs/API.md "Jobs"), oldest first.
+  Result<Json> Jobs(const std::string& node, const std::string& state);
+  Result<Json> UpdateJob(const std::string& node, const std::string& job, const Json& body);
 
   HttpClient& http() { return api_.http(); }
   const std::string& server() const { return api_.config().server; }

@@ -5,8 +5,10 @@
 namespace kiln::agent {
 
 Json AgentConfig::ToJson() const {
-  return {{"server", server}, {"node", node}, {"token", token}, {"image", image},
-          {"run", run}, {"installed_ms", installed_ms}};
+  Json j = {{"server", server}, {"node", node}, {"token", token}, {"image", image},
+            {"run", run}, {"installed_ms", installed_ms}};
+  if (!previous.empty()) j["previous"] = previous;
+  return j;
 }
 
 Result<AgentConfig> LoadAgentConfig(const std::string& path) {
@@ -20,8 +22,14 @@ Result<AgentConfig> LoadAgentConfig(const std::string& path) {
   }
   c.image = j.value("image", "");
   c.run = j.value("run", "");
+  c.previous = j.value("previous", "");
   c.installed_ms = j.value("installed_ms", int64_t(0));
   return c;
+}
+
+
+Status SaveAgentConfig(const std::string& path, const AgentConfig& c) {
+  return WriteFileAtomic(path, c.ToJson().dump(2) + "\n", 0600);
 }
 
 }  // namespace kiln::agent

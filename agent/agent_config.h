@@ -17,11 +17,13 @@ inline constexpr const char* kAgentConfigPath = "/etc/kiln/agent.json";
 
 struct AgentConfig {
   std::string server, node, token, image, run;
+  std::string previous;  // the image before the last update (what rollback returns to)
   int64_t installed_ms = 0;
   Json ToJson() const;
 };
 
 // Errors name the file and the missing field.
 Result<AgentConfig> LoadAgentConfig(const std::string& path);
+Status SaveAgentConfig(const std::string& path, const AgentConfig& c);
 
 }  // namespace kiln::agent

@@ -159,7 +159,14 @@ class Install {
       d.progress = [this](const imager::DeployProgress& p) {
         r_->Progress("stream", p.stream_bytes, p.stream_total);
       };
+      // An object that fails verification is refused (nothing of it is
+      // applied); the stream is fetched again, twice at most, before the
+      // install gives up naming it.
       auto rep = Retry([&] { return imager::DeployFromServer(&api_.http(), o_.target, d); });
+      for (int attempt = 1; !rep.ok() && rep.status().code() == Code::kCorruption && attempt <= 2; ++attempt) {
+        r_->Log("warn", rep.status().message() + "; fetching the image again");
+        rep = Retry([&] { return imager::DeployFromServer(&api_.http(), o_.target, d); });
+      }
       if (!rep.ok()) return rep.status().WithContext("deploying " + name + "@" + version);
       r_->Progress("stream", rep->stream_bytes, rep->stream_bytes);
       *image_out = fmt::format("{}@{}", name, rep->version.value("version", 0));

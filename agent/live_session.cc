@@ -4,7 +4,7 @@ namespace kiln::agent {
 
 LiveSession::LiveSession(std::string server, std::string token, std::string node,
                          std::chrono::milliseconds timeout, Json info)
-    : api_(std::move(server), std::move(token)), node_(std::move(node)), timeout_(timeout), info_(std::move(info)) {
+    : api_(server, token), token_(token), node_(std::move(node)), timeout_(timeout), info_(std::move(info)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -23,13 +23,29 @@ bool LiveSession::open() const {
   return id_ > 0;
 }
 
+void LiveSession::SetInfo(Json info) {
+  int64_t id;
+  {
+    std::lock_guard lock(mu_);
+    info_ = std::move(info);
+    id = id_;
+  }
+  // A session opened later carries the new info anyway.
+  if (id > 0) (void)AgentApi(api_.server(), token_).UpdateSession(node_, id, info_);
+}
+
 void LiveSession::Loop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
     int64_t id = id_;
     lock.unlock();
     if (id <= 0) {
-      auto opened = api_.OpenSession(node_, timeout_, info_);
+      Json info;
+      {
+        std::lock_guard info_lock(mu_);
+        info = info_;
+      }
+      auto opened = api_.OpenSession(node_, timeout_, info);
       if (opened.ok()) id = *opened;
     } else {
       Status s = api_.Heartbeat(node_, id);

@@ -25,11 +25,14 @@ class LiveSession {
 
   // True once a session is open (the server has the agent znode).
   bool open() const;
+  // Replaces what the agent znode says (a new image after an update).
+  void SetInfo(Json info);
 
  private:
   void Loop();
 
   AgentApi api_;
+  std::string token_;
   std::string node_;
   std::chrono::milliseconds timeout_;
   Json info_;

@@ -1,5 +1,7 @@
 #include "imager/object_store.h"
 
+#include <memory>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -27,15 +29,17 @@ Status WriteNew(const std::string& path, std::string_view data) {
   return WriteAll(fd.get(), data, path);
 }
 
-thread_local Compressor* tl_compressor = nullptr;
+// One (de)compressor per thread, freed when the thread ends (worker threads
+// of the HTTP server come and go).
 Compressor& ThreadCompressor() {
-  if (!tl_compressor) tl_compressor = new Compressor(kDefaultZstdLevel);  // lives as long as the thread
-  return *tl_compressor;
+  thread_local std::unique_ptr<Compressor> c;
+  if (!c) c = std::make_unique<Compressor>(kDefaultZstdLevel);
+  return *c;
 }
-thread_local Decompressor* tl_decompressor = nullptr;
 Decompressor& ThreadDecompressor() {
-  if (!tl_decompressor) tl_decompressor = new Decompressor();
-  return *tl_decompressor;
+  thread_local std::unique_ptr<Decompressor> d;
+  if (!d) d = std::make_unique<Decompressor>();
+  return *d;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "server/cli/initrd_cmd.h"
 #include "server/cli/config_cmd.h"
 #include "server/cli/node_cmd.h"
+#include "server/cli/node_jobs_cmd.h"
 #include "server/cli/plan_cmd.h"
 #include "server/cli/pxe_cmd.h"
 #include "server/cli/image_cmd.h"
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   kiln::cli::RegisterWatchCommand(app, &state);
   kiln::cli::RegisterCoordCommand(app, &state);
   kiln::cli::RegisterNodeCommand(app, &state);
+  kiln::cli::RegisterNodeJobCommands(app, &state);
   kiln::cli::RegisterPxeCommand(app, &state);
   kiln::cli::RegisterInitrdCommand(app, &state);
   kiln::cli::RegisterPlanCommand(app, &state);

@@ -18,6 +18,7 @@
 #include "server/api_boot.h"
 #include "server/agent_sessions.h"
 #include "server/api_agent.h"
+#include "server/api_jobs.h"
 #include "server/api_nodes.h"
 #include "server/node_events.h"
 #include "server/api_pxe.h"
@@ -140,6 +141,7 @@ void Server::RegisterRoutes() {
   RegisterBootRoutes(*router_, *boot_);
   RegisterNodeRoutes(*router_, *this);
   RegisterAgentRoutes(*router_, *this);
+  RegisterJobRoutes(*router_, *this);
   RegisterPxeRoutes(*router_, *this);
   images_api_ = RegisterImageRoutes(*router_, *this, *images_);
 }

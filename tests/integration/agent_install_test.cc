@@ -341,3 +341,34 @@ TEST_CASE("the installed system's daemon reports in with the image it runs") {
   CHECK(bad.err.find("bad.json") != std::string::npos);
   CHECK(bad.err.find("node") != std::string::npos);
 }
+
+TEST_CASE("an unknown machine boots discover, and its agent registers it with its facts") {
+  KilnServer server;
+  HttpClient anon(server.url(), "");
+  const std::string mac = "52:54:00:aa:bb:cc";
+  // The first boot: kiln records the MAC and sends the machine to discover.
+  std::string script;
+  REQUIRE(WaitUntil([&] {
+    auto r = anon.Do("GET", "/boot/ipxe?mac=" + mac);
+    script = r.ok() ? r->body : "";
+    return script.find("kiln.mode=discover") != std::string::npos && script.find("kiln.token=") != std::string::npos;
+  }));
+  size_t at = script.find("kiln.token=");
+  std::string token = script.substr(at + 11, 32);
+  auto r = Run({KILN_AGENT_EXE, "discover", "--server", server.url(), "--token", token, "--facts",
+                kExamples + "/facts/gpu01.json"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("registered as node ") == 0);
+  auto ls = server.Kiln({"node", "ls", "--json"});
+  REQUIRE(ls.exit_code == 0);
+  Json nodes = ParseJson(ls.out).value()["nodes"];
+  REQUIRE(nodes.size() == 1);
+  CHECK(nodes[0]["macs"][0] == mac);
+  CHECK(nodes[0]["facts"]["schema"] == 1);
+  CHECK(nodes[0]["facts"]["cpu"]["model"] == ParseJson(ReadOr(kExamples + "/facts/gpu01.json")).value()["cpu"]["model"]);
+  // The token was for one use.
+  auto again = Run({KILN_AGENT_EXE, "discover", "--server", server.url(), "--token", token, "--facts",
+                    kExamples + "/facts/gpu01.json"});
+  CHECK(again.exit_code == 1);
+}

@@ -1,0 +1,135 @@
+#include "agent/host_jobs.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "common/subprocess.h"
+#include "imager/apply.h"
+#include "imager/image_client.h"
+
+namespace kiln::agent {
+namespace {
+
+constexpr size_t kMaxOutput = 1u << 20;
+
+// "web@3" -> ("web", "3").
+std::pair<std::string, std::string> SplitRef(const std::string& ref) {
+  size_t at = ref.rfind('@');
+  if (at == std::string::npos) return {ref, ""};
+  return {ref.substr(0, at), ref.substr(at + 1)};
+}
+
+}  // namespace
+
+std::string HostJobs::UndoDir() const {
+  return (opts_.root == "/" ? "" : opts_.root) + "/" + imager::kDefaultUndoName;
+}
+
+Status HostJobs::SaveConfig() {
+  KILN_RETURN_IF_ERROR(SaveAgentConfig(opts_.config_path, config_));
+  if (opts_.on_image) opts_.on_image(config_);
+  return Status::Ok();
+}
+
+Result<Json> HostJobs::Run(const Json& args) {
+  std::string command = args.value("command", "");
+  SubprocessOptions o;
+  o.merge_stderr = true;
+  o.timeout = std::chrono::seconds(args.value("timeout_s", 600));
+  o.cwd = opts_.root;
+  KILN_ASSIGN_OR_RETURN(SubprocessResult r, RunSubprocess({"/bin/sh", "-c", command}, o));
+  std::string out = r.out.size() > kMaxOutput ? r.out.substr(r.out.size() - kMaxOutput) : r.out;
+  std::string message = r.timed_out ? fmt::format("timed out after {} s and was killed", args.value("timeout_s", 600))
+                                    : fmt::format("exited with {}", r.exit_code);
+  return Json{{"exit_code", r.exit_code}, {"output", out}, {"message", message}, {"timed_out", r.timed_out}};
+}
+
+Result<Json> HostJobs::Update(const Json& args) {
+  std::string image = args.value("image", "");
+  std::string version = args["version"].is_string() ? args["version"].get<std::string>() : args["version"].dump();
+  auto [cur_name, cur_version] = SplitRef(config_.image);
+  std::string undo = UndoDir();
+  std::error_code ec;
+  std::filesystem::remove_all(undo, ec);  // one level of undo: the last update's
+
+  imager::DeployOptions d;
+  d.image = image;
+  d.version = version;
+  // The same image: only the delta travels. Another image: all of it.
+  if (image == cur_name) d.from = cur_version;
+  d.apply.undo_dir = undo;
+  d.apply.set_owner = ::geteuid() == 0;
+  d.apply.sync = true;
+  d.max_resumes = 30;
+  // Tests: break the transfer for good after this many bytes, as a server
+  // that dies mid-update would.
+  if (uint64_t cut = args.value("break_after_bytes", uint64_t(0)); cut > 0) {
+    d.break_after = cut;
+    d.max_resumes = 0;
+  }
+  auto rep = imager::DeployFromServer(&api_->http(), opts_.root, d);
+  if (!rep.ok()) {
+    // Whatever was applied goes back: the host stays on the version it ran.
+    Status restored = imager::RestoreUndo(opts_.root, undo, ::geteuid() == 0);
+    std::string how = restored.ok() ? "the host is back at " + config_.image
+                                    : "restoring the snapshot failed too: " + restored.message();
+    return Status(rep.status().code(), fmt::format("updating to {}@{}: {}; {}", image, version,
+                                                   rep.status().message(), how));
+  }
+  std::string now = fmt::format("{}@{}", image, rep->version.value("version", 0));
+  config_.previous = config_.image;
+  config_.image = now;
+  KILN_RETURN_IF_ERROR(SaveConfig());
+  return Json{{"message", fmt::format("updated {} -> {} ({} entries, {} bytes received{})", config_.previous, now,
+                                      rep->apply.entries, rep->received_bytes,
+                                      rep->from ? fmt::format(", delta from {}", rep->from) : "")},
+              {"exit_code", 0},
+              {"image", now}};
+}
+
+Result<Json> HostJobs::Rollback() {
+  std::string undo = UndoDir();
+  struct stat st {};
+  if (::stat(undo.c_str(), &st) != 0 || config_.previous.empty())
+    return FailedPrecondition(fmt::format("nothing to roll back to: {} has no undo snapshot of an update", opts_.root));
+  KILN_RETURN_IF_ERROR(imager::RestoreUndo(opts_.root, undo, ::geteuid() == 0));
+  std::string was = config_.image;
+  config_.image = config_.previous;
+  config_.previous.clear();
+  KILN_RETURN_IF_ERROR(SaveConfig());
+  return Json{{"message", fmt::format("rolled back {} -> {}", was, config_.image)}, {"exit_code", 0},
+              {"image", config_.image}};
+}
+
+Result<int> HostJobs::RunQueued() {
+  KILN_ASSIGN_OR_RETURN(Json jobs, api_->Jobs(config_.node, "queued"));
+  int ran = 0;
+  for (const Json& job : jobs) {
+    std::string id = job.value("id", "");
+    std::string kind = job.value("kind", "");
+    // Taking the job is a compare-and-set on the server: a job is run once.
+    auto taken = api_->UpdateJob(config_.node, id, Json{{"state", "running"}});
+    if (!taken.ok()) continue;
+    const Json args = job.value("args", Json::object());
+    Result<Json> r = kind == "run"        ? Run(args)
+                     : kind == "update"   ? Update(args)
+                     : kind == "rollback" ? Rollback()
+                                          : Result<Json>(InvalidArgument("unknown job kind " + kind));
+    Json report;
+    if (r.ok()) {
+      report = *r;
+      report["state"] = kind == "run" && report.value("exit_code", 0) != 0 ? "failed" : "done";
+    } else {
+      report = {{"state", "failed"}, {"message", r.status().message()}};
+    }
+    (void)api_->UpdateJob(config_.node, id, report);
+    ++ran;
+  }
+  return ran;
+}
+
+}  // namespace kiln::agent

@@ -1,0 +1,58 @@
+#pragma once
+// What kiln-agent daemon does for the server on an installed host: it takes
+// queued jobs (server/api_jobs.h) one at a time, oldest first, and reports
+// each back.
+//
+//   run       sh -c COMMAND with a timeout; exit code and output back
+//   update    the delta from the version the host runs to the one asked for,
+//             with an undo snapshot taken first (ROOT/.kiln-undo); when
+//             anything fails part-way the snapshot puts the host back, so
+//             an update is whole or not at all
+//   rollback  the undo snapshot of the last update: the previous version
+//
+// /etc/kiln/agent.json follows: image, and previous after an update.
+
+#include <functional>
+#include <string>
+
+#include "agent/agent_api.h"
+#include "agent/agent_config.h"
+#include "common/json.h"
+#include "common/status.h"
+
+namespace kiln::agent {
+
+struct HostJobsOptions {
+  std::string root = "/";
+  std::string config_path;  // agent.json
+  // Called when the image the host runs changes.
+  std::function<void(const AgentConfig&)> on_image;
+};
+
+class HostJobs {
+ public:
+  HostJobs(AgentApi* api, AgentConfig config, HostJobsOptions opts)
+      : api_(api), config_(std::move(config)), opts_(std::move(opts)) {}
+
+  // Runs every queued job once; returns how many ran. Errors only when the
+  // server cannot be asked.
+  Result<int> RunQueued();
+
+  // The job kinds, also for `kiln-agent rollback` with the server down.
+  // Each returns the result to report ({"message", "exit_code", "output"}).
+  Result<Json> Run(const Json& args);
+  Result<Json> Update(const Json& args);
+  Result<Json> Rollback();
+
+  const AgentConfig& config() const { return config_; }
+
+ private:
+  std::string UndoDir() const;
+  Status SaveConfig();
+
+  AgentApi* api_;
+  AgentConfig config_;
+  HostJobsOptions opts_;
+};
+
+}  // namespace kiln::agent

@@ -1,0 +1,214 @@
+// Life on installed hosts, driven as an operator would: two dirinstalled
+// trees with their `kiln-agent daemon`s, and `kiln node run | update |
+// rollback` against a real `kiln serve`.
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include <catch2/catch.hpp>
+
+#include "common/file_util.h"
+#include "common/http_client.h"
+#include "common/json.h"
+#include "tests/support/kiln_server.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+using namespace kiln;
+using namespace kiln::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kExamples = std::string(KILN_SOURCE_DIR) + "/examples";
+
+void Put(const std::string& path, const std::string& content, mode_t mode = 0644) {
+  fs::create_directories(fs::path(path).parent_path());
+  REQUIRE(WriteFileAtomic(path, content, mode).ok());
+}
+
+std::string ReadOr(const std::string& path) { return ReadFile(path).value_or("<missing>"); }
+
+struct Fleet {
+  TempDir work;
+  KilnServer server{{"--space", kExamples + "/space"}};
+  std::vector<std::unique_ptr<Process>> daemons;
+
+  void Capture(const std::string& note) {
+    auto r = server.Kiln({"image", "capture", "web", "--from-dir", work.Sub("tree"), "--note", note});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+  }
+
+  Fleet() {
+    std::string tree = work.Sub("tree");
+    fs::create_directories(tree + "/bin");
+    fs::copy_file("/bin/busybox", tree + "/bin/busybox");
+    for (const char* app : {"sh", "ln", "rm"}) fs::create_symlink("busybox", tree + "/bin/" + app);
+    Put(tree + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+    Put(tree + "/etc/group", "root:x:0:\n");
+    fs::create_directories(tree + "/etc/nginx/sites-available");
+    fs::create_directories(tree + "/etc/nginx/sites-enabled");
+    fs::create_directories(tree + "/tmp");
+    Put(tree + "/usr/share/old", "goes away in v4\n");
+    for (int v = 1; v <= 3; ++v) {
+      Put(tree + "/etc/kiln-release", "web " + std::to_string(v) + "\n");
+      Capture("v" + std::to_string(v));
+    }
+    for (const char* n : {"web01", "web02"}) {
+      std::string mac = std::string("52:54:00:00:02:0") + (n[4] == '1' ? "1" : "2");
+      REQUIRE(server.Kiln({"node", "add", n, "--mac", mac}).exit_code == 0);
+      auto r = Run({KILN_AGENT_EXE, "dirinstall", "--server", server.url(), "--node-token", server.token(), "--node",
+                    n, "--root", work.Sub(n), "--state", work.Sub(std::string("state-") + n), "--log",
+                    work.Sub(std::string(n) + ".log"), "--facts", kExamples + "/facts/web01.json"});
+      INFO(r.err);
+      REQUIRE(r.exit_code == 0);
+      auto d = Process::Start({KILN_AGENT_EXE, "daemon", "--root", work.Sub(n), "--config",
+                               work.Sub(std::string(n) + "/etc/kiln/agent.json"), "--poll-ms", "100"});
+      REQUIRE(d.ok());
+      daemons.push_back(std::make_unique<Process>(std::move(*d)));
+    }
+    // v4: a changed file, a new one, one removed.
+    Put(tree + "/etc/kiln-release", "web 4\n");
+    Put(tree + "/usr/share/new", "new in v4\n");
+    fs::remove(tree + "/usr/share/old");
+    Capture("v4");
+  }
+  ~Fleet() {
+    for (auto& d : daemons) {
+      d->Signal(SIGTERM);
+      d->Wait();
+    }
+  }
+  Json Config(const std::string& n) { return ParseJson(ReadOr(work.Sub(n + "/etc/kiln/agent.json"))).value(); }
+};
+
+}  // namespace
+
+TEST_CASE("kiln node run, update and rollback on installed hosts") {
+  Fleet f;
+  // run: a command on both hosts, outputs and exit codes back.
+  auto run = f.server.Kiln({"node", "run", "web01", "web02", "-c", "cat etc/kiln-release"});
+  INFO(run.out << run.err);
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("web01: ok (exited with 0)\n  web 3\n") != std::string::npos);
+  CHECK(run.out.find("web02: ok (exited with 0)\n  web 3\n") != std::string::npos);
+  CHECK(run.out.find("2 of 2 hosts ok") != std::string::npos);
+
+  // update: exactly version 4, by delta; the agent says so.
+  auto up = f.server.Kiln({"node", "update", "web01", "--to", "web@4"});
+  INFO(up.out << up.err);
+  REQUIRE(up.exit_code == 0);
+  CHECK(up.out.find("updated web@3 -> web@4") != std::string::npos);
+  CHECK(up.out.find("delta from 3") != std::string::npos);
+  std::string r1 = f.work.Sub("web01");
+  CHECK(ReadOr(r1 + "/etc/kiln-release") == "web 4\n");
+  CHECK(ReadOr(r1 + "/usr/share/new") == "new in v4\n");
+  CHECK(!fs::exists(r1 + "/usr/share/old"));
+  CHECK(fs::is_symlink(r1 + "/etc/localtime"));  // what the class scripts did stays
+  CHECK(f.Config("web01")["image"] == "web@4");
+  CHECK(ReadOr(f.work.Sub("web02/etc/kiln-release")) == "web 3\n");  // only web01
+  HttpClient admin(f.server.url(), f.server.token());
+  REQUIRE(WaitUntil([&] {
+    auto g = admin.Do("GET", "/api/v1/coord/data/kiln/nodes/web01/agent");
+    return g.ok() && g->body.find("web@4") != std::string::npos;
+  }));
+
+  // An update that breaks part-way leaves the host exactly where it was.
+  // Random bytes: the stream must be long, not compressible to nothing.
+  std::string big(3 << 20, '\0');
+  uint64_t x = 88172645463325252ull;
+  for (char& c : big) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  Put(f.work.Sub("tree/usr/share/big"), big);
+  Put(f.work.Sub("tree/etc/kiln-release"), "web 5\n");
+  f.Capture("v5");
+  auto job = admin.Do("POST", "/api/v1/nodes/web01/jobs",
+                      Json{{"kind", "update"}, {"args", {{"image", "web"}, {"version", "5"}, {"break_after_bytes", 100000}}}}.dump(),
+                      {.content_type = "application/json"});
+  REQUIRE(job->status == 201);
+  std::string id = ParseJson(job->body).value()["id"];
+  Json done;
+  REQUIRE(WaitUntil([&] {
+    auto g = admin.Do("GET", "/api/v1/nodes/web01/jobs/" + id);
+    done = ParseJson(g->body).value_or(Json());
+    return done.value("state", "") == "failed" || done.value("state", "") == "done";
+  }, std::chrono::seconds(30)));
+  CHECK(done["state"] == "failed");
+  CHECK(done["message"].get<std::string>().find("the host is back at web@4") != std::string::npos);
+  CHECK(ReadOr(r1 + "/etc/kiln-release") == "web 4\n");
+  CHECK(!fs::exists(r1 + "/usr/share/big"));
+  CHECK(f.Config("web01")["image"] == "web@4");
+
+}
+
+TEST_CASE("rollback returns a host to the version before its update, also without the server") {
+  Fleet f;
+  std::string r2 = f.work.Sub("web02");
+  REQUIRE(f.server.Kiln({"node", "update", "web02", "--to", "web@4"}).exit_code == 0);
+  CHECK(ReadOr(r2 + "/etc/kiln-release") == "web 4\n");
+  auto rb = f.server.Kiln({"node", "rollback", "web02"});
+  INFO(rb.out << rb.err);
+  REQUIRE(rb.exit_code == 0);
+  CHECK(rb.out.find("rolled back web@4 -> web@3") != std::string::npos);
+  CHECK(ReadOr(r2 + "/etc/kiln-release") == "web 3\n");
+  CHECK(ReadOr(r2 + "/usr/share/old") == "goes away in v4\n");
+  CHECK(!fs::exists(r2 + "/usr/share/new"));
+  CHECK(f.Config("web02")["image"] == "web@3");
+  // Nothing left to roll back.
+  auto again = f.server.Kiln({"node", "rollback", "web02"});
+  CHECK(again.exit_code == 1);
+  CHECK(again.out.find("nothing to roll back to") != std::string::npos);
+
+  // On the host, with the server gone.
+  REQUIRE(f.server.Kiln({"node", "update", "web02", "--to", "web@4"}).exit_code == 0);
+  f.daemons[1]->Signal(SIGTERM);
+  f.daemons[1]->Wait();
+  int stopped = f.server.Stop();
+  INFO(f.server.process().Stderr());
+  REQUIRE(stopped == 0);
+  auto local = Run({KILN_AGENT_EXE, "rollback", "--root", r2, "--config", r2 + "/etc/kiln/agent.json"});
+  INFO(local.err);
+  CHECK(local.exit_code == 0);
+  CHECK(ReadOr(r2 + "/etc/kiln-release") == "web 3\n");
+}
+
+TEST_CASE("jobs: a hanging command is cut off, others finish, and only the admin may queue") {
+  Fleet f;
+  auto r = f.server.Kiln({"node", "run", "web01", "web02", "--timeout", "1", "-c", "test -e etc/motd && sleep 30; echo fine"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  size_t timeouts = 0, at = 0;
+  while ((at = r.out.find("timed out after 1 s", at)) != std::string::npos) ++timeouts, ++at;
+  CHECK(timeouts == 2);
+  auto ok = f.server.Kiln({"node", "run", "web01", "-c", "echo fine"});
+  CHECK(ok.exit_code == 0);
+
+  std::string node_token = f.Config("web01")["token"];
+  HttpClient admin(f.server.url(), f.server.token());
+  // A real node token (enroll one for web01).
+  REQUIRE(f.server.Kiln({"node", "install", "web01"}).exit_code == 0);
+  HttpClient anon(f.server.url(), "");
+  auto script = anon.Do("GET", "/boot/ipxe?mac=52:54:00:00:02:01");
+  size_t t = script->body.find("kiln.token=");
+  REQUIRE(t != std::string::npos);
+  auto e = anon.Do("POST", "/api/v1/enroll", Json{{"token", script->body.substr(t + 11, 32)}}.dump(),
+                   {.content_type = "application/json"});
+  HttpClient web01(f.server.url(), ParseJson(e->body).value()["token"].get<std::string>());
+  auto denied = web01.Do("POST", "/api/v1/nodes/web01/jobs", Json{{"kind", "run"}, {"args", {{"command", "id"}}}}.dump(),
+                         {.content_type = "application/json"});
+  CHECK(denied->status == 403);
+  auto bad = admin.Do("POST", "/api/v1/nodes/web01/jobs", Json{{"kind", "dance"}}.dump(),
+                      {.content_type = "application/json"});
+  CHECK(bad->status == 400);
+  CHECK(bad->body.find("kind \\\"dance\\\" is not run, update or rollback") != std::string::npos);
+  auto noupd = admin.Do("POST", "/api/v1/nodes/web01/jobs", Json{{"kind", "update"}, {"args", {{"image", "web"}}}}.dump(),
+                        {.content_type = "application/json"});
+  CHECK(noupd->status == 400);
+  CHECK(f.server.Kiln({"node", "update", "web01", "--to", "web"}).exit_code != 0);
+  (void)node_token;
+}
