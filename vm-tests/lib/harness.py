@@ -189,6 +189,7 @@ class Vm:
                      "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"]
         if kernel:
             argv += ["-kernel", kernel, "-initrd", initrd, "-append", append or "console=ttyS0"]
+        self.argv = argv
         self.console = Console(self.console_path)
         self.proc = Process(argv, os.path.join(self.dir, "qemu.log"), netns=harness.netns.name)
         harness.processes.append(self.proc)
@@ -208,6 +209,13 @@ class Vm:
                     break
         s.close()
         return reply
+
+    def power_on(self):
+        """Starts the machine again after power_off, with the same disk."""
+        self.console.pos = 0  # QEMU starts the serial file afresh
+        self.proc = Process(self.argv, os.path.join(self.dir, "qemu.log"), netns=self.h.netns.name)
+        self.h.processes.append(self.proc)
+        log(f"{self.name}: powered on again, qemu pid {self.proc.pid}")
 
     def power_off(self):
         """Pulls the plug."""

@@ -20,6 +20,7 @@ URL = f"http://{harness.SERVER_IP}:{PORT}"
 SYSTEM_INIT = r"""#!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc 2>/dev/null
+mount -o remount,rw / 2>/dev/null
 mount -t sysfs sysfs /sys 2>/dev/null
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs tmpfs /run 2>/dev/null
@@ -146,3 +147,29 @@ class Site:
     def events(self, node):
         e = self.get(f"/api/v1/nodes/{node}/events")
         return [x["event"] for x in e["events"]] if e else []
+
+
+def prepare(h, kiln_bin, image_release="small 1"):
+    """The usual start of a scenario: kernel, install environment, small
+    image captured as small@1, the space and the server. Returns
+    (site, image tree)."""
+    version, tree = harness.kernel_tree()
+    initrd, image = build_small_image(h, kiln_bin, version, tree, release=image_release)
+    space = os.path.join(h.work, "space")
+    write_space(space)
+    s = Site(h, kiln_bin, initrd, version, tree, space)
+    s.cli("image", "capture", "small", "--from-dir", image)
+    return s, image
+
+
+def wait_installed_and_running(s, vm, name, image="small@1", release="small 1"):
+    """Follows a machine from its install to its installed system reporting
+    in; returns the agent znode's data."""
+    vm.console.wait_for(rf"==> done: installed {image}", 300, fail_patterns=[r"==> FAILED"])
+    harness.log(f"{name}: installed; rebooting from its disk")
+    vm.console.wait_for(r"kiln-init: booting the installed system", 120,
+                        fail_patterns=[r"root device .* not found", r"cannot mount"])
+    vm.console.wait_for(rf"kiln-system: {release} up", 60)
+    agent = s.wait_for(f"{name}'s agent", lambda: s.agent_znode(name), 120)
+    harness.log(f"{name}: agent reports {agent}")
+    return agent
