@@ -82,7 +82,9 @@ def write_space(path, image="small@1"):
         with open(p, "w") as f:
             f.write(text)
         os.chmod(p, mode)
-    put("classes.list", "DEFAULT every node\nLAST after every other class\n")
+    put("classes.list", "DEFAULT every node\nVIRTUAL a virtual machine (its DMI says QEMU)\n"
+                        "LAST after every other class\n")
+    put("class/10-virtual.lua", 'if facts.dmi and facts.dmi.sys_vendor == "QEMU" then add("VIRTUAL") end\n')
     put("vars/DEFAULT.lua", f'IMAGE = "{image}"\nCONSOLE = "ttyS0"\nHOSTNAME = node.hostname\n')
     put("disk/DEFAULT", "disk os on=smallest table=gpt\n"
                         "  part bios size=1M type=bios\n"
