@@ -14,6 +14,7 @@
 
 #include "agent/agent_api.h"
 #include "agent/agent_config.h"
+#include "agent/agent_unit.h"
 #include "agent/live_session.h"
 #include "agent/bootloader.h"
 #include "agent/disk_plan.h"
@@ -218,6 +219,7 @@ class Install {
     Json conf = Json::array({Json{{"path", kAgentConfigPath}, {"content", ac.ToJson().dump(2) + "\n"},
                                   {"mode", "0600"}, {"source", "kiln-agent"}}});
     KILN_RETURN_IF_ERROR(InstallFiles(o_.target, conf).status());
+    KILN_RETURN_IF_ERROR(InstallAgentUnit(o_.target, [this](const std::string& m) { r_->Log("info", m); }));
     return scripts_->RunHooks(plan_, "finish");
   }
 

@@ -1,5 +1,6 @@
 #include "server/cli/node_jobs_cmd.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -19,47 +20,77 @@ struct JobFlags {
   std::string to;
   int timeout_s = 600;
   int wait_s = 900;
+  int max_parallel = 0;  // 0: all at once
+  std::vector<std::string> classes;
   bool json = false;
 };
 
-// Queues one job per node, then polls each until it is done or failed.
+// The nodes named, or every node whose plan has one of the --class classes.
+Result<std::vector<std::string>> SelectNodes(ApiClient& api, const JobFlags& f) {
+  if (f.classes.empty()) return f.nodes;
+  KILN_ASSIGN_OR_RETURN(Json list, api.Get("/api/v1/nodes"));
+  std::vector<std::string> out = f.nodes;
+  for (const Json& n : list["nodes"]) {
+    std::string id = n.value("id", "");
+    if (std::find(out.begin(), out.end(), id) != out.end()) continue;
+    auto plan = api.Get("/api/v1/nodes/" + id + "/plan");
+    if (!plan.ok()) continue;  // a node that cannot be planned has no classes
+    for (const Json& c : (*plan)["classes"])
+      if (std::find(f.classes.begin(), f.classes.end(), c.get<std::string>()) != f.classes.end()) {
+        out.push_back(id);
+        break;
+      }
+  }
+  if (out.empty()) return NotFound("no node has class " + f.classes.front());
+  return out;
+}
+
+// Queues the job on every node, at most --max-parallel at a time (a wave
+// moves on as hosts finish), and reports each host as it answers.
 int RunJobs(const JobFlags& f, const std::string& cmd, const std::string& kind, const Json& args) {
   ApiClient api(ResolveClientConfig(f.client));
-  std::vector<std::pair<std::string, std::string>> queued;  // node, job id
-  for (const auto& n : f.nodes) {
-    auto j = api.Post("/api/v1/nodes/" + n + "/jobs", Json{{"kind", kind}, {"args", args}});
-    if (!j.ok()) return Fail(cmd, j.status().WithContext(n));
-    queued.emplace_back(n, (*j)["id"]);
-  }
+  auto selected = SelectNodes(api, f);
+  if (!selected.ok()) return Fail(cmd, selected.status());
+  if (selected->empty()) return Fail(cmd, InvalidArgument("name the nodes, or select them with --class"));
+  const std::vector<std::string>& nodes = *selected;
+  size_t limit = f.max_parallel > 0 ? static_cast<size_t>(f.max_parallel) : nodes.size();
+  std::vector<std::string> job_of(nodes.size());
+  std::vector<Json> results(nodes.size());
+  size_t next = 0, in_flight = 0, left = nodes.size();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(f.wait_s);
-  std::vector<Json> results(queued.size());
-  size_t left = queued.size();
   while (left > 0) {
-    for (size_t i = 0; i < queued.size(); ++i) {
+    while (next < nodes.size() && in_flight < limit) {
+      auto j = api.Post("/api/v1/nodes/" + nodes[next] + "/jobs", Json{{"kind", kind}, {"args", args}});
+      if (!j.ok()) return Fail(cmd, j.status().WithContext(nodes[next]));
+      job_of[next++] = (*j)["id"];
+      ++in_flight;
+    }
+    for (size_t i = 0; i < next; ++i) {
       if (!results[i].is_null()) continue;
-      auto j = api.Get("/api/v1/nodes/" + queued[i].first + "/jobs/" + queued[i].second);
-      if (!j.ok()) return Fail(cmd, j.status().WithContext(queued[i].first));
+      auto j = api.Get("/api/v1/nodes/" + nodes[i] + "/jobs/" + job_of[i]);
+      if (!j.ok()) return Fail(cmd, j.status().WithContext(nodes[i]));
       std::string state = j->value("state", "");
-      if (state == "done" || state == "failed") {
-        results[i] = *j;
-        --left;
-        if (f.json) {
-          fmt::print("{}\n", j->dump());
-        } else {
-          fmt::print("{}: {} ({})\n", queued[i].first, state == "done" ? "ok" : "FAILED", j->value("message", ""));
-          std::string out = j->value("output", "");
-          for (const auto& line : Split(std::string(Trim(out)), '\n'))
-            if (!out.empty()) fmt::print("  {}\n", line);
-        }
-        std::fflush(stdout);
+      if (state != "done" && state != "failed") continue;
+      results[i] = *j;
+      --left;
+      --in_flight;
+      if (f.json) {
+        fmt::print("{}\n", j->dump());
+      } else {
+        fmt::print("{}: {} ({})\n", nodes[i], state == "done" ? "ok" : "FAILED", j->value("message", ""));
+        std::string out = j->value("output", "");
+        for (const auto& line : Split(std::string(Trim(out)), '\n'))
+          if (!out.empty()) fmt::print("  {}\n", line);
       }
+      std::fflush(stdout);
     }
     if (left == 0) break;
     if (std::chrono::steady_clock::now() > deadline) {
-      for (size_t i = 0; i < queued.size(); ++i)
+      for (size_t i = 0; i < nodes.size(); ++i)
         if (results[i].is_null())
-          fmt::print(stderr, "kiln {}: {} has not answered job {} (is its agent running? see kiln node show)\n", cmd,
-                     queued[i].first, queued[i].second);
+          fmt::print(stderr, "kiln {}: {} {}\n", cmd, nodes[i],
+                     i < next ? "has not answered job " + job_of[i] + " (is its agent running? see kiln node show)"
+                              : std::string("was never started (--wait ran out)"));
       return kExitFailed;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
@@ -67,8 +98,9 @@ int RunJobs(const JobFlags& f, const std::string& cmd, const std::string& kind, 
   size_t failed = 0;
   for (const Json& r : results)
     if (r.value("state", "") != "done") ++failed;
-  if (!f.json && queued.size() > 1)
-    fmt::print("{} of {} hosts ok{}\n", queued.size() - failed, queued.size(), failed ? fmt::format(", {} failed", failed) : "");
+  if (!f.json && nodes.size() > 1)
+    fmt::print("{} of {} hosts ok{}\n", nodes.size() - failed, nodes.size(),
+               failed ? fmt::format(", {} failed", failed) : "");
   return failed ? kExitFailed : kExitOk;
 }
 
@@ -77,6 +109,8 @@ CLI::App* Sub(CLI::App* node, const char* name, const char* help, JobFlags* f) {
   AddClientOptions(c, &f->client);
   c->add_flag("--json", f->json, "print each host's job as a JSON line");
   c->add_option("--wait", f->wait_s, "give up waiting for the hosts after this many seconds")->capture_default_str();
+  c->add_option("--class", f->classes, "also every node whose plan has this class (repeatable)");
+  c->add_option("--max-parallel", f->max_parallel, "at most this many hosts at once; the rest wait their turn");
   return c;
 }
 
@@ -87,11 +121,13 @@ void RegisterNodeJobCommands(CLI::App& app, CliState* state) {
 
   auto run = std::make_shared<JobFlags>();
   CLI::App* r = Sub(node, "run", "Run a shell command on installed hosts, output and exit codes back", run.get());
-  r->add_option("nodes", run->nodes, "the hosts")->required();
+  r->add_option("nodes", run->nodes, "the hosts");
   r->add_option("--timeout", run->timeout_s, "kill the command on a host after this many seconds")
       ->capture_default_str();
   r->add_option("-c,--command", run->command_text, "the shell command (sh -c on each host, in its root)")->required();
-  r->footer("Example:\n  kiln node run web01 web02 -c 'uptime; df -h /'\nExit status 1 when any host failed.");
+  r->footer(
+      "Examples:\n  kiln node run web01 web02 -c 'uptime; df -h /'\n  kiln node run --class WEB --max-parallel 10 -c 'systemctl reload nginx'\n"
+      "Exit status 1 when any host failed.");
   r->callback([run, state] {
     const std::string& command = run->command_text;
     state->exit_code = RunJobs(*run, "node run", "run", Json{{"command", command}, {"timeout_s", run->timeout_s}});
@@ -99,9 +135,11 @@ void RegisterNodeJobCommands(CLI::App& app, CliState* state) {
 
   auto up = std::make_shared<JobFlags>();
   CLI::App* u = Sub(node, "update", "Update installed hosts to an image version (delta, undone on failure)", up.get());
-  u->add_option("nodes", up->nodes, "the hosts")->required();
+  u->add_option("nodes", up->nodes, "the hosts");
   u->add_option("--to", up->to, "IMAGE@VERSION")->required();
-  u->footer("Example:\n  kiln node update web01 web02 --to web@4\nkiln node rollback returns them to where they were.");
+  u->footer(
+      "Examples:\n  kiln node update web01 web02 --to web@4\n  kiln node update --class WEB --to web@4 --max-parallel 5   (waves of 5)\n"
+      "kiln node rollback returns them to where they were.");
   u->callback([up, state] {
     size_t at = up->to.rfind('@');
     if (at == std::string::npos || at == 0 || at + 1 == up->to.size()) {
@@ -114,7 +152,7 @@ void RegisterNodeJobCommands(CLI::App& app, CliState* state) {
 
   auto rb = std::make_shared<JobFlags>();
   CLI::App* b = Sub(node, "rollback", "Return installed hosts to the version before their last update", rb.get());
-  b->add_option("nodes", rb->nodes, "the hosts")->required();
+  b->add_option("nodes", rb->nodes, "the hosts");
   b->callback([rb, state] { state->exit_code = RunJobs(*rb, "node rollback", "rollback", Json::object()); });
 }
 

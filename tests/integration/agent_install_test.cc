@@ -51,6 +51,7 @@ void MakeSystemTree(const std::string& root) {
   fs::create_directories(root + "/etc/nginx/sites-enabled");
   fs::create_directories(root + "/tmp");
   fs::create_directories(root + "/var/log");
+  fs::create_directories(root + "/etc/systemd/system");
 }
 
 // The server, with examples/space (or a copy) and web@1..3 captured.
@@ -137,6 +138,11 @@ TEST_CASE("dirinstall: the tree is the image plus the class files, scripts ran i
   CHECK(fs::read_symlink(root + "/etc/nginx/sites-enabled/default") == "/etc/nginx/sites-available/default");
   CHECK(!fs::exists(root + "/etc/ssh/ssh_host_ed25519_key"));
   CHECK(!fs::exists(root + "/tmp/.kiln-scripts/0-10-timezone"));
+  // The daemon starts at boot on a systemd target.
+  CHECK(ReadOr(root + "/etc/systemd/system/kiln-agent.service").find("ExecStart=/usr/bin/kiln-agent daemon") !=
+        std::string::npos);
+  CHECK(fs::read_symlink(root + "/etc/systemd/system/multi-user.target.wants/kiln-agent.service") ==
+        "../kiln-agent.service");
   // The finish hook ran in the install environment with $target and $KILN_LOG.
   CHECK(ReadOr(root + "/var/log/kiln-install.log").find("running 10-timezone") != std::string::npos);
 

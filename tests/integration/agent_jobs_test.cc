@@ -177,6 +177,24 @@ TEST_CASE("rollback returns a host to the version before its update, also withou
   CHECK(ReadOr(r2 + "/etc/kiln-release") == "web 3\n");
 }
 
+TEST_CASE("hosts picked by class run in waves of max-parallel") {
+  Fleet f;
+  auto r = f.server.Kiln({"node", "run", "--class", "WEB", "--max-parallel", "1", "-c", "cat etc/kiln-release"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("web01: ok") != std::string::npos);
+  CHECK(r.out.find("web02: ok") != std::string::npos);
+  CHECK(r.out.find("2 of 2 hosts ok") != std::string::npos);
+  // One at a time: the second job was created after the first finished.
+  HttpClient admin(f.server.url(), f.server.token());
+  Json j1 = ParseJson(admin.Do("GET", "/api/v1/nodes/web01/jobs")->body).value()["jobs"][0];
+  Json j2 = ParseJson(admin.Do("GET", "/api/v1/nodes/web02/jobs")->body).value()["jobs"][0];
+  CHECK(j2["created_ms"].get<int64_t>() >= j1["updated_ms"].get<int64_t>());
+  auto none = f.server.Kiln({"node", "run", "--class", "NOSUCH", "-c", "true"});
+  CHECK(none.exit_code != 0);
+  CHECK(none.err.find("no node has class NOSUCH") != std::string::npos);
+}
+
 TEST_CASE("jobs: a hanging command is cut off, others finish, and only the admin may queue") {
   Fleet f;
   auto r = f.server.Kiln({"node", "run", "web01", "web02", "--timeout", "1", "-c", "test -e etc/motd && sleep 30; echo fine"});
