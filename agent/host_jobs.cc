@@ -9,6 +9,8 @@
 
 #include "common/subprocess.h"
 #include "imager/apply.h"
+#include "imager/diff.h"
+#include "imager/scan.h"
 #include "imager/image_client.h"
 
 namespace kiln::agent {
@@ -105,6 +107,44 @@ Result<Json> HostJobs::Rollback() {
               {"image", config_.image}};
 }
 
+Result<Json> HostJobs::Diff() {
+  auto [name, version] = SplitRef(config_.image);
+  if (name.empty() || version.empty())
+    return FailedPrecondition("this host does not know which image it runs (agent.json has no image)");
+  KILN_ASSIGN_OR_RETURN(HttpReply r, api_->http().Do("GET", fmt::format("/api/v1/images/{}/versions/{}/manifest",
+                                                                         name, version)));
+  if (r.status != 200) return StatusFromErrorJson(r.body, r.status).WithContext("fetching the manifest of " + config_.image);
+  KILN_ASSIGN_OR_RETURN(imager::Manifest image, imager::DecodeManifest(r.body));
+  imager::ScanOptions so;
+  so.excludes = {"/proc", "/sys", "/dev", "/run", "/tmp", std::string("/") + imager::kDefaultUndoName};
+  so.one_file_system = true;
+  KILN_ASSIGN_OR_RETURN(imager::ScanResult host, imager::ScanDirectory(opts_.root, so));
+  auto changes = imager::DiffManifests(image, host.manifest);
+  Json list = Json::array();
+  std::string text;
+  size_t shown = 0;
+  for (const auto& c : changes) {
+    // A directory whose only difference is its mtime changed because
+    // something inside it did; that something is listed itself.
+    if (c.kind == imager::Change::Kind::kChanged && c.what == std::vector<std::string>{"mtime"} && c.b &&
+        c.b->type == imager::EntryType::kDir)
+      continue;
+    Json j = {{"path", "/" + c.path()},
+              {"change", c.kind == imager::Change::Kind::kAdded     ? "added"
+                         : c.kind == imager::Change::Kind::kRemoved ? "removed"
+                                                                    : "changed"}};
+    if (c.kind == imager::Change::Kind::kChanged) j["what"] = c.what;
+    if (++shown <= 10000) list.push_back(j);
+    std::string what;
+    for (const auto& w : c.what) what += (what.empty() ? "" : ",") + w;
+    text += fmt::format("{} /{}{}\n", j["change"].get<std::string>(), c.path(), what.empty() ? "" : " (" + what + ")");
+  }
+  return Json{{"message", fmt::format("{} path(s) differ from {}", shown, config_.image)},
+              {"exit_code", 0},
+              {"output", text},
+              {"result", {{"image", config_.image}, {"drifted", shown}, {"changes", list}}}};
+}
+
 Result<int> HostJobs::RunQueued() {
   KILN_ASSIGN_OR_RETURN(Json jobs, api_->Jobs(config_.node, "queued"));
   int ran = 0;
@@ -118,6 +158,7 @@ Result<int> HostJobs::RunQueued() {
     Result<Json> r = kind == "run"        ? Run(args)
                      : kind == "update"   ? Update(args)
                      : kind == "rollback" ? Rollback()
+                     : kind == "diff"     ? Diff()
                                           : Result<Json>(InvalidArgument("unknown job kind " + kind));
     Json report;
     if (r.ok()) {

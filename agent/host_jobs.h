@@ -9,6 +9,7 @@
 //             anything fails part-way the snapshot puts the host back, so
 //             an update is whole or not at all
 //   rollback  the undo snapshot of the last update: the previous version
+//   diff      what in the tree differs from the image version it runs
 //
 // /etc/kiln/agent.json follows: image, and previous after an update.
 
@@ -43,6 +44,9 @@ class HostJobs {
   Result<Json> Run(const Json& args);
   Result<Json> Update(const Json& args);
   Result<Json> Rollback();
+  // Drift: the host's tree against the manifest of the version it runs
+  // (never /proc, /sys, /dev, /run, /tmp, other mounts or the undo snapshot).
+  Result<Json> Diff();
 
   const AgentConfig& config() const { return config_; }
 

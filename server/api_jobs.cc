@@ -57,8 +57,8 @@ Status CheckJob(const Json& body) {
     if (!args.contains("version")) return InvalidArgument("args.version: the version to update to");
     return Status::Ok();
   }
-  if (kind == "rollback") return Status::Ok();
-  return InvalidArgument(fmt::format("kind \"{}\" is not run, update or rollback", kind));
+  if (kind == "rollback" || kind == "diff") return Status::Ok();
+  return InvalidArgument(fmt::format("kind \"{}\" is not run, update, rollback or diff", kind));
 }
 
 Result<Json> ReadJob(Server& server, const std::string& node, const std::string& id, int32_t* version) {

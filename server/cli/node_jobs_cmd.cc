@@ -150,6 +150,12 @@ void RegisterNodeJobCommands(CLI::App& app, CliState* state) {
                                Json{{"image", up->to.substr(0, at)}, {"version", up->to.substr(at + 1)}});
   });
 
+  auto df = std::make_shared<JobFlags>();
+  CLI::App* d = Sub(node, "diff", "List what on installed hosts differs from the image version they run", df.get());
+  d->add_option("nodes", df->nodes, "the hosts");
+  d->footer("Example:\n  kiln node diff web01\nchanged /etc/motd (content) -- class files and scripts show up here too.");
+  d->callback([df, state] { state->exit_code = RunJobs(*df, "node diff", "diff", Json::object()); });
+
   auto rb = std::make_shared<JobFlags>();
   CLI::App* b = Sub(node, "rollback", "Return installed hosts to the version before their last update", rb.get());
   b->add_option("nodes", rb->nodes, "the hosts");

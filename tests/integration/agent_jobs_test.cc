@@ -177,6 +177,27 @@ TEST_CASE("rollback returns a host to the version before its update, also withou
   CHECK(ReadOr(r2 + "/etc/kiln-release") == "web 3\n");
 }
 
+TEST_CASE("kiln node diff lists what drifted from the image a host runs") {
+  Fleet f;
+  std::string r1 = f.work.Sub("web01");
+  Put(r1 + "/usr/share/added-by-hand", "x\n");
+  Put(r1 + "/etc/kiln-release", "web 3 (edited)\n");
+  fs::remove(r1 + "/usr/share/old");
+  auto d = f.server.Kiln({"node", "diff", "web01"});
+  INFO(d.out << d.err);
+  CHECK(d.exit_code == 0);
+  CHECK(d.out.find("added /usr/share/added-by-hand") != std::string::npos);
+  CHECK(d.out.find("changed /etc/kiln-release (content") != std::string::npos);
+  CHECK(d.out.find("removed /usr/share/old") != std::string::npos);
+  CHECK(d.out.find("added /etc/motd\n") != std::string::npos);  // the class file
+  CHECK(d.out.find("/.kiln-undo") == std::string::npos);
+  auto clean = f.server.Kiln({"node", "diff", "web02", "--json"});
+  REQUIRE(clean.exit_code == 0);
+  Json j = ParseJson(clean.out).value();
+  CHECK(j["result"]["image"] == "web@3");
+  for (const Json& c : j["result"]["changes"]) CHECK(c["path"] != "/usr/share/added-by-hand");
+}
+
 TEST_CASE("hosts picked by class run in waves of max-parallel") {
   Fleet f;
   auto r = f.server.Kiln({"node", "run", "--class", "WEB", "--max-parallel", "1", "-c", "cat etc/kiln-release"});
@@ -223,7 +244,7 @@ TEST_CASE("jobs: a hanging command is cut off, others finish, and only the admin
   auto bad = admin.Do("POST", "/api/v1/nodes/web01/jobs", Json{{"kind", "dance"}}.dump(),
                       {.content_type = "application/json"});
   CHECK(bad->status == 400);
-  CHECK(bad->body.find("kind \\\"dance\\\" is not run, update or rollback") != std::string::npos);
+  CHECK(bad->body.find("is not run, update, rollback or diff") != std::string::npos);
   auto noupd = admin.Do("POST", "/api/v1/nodes/web01/jobs", Json{{"kind", "update"}, {"args", {{"image", "web"}}}}.dump(),
                         {.content_type = "application/json"});
   CHECK(noupd->status == 400);
