@@ -69,10 +69,14 @@ int RunList(const NodeFlags& f) {
   }
   fmt::print("{:<20} {:<11} {:<10} {:<14} {:<18} {}\n", "NAME", "STATE", "BOOT", "IMAGE",
              "MACS", "CLASSES");
-  for (const auto& n : nodes)
+  for (const auto& n : nodes) {
+    // The image it is assigned, else the one it installed (from its plan).
+    std::string image = n.value("image", "");
+    if (image.empty()) image = n.value("installed_image", "");
     fmt::print("{:<20} {:<11} {:<10} {:<14} {:<18} {}\n", n.value("id", ""), n.value("state", ""),
-               n.value("boot", ""), n.value("image", "").empty() ? "-" : n.value("image", ""),
-               Join(n["macs"]), n["classes"].empty() ? "-" : Join(n["classes"]));
+               n.value("boot", ""), image.empty() ? "-" : image, Join(n["macs"]),
+               n["classes"].empty() ? "-" : Join(n["classes"]));
+  }
   return kExitOk;
 }
 
