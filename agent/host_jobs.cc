@@ -9,6 +9,7 @@
 
 #include "common/subprocess.h"
 #include "imager/apply.h"
+#include "imager/capture.h"
 #include "imager/diff.h"
 #include "imager/scan.h"
 #include "imager/image_client.h"
@@ -145,6 +146,32 @@ Result<Json> HostJobs::Diff() {
               {"result", {{"image", config_.image}, {"drifted", shown}, {"changes", list}}}};
 }
 
+Result<Json> HostJobs::Capture(const Json& args) {
+  std::string image = args.value("image", "");
+  imager::CaptureOptions co;
+  // Never the kernel's filesystems, scratch space, the undo snapshot, the
+  // agent's own state, or agent.json: it holds this node's token.
+  co.excludes = {"/proc", "/sys", "/dev", "/run", "/tmp", std::string("/") + imager::kDefaultUndoName,
+                 "/var/lib/kiln-agent", "/etc/kiln/agent.json"};
+  for (const Json& e : args.value("excludes", Json::array()))
+    if (e.is_string()) co.excludes.push_back(e.get<std::string>());
+  co.one_file_system = !args.value("cross_filesystems", false);
+  std::string state = (opts_.root == "/" ? "" : opts_.root) + "/var/lib/kiln-agent";
+  std::error_code ec;
+  std::filesystem::create_directories(state, ec);
+  co.stat_cache = state + "/capture-" + image + ".statcache";
+  imager::HttpCaptureTarget target(&api_->http(), image, args.value("note", ""), "host:" + config_.node);
+  KILN_ASSIGN_OR_RETURN(imager::CaptureReport r, imager::CaptureDirectory(opts_.root, co, &target));
+  std::string ref = fmt::format("{}@{}", image, r.version.version);
+  return Json{{"message", fmt::format("captured {}: {} entries, {} of {} files read, sent {} of {} objects ({} bytes)",
+                                      ref, r.entries, r.files_hashed, r.files, r.objects_sent, r.objects,
+                                      r.bytes_sent)},
+              {"exit_code", 0},
+              {"result", {{"image", ref}, {"entries", r.entries}, {"objects", r.objects},
+                          {"objects_sent", r.objects_sent}, {"bytes_sent", r.bytes_sent},
+                          {"files_hashed", r.files_hashed}}}};
+}
+
 Result<int> HostJobs::RunQueued() {
   KILN_ASSIGN_OR_RETURN(Json jobs, api_->Jobs(config_.node, "queued"));
   int ran = 0;
@@ -159,6 +186,7 @@ Result<int> HostJobs::RunQueued() {
                      : kind == "update"   ? Update(args)
                      : kind == "rollback" ? Rollback()
                      : kind == "diff"     ? Diff()
+                     : kind == "capture"  ? Capture(args)
                                           : Result<Json>(InvalidArgument("unknown job kind " + kind));
     Json report;
     if (r.ok()) {

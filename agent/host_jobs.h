@@ -10,6 +10,7 @@
 //             an update is whole or not at all
 //   rollback  the undo snapshot of the last update: the previous version
 //   diff      what in the tree differs from the image version it runs
+//   capture   the tree as a new image version (SystemImager's golden client)
 //
 // /etc/kiln/agent.json follows: image, and previous after an update.
 
@@ -47,6 +48,10 @@ class HostJobs {
   // Drift: the host's tree against the manifest of the version it runs
   // (never /proc, /sys, /dev, /run, /tmp, other mounts or the undo snapshot).
   Result<Json> Diff();
+  // Captures the host's tree as the next version of args.image: the
+  // manifest first, then only the objects the server lacks (a stat cache
+  // keeps a second capture from re-reading unchanged files).
+  Result<Json> Capture(const Json& args);
 
   const AgentConfig& config() const { return config_; }
 

@@ -1,5 +1,7 @@
 #include "server/api_images.h"
 
+#include <map>
+
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -93,8 +95,47 @@ HttpResponse Err(const Status& s) { return HttpResponse::Error(s); }
 
 }  // namespace
 
+// Which node began which capture (captures begun by the admin are not
+// listed: only the admin may continue those).
+class CaptureOwners {
+ public:
+  void Set(const std::string& id, const std::string& node) {
+    std::lock_guard lock(mu_);
+    owner_[id] = node;
+  }
+  bool Allows(const http::Principal& p, const std::string& id) {
+    if (p.is_admin()) return true;
+    std::lock_guard lock(mu_);
+    auto it = owner_.find(id);
+    return it != owner_.end() && p.kind == http::Principal::Kind::kNode && it->second == p.node;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::string> owner_;
+};
+
+// A node may upload a capture of `image` only while it runs a capture job
+// for it (server/api_jobs.h).
+Status HostMayCapture(Server& server, const std::string& node, const std::string& image) {
+  const Status denied = PermissionDenied(
+      "a node token may upload a capture only while the node runs a capture job for it "
+      "(kiln image capture " + image + " --from-host " + node + ")");
+  if (node.empty()) return denied;
+  auto jobs = server.coord().Children(std::string("/kiln/nodes/") + node + "/jobs");
+  if (!jobs.ok()) return denied;
+  for (const auto& c : jobs->children) {
+    auto got = server.coord().Get(std::string("/kiln/nodes/") + node + "/jobs/" + c);
+    if (!got.ok()) continue;
+    auto j = ParseJson(got->data);
+    if (j.ok() && j->value("kind", "") == "capture" && j->value("state", "") == "running" &&
+        (*j)["args"].value("image", "") == image)
+      return Status::Ok();
+  }
+  return denied;
+}
+
 std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& server, ImageStore& store) {
-  (void)server;
   auto workers = std::make_unique<Workers>(2);
   Workers* pool = workers.get();
   ImageStore* st = &store;
@@ -252,35 +293,48 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
     return HttpResponse::JsonBody(ImageSummary(*r));
   });
 
-  // The upload protocol: manifest, missing objects, commit.
+  // The upload protocol: manifest, missing objects, commit. The admin may
+  // capture anything; a node's agent may capture only while a capture job
+  // for that image is running on it (`kiln image capture --from-host`), and
+  // only finish its own captures.
+  auto owners = std::make_shared<CaptureOwners>();
   router.Add(
       "POST", "/api/v1/images/{name}/captures",
-      [st, pool](HttpRequest& req, Responder res) {
+      [st, pool, owners, &server](HttpRequest& req, Responder res) {
+        if (!req.principal.is_admin()) {
+          Status may = HostMayCapture(server, req.principal.node, req.Param("name"));
+          if (!may.ok()) return res.SendError(may);
+        }
         pool->Post([st, name = req.Param("name"), body = std::move(req.body), note = req.Query("note"),
-                    source = req.Query("source"), res]() mutable {
+                    source = req.Query("source"), res, owners, who = req.principal]() mutable {
           auto b = st->BeginCapture(name, std::move(body), note, source);
           if (!b.ok()) return res.SendError(b.status());
+          if (!who.is_admin()) owners->Set(b->id, who.node);
           Json missing = Json::array();
           for (const auto& d : b->missing) missing.push_back(ToHex(d));
           res.SendJson({{"capture", b->id}, {"manifest", ToHex(b->manifest)}, {"missing", missing}});
         });
       },
-      {.access = Access::kAdmin, .max_body = 512u << 20});
+      {.access = Access::kAuthenticated, .max_body = 512u << 20});
 
   router.Add(
       "POST", "/api/v1/images/captures/{id}/objects",
-      [st, pool](HttpRequest& req, Responder res) {
+      [st, pool, owners](HttpRequest& req, Responder res) {
+        if (!owners->Allows(req.principal, req.Param("id")))
+          return res.SendError(PermissionDenied("capture " + req.Param("id") + " is not this node's"));
         pool->Post([st, id = req.Param("id"), body = std::move(req.body), res] {
           auto n = st->AddObjects(id, body);
           if (!n.ok()) return res.SendError(n.status());
           res.SendJson({{"stored", *n}});
         });
       },
-      {.access = Access::kAdmin, .max_body = 64u << 20});
+      {.access = Access::kAuthenticated, .max_body = 64u << 20});
 
   router.Add(
       "POST", "/api/v1/images/captures/{id}/commit",
-      [st, pool](HttpRequest& req, Responder res) {
+      [st, pool, owners](HttpRequest& req, Responder res) {
+        if (!owners->Allows(req.principal, req.Param("id")))
+          return res.SendError(PermissionDenied("capture " + req.Param("id") + " is not this node's"));
         pool->Post([st, id = req.Param("id"), res] {
           auto v = st->CommitCapture(id);
           if (!v.ok()) return res.SendError(v.status());
@@ -290,7 +344,7 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
           res.SendJson({{"version", vj}});
         });
       },
-      {.access = Access::kAdmin});
+      {.access = Access::kAuthenticated});
 
   router.AddSync(
       "GET", "/api/v1/images/{name}/stream",

@@ -58,7 +58,11 @@ Status CheckJob(const Json& body) {
     return Status::Ok();
   }
   if (kind == "rollback" || kind == "diff") return Status::Ok();
-  return InvalidArgument(fmt::format("kind \"{}\" is not run, update, rollback or diff", kind));
+  if (kind == "capture") {
+    if (!args.contains("image") || !args["image"].is_string()) return InvalidArgument("args.image: the image to capture into");
+    return Status::Ok();
+  }
+  return InvalidArgument(fmt::format("kind \"{}\" is not run, update, rollback, diff or capture", kind));
 }
 
 Result<Json> ReadJob(Server& server, const std::string& node, const std::string& id, int32_t* version) {

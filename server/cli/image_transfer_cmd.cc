@@ -20,6 +20,7 @@
 #include "imager/image_store.h"
 #include "imager/stat_cache.h"
 #include "server/cli/image_cmd.h"
+#include "server/cli/node_jobs_cmd.h"
 #include "server/cli/progress_bar.h"
 
 namespace kiln::cli {
@@ -30,7 +31,7 @@ struct Flags {
   bool json = false;
   std::string ref;
   // capture
-  std::string from_dir, from_tar, note, stat_cache;
+  std::string from_dir, from_tar, from_host, note, stat_cache;
   std::vector<std::string> excludes;
   bool no_stat_cache = false, cross_fs = false, no_devices = false;
   int threads = 2;
@@ -50,9 +51,15 @@ std::string Abs(const std::string& p) {
 
 int Capture(const Flags& f) {
   const char* cmd = "image capture";
-  if (f.from_dir.empty() == f.from_tar.empty())
-    return Fail(cmd, InvalidArgument("give exactly one of --from-dir DIR or --from-tar FILE"));
+  int sources = !f.from_dir.empty() + !f.from_tar.empty() + !f.from_host.empty();
+  if (sources != 1)
+    return Fail(cmd, InvalidArgument("give exactly one of --from-dir DIR, --from-tar FILE or --from-host NODE"));
   if (auto s = imager::ValidateImageName(f.ref); !s.ok()) return Fail(cmd, s);
+  if (!f.from_host.empty()) {
+    // The host's agent walks its own tree and uploads what the server lacks.
+    Json args = {{"image", f.ref}, {"note", f.note}, {"excludes", f.excludes}, {"cross_filesystems", f.cross_fs}};
+    return RunHostJob(f.client, {f.from_host}, cmd, "capture", args, f.json, 3600);
+  }
   ApiClient api(ResolveClientConfig(f.client));
   imager::CaptureOptions opts;
   opts.excludes = f.excludes;
@@ -205,6 +212,8 @@ void RegisterImageTransferCommands(CLI::App* image, CliState* state) {
   cap->add_flag("--json", f->json, "print the result as JSON");
   cap->add_option("NAME", f->ref, "image name (created on first capture)")->required();
   cap->add_option("--from-dir", f->from_dir, "capture this directory");
+  cap->add_option("--from-host", f->from_host, "capture a running installed host: its agent walks its tree "
+                                               "(never /proc, /sys, /dev, /run, /tmp, other mounts, its token)");
   cap->add_option("--from-tar", f->from_tar, "capture this tar or cpio archive (.tar, .tar.gz, .tar.zst, .tar.xz, .cpio; - for stdin)");
   cap->add_option("--exclude", f->excludes, "skip paths matching GLOB (repeatable); with a '/' it matches from the root, else any name");
   cap->add_option("--note", f->note, "a note stored with the version");
@@ -218,7 +227,8 @@ void RegisterImageTransferCommands(CLI::App* image, CliState* state) {
       "objects it lacks are uploaded (and verified there). Unchanged files are not re-read\n"
       "thanks to the stat cache. Identical content always gives the same manifest digest.\n\n"
       "Examples:\n  kiln image capture web --from-dir /srv/golden --exclude 'var/cache/*' --note 'nginx 1.22'\n"
-      "  kiln image capture base --from-tar rootfs.tar.zst");
+      "  kiln image capture base --from-tar rootfs.tar.zst\n"
+      "  kiln image capture web --from-host web01 --exclude 'var/log/*'   (SystemImager's golden client)");
   cap->callback(run([f] { return Capture(*f); }));
 
   auto* dep = image->add_subcommand("deploy", "Write a version into a directory, exactly");

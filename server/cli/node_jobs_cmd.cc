@@ -116,6 +116,16 @@ CLI::App* Sub(CLI::App* node, const char* name, const char* help, JobFlags* f) {
 
 }  // namespace
 
+int RunHostJob(const ClientFlags& client, const std::vector<std::string>& nodes, const std::string& cmd,
+               const std::string& kind, const Json& args, bool json, int wait_s) {
+  JobFlags f;
+  f.client = client;
+  f.nodes = nodes;
+  f.json = json;
+  f.wait_s = wait_s;
+  return RunJobs(f, cmd, kind, args);
+}
+
 void RegisterNodeJobCommands(CLI::App& app, CliState* state) {
   CLI::App* node = app.get_subcommand("node");
 

@@ -198,6 +198,47 @@ TEST_CASE("kiln node diff lists what drifted from the image a host runs") {
   for (const Json& c : j["result"]["changes"]) CHECK(c["path"] != "/usr/share/added-by-hand");
 }
 
+TEST_CASE("a host is captured as a new image, and a second capture moves almost nothing") {
+  Fleet f;
+  std::string r1 = f.work.Sub("web01");
+  Put(r1 + "/srv/app/data.bin", std::string(200000, 'd'));
+  auto c = f.server.Kiln({"image", "capture", "golden", "--from-host", "web01", "--note", "from web01", "--json"});
+  INFO(c.out << c.err);
+  REQUIRE(c.exit_code == 0);
+  Json first = ParseJson(c.out).value();
+  CHECK(first["result"]["image"] == "golden@1");
+  CHECK(first["result"]["objects_sent"].get<uint64_t>() > 0);
+  // What it captured deploys back exactly, and never the node's token.
+  auto d = f.server.Kiln({"image", "deploy", "golden@1", "--to", f.work.Sub("copy")});
+  REQUIRE(d.exit_code == 0);
+  CHECK(ReadOr(f.work.Sub("copy/srv/app/data.bin")) == std::string(200000, 'd'));
+  CHECK(ReadOr(f.work.Sub("copy/etc/motd")) == ReadOr(r1 + "/etc/motd"));
+  CHECK(!fs::exists(f.work.Sub("copy/etc/kiln/agent.json")));
+  CHECK(!fs::exists(f.work.Sub("copy/var/lib/kiln-agent")));
+
+  // One file changed: one object travels, unchanged files are not re-read.
+  Put(r1 + "/etc/kiln-release", "web 3 + hotfix\n");
+  auto c2 = f.server.Kiln({"image", "capture", "golden", "--from-host", "web01", "--json"});
+  REQUIRE(c2.exit_code == 0);
+  Json second = ParseJson(c2.out).value();
+  CHECK(second["result"]["image"] == "golden@2");
+  CHECK(second["result"]["objects_sent"].get<uint64_t>() <= 2);  // the file, and the manifest
+  CHECK(second["result"]["files_hashed"].get<uint64_t>() <= 3);
+
+  // A node token cannot upload a capture on its own (a real one, enrolled).
+  REQUIRE(f.server.Kiln({"node", "install", "web01"}).exit_code == 0);
+  HttpClient anon(f.server.url(), "");
+  auto script = anon.Do("GET", "/boot/ipxe?mac=52:54:00:00:02:01");
+  size_t t = script->body.find("kiln.token=");
+  REQUIRE(t != std::string::npos);
+  auto e = anon.Do("POST", "/api/v1/enroll", Json{{"token", script->body.substr(t + 11, 32)}}.dump(),
+                   {.content_type = "application/json"});
+  HttpClient node(f.server.url(), ParseJson(e->body).value()["token"].get<std::string>());
+  auto denied = node.Do("POST", "/api/v1/images/golden/captures", "x", {.content_type = "application/octet-stream"});
+  CHECK(denied->status == 403);
+  CHECK(denied->body.find("capture job") != std::string::npos);
+}
+
 TEST_CASE("hosts picked by class run in waves of max-parallel") {
   Fleet f;
   auto r = f.server.Kiln({"node", "run", "--class", "WEB", "--max-parallel", "1", "-c", "cat etc/kiln-release"});
@@ -244,7 +285,7 @@ TEST_CASE("jobs: a hanging command is cut off, others finish, and only the admin
   auto bad = admin.Do("POST", "/api/v1/nodes/web01/jobs", Json{{"kind", "dance"}}.dump(),
                       {.content_type = "application/json"});
   CHECK(bad->status == 400);
-  CHECK(bad->body.find("is not run, update, rollback or diff") != std::string::npos);
+  CHECK(bad->body.find("is not run, update, rollback, diff or capture") != std::string::npos);
   auto noupd = admin.Do("POST", "/api/v1/nodes/web01/jobs", Json{{"kind", "update"}, {"args", {{"image", "web"}}}}.dump(),
                         {.content_type = "application/json"});
   CHECK(noupd->status == 400);

@@ -178,7 +178,7 @@ TEST_CASE("kiln image errors are one line, naming what was wrong") {
   CHECK(bad_name.err == "kiln image capture: image name \"Bad/Name\" must start with a letter or digit\n");
   auto both = server.Kiln({"image", "capture", "x"});
   CHECK(both.exit_code == 2);
-  CHECK(both.err == "kiln image capture: give exactly one of --from-dir DIR or --from-tar FILE\n");
+  CHECK(both.err == "kiln image capture: give exactly one of --from-dir DIR, --from-tar FILE or --from-host NODE\n");
   auto help = server.Kiln({"image", "deploy", "--help"});
   for (const char* w : {"--to", "--from", "--undo", "Examples"}) CHECK(help.out.find(w) != std::string::npos);
 }
