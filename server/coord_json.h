@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/base64.h"
 #include "common/json.h"
 #include "common/status.h"
 #include "server/coord/coord_types.h"
@@ -39,9 +40,9 @@ Result<std::vector<coord::Op>> ParseOps(const Json& body, size_t max_ops);
 Result<int32_t> ParseVersion(const Json& v);
 Result<int32_t> ParseVersionText(std::string_view text);
 
-std::string Base64Encode(std::string_view in);
-// Strict: padding required, no whitespace.
-Result<std::string> Base64Decode(std::string_view in);
+// data_base64 uses common/base64.h.
+using ::kiln::Base64Decode;
+using ::kiln::Base64Encode;
 bool IsUtf8(std::string_view s);
 
 }  // namespace kiln::coordjson

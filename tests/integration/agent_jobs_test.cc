@@ -82,6 +82,19 @@ struct Fleet {
       d->Wait();
     }
   }
+  // A real node token for web01, enrolled as a booting machine would (the
+  // trees were installed with the admin token).
+  std::string EnrollWeb01() {
+    REQUIRE(server.Kiln({"node", "install", "web01"}).exit_code == 0);
+    HttpClient anon(server.url(), "");
+    auto script = anon.Do("GET", "/boot/ipxe?mac=52:54:00:00:02:01");
+    size_t t = script.ok() ? script->body.find("kiln.token=") : std::string::npos;
+    REQUIRE(t != std::string::npos);
+    auto e = anon.Do("POST", "/api/v1/enroll", Json{{"token", script->body.substr(t + 11, 32)}}.dump(),
+                     {.content_type = "application/json"});
+    REQUIRE(e.ok());
+    return ParseJson(e->body).value()["token"].get<std::string>();
+  }
   Json Config(const std::string& n) { return ParseJson(ReadOr(work.Sub(n + "/etc/kiln/agent.json"))).value(); }
 };
 
@@ -226,14 +239,7 @@ TEST_CASE("a host is captured as a new image, and a second capture moves almost 
   CHECK(second["result"]["files_hashed"].get<uint64_t>() <= 3);
 
   // A node token cannot upload a capture on its own (a real one, enrolled).
-  REQUIRE(f.server.Kiln({"node", "install", "web01"}).exit_code == 0);
-  HttpClient anon(f.server.url(), "");
-  auto script = anon.Do("GET", "/boot/ipxe?mac=52:54:00:00:02:01");
-  size_t t = script->body.find("kiln.token=");
-  REQUIRE(t != std::string::npos);
-  auto e = anon.Do("POST", "/api/v1/enroll", Json{{"token", script->body.substr(t + 11, 32)}}.dump(),
-                   {.content_type = "application/json"});
-  HttpClient node(f.server.url(), ParseJson(e->body).value()["token"].get<std::string>());
+  HttpClient node(f.server.url(), f.EnrollWeb01());
   auto denied = node.Do("POST", "/api/v1/images/golden/captures", "x", {.content_type = "application/octet-stream"});
   CHECK(denied->status == 403);
   CHECK(denied->body.find("capture job") != std::string::npos);
@@ -268,17 +274,8 @@ TEST_CASE("jobs: a hanging command is cut off, others finish, and only the admin
   auto ok = f.server.Kiln({"node", "run", "web01", "-c", "echo fine"});
   CHECK(ok.exit_code == 0);
 
-  std::string node_token = f.Config("web01")["token"];
   HttpClient admin(f.server.url(), f.server.token());
-  // A real node token (enroll one for web01).
-  REQUIRE(f.server.Kiln({"node", "install", "web01"}).exit_code == 0);
-  HttpClient anon(f.server.url(), "");
-  auto script = anon.Do("GET", "/boot/ipxe?mac=52:54:00:00:02:01");
-  size_t t = script->body.find("kiln.token=");
-  REQUIRE(t != std::string::npos);
-  auto e = anon.Do("POST", "/api/v1/enroll", Json{{"token", script->body.substr(t + 11, 32)}}.dump(),
-                   {.content_type = "application/json"});
-  HttpClient web01(f.server.url(), ParseJson(e->body).value()["token"].get<std::string>());
+  HttpClient web01(f.server.url(), f.EnrollWeb01());
   auto denied = web01.Do("POST", "/api/v1/nodes/web01/jobs", Json{{"kind", "run"}, {"args", {{"command", "id"}}}}.dump(),
                          {.content_type = "application/json"});
   CHECK(denied->status == 403);
@@ -290,5 +287,4 @@ TEST_CASE("jobs: a hanging command is cut off, others finish, and only the admin
                         {.content_type = "application/json"});
   CHECK(noupd->status == 400);
   CHECK(f.server.Kiln({"node", "update", "web01", "--to", "web"}).exit_code != 0);
-  (void)node_token;
 }
