@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/coord/bench_support.h"
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "common/json.h"
@@ -48,6 +49,11 @@
 using namespace kiln;
 using namespace kiln::coord;
 using Clock = std::chrono::steady_clock;
+using bench::Check;
+using bench::Die;
+using bench::Median;
+using bench::Percentile;
+using bench::Slots;
 
 namespace {
 
@@ -62,44 +68,6 @@ struct Flags {
   int watchers = 1000;
   int fanout_rounds = 50;
   int rounds = 3;
-};
-
-[[noreturn]] void Die(const std::string& what) {
-  fmt::print(stderr, "coord_bench: {}\n", what);
-  std::exit(1);
-}
-
-template <typename T>
-T Check(Result<T> r, const std::string& what) {
-  if (!r.ok()) Die(what + ": " + r.status().ToString());
-  return std::move(r).value();
-}
-
-// A counting gate: at most n requests in flight per client.
-class Slots {
- public:
-  explicit Slots(int n) : free_(n) {}
-  void Acquire() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return free_ > 0; });
-    --free_;
-  }
-  void Release() {
-    {
-      std::lock_guard lock(mu_);
-      ++free_;
-    }
-    cv_.notify_one();
-  }
-  void WaitAll(int n) {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return free_ == n; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int free_;
 };
 
 // One backend under test: the stores its clients use.
@@ -214,15 +182,6 @@ std::vector<double> Fanout(CoordStore& s, const Flags& f) {
   }
   return out;
 }
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
-double Median(std::vector<double> v) { return Percentile(std::move(v), 0.5); }
 
 }  // namespace
 
