@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "agent/retry.h"
 #include "common/subprocess.h"
 #include "imager/apply.h"
 #include "imager/capture.h"
@@ -74,7 +75,10 @@ Result<Json> HostJobs::Update(const Json& args) {
     d.break_after = cut;
     d.max_resumes = 0;
   }
-  auto rep = imager::DeployFromServer(&api_->http(), opts_.root, d);
+  // A server restart mid-update is ridden out (the stream resumes where it
+  // broke); only what cannot be fixed by waiting undoes the update.
+  auto rep = RetryWhileUnavailable([&] { return imager::DeployFromServer(&api_->http(), opts_.root, d); },
+                                   std::chrono::minutes(2));
   if (!rep.ok()) {
     // Whatever was applied goes back: the host stays on the version it ran.
     Status restored = imager::RestoreUndo(opts_.root, undo, ::geteuid() == 0);
@@ -195,7 +199,9 @@ Result<int> HostJobs::RunQueued() {
     } else {
       report = {{"state", "failed"}, {"message", r.status().message()}};
     }
-    (void)api_->UpdateJob(config_.node, id, report);
+    // The verdict must reach the server, or the job would stay "running".
+    (void)RetryWhileUnavailable([&] { return api_->UpdateJob(config_.node, id, report).status(); },
+                                std::chrono::minutes(5));
     ++ran;
   }
   return ran;
