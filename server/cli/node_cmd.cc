@@ -97,6 +97,23 @@ int RunShow(const NodeFlags& f) {
   line("classes", (*n)["classes"].empty() ? "-" : Join((*n)["classes"], ", "));
   line("image", n->value("image", "").empty() ? "-" : n->value("image", ""));
   if (n->contains("installed_image")) line("installed image", n->value("installed_image", ""));
+  // What the node's agent says now, and the last step of its story.
+  std::string id = n->value("id", "");
+  auto agent = api.Get("/api/v1/coord/data/kiln/nodes/" + id + "/agent");
+  if (agent.ok()) {
+    auto a = ParseJson(agent->value("data", "{}"));
+    if (a.ok())
+      line("agent", fmt::format("{} (image {}, kernel {}, session {})", a->value("mode", "?"), a->value("image", "-"),
+                                a->value("kernel", "-"), a->value("session", int64_t(0))));
+  } else {
+    line("agent", "none connected");
+  }
+  auto progress = api.Get("/api/v1/nodes/" + id + "/progress");
+  if (progress.ok()) {
+    const Json e = progress->value("event", Json::object());
+    line("last event", fmt::format("#{} {} {}: {}", e.value("seq", 0), e.value("kind", ""), e.value("phase", ""),
+                                   e.value("message", "")));
+  }
   if (n->contains("facts") && !(*n)["facts"].empty()) line("facts", (*n)["facts"].dump());
   return kExitOk;
 }

@@ -335,6 +335,9 @@ TEST_CASE("the installed system's daemon reports in with the image it runs") {
   }));
   CHECK(agent["mode"] == "daemon");
   CHECK(agent["image"] == "web@3");
+  auto show = site.server->Kiln({"node", "show", "web01"});
+  CHECK(show.out.find("agent            daemon (image web@3") != std::string::npos);
+  CHECK(show.out.find("last event       #") != std::string::npos);
   daemon->Signal(SIGTERM);
   CHECK(daemon->Wait() == 0);
   CHECK(admin.Do("GET", "/api/v1/coord/data/kiln/nodes/web01/agent")->status == 404);
