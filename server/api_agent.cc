@@ -1,9 +1,10 @@
 #include "server/api_agent.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 
-#include <fmt/format.h>
+#include <functional>
 
 #include "common/file_util.h"
 #include "common/strings.h"
@@ -54,11 +55,13 @@ Status CheckEvents(const Json& events) {
     if (!e.contains("seq") || !e["seq"].is_number_unsigned() || e["seq"].get<uint64_t>() == 0)
       return InvalidArgument(at + ".seq: expected a number from 1");
     uint64_t seq = e["seq"];
-    if (seq <= prev) return InvalidArgument(fmt::format("{}.seq: {} does not follow {}", at, seq, prev));
+    if (seq <= prev)
+      return InvalidArgument(fmt::format("{}.seq: {} does not follow {}", at, seq, prev));
     prev = seq;
     std::string kind = e.value("kind", "");
     if (kind != "phase" && kind != "progress" && kind != "log" && kind != "result")
-      return InvalidArgument(fmt::format("{}.kind: \"{}\" is not phase, progress, log or result", at, kind));
+      return InvalidArgument(
+          fmt::format("{}.kind: \"{}\" is not phase, progress, log or result", at, kind));
     std::string level = e.value("level", "info");
     if (level != "info" && level != "warn" && level != "error")
       return InvalidArgument(fmt::format("{}.level: \"{}\" is not info, warn or error", at, level));
@@ -75,47 +78,49 @@ std::string LogDir(Server& server, const std::string& node) {
 void RegisterAgentRoutes(http::Router& router, Server& server) {
   const http::RouteOptions node_access{.access = Access::kAuthenticated};
 
-  router.Add(
-      "POST", "/api/v1/nodes/{id}/events",
-      [&server](HttpRequest& req, Responder res) {
-        auto node = OwnNode(server, req);
-        if (!node.ok()) return res.SendError(node.status());
-        auto body = req.JsonBody();
-        if (!body.ok()) return res.SendError(body.status());
-        auto run = JsonField<std::string>(*body, "run");
-        if (!run.ok()) return res.SendError(run.status().WithContext("request body"));
-        if (!IsRunId(*run))
-          return res.SendError(InvalidArgument("run: 1-64 letters, digits, '-' or '_'"));
-        Status s = CheckEvents(body->value("events", Json()));
-        if (!s.ok()) return res.SendError(s.WithContext("request body"));
-        std::vector<Json> events((*body)["events"].begin(), (*body)["events"].end());
-        if (!server.node_events()) return res.SendError(Unavailable("events are not available"));
+  router.Add("POST", "/api/v1/nodes/{id}/events",
+             [&server](HttpRequest& req, Responder res) {
+               auto node = OwnNode(server, req);
+               if (!node.ok()) return res.SendError(node.status());
+               auto body = req.JsonBody();
+               if (!body.ok()) return res.SendError(body.status());
+               auto run = JsonField<std::string>(*body, "run");
+               if (!run.ok()) return res.SendError(run.status().WithContext("request body"));
+               if (!IsRunId(*run))
+                 return res.SendError(InvalidArgument("run: 1-64 letters, digits, '-' or '_'"));
+               Status s = CheckEvents(body->value("events", Json()));
+               if (!s.ok()) return res.SendError(s.WithContext("request body"));
+               std::vector<Json> events((*body)["events"].begin(), (*body)["events"].end());
+               if (!server.node_events())
+                 return res.SendError(Unavailable("events are not available"));
 
-        // The node's state follows its story: a run that starts means
-        // installing, and so does news from a node thought lost (its network
-        // came back); a failed result means failed. Late events of a run
-        // that already reported installed change nothing. These are rare
-        // and synchronous; progress itself is not.
-        inventory::Inventory* inv = server.inventory();
-        for (const Json& e : events) {
-          std::string kind = e["kind"];
-          if (e["seq"] == 1 || node->state == "lost") {
-            std::string state = e.value("phase", "") == "update" ? "updating" : "installing";
-            if (node->state != state) {
-              auto n = inv->SetState(node->id, state, "");
-              if (n.ok()) *node = *n;
-            }
-          }
-          if (kind == "result" && !e.value("ok", true))
-            (void)inv->SetState(node->id, "failed", e.value("message", ""));
-        }
-        server.node_events()->Append(
-            node->id, *run, std::move(events), [res](Result<NodeEvents::Appended> r) {
-              if (!r.ok()) return res.SendError(r.status());
-              res.SendJson({{"acked", r->acked}, {"added", r->added}});
-            });
-      },
-      {.access = Access::kAuthenticated, .max_body = 4u << 20, .name = "/api/v1/nodes/{id}/events POST"});
+               // The node's state follows its story: a run that starts means
+               // installing, and so does news from a node thought lost (its network
+               // came back); a failed result means failed. Late events of a run
+               // that already reported installed change nothing. These are rare
+               // and synchronous; progress itself is not.
+               inventory::Inventory* inv = server.inventory();
+               for (const Json& e : events) {
+                 std::string kind = e["kind"];
+                 if (e["seq"] == 1 || node->state == "lost") {
+                   std::string state = e.value("phase", "") == "update" ? "updating" : "installing";
+                   if (node->state != state) {
+                     auto n = inv->SetState(node->id, state, "");
+                     if (n.ok()) *node = *n;
+                   }
+                 }
+                 if (kind == "result" && !e.value("ok", true))
+                   (void)inv->SetState(node->id, "failed", e.value("message", ""));
+               }
+               server.node_events()->Append(
+                   node->id, *run, std::move(events), [res](Result<NodeEvents::Appended> r) {
+                     if (!r.ok()) return res.SendError(r.status());
+                     res.SendJson({{"acked", r->acked}, {"added", r->added}});
+                   });
+             },
+             {.access = Access::kAuthenticated,
+              .max_body = 4u << 20,
+              .name = "/api/v1/nodes/{id}/events POST"});
 
   router.AddSync(
       "GET", "/api/v1/nodes/{id}/events",
@@ -128,7 +133,8 @@ void RegisterAgentRoutes(http::Router& router, Server& server) {
           size_t limit = ParseUint(req.Query("limit", "1000")).value_or(1000);
           size_t start = children->children.size() > limit ? children->children.size() - limit : 0;
           for (size_t i = start; i < children->children.size(); ++i) {
-            auto got = server.coord().Get(NodeEvents::EventsPath(node->id) + "/" + children->children[i]);
+            auto got =
+                server.coord().Get(NodeEvents::EventsPath(node->id) + "/" + children->children[i]);
             if (!got.ok()) continue;  // trimmed meanwhile
             auto j = ParseJson(got->data);
             if (j.ok()) out.push_back(*j);
@@ -162,7 +168,8 @@ void RegisterAgentRoutes(http::Router& router, Server& server) {
       [&server](HttpRequest& req) {
         auto node = OwnNode(server, req);
         if (!node.ok()) return HttpResponse::Error(node.status());
-        if (!server.agents()) return HttpResponse::Error(Unavailable("agent sessions are not available"));
+        if (!server.agents())
+          return HttpResponse::Error(Unavailable("agent sessions are not available"));
         Json body = Json::object();
         if (!req.body.empty()) {
           auto b = req.JsonBody();
@@ -174,75 +181,68 @@ void RegisterAgentRoutes(http::Router& router, Server& server) {
         auto s = server.agents()->Open(node->id, std::chrono::milliseconds(*timeout),
                                        body.value("info", Json::object()));
         if (!s.ok()) return HttpResponse::Error(s.status());
-        return HttpResponse::JsonBody({{"session", s->id}, {"timeout_ms", s->timeout.count()}}, 201);
+        return HttpResponse::JsonBody({{"session", s->id}, {"timeout_ms", s->timeout.count()}},
+                                      201);
       },
       node_access);
 
-  auto session_id = [](const HttpRequest& req) -> Result<coord::SessionId> {
-    auto id = ParseInt(req.Param("sid"));
-    if (!id || *id <= 0) return InvalidArgument("bad session id \"" + req.Param("sid") + "\"");
-    return *id;
+  // The three calls on an open session share their preamble: the node the
+  // caller may act for, and the session id from the path.
+  using SessionCall =
+      std::function<Result<Json>(HttpRequest&, const std::string& node, coord::SessionId)>;
+  auto on_session = [&server](SessionCall call) {
+    return [&server, call](HttpRequest& req) {
+      auto node = OwnNode(server, req);
+      if (!node.ok()) return HttpResponse::Error(node.status());
+      auto sid = ParseInt(req.Param("sid"));
+      if (!sid || *sid <= 0)
+        return HttpResponse::Error(InvalidArgument("bad session id \"" + req.Param("sid") + "\""));
+      auto answer = call(req, node->id, *sid);
+      if (!answer.ok()) return HttpResponse::Error(answer.status());
+      return HttpResponse::JsonBody(*answer);
+    };
   };
 
-  router.AddSync(
-      "POST", "/api/v1/nodes/{id}/session/{sid}/heartbeat",
-      [&server, session_id](HttpRequest& req) {
-        auto node = OwnNode(server, req);
-        if (!node.ok()) return HttpResponse::Error(node.status());
-        auto sid = session_id(req);
-        if (!sid.ok()) return HttpResponse::Error(sid.status());
-        if (!server.agents()) return HttpResponse::Error(Unavailable("agent sessions are not available"));
-        Status s = server.agents()->Heartbeat(node->id, *sid);
-        if (!s.ok()) return HttpResponse::Error(s);
-        return HttpResponse::JsonBody({{"session", *sid}});
-      },
-      node_access);
+  router.AddSync("POST", "/api/v1/nodes/{id}/session/{sid}/heartbeat",
+                 on_session([&server](HttpRequest&, const std::string& node,
+                                      coord::SessionId sid) -> Result<Json> {
+                   KILN_RETURN_IF_ERROR(server.agents()->Heartbeat(node, sid));
+                   return Json{{"session", sid}};
+                 }),
+                 node_access);
 
-  router.AddSync(
-      "PUT", "/api/v1/nodes/{id}/session/{sid}",
-      [&server, session_id](HttpRequest& req) {
-        auto node = OwnNode(server, req);
-        if (!node.ok()) return HttpResponse::Error(node.status());
-        auto sid = session_id(req);
-        if (!sid.ok()) return HttpResponse::Error(sid.status());
-        auto body = req.JsonBody();
-        if (!body.ok()) return HttpResponse::Error(body.status());
-        if (!server.agents()) return HttpResponse::Error(Unavailable("agent sessions are not available"));
-        Status s = server.agents()->Update(node->id, *sid, body->value("info", Json::object()));
-        if (!s.ok()) return HttpResponse::Error(s);
-        return HttpResponse::JsonBody({{"session", *sid}});
-      },
-      node_access);
+  router.AddSync("PUT", "/api/v1/nodes/{id}/session/{sid}",
+                 on_session([&server](HttpRequest& req, const std::string& node,
+                                      coord::SessionId sid) -> Result<Json> {
+                   KILN_ASSIGN_OR_RETURN(Json body, req.JsonBody());
+                   KILN_RETURN_IF_ERROR(
+                       server.agents()->Update(node, sid, body.value("info", Json::object())));
+                   return Json{{"session", sid}};
+                 }),
+                 node_access);
 
-  router.AddSync(
-      "DELETE", "/api/v1/nodes/{id}/session/{sid}",
-      [&server, session_id](HttpRequest& req) {
-        auto node = OwnNode(server, req);
-        if (!node.ok()) return HttpResponse::Error(node.status());
-        auto sid = session_id(req);
-        if (!sid.ok()) return HttpResponse::Error(sid.status());
-        if (!server.agents()) return HttpResponse::Error(Unavailable("agent sessions are not available"));
-        Status s = server.agents()->Close(node->id, *sid);
-        if (!s.ok()) return HttpResponse::Error(s);
-        return HttpResponse::JsonBody({{"closed", *sid}});
-      },
-      node_access);
+  router.AddSync("DELETE", "/api/v1/nodes/{id}/session/{sid}",
+                 on_session([&server](HttpRequest&, const std::string& node,
+                                      coord::SessionId sid) -> Result<Json> {
+                   KILN_RETURN_IF_ERROR(server.agents()->Close(node, sid));
+                   return Json{{"closed", sid}};
+                 }),
+                 node_access);
 
-  router.AddSync(
-      "PUT", "/api/v1/nodes/{id}/facts",
-      [&server](HttpRequest& req) {
-        auto node = OwnNode(server, req);
-        if (!node.ok()) return HttpResponse::Error(node.status());
-        auto body = req.JsonBody();
-        if (!body.ok()) return HttpResponse::Error(body.status());
-        if (!body->is_object() || body->value("schema", 0) != 1)
-          return HttpResponse::Error(
-              InvalidArgument("request body: expected the agent's facts, an object with \"schema\": 1"));
-        auto n = server.inventory()->SetFacts(node->id, *body);
-        if (!n.ok()) return HttpResponse::Error(n.status());
-        return HttpResponse::JsonBody(n->ToJson(false));
-      },
-      {.access = Access::kAuthenticated, .max_body = 1u << 20});
+  router.AddSync("PUT", "/api/v1/nodes/{id}/facts",
+                 [&server](HttpRequest& req) {
+                   auto node = OwnNode(server, req);
+                   if (!node.ok()) return HttpResponse::Error(node.status());
+                   auto body = req.JsonBody();
+                   if (!body.ok()) return HttpResponse::Error(body.status());
+                   if (!body->is_object() || body->value("schema", 0) != 1)
+                     return HttpResponse::Error(InvalidArgument(
+                         "request body: expected the agent's facts, an object with \"schema\": 1"));
+                   auto n = server.inventory()->SetFacts(node->id, *body);
+                   if (!n.ok()) return HttpResponse::Error(n.status());
+                   return HttpResponse::JsonBody(n->ToJson(false));
+                 },
+                 {.access = Access::kAuthenticated, .max_body = 1u << 20});
 
   router.AddSync(
       "PUT", "/api/v1/nodes/{id}/log",
@@ -250,7 +250,8 @@ void RegisterAgentRoutes(http::Router& router, Server& server) {
         auto node = OwnNode(server, req);
         if (!node.ok()) return HttpResponse::Error(node.status());
         std::string run = req.Query("run", "latest");
-        if (!IsRunId(run)) return HttpResponse::Error(InvalidArgument("run: 1-64 letters, digits, '-' or '_'"));
+        if (!IsRunId(run))
+          return HttpResponse::Error(InvalidArgument("run: 1-64 letters, digits, '-' or '_'"));
         std::string dir = LogDir(server, node->id);
         Status s = MakeDirs(dir, 0700);
         if (s.ok()) s = WriteFileAtomic(dir + "/" + run + ".log", req.body, 0600);
@@ -258,7 +259,8 @@ void RegisterAgentRoutes(http::Router& router, Server& server) {
         if (!s.ok()) return HttpResponse::Error(s);
         (void)server.inventory()->SetExtra(node->id, "install_log",
                                            Json{{"run", run}, {"bytes", req.body.size()}});
-        return HttpResponse::JsonBody({{"node", node->id}, {"run", run}, {"bytes", req.body.size()}});
+        return HttpResponse::JsonBody(
+            {{"node", node->id}, {"run", run}, {"bytes", req.body.size()}});
       },
       {.access = Access::kAuthenticated, .max_body = kMaxLog});
 
