@@ -13,7 +13,8 @@ Result<Enrolled> AgentApi::Enroll(const std::string& server, const std::string& 
   Enrolled e;
   auto id = JsonField<std::string>(r["node"], "id");
   auto token = JsonField<std::string>(r, "token");
-  if (!id.ok() || !token.ok()) return Internal("the server's enrollment answer has no node id or token");
+  if (!id.ok() || !token.ok())
+    return Internal("the server's enrollment answer has no node id or token");
   e.node = *id;
   e.token = *token;
   e.record = r["node"];
@@ -47,7 +48,8 @@ Result<int64_t> AgentApi::OpenSession(const std::string& node, std::chrono::mill
 }
 
 Status AgentApi::Heartbeat(const std::string& node, int64_t session) {
-  return api_.Post(fmt::format("/api/v1/nodes/{}/session/{}/heartbeat", node, session), Json::object())
+  return api_
+      .Post(fmt::format("/api/v1/nodes/{}/session/{}/heartbeat", node, session), Json::object())
       .status();
 }
 
@@ -57,28 +59,31 @@ Status AgentApi::CloseSession(const std::string& node, int64_t session) {
 
 Status AgentApi::PutLog(const std::string& node, const std::string& run, const std::string& text) {
   KILN_ASSIGN_OR_RETURN(HttpReply r,
-                        api_.http().Do("PUT", fmt::format("/api/v1/nodes/{}/log?run={}", node, run), text,
-                                       {.content_type = "text/plain; charset=utf-8"}));
-  if (r.status / 100 != 2) return StatusFromErrorJson(r.body, r.status).WithContext("saving the install log");
+                        api_.http().Do("PUT", fmt::format("/api/v1/nodes/{}/log?run={}", node, run),
+                                       text, {.content_type = "text/plain; charset=utf-8"}));
+  if (r.status / 100 != 2)
+    return StatusFromErrorJson(r.body, r.status).WithContext("saving the install log");
   return Status::Ok();
 }
 
 Status AgentApi::Installed(const std::string& node, const std::string& image) {
-  return api_.Post(fmt::format("/api/v1/nodes/{}/installed", node), Json{{"image", image}}).status();
+  return api_.Post(fmt::format("/api/v1/nodes/{}/installed", node), Json{{"image", image}})
+      .status();
 }
 
-
-
 Status AgentApi::UpdateSession(const std::string& node, int64_t session, const Json& info) {
-  return api_.Put(fmt::format("/api/v1/nodes/{}/session/{}", node, session), Json{{"info", info}}).status();
+  return api_.Put(fmt::format("/api/v1/nodes/{}/session/{}", node, session), Json{{"info", info}})
+      .status();
 }
 
 Result<Json> AgentApi::Jobs(const std::string& node, const std::string& state) {
-  KILN_ASSIGN_OR_RETURN(Json r, api_.Get(fmt::format("/api/v1/nodes/{}/jobs?state={}", node, state)));
+  KILN_ASSIGN_OR_RETURN(Json r,
+                        api_.Get(fmt::format("/api/v1/nodes/{}/jobs?state={}", node, state)));
   return r.value("jobs", Json::array());
 }
 
-Result<Json> AgentApi::UpdateJob(const std::string& node, const std::string& job, const Json& body) {
+Result<Json> AgentApi::UpdateJob(const std::string& node, const std::string& job,
+                                 const Json& body) {
   return api_.Put(fmt::format("/api/v1/nodes/{}/jobs/{}", node, job), body);
 }
 

@@ -33,7 +33,8 @@ class AgentApi {
   Result<Json> Plan(const std::string& node);
   // Returns the highest seq the server holds for the run.
   Result<uint64_t> SendEvents(const std::string& node, const std::string& run, const Json& events);
-  Result<int64_t> OpenSession(const std::string& node, std::chrono::milliseconds timeout, const Json& info);
+  Result<int64_t> OpenSession(const std::string& node, std::chrono::milliseconds timeout,
+                              const Json& info);
   Status Heartbeat(const std::string& node, int64_t session);
   Status CloseSession(const std::string& node, int64_t session);
   Status PutLog(const std::string& node, const std::string& run, const std::string& text);

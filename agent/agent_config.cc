@@ -5,8 +5,8 @@
 namespace kiln::agent {
 
 Json AgentConfig::ToJson() const {
-  Json j = {{"server", server}, {"node", node}, {"token", token}, {"image", image},
-            {"run", run}, {"installed_ms", installed_ms}};
+  Json j = {{"server", server}, {"node", node}, {"token", token},
+            {"image", image},   {"run", run},   {"installed_ms", installed_ms}};
   if (!previous.empty()) j["previous"] = previous;
   return j;
 }
@@ -15,7 +15,8 @@ Result<AgentConfig> LoadAgentConfig(const std::string& path) {
   KILN_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   KILN_ASSIGN_OR_RETURN(Json j, ParseJson(text, path));
   AgentConfig c;
-  for (auto [field, out] : {std::pair{"server", &c.server}, {"node", &c.node}, {"token", &c.token}}) {
+  for (auto [field, out] :
+       {std::pair{"server", &c.server}, {"node", &c.node}, {"token", &c.token}}) {
     auto v = JsonField<std::string>(j, field);
     if (!v.ok()) return v.status().WithContext(path);
     *out = *v;
@@ -26,7 +27,6 @@ Result<AgentConfig> LoadAgentConfig(const std::string& path) {
   c.installed_ms = j.value("installed_ms", int64_t(0));
   return c;
 }
-
 
 Status SaveAgentConfig(const std::string& path, const AgentConfig& c) {
   return WriteFileAtomic(path, c.ToJson().dump(2) + "\n", 0600);

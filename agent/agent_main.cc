@@ -1,12 +1,12 @@
 // kiln-agent: kiln's hands on a machine. A thin table of subcommands; each
 // lives in agent/ as a Register*() function.
 
-#include <CLI/CLI.hpp>
-
 #include <fmt/format.h>
 
-#include "agent/facts.h"
+#include <CLI/CLI.hpp>
+
 #include "agent/daemon_cmd.h"
+#include "agent/facts.h"
 #include "agent/install_cmd.h"
 #include "common/version.h"
 
@@ -36,8 +36,10 @@ int main(int argc, char** argv) {
   int exit_code = 0;
 
   std::string facts_file;
-  CLI::App* facts = app.add_subcommand("facts", "Print what this machine is, as the agent reports it");
-  facts->add_option("--facts", facts_file, "read and check facts from FILE instead of /sys and /proc");
+  CLI::App* facts =
+      app.add_subcommand("facts", "Print what this machine is, as the agent reports it");
+  facts->add_option("--facts", facts_file,
+                    "read and check facts from FILE instead of /sys and /proc");
   facts->footer("The schema is in docs/AGENT.md; class rules read these facts.");
   facts->callback([&] { exit_code = RunFacts(facts_file); });
 

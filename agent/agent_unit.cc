@@ -24,11 +24,14 @@ std::string AgentUnitText() {
          "WantedBy=multi-user.target\n";
 }
 
-Status InstallAgentUnit(const std::string& root, const std::function<void(const std::string&)>& log) {
+Status InstallAgentUnit(const std::string& root,
+                        const std::function<void(const std::string&)>& log) {
   KILN_ASSIGN_OR_RETURN(imager::Tree tree, imager::Tree::Open(root, false));
   if (!tree.Dir("etc/systemd/system").ok()) return Status::Ok();  // no systemd here
   Json unit = Json::array({Json{{"path", "/etc/systemd/system/kiln-agent.service"},
-                                {"content", AgentUnitText()}, {"mode", "0644"}, {"source", "kiln-agent"}}});
+                                {"content", AgentUnitText()},
+                                {"mode", "0644"},
+                                {"source", "kiln-agent"}}});
   KILN_RETURN_IF_ERROR(InstallFiles(root, unit).status());
   KILN_ASSIGN_OR_RETURN(int dir, tree.Dir("etc/systemd/system"));
   ::mkdirat(dir, "multi-user.target.wants", 0755);

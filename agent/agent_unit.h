@@ -15,6 +15,7 @@ namespace kiln::agent {
 std::string AgentUnitText();
 
 // Does nothing when the target has no /etc/systemd/system.
-Status InstallAgentUnit(const std::string& root, const std::function<void(const std::string&)>& log);
+Status InstallAgentUnit(const std::string& root,
+                        const std::function<void(const std::string&)>& log);
 
 }  // namespace kiln::agent

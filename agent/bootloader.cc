@@ -1,11 +1,10 @@
 #include "agent/bootloader.h"
 
 #include <dirent.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <regex>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "common/strings.h"
@@ -17,7 +16,8 @@ namespace {
 bool VersionLess(const std::string& a, const std::string& b) {
   size_t i = 0, j = 0;
   while (i < a.size() && j < b.size()) {
-    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) &&
+        std::isdigit(static_cast<unsigned char>(b[j]))) {
       size_t i2 = i, j2 = j;
       while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
       while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
@@ -56,8 +56,8 @@ Result<KernelFiles> FindKernel(const std::string& boot_dir) {
   return k;
 }
 
-std::string ExtlinuxConfig(const KernelFiles& k, const std::string& kernel_dir, const std::string& root_uuid,
-                           const std::string& args) {
+std::string ExtlinuxConfig(const KernelFiles& k, const std::string& kernel_dir,
+                           const std::string& root_uuid, const std::string& args) {
   std::string s =
       "# Written by kiln-agent at install time.\n"
       "DEFAULT linux\nTIMEOUT 0\nPROMPT 0\n\n"
@@ -87,7 +87,8 @@ Status InstallBootloader(CommandRunner* runner, const DiskPlan& plan, const Json
   static const std::regex kUuid("UUID=\"([^\"]+)\"");
   std::smatch m;
   if (!blkid.ok() || !std::regex_search(*blkid, m, kUuid))
-    return FailedPrecondition(fmt::format("{} (/) has no filesystem UUID: was it formatted?", root->device));
+    return FailedPrecondition(
+        fmt::format("{} (/) has no filesystem UUID: was it formatted?", root->device));
   std::string uuid = m[1];
 
   KILN_ASSIGN_OR_RETURN(KernelFiles k, FindKernel(opts.target + "/boot"));
@@ -97,8 +98,8 @@ Status InstallBootloader(CommandRunner* runner, const DiskPlan& plan, const Json
   if (!opts.extra_args.empty()) args += (args.empty() ? "" : " ") + opts.extra_args;
   std::string dir = opts.target + "/boot/extlinux";
   KILN_RETURN_IF_ERROR(MakeDirs(dir, 0755));
-  KILN_RETURN_IF_ERROR(
-      WriteFileAtomic(dir + "/extlinux.conf", ExtlinuxConfig(k, separate_boot ? "/" : "/boot/", uuid, args), 0644));
+  KILN_RETURN_IF_ERROR(WriteFileAtomic(
+      dir + "/extlinux.conf", ExtlinuxConfig(k, separate_boot ? "/" : "/boot/", uuid, args), 0644));
   KILN_RETURN_IF_ERROR(runner->Check({"extlinux", "--install", dir}));
 
   bool gpt = disk->table == "gpt";
@@ -107,7 +108,8 @@ Status InstallBootloader(CommandRunner* runner, const DiskPlan& plan, const Json
       {"dd", "if=" + mbr, "of=" + disk->device, "bs=440", "count=1", "conv=notrunc"}));
   std::string number = std::to_string(boot->number);
   if (gpt)
-    KILN_RETURN_IF_ERROR(runner->Check({"sfdisk", "--part-attrs", disk->device, number, "LegacyBIOSBootable"}));
+    KILN_RETURN_IF_ERROR(
+        runner->Check({"sfdisk", "--part-attrs", disk->device, number, "LegacyBIOSBootable"}));
   else
     KILN_RETURN_IF_ERROR(runner->Check({"sfdisk", "--activate", disk->device, number}));
   return Status::Ok();

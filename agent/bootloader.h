@@ -33,8 +33,8 @@ Result<KernelFiles> FindKernel(const std::string& boot_dir);
 
 // The extlinux.conf text. kernel_dir is where the kernel is as the loader
 // sees it: "/" when /boot is its own partition, "/boot/" otherwise.
-std::string ExtlinuxConfig(const KernelFiles& k, const std::string& kernel_dir, const std::string& root_uuid,
-                           const std::string& args);
+std::string ExtlinuxConfig(const KernelFiles& k, const std::string& kernel_dir,
+                           const std::string& root_uuid, const std::string& args);
 
 Status InstallBootloader(CommandRunner* runner, const DiskPlan& plan, const Json& variables,
                          const BootloaderOptions& opts);

@@ -1,10 +1,9 @@
 #include "agent/daemon_cmd.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/utsname.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include "agent/agent_config.h"
 #include "agent/host_jobs.h"
@@ -18,11 +17,12 @@ Json SessionInfo(const AgentConfig& c) {
   ::uname(&u);
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
-  return {{"mode", "daemon"}, {"image", c.image}, {"run", c.run},
+  return {{"mode", "daemon"},    {"image", c.image}, {"run", c.run},
           {"kernel", u.release}, {"hostname", host}, {"pid", ::getpid()}};
 }
 
-int RunDaemon(const std::string& config_path, const std::string& root, int timeout_ms, int poll_ms) {
+int RunDaemon(const std::string& config_path, const std::string& root, int timeout_ms,
+              int poll_ms) {
   auto c = LoadAgentConfig(config_path);
   if (!c.ok()) {
     fmt::print(stderr, "kiln-agent daemon: {}\n", c.status().message());
@@ -34,8 +34,10 @@ int RunDaemon(const std::string& config_path, const std::string& root, int timeo
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  fmt::print(stderr, "kiln-agent daemon: node {} running {}, reporting to {}\n", c->node, c->image, c->server);
-  LiveSession session(c->server, c->token, c->node, std::chrono::milliseconds(timeout_ms), SessionInfo(*c));
+  fmt::print(stderr, "kiln-agent daemon: node {} running {}, reporting to {}\n", c->node, c->image,
+             c->server);
+  LiveSession session(c->server, c->token, c->node, std::chrono::milliseconds(timeout_ms),
+                      SessionInfo(*c));
   AgentApi api(c->server, c->token);
   HostJobsOptions ho;
   ho.root = root;
@@ -51,7 +53,8 @@ int RunDaemon(const std::string& config_path, const std::string& root, int timeo
     }
     auto ran = jobs.RunQueued();
     if (ran.ok() && *ran > 0)
-      fmt::print(stderr, "kiln-agent daemon: ran {} job(s); running {}\n", *ran, jobs.config().image);
+      fmt::print(stderr, "kiln-agent daemon: ran {} job(s); running {}\n", *ran,
+                 jobs.config().image);
   }
 }
 
@@ -60,19 +63,26 @@ int RunDaemon(const std::string& config_path, const std::string& root, int timeo
 void RegisterDaemonCommand(CLI::App& app, int* exit_code) {
   static std::string config = kAgentConfigPath, root = "/";
   static int timeout_ms = 15000, poll_ms = 1000;
-  CLI::App* cmd = app.add_subcommand("daemon", "Stay in touch with the server from an installed machine; run its jobs");
-  cmd->add_option("--config", config, "the agent's configuration (written by the install)")->capture_default_str();
-  cmd->add_option("--root", root, "the installed tree updates and rollbacks act on")->capture_default_str();
-  cmd->add_option("--session-timeout-ms", timeout_ms, "the server notices a silent machine after this long")
+  CLI::App* cmd = app.add_subcommand(
+      "daemon", "Stay in touch with the server from an installed machine; run its jobs");
+  cmd->add_option("--config", config, "the agent's configuration (written by the install)")
       ->capture_default_str();
-  cmd->add_option("--poll-ms", poll_ms, "how often to ask for queued jobs")->capture_default_str()->check(CLI::Range(50, 60000));
+  cmd->add_option("--root", root, "the installed tree updates and rollbacks act on")
+      ->capture_default_str();
+  cmd->add_option("--session-timeout-ms", timeout_ms,
+                  "the server notices a silent machine after this long")
+      ->capture_default_str();
+  cmd->add_option("--poll-ms", poll_ms, "how often to ask for queued jobs")
+      ->capture_default_str()
+      ->check(CLI::Range(50, 60000));
   cmd->footer(
       "Started at boot by the installed system. The server shows it as /kiln/nodes/<id>/agent;\n"
       "`kiln node run|update|rollback` queue jobs it runs.");
   cmd->callback([exit_code] { *exit_code = RunDaemon(config, root, timeout_ms, poll_ms); });
 
   static std::string rb_config = kAgentConfigPath, rb_root = "/";
-  CLI::App* rb = app.add_subcommand("rollback", "Return this host to the version before its last update (no server needed)");
+  CLI::App* rb = app.add_subcommand(
+      "rollback", "Return this host to the version before its last update (no server needed)");
   rb->add_option("--config", rb_config, "the agent's configuration")->capture_default_str();
   rb->add_option("--root", rb_root, "the installed tree")->capture_default_str();
   rb->callback([exit_code] {

@@ -17,7 +17,8 @@ Status Read(const Json& j, const std::string& at, const char* key, T* out, bool 
   try {
     *out = j[key].get<T>();
   } catch (const Json::exception&) {
-    return InvalidArgument(fmt::format("{}.{}: has the wrong type ({})", at, key, j[key].type_name()));
+    return InvalidArgument(
+        fmt::format("{}.{}: has the wrong type ({})", at, key, j[key].type_name()));
   }
   return Status::Ok();
 }
@@ -46,7 +47,8 @@ Result<DiskPlan> DiskPlanFromJson(const Json& plan) {
       KILN_RETURN_IF_ERROR(Read(d, at, "table", &disk.table));
       KILN_RETURN_IF_ERROR(Read(d, at, "size_bytes", &disk.size_bytes, false));
       if (disk.table != "gpt" && disk.table != "msdos")
-        return InvalidArgument(fmt::format("{}.table: \"{}\" is neither gpt nor msdos", at, disk.table));
+        return InvalidArgument(
+            fmt::format("{}.table: \"{}\" is neither gpt nor msdos", at, disk.table));
       if (!StartsWith(disk.device, "/dev/"))
         return InvalidArgument(fmt::format("{}.device: \"{}\" is not under /dev", at, disk.device));
       const Json parts = d.value("partitions", Json::array());
@@ -60,15 +62,19 @@ Result<DiskPlan> DiskPlanFromJson(const Json& plan) {
         KILN_RETURN_IF_ERROR(Read(p, pat, "device", &part.device));
         KILN_RETURN_IF_ERROR(Read(p, pat, "start_bytes", &part.start_bytes));
         KILN_RETURN_IF_ERROR(Read(p, pat, "size_bytes", &part.size_bytes));
-        for (auto [key, field] : {std::pair{"name", &part.name}, {"type", &part.type},
-                                  {"gpt_type", &part.gpt_type}, {"mbr_type", &part.mbr_type},
-                                  {"fs", &part.fs}, {"mount", &part.mount},
-                                  {"options", &part.options}, {"label", &part.label},
+        for (auto [key, field] : {std::pair{"name", &part.name},
+                                  {"type", &part.type},
+                                  {"gpt_type", &part.gpt_type},
+                                  {"mbr_type", &part.mbr_type},
+                                  {"fs", &part.fs},
+                                  {"mount", &part.mount},
+                                  {"options", &part.options},
+                                  {"label", &part.label},
                                   {"mkfs_options", &part.mkfs_options}})
           KILN_RETURN_IF_ERROR(Read(p, pat, key, field, false));
         if (part.number != static_cast<int>(k) + 1)
-          return InvalidArgument(fmt::format("{}.number: {} (partitions are numbered 1, 2, ... in order)",
-                                             pat, part.number));
+          return InvalidArgument(fmt::format(
+              "{}.number: {} (partitions are numbered 1, 2, ... in order)", pat, part.number));
         if (part.start_bytes % 512 || part.size_bytes % 512 || part.size_bytes == 0)
           return InvalidArgument(pat + ": start and size must be whole, non-empty sectors");
         if (disk.size_bytes && part.start_bytes + part.size_bytes > disk.size_bytes)
@@ -89,9 +95,10 @@ Result<DiskPlan> DiskPlanFromJson(const Json& plan) {
       KILN_RETURN_IF_ERROR(Read(m, at, "device", &ms.device));
       KILN_RETURN_IF_ERROR(Read(m, at, "fs", &ms.fs));
       KILN_RETURN_IF_ERROR(Read(m, at, "options", &ms.options, false));
-      if (ms.mount != "none" && (ms.mount.empty() || ms.mount.front() != '/' ||
-                                 ms.mount.find("..") != std::string::npos))
-        return InvalidArgument(fmt::format("{}.mount: \"{}\" is not an absolute path", at, ms.mount));
+      if (ms.mount != "none" &&
+          (ms.mount.empty() || ms.mount.front() != '/' || ms.mount.find("..") != std::string::npos))
+        return InvalidArgument(
+            fmt::format("{}.mount: \"{}\" is not an absolute path", at, ms.mount));
       dp.mounts.push_back(std::move(ms));
     }
   }

@@ -1,6 +1,7 @@
 #include "agent/disk_setup.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -9,8 +10,6 @@
 #include <chrono>
 #include <regex>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "common/strings.h"
@@ -44,9 +43,9 @@ Status DiskSetup::CheckSizes(const DiskPlan& plan) {
     for (const auto& p : d.parts) need = std::max(need, p.start_bytes + p.size_bytes);
     if (d.table == "gpt") need += 1 << 20;  // the backup table at the end
     if (need > have)
-      return FailedPrecondition(fmt::format(
-          "disk {} ({}) holds {} but the layout needs {}: nothing was written", d.device, d.role,
-          HumanBytes(have), HumanBytes(need)));
+      return FailedPrecondition(
+          fmt::format("disk {} ({}) holds {} but the layout needs {}: nothing was written",
+                      d.device, d.role, HumanBytes(have), HumanBytes(need)));
   }
   return Status::Ok();
 }
@@ -66,9 +65,10 @@ Status DiskSetup::Partition(const DiskPlan& plan) {
   for (const auto& d : plan.disks) {
     Step("partition " + d.device, n++, total);
     // Old signatures (filesystems, RAID, LVM) would confuse the new layout.
-    KILN_RETURN_IF_ERROR(runner_->Check({"sfdisk", "--quiet", "--wipe", "always",
-                                         "--wipe-partitions", "always", d.device},
-                                        {.stdin_data = SfdiskScript(d)})
+    KILN_RETURN_IF_ERROR(runner_
+                             ->Check({"sfdisk", "--quiet", "--wipe", "always", "--wipe-partitions",
+                                      "always", d.device},
+                                     {.stdin_data = SfdiskScript(d)})
                              .WithContext("partitioning " + d.device));
     // Tell the kernel about the new partitions: a no-op where sfdisk's own
     // re-read worked; needed for loop devices and busy disks. Some kernels

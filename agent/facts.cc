@@ -1,14 +1,13 @@
 #include "agent/facts.h"
 
+#include <fmt/format.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
-#include <filesystem>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "common/strings.h"
@@ -56,11 +55,16 @@ Json Cpu(const FactsSources& src) {
       if (colon == std::string::npos) continue;
       std::string key(Trim(std::string_view(line).substr(0, colon)));
       std::string val(Trim(std::string_view(line).substr(colon + 1)));
-      if (key == "processor") ++threads;
-      else if (key == "model name" && model.empty()) model = val;
-      else if (key == "vendor_id" && vendor.empty()) vendor = val;
-      else if (key == "physical id") sockets.insert(socket = val);
-      else if (key == "cpu cores") cores_per_socket[socket] = ParseUint(val).value_or(0);
+      if (key == "processor")
+        ++threads;
+      else if (key == "model name" && model.empty())
+        model = val;
+      else if (key == "vendor_id" && vendor.empty())
+        vendor = val;
+      else if (key == "physical id")
+        sockets.insert(socket = val);
+      else if (key == "cpu cores")
+        cores_per_socket[socket] = ParseUint(val).value_or(0);
       else if (key == "flags" && flags.empty())
         for (auto& f : Split(val, ' '))
           if (!f.empty()) flags.push_back(std::move(f));
@@ -152,13 +156,23 @@ Json Nics(const FactsSources& src) {
 
 // SMBIOS chassis types (DMTF DSP0134 7.4.1), the ones servers report.
 std::string ChassisName(const std::string& number) {
-  static const std::map<std::string, std::string> names = {
-      {"1", "Other"},          {"2", "Unknown"},   {"3", "Desktop"},
-      {"4", "Low Profile Desktop"}, {"6", "Mini Tower"}, {"7", "Tower"},
-      {"9", "Laptop"},         {"10", "Notebook"}, {"13", "All in One"},
-      {"17", "Main Server Chassis"}, {"23", "Rack Mount Chassis"}, {"24", "Sealed-case PC"},
-      {"25", "Multi-system chassis"}, {"28", "Blade"}, {"29", "Blade Enclosure"},
-      {"35", "Mini PC"},       {"36", "Stick PC"}};
+  static const std::map<std::string, std::string> names = {{"1", "Other"},
+                                                           {"2", "Unknown"},
+                                                           {"3", "Desktop"},
+                                                           {"4", "Low Profile Desktop"},
+                                                           {"6", "Mini Tower"},
+                                                           {"7", "Tower"},
+                                                           {"9", "Laptop"},
+                                                           {"10", "Notebook"},
+                                                           {"13", "All in One"},
+                                                           {"17", "Main Server Chassis"},
+                                                           {"23", "Rack Mount Chassis"},
+                                                           {"24", "Sealed-case PC"},
+                                                           {"25", "Multi-system chassis"},
+                                                           {"28", "Blade"},
+                                                           {"29", "Blade Enclosure"},
+                                                           {"35", "Mini PC"},
+                                                           {"36", "Stick PC"}};
   auto it = names.find(number);
   return it == names.end() ? number : it->second;
 }
@@ -166,9 +180,9 @@ std::string ChassisName(const std::string& number) {
 Json Dmi(const FactsSources& src) {
   std::string d = src.sys + "/class/dmi/id/";
   Json dmi = Json::object();
-  for (const char* key : {"sys_vendor", "product_name", "product_serial", "product_uuid",
-                          "board_vendor", "board_name", "bios_vendor", "bios_version",
-                          "chassis_asset_tag"}) {
+  for (const char* key :
+       {"sys_vendor", "product_name", "product_serial", "product_uuid", "board_vendor",
+        "board_name", "bios_vendor", "bios_version", "chassis_asset_tag"}) {
     std::string v = ReadTrim(d + key);
     if (!v.empty()) dmi[key] = key == std::string("product_uuid") ? ToLower(v) : v;
   }
@@ -188,7 +202,9 @@ Json Pci(const FactsSources& src) {
       if (StartsWith(v, "0x")) v = v.substr(2);
       return v.substr(0, digits);
     };
-    Json dev = {{"slot", slot}, {"vendor", hex("vendor", 4)}, {"device", hex("device", 4)},
+    Json dev = {{"slot", slot},
+                {"vendor", hex("vendor", 4)},
+                {"device", hex("device", 4)},
                 {"class", hex("class", 4)}};
     std::string driver = LinkBase(d + "/driver");
     if (!driver.empty()) dev["driver"] = driver;
@@ -201,8 +217,8 @@ Json Firmware(const FactsSources& src) {
   std::error_code ec;
   if (!fs::exists(src.sys + "/firmware/efi", ec)) return {{"type", "bios"}};
   // SecureBoot-<EFI global variable GUID>: 4 attribute bytes, then the value.
-  auto sb = ReadFile(src.sys +
-                     "/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
+  auto sb =
+      ReadFile(src.sys + "/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
   bool secure = sb.ok() && sb->size() >= 5 && (*sb)[4] == 1;
   return {{"type", "uefi"}, {"secure_boot", secure}};
 }
@@ -222,9 +238,9 @@ Json CollectFacts(const FactsSources& src) {
     char buf[256] = {};
     if (::gethostname(buf, sizeof buf - 1) == 0) host = buf;
   }
-  return {{"schema", 1},          {"hostname", host},     {"firmware", Firmware(src)},
-          {"cpu", Cpu(src)},      {"memory", Memory(src)}, {"disks", Disks(src)},
-          {"nics", Nics(src)},    {"dmi", Dmi(src)},      {"pci", Pci(src)}};
+  return {{"schema", 1},       {"hostname", host},      {"firmware", Firmware(src)},
+          {"cpu", Cpu(src)},   {"memory", Memory(src)}, {"disks", Disks(src)},
+          {"nics", Nics(src)}, {"dmi", Dmi(src)},       {"pci", Pci(src)}};
 }
 
 Result<Json> LoadFactsFile(const std::string& path) {
@@ -232,14 +248,12 @@ Result<Json> LoadFactsFile(const std::string& path) {
   KILN_ASSIGN_OR_RETURN(Json j, ParseJson(text, path));
   if (!j.is_object()) return InvalidArgument(path + ": facts must be a JSON object");
   using V = Json::value_t;
-  for (auto [key, type, what] : {std::tuple{"hostname", V::string, "a string"},
-                                 std::tuple{"firmware", V::object, "an object"},
-                                 std::tuple{"cpu", V::object, "an object"},
-                                 std::tuple{"memory", V::object, "an object"},
-                                 std::tuple{"dmi", V::object, "an object"},
-                                 std::tuple{"disks", V::array, "an array"},
-                                 std::tuple{"nics", V::array, "an array"},
-                                 std::tuple{"pci", V::array, "an array"}}) {
+  for (auto [key, type, what] :
+       {std::tuple{"hostname", V::string, "a string"},
+        std::tuple{"firmware", V::object, "an object"}, std::tuple{"cpu", V::object, "an object"},
+        std::tuple{"memory", V::object, "an object"}, std::tuple{"dmi", V::object, "an object"},
+        std::tuple{"disks", V::array, "an array"}, std::tuple{"nics", V::array, "an array"},
+        std::tuple{"pci", V::array, "an array"}}) {
     Status s = CheckType(j, key, type, what);
     if (!s.ok()) return s.WithContext(path);
   }

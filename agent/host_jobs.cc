@@ -1,19 +1,18 @@
 #include "agent/host_jobs.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <fmt/format.h>
 
 #include "agent/retry.h"
 #include "common/subprocess.h"
 #include "imager/apply.h"
 #include "imager/capture.h"
 #include "imager/diff.h"
-#include "imager/scan.h"
 #include "imager/image_client.h"
+#include "imager/scan.h"
 
 namespace kiln::agent {
 namespace {
@@ -47,14 +46,19 @@ Result<Json> HostJobs::Run(const Json& args) {
   o.cwd = opts_.root;
   KILN_ASSIGN_OR_RETURN(SubprocessResult r, RunSubprocess({"/bin/sh", "-c", command}, o));
   std::string out = r.out.size() > kMaxOutput ? r.out.substr(r.out.size() - kMaxOutput) : r.out;
-  std::string message = r.timed_out ? fmt::format("timed out after {} s and was killed", args.value("timeout_s", 600))
-                                    : fmt::format("exited with {}", r.exit_code);
-  return Json{{"exit_code", r.exit_code}, {"output", out}, {"message", message}, {"timed_out", r.timed_out}};
+  std::string message =
+      r.timed_out ? fmt::format("timed out after {} s and was killed", args.value("timeout_s", 600))
+                  : fmt::format("exited with {}", r.exit_code);
+  return Json{{"exit_code", r.exit_code},
+              {"output", out},
+              {"message", message},
+              {"timed_out", r.timed_out}};
 }
 
 Result<Json> HostJobs::Update(const Json& args) {
   std::string image = args.value("image", "");
-  std::string version = args["version"].is_string() ? args["version"].get<std::string>() : args["version"].dump();
+  std::string version =
+      args["version"].is_string() ? args["version"].get<std::string>() : args["version"].dump();
   auto [cur_name, cur_version] = SplitRef(config_.image);
   std::string undo = UndoDir();
   std::error_code ec;
@@ -77,8 +81,9 @@ Result<Json> HostJobs::Update(const Json& args) {
   }
   // A server restart mid-update is ridden out (the stream resumes where it
   // broke); only what cannot be fixed by waiting undoes the update.
-  auto rep = RetryWhileUnavailable([&] { return imager::DeployFromServer(&api_->http(), opts_.root, d); },
-                                   std::chrono::minutes(2));
+  auto rep =
+      RetryWhileUnavailable([&] { return imager::DeployFromServer(&api_->http(), opts_.root, d); },
+                            std::chrono::minutes(2));
   if (!rep.ok()) {
     // Whatever was applied goes back: the host stays on the version it ran.
     Status restored = imager::RestoreUndo(opts_.root, undo, ::geteuid() == 0);
@@ -91,37 +96,45 @@ Result<Json> HostJobs::Update(const Json& args) {
   config_.previous = config_.image;
   config_.image = now;
   KILN_RETURN_IF_ERROR(SaveConfig());
-  return Json{{"message", fmt::format("updated {} -> {} ({} entries, {} bytes received{})", config_.previous, now,
-                                      rep->apply.entries, rep->received_bytes,
-                                      rep->from ? fmt::format(", delta from {}", rep->from) : "")},
-              {"exit_code", 0},
-              {"image", now}};
+  return Json{
+      {"message", fmt::format("updated {} -> {} ({} entries, {} bytes received{})",
+                              config_.previous, now, rep->apply.entries, rep->received_bytes,
+                              rep->from ? fmt::format(", delta from {}", rep->from) : "")},
+      {"exit_code", 0},
+      {"image", now}};
 }
 
 Result<Json> HostJobs::Rollback() {
   std::string undo = UndoDir();
   struct stat st {};
   if (::stat(undo.c_str(), &st) != 0 || config_.previous.empty())
-    return FailedPrecondition(fmt::format("nothing to roll back to: {} has no undo snapshot of an update", opts_.root));
+    return FailedPrecondition(
+        fmt::format("nothing to roll back to: {} has no undo snapshot of an update", opts_.root));
   KILN_RETURN_IF_ERROR(imager::RestoreUndo(opts_.root, undo, ::geteuid() == 0));
   std::string was = config_.image;
   config_.image = config_.previous;
   config_.previous.clear();
   KILN_RETURN_IF_ERROR(SaveConfig());
-  return Json{{"message", fmt::format("rolled back {} -> {}", was, config_.image)}, {"exit_code", 0},
+  return Json{{"message", fmt::format("rolled back {} -> {}", was, config_.image)},
+              {"exit_code", 0},
               {"image", config_.image}};
 }
 
 Result<Json> HostJobs::Diff() {
   auto [name, version] = SplitRef(config_.image);
   if (name.empty() || version.empty())
-    return FailedPrecondition("this host does not know which image it runs (agent.json has no image)");
-  KILN_ASSIGN_OR_RETURN(HttpReply r, api_->http().Do("GET", fmt::format("/api/v1/images/{}/versions/{}/manifest",
-                                                                         name, version)));
-  if (r.status != 200) return StatusFromErrorJson(r.body, r.status).WithContext("fetching the manifest of " + config_.image);
+    return FailedPrecondition(
+        "this host does not know which image it runs (agent.json has no image)");
+  KILN_ASSIGN_OR_RETURN(
+      HttpReply r,
+      api_->http().Do("GET", fmt::format("/api/v1/images/{}/versions/{}/manifest", name, version)));
+  if (r.status != 200)
+    return StatusFromErrorJson(r.body, r.status)
+        .WithContext("fetching the manifest of " + config_.image);
   KILN_ASSIGN_OR_RETURN(imager::Manifest image, imager::DecodeManifest(r.body));
   imager::ScanOptions so;
-  so.excludes = {"/proc", "/sys", "/dev", "/run", "/tmp", std::string("/") + imager::kDefaultUndoName};
+  so.excludes = {"/proc", "/sys", "/dev",
+                 "/run",  "/tmp", std::string("/") + imager::kDefaultUndoName};
   so.one_file_system = true;
   KILN_ASSIGN_OR_RETURN(imager::ScanResult host, imager::ScanDirectory(opts_.root, so));
   auto changes = imager::DiffManifests(image, host.manifest);
@@ -131,8 +144,8 @@ Result<Json> HostJobs::Diff() {
   for (const auto& c : changes) {
     // A directory whose only difference is its mtime changed because
     // something inside it did; that something is listed itself.
-    if (c.kind == imager::Change::Kind::kChanged && c.what == std::vector<std::string>{"mtime"} && c.b &&
-        c.b->type == imager::EntryType::kDir)
+    if (c.kind == imager::Change::Kind::kChanged && c.what == std::vector<std::string>{"mtime"} &&
+        c.b && c.b->type == imager::EntryType::kDir)
       continue;
     Json j = {{"path", "/" + c.path()},
               {"change", c.kind == imager::Change::Kind::kAdded     ? "added"
@@ -142,7 +155,8 @@ Result<Json> HostJobs::Diff() {
     if (++shown <= 10000) list.push_back(j);
     std::string what;
     for (const auto& w : c.what) what += (what.empty() ? "" : ",") + w;
-    text += fmt::format("{} /{}{}\n", j["change"].get<std::string>(), c.path(), what.empty() ? "" : " (" + what + ")");
+    text += fmt::format("{} /{}{}\n", j["change"].get<std::string>(), c.path(),
+                        what.empty() ? "" : " (" + what + ")");
   }
   return Json{{"message", fmt::format("{} path(s) differ from {}", shown, config_.image)},
               {"exit_code", 0},
@@ -155,8 +169,14 @@ Result<Json> HostJobs::Capture(const Json& args) {
   imager::CaptureOptions co;
   // Never the kernel's filesystems, scratch space, the undo snapshot, the
   // agent's own state, or agent.json: it holds this node's token.
-  co.excludes = {"/proc", "/sys", "/dev", "/run", "/tmp", std::string("/") + imager::kDefaultUndoName,
-                 "/var/lib/kiln-agent", "/etc/kiln/agent.json"};
+  co.excludes = {"/proc",
+                 "/sys",
+                 "/dev",
+                 "/run",
+                 "/tmp",
+                 std::string("/") + imager::kDefaultUndoName,
+                 "/var/lib/kiln-agent",
+                 "/etc/kiln/agent.json"};
   for (const Json& e : args.value("excludes", Json::array()))
     if (e.is_string()) co.excludes.push_back(e.get<std::string>());
   co.one_file_system = !args.value("cross_filesystems", false);
@@ -164,16 +184,23 @@ Result<Json> HostJobs::Capture(const Json& args) {
   std::error_code ec;
   std::filesystem::create_directories(state, ec);
   co.stat_cache = state + "/capture-" + image + ".statcache";
-  imager::HttpCaptureTarget target(&api_->http(), image, args.value("note", ""), "host:" + config_.node);
+  imager::HttpCaptureTarget target(&api_->http(), image, args.value("note", ""),
+                                   "host:" + config_.node);
   KILN_ASSIGN_OR_RETURN(imager::CaptureReport r, imager::CaptureDirectory(opts_.root, co, &target));
   std::string ref = fmt::format("{}@{}", image, r.version.version);
-  return Json{{"message", fmt::format("captured {}: {} entries, {} of {} files read, sent {} of {} objects ({} bytes)",
-                                      ref, r.entries, r.files_hashed, r.files, r.objects_sent, r.objects,
-                                      r.bytes_sent)},
-              {"exit_code", 0},
-              {"result", {{"image", ref}, {"entries", r.entries}, {"objects", r.objects},
-                          {"objects_sent", r.objects_sent}, {"bytes_sent", r.bytes_sent},
-                          {"files_hashed", r.files_hashed}}}};
+  return Json{
+      {"message",
+       fmt::format("captured {}: {} entries, {} of {} files read, sent {} of {} objects ({} bytes)",
+                   ref, r.entries, r.files_hashed, r.files, r.objects_sent, r.objects,
+                   r.bytes_sent)},
+      {"exit_code", 0},
+      {"result",
+       {{"image", ref},
+        {"entries", r.entries},
+        {"objects", r.objects},
+        {"objects_sent", r.objects_sent},
+        {"bytes_sent", r.bytes_sent},
+        {"files_hashed", r.files_hashed}}}};
 }
 
 Result<int> HostJobs::RunQueued() {
@@ -190,8 +217,9 @@ Result<int> HostJobs::RunQueued() {
                      : kind == "update"   ? Update(args)
                      : kind == "rollback" ? Rollback()
                      : kind == "diff"     ? Diff()
-                     : kind == "capture"  ? Capture(args)
-                                          : Result<Json>(InvalidArgument("unknown job kind " + kind));
+                     : kind == "capture"
+                         ? Capture(args)
+                         : Result<Json>(InvalidArgument("unknown job kind " + kind));
     Json report;
     if (r.ok()) {
       report = *r;

@@ -1,8 +1,7 @@
 #include "agent/install_cmd.h"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "agent/agent_api.h"
 #include "agent/facts.h"
@@ -12,7 +11,8 @@ namespace kiln::agent {
 namespace {
 
 struct Flags {
-  std::string server, token, node_token, node, target, facts_file, state_dir = "/var/lib/kiln-agent";
+  std::string server, token, node_token, node, target, facts_file,
+      state_dir = "/var/lib/kiln-agent";
   std::string log_path = "/tmp/kiln-install.log";
   std::string interface;
   bool no_reboot = false, json = false;
@@ -20,15 +20,19 @@ struct Flags {
 };
 
 void AddConnectionFlags(CLI::App* c, Flags* f) {
-  c->add_option("--server", f->server, "the kiln server's URL (kiln.server= on the kernel command line)")
+  c->add_option("--server", f->server,
+                "the kiln server's URL (kiln.server= on the kernel command line)")
       ->envname("KILN_SERVER")
       ->required();
   c->add_option("--token", f->token,
                 "the one-time enrollment token (kiln.token=), traded for this node's own token");
-  c->add_option("--node-token", f->node_token, "use this node token (or an admin token) instead of enrolling");
+  c->add_option("--node-token", f->node_token,
+                "use this node token (or an admin token) instead of enrolling");
   c->add_option("--node", f->node, "the node's id (kiln.node=); required with --node-token");
-  c->add_option("--interface", f->interface, "the boot interface (the install environment passes it)");
-  c->add_option("--facts", f->facts_file, "report facts from FILE instead of /sys and /proc (tests)");
+  c->add_option("--interface", f->interface,
+                "the boot interface (the install environment passes it)");
+  c->add_option("--facts", f->facts_file,
+                "report facts from FILE instead of /sys and /proc (tests)");
   c->add_option("--state", f->state_dir, "where progress is queued while the server is unreachable")
       ->capture_default_str();
 }
@@ -52,7 +56,8 @@ Status Prepare(const std::string& cmd, Flags* f, Json* facts) {
     return Status::Ok();
   }
   if (f->token.empty())
-    return InvalidArgument("give --token (the enrollment token from the kernel command line) or --node-token");
+    return InvalidArgument(
+        "give --token (the enrollment token from the kernel command line) or --node-token");
   auto e = AgentApi::Enroll(f->server, f->token);
   if (!e.ok()) return e.status().WithContext("enrolling at " + f->server);
   if (!f->node.empty() && f->node != e->node)
@@ -70,13 +75,11 @@ void PrintEvent(const ProgressEvent& e, bool json) {
     return;
   }
   switch (e.kind) {
-    case ProgressEvent::Kind::kPhase:
-      fmt::print(stderr, "==> {}: {}\n", e.phase, e.message);
-      break;
+    case ProgressEvent::Kind::kPhase: fmt::print(stderr, "==> {}: {}\n", e.phase, e.message); break;
     case ProgressEvent::Kind::kProgress:
       if (e.total > 0)
-        fmt::print(stderr, "    {} {:.0f}% ({}/{})\n", e.step, 100.0 * double(e.done) / double(e.total), e.done,
-                   e.total);
+        fmt::print(stderr, "    {} {:.0f}% ({}/{})\n", e.step,
+                   100.0 * double(e.done) / double(e.total), e.done, e.total);
       break;
     case ProgressEvent::Kind::kLog:
       fmt::print(stderr, "    {}{}\n", e.level == "info" ? "" : e.level + ": ", e.message);
@@ -120,16 +123,21 @@ int RunInstallCmd(const std::string& cmd, Flags f, bool disks) {
 void RegisterInstallCommands(CLI::App& app, int* exit_code) {
   static Flags install_flags, dir_flags, discover_flags;
 
-  CLI::App* install = app.add_subcommand("install", "Install this machine from its plan (partition, image, boot loader)");
+  CLI::App* install = app.add_subcommand(
+      "install", "Install this machine from its plan (partition, image, boot loader)");
   AddConnectionFlags(install, &install_flags);
   install_flags.target = "/target";
-  install->add_option("--target", install_flags.target, "where the new system is mounted while it is built")
+  install
+      ->add_option("--target", install_flags.target,
+                   "where the new system is mounted while it is built")
       ->capture_default_str();
   install->add_flag("--no-reboot", install_flags.no_reboot, "stay up after a successful install");
   install->add_flag("--json", install_flags.json, "print each progress event as a JSON line");
-  install->add_option("--log", install_flags.log_path, "the local install log")->capture_default_str();
-  install->add_option("--session-timeout-ms", install_flags.session_timeout_ms,
-                      "the server marks the node lost when heartbeats stop for this long")
+  install->add_option("--log", install_flags.log_path, "the local install log")
+      ->capture_default_str();
+  install
+      ->add_option("--session-timeout-ms", install_flags.session_timeout_ms,
+                   "the server marks the node lost when heartbeats stop for this long")
       ->capture_default_str();
   install->footer(
       "ERASES the disks the plan names. Normally started by the install environment's /init:\n"
@@ -137,7 +145,8 @@ void RegisterInstallCommands(CLI::App& app, int* exit_code) {
       "Follow it with `kiln watch` on the server. Docs: docs/AGENT.md.");
   install->callback([exit_code] { *exit_code = RunInstallCmd("install", install_flags, true); });
 
-  CLI::App* dir = app.add_subcommand("dirinstall", "Install a node's plan into a directory (no disks, no boot loader)");
+  CLI::App* dir = app.add_subcommand(
+      "dirinstall", "Install a node's plan into a directory (no disks, no boot loader)");
   AddConnectionFlags(dir, &dir_flags);
   dir->add_option("--root,--target", dir_flags.target, "the directory to install into")->required();
   dir->add_flag("--json", dir_flags.json, "print each progress event as a JSON line");
@@ -151,9 +160,11 @@ void RegisterInstallCommands(CLI::App& app, int* exit_code) {
       "      --facts examples/facts/web01.json --root /srv/chroots/web01");
   dir->callback([exit_code] { *exit_code = RunInstallCmd("dirinstall", dir_flags, false); });
 
-  CLI::App* discover = app.add_subcommand("discover", "Report this machine's facts so it appears in `kiln node ls`");
+  CLI::App* discover =
+      app.add_subcommand("discover", "Report this machine's facts so it appears in `kiln node ls`");
   AddConnectionFlags(discover, &discover_flags);
-  discover->footer("An unknown machine that PXE-boots is booted in discover mode; this registers what it is.");
+  discover->footer(
+      "An unknown machine that PXE-boots is booted in discover mode; this registers what it is.");
   discover->callback([exit_code] {
     Flags f = discover_flags;
     Json facts;

@@ -1,6 +1,7 @@
 #include "agent/installer.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,15 +11,13 @@
 #include <mutex>
 #include <thread>
 
-#include <fmt/format.h>
-
 #include "agent/agent_api.h"
 #include "agent/agent_config.h"
 #include "agent/agent_unit.h"
-#include "agent/live_session.h"
 #include "agent/bootloader.h"
 #include "agent/disk_plan.h"
 #include "agent/disk_setup.h"
+#include "agent/live_session.h"
 #include "agent/plan_scripts.h"
 #include "agent/progress_journal.h"
 #include "agent/progress_reporter.h"
@@ -34,7 +33,8 @@ namespace {
 
 std::string NewRunId() {
   auto now = std::chrono::system_clock::now().time_since_epoch();
-  return fmt::format("r{}-{}", std::chrono::duration_cast<std::chrono::seconds>(now).count(), RandomHex(4));
+  return fmt::format("r{}-{}", std::chrono::duration_cast<std::chrono::seconds>(now).count(),
+                     RandomHex(4));
 }
 
 // The install log: every event and every line a tool or script printed.
@@ -57,8 +57,7 @@ class InstallLog {
 
 std::string EventLine(const ProgressEvent& e) {
   switch (e.kind) {
-    case ProgressEvent::Kind::kPhase:
-      return fmt::format("== {}: {}\n", e.phase, e.message);
+    case ProgressEvent::Kind::kPhase: return fmt::format("== {}: {}\n", e.phase, e.message);
     case ProgressEvent::Kind::kProgress:
       return fmt::format("   {} {}/{}\n", e.step, e.done, e.total);
     case ProgressEvent::Kind::kLog:
@@ -87,22 +86,26 @@ class Install {
 
     r_->Phase("plan", "reporting facts and fetching the plan");
     if (o_.facts.is_object())
-      KILN_RETURN_IF_ERROR(Retry([&] { return api_.PutFacts(o_.node, o_.facts); }).WithContext("sending facts"));
+      KILN_RETURN_IF_ERROR(
+          Retry([&] { return api_.PutFacts(o_.node, o_.facts); }).WithContext("sending facts"));
     KILN_ASSIGN_OR_RETURN(plan_, Retry([&] { return api_.Plan(o_.node); }));
     std::string classes;
-    for (const Json& c : plan_.value("classes", Json::array())) classes += " " + c.get<std::string>();
+    for (const Json& c : plan_.value("classes", Json::array()))
+      classes += " " + c.get<std::string>();
     r_->Log("info", "classes:" + classes);
     const Json image = plan_.value("image", Json::object());
     std::string image_name = image.value("name", "");
     std::string image_version = image.value("version", "");
     if (image_name.empty())
-      return FailedPrecondition("the plan names no image: set IMAGE in a class's vars (docs/CLASSES.md)");
+      return FailedPrecondition(
+          "the plan names no image: set IMAGE in a class's vars (docs/CLASSES.md)");
 
     DiskPlan disks;
     std::unique_ptr<DiskSetup> setup;
     if (o_.disks) {
       KILN_ASSIGN_OR_RETURN(disks, DiskPlanFromJson(plan_));
-      if (disks.disks.empty()) return FailedPrecondition("the plan has no disk layout: nothing to install onto");
+      if (disks.disks.empty())
+        return FailedPrecondition("the plan has no disk layout: nothing to install onto");
       DiskSetupOptions dso;
       dso.target = o_.target;
       dso.device_size = BlockDeviceSize;
@@ -111,13 +114,19 @@ class Install {
         r_->Log("info", step);
       };
       setup = std::make_unique<DiskSetup>(o_.runner, dso);
-      if (Status st = Phase("partition", "checking sizes and partitioning", [&] {
-        KILN_RETURN_IF_ERROR(setup->CheckSizes(disks));
-        return setup->Partition(disks);
-      }); !st.ok()) return st;
-      if (Status st = Phase("format", "making filesystems", [&] { return setup->Format(disks); }); !st.ok())
+      if (Status st = Phase("partition", "checking sizes and partitioning",
+                            [&] {
+                              KILN_RETURN_IF_ERROR(setup->CheckSizes(disks));
+                              return setup->Partition(disks);
+                            });
+          !st.ok())
         return st;
-      if (Status st = Phase("mount", "mounting under " + o_.target, [&] { return setup->Mount(disks); }); !st.ok())
+      if (Status st = Phase("format", "making filesystems", [&] { return setup->Format(disks); });
+          !st.ok())
+        return st;
+      if (Status st =
+              Phase("mount", "mounting under " + o_.target, [&] { return setup->Mount(disks); });
+          !st.ok())
         return st;
       mounted_ = true;
     } else {
@@ -140,70 +149,92 @@ class Install {
     });
   }
 
-  Status Phase(const std::string& phase, const std::string& message, const std::function<Status()>& body) {
+  Status Phase(const std::string& phase, const std::string& message,
+               const std::function<Status()>& body) {
     KILN_RETURN_IF_ERROR(scripts_->RunHooks(plan_, phase));
     r_->Phase(phase, message);
     return body();
   }
 
-  Status AfterMount(const DiskPlan& disks, DiskSetup* setup, const std::string& name, const std::string& version,
-                    std::string* image_out) {
-    if (Status st = Phase("image", fmt::format("deploying {}@{}", name, version), [&]() -> Status {
-      imager::DeployOptions d;
-      d.image = name;
-      d.version = version;
-      d.apply.set_owner = ::geteuid() == 0;
-      d.apply.sync = true;
-      // A server restart must not fail an install: keep resuming for about
-      // a minute and a half (the client backs off 200 ms more each time).
-      d.max_resumes = 30;
-      d.progress = [this](const imager::DeployProgress& p) {
-        r_->Progress("stream", p.stream_bytes, p.stream_total);
-      };
-      // An object that fails verification is refused (nothing of it is
-      // applied); the stream is fetched again, twice at most, before the
-      // install gives up naming it.
-      auto rep = Retry([&] { return imager::DeployFromServer(&api_.http(), o_.target, d); });
-      for (int attempt = 1; !rep.ok() && rep.status().code() == Code::kCorruption && attempt <= 2; ++attempt) {
-        r_->Log("warn", rep.status().message() + "; fetching the image again");
-        rep = Retry([&] { return imager::DeployFromServer(&api_.http(), o_.target, d); });
-      }
-      if (!rep.ok()) return rep.status().WithContext("deploying " + name + "@" + version);
-      r_->Progress("stream", rep->stream_bytes, rep->stream_bytes);
-      *image_out = fmt::format("{}@{}", name, rep->version.value("version", 0));
-      r_->Log("info", fmt::format("deployed {}: {} entries, {} bytes received, {} resumes", *image_out,
-                                  rep->apply.entries, rep->received_bytes, rep->resumes));
-      return Status::Ok();
-    }); !st.ok())
+  Status AfterMount(const DiskPlan& disks, DiskSetup* setup, const std::string& name,
+                    const std::string& version, std::string* image_out) {
+    if (Status st = Phase(
+            "image", fmt::format("deploying {}@{}", name, version),
+            [&]() -> Status {
+              imager::DeployOptions d;
+              d.image = name;
+              d.version = version;
+              d.apply.set_owner = ::geteuid() == 0;
+              d.apply.sync = true;
+              // A server restart must not fail an install: keep resuming for about
+              // a minute and a half (the client backs off 200 ms more each time).
+              d.max_resumes = 30;
+              d.progress = [this](const imager::DeployProgress& p) {
+                r_->Progress("stream", p.stream_bytes, p.stream_total);
+              };
+              // An object that fails verification is refused (nothing of it is
+              // applied); the stream is fetched again, twice at most, before the
+              // install gives up naming it.
+              auto rep =
+                  Retry([&] { return imager::DeployFromServer(&api_.http(), o_.target, d); });
+              for (int attempt = 1;
+                   !rep.ok() && rep.status().code() == Code::kCorruption && attempt <= 2;
+                   ++attempt) {
+                r_->Log("warn", rep.status().message() + "; fetching the image again");
+                rep = Retry([&] { return imager::DeployFromServer(&api_.http(), o_.target, d); });
+              }
+              if (!rep.ok()) return rep.status().WithContext("deploying " + name + "@" + version);
+              r_->Progress("stream", rep->stream_bytes, rep->stream_bytes);
+              *image_out = fmt::format("{}@{}", name, rep->version.value("version", 0));
+              r_->Log("info", fmt::format("deployed {}: {} entries, {} bytes received, {} resumes",
+                                          *image_out, rep->apply.entries, rep->received_bytes,
+                                          rep->resumes));
+              return Status::Ok();
+            });
+        !st.ok())
       return st;
-    if (Status st = Phase("files", "installing class files", [&]() -> Status {
-      if (setup) {
-        KILN_ASSIGN_OR_RETURN(std::string fstab, setup->Fstab(disks));
-        Json f = Json::array({Json{{"path", "/etc/fstab"}, {"content", fstab}, {"mode", "0644"}, {"source", "disk layout"}}});
-        KILN_RETURN_IF_ERROR(InstallFiles(o_.target, f).status());
-        r_->Log("info", "wrote /etc/fstab");
-      }
-      auto done = InstallFiles(o_.target, plan_.value("files", Json::array()),
-                               [this](const std::string& line) { r_->Log("info", line); });
-      if (!done.ok()) return done.status();
-      r_->Progress("files", done->files, done->files);
-      return Status::Ok();
-    }); !st.ok())
+    if (Status st = Phase("files", "installing class files",
+                          [&]() -> Status {
+                            if (setup) {
+                              KILN_ASSIGN_OR_RETURN(std::string fstab, setup->Fstab(disks));
+                              Json f = Json::array({Json{{"path", "/etc/fstab"},
+                                                         {"content", fstab},
+                                                         {"mode", "0644"},
+                                                         {"source", "disk layout"}}});
+                              KILN_RETURN_IF_ERROR(InstallFiles(o_.target, f).status());
+                              r_->Log("info", "wrote /etc/fstab");
+                            }
+                            auto done = InstallFiles(
+                                o_.target, plan_.value("files", Json::array()),
+                                [this](const std::string& line) { r_->Log("info", line); });
+                            if (!done.ok()) return done.status();
+                            r_->Progress("files", done->files, done->files);
+                            return Status::Ok();
+                          });
+        !st.ok())
       return st;
-    if (Status st = Phase("scripts", "running class scripts in the target", [&]() -> Status {
-      KILN_RETURN_IF_ERROR(scripts_->RunScripts(plan_));
-      size_t n = plan_.value("scripts", Json::array()).size();
-      r_->Progress("scripts", n, n);
-      return Status::Ok();
-    }); !st.ok())
+    if (Status st = Phase("scripts", "running class scripts in the target",
+                          [&]() -> Status {
+                            KILN_RETURN_IF_ERROR(scripts_->RunScripts(plan_));
+                            size_t n = plan_.value("scripts", Json::array()).size();
+                            r_->Progress("scripts", n, n);
+                            return Status::Ok();
+                          });
+        !st.ok())
       return st;
     if (o_.disks) {
-      if (Status st = Phase("bootloader", "installing EXTLINUX", [&]() -> Status {
-        BootloaderOptions b;
-        b.target = o_.target;
-        b.firmware = o_.facts.is_object() ? o_.facts.value("/firmware/type"_json_pointer, "bios") : "bios";
-        return InstallBootloader(o_.runner, disks, plan_.value("variables", Json::object()), b);
-      }); !st.ok())
+      if (Status st = Phase("bootloader", "installing EXTLINUX",
+                            [&]() -> Status {
+                              BootloaderOptions b;
+                              b.target = o_.target;
+                              b.firmware =
+                                  o_.facts.is_object()
+                                      ? o_.facts.value("/firmware/type"_json_pointer, "bios")
+                                      : "bios";
+                              return InstallBootloader(o_.runner, disks,
+                                                       plan_.value("variables", Json::object()), b);
+                            });
+          !st.ok())
         return st;
     }
     // The installed system's agent finds its server and node here.
@@ -216,10 +247,13 @@ class Install {
     ac.installed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-    Json conf = Json::array({Json{{"path", kAgentConfigPath}, {"content", ac.ToJson().dump(2) + "\n"},
-                                  {"mode", "0600"}, {"source", "kiln-agent"}}});
+    Json conf = Json::array({Json{{"path", kAgentConfigPath},
+                                  {"content", ac.ToJson().dump(2) + "\n"},
+                                  {"mode", "0600"},
+                                  {"source", "kiln-agent"}}});
     KILN_RETURN_IF_ERROR(InstallFiles(o_.target, conf).status());
-    KILN_RETURN_IF_ERROR(InstallAgentUnit(o_.target, [this](const std::string& m) { r_->Log("info", m); }));
+    KILN_RETURN_IF_ERROR(
+        InstallAgentUnit(o_.target, [this](const std::string& m) { r_->Log("info", m); }));
     return scripts_->RunHooks(plan_, "finish");
   }
 
@@ -247,7 +281,8 @@ Result<InstallReport> RunInstall(const InstallOptions& opts) {
   // The sender runs on the reporter's thread with its own connection.
   auto sender_api = std::make_shared<AgentApi>(opts.server, opts.node_token);
   std::string node = opts.node, run = report.run;
-  BatchSender sender = [sender_api, node, run](const std::vector<ProgressEvent>& batch) -> Result<uint64_t> {
+  BatchSender sender = [sender_api, node,
+                        run](const std::vector<ProgressEvent>& batch) -> Result<uint64_t> {
     Json events = Json::array();
     for (const auto& e : batch) events.push_back(e.ToJson());
     return sender_api->SendEvents(node, run, events);
@@ -261,8 +296,9 @@ Result<InstallReport> RunInstall(const InstallOptions& opts) {
   LiveSession session(opts.server, opts.node_token, opts.node, opts.session_timeout,
                       Json{{"mode", "install"}, {"run", report.run}});
 
-  reporter.Log("info", fmt::format("kiln-agent {} on node {}, run {}, target {}", opts.disks ? "install" : "dirinstall",
-                                   opts.node, report.run, opts.target));
+  reporter.Log("info", fmt::format("kiln-agent {} on node {}, run {}, target {}",
+                                   opts.disks ? "install" : "dirinstall", opts.node, report.run,
+                                   opts.target));
   Install install(opts, report.run, &reporter, &log);
   Status s = install.Run(&report.image);
 
@@ -274,15 +310,19 @@ Result<InstallReport> RunInstall(const InstallOptions& opts) {
     reporter.Result(false, s.message());
   }
   auto budget = std::chrono::minutes(2);
-  Status saved = RetryWhileUnavailable([&] { return api.PutLog(opts.node, report.run, log.Read()); }, budget);
+  Status saved =
+      RetryWhileUnavailable([&] { return api.PutLog(opts.node, report.run, log.Read()); }, budget);
   if (!saved.ok()) reporter.Log("warn", "the install log was not saved: " + saved.message());
   if (s.ok()) {
     // The story reaches the server before the verdict, so no late event
     // can follow "installed".
     s = reporter.Flush(std::chrono::minutes(2)).WithContext("sending progress events");
-    if (s.ok()) s = RetryWhileUnavailable([&] { return api.Installed(opts.node, report.image); }, budget);
-    if (s.ok()) reporter.Result(true, "installed " + report.image);
-    else reporter.Result(false, "reporting the install: " + s.message());
+    if (s.ok())
+      s = RetryWhileUnavailable([&] { return api.Installed(opts.node, report.image); }, budget);
+    if (s.ok())
+      reporter.Result(true, "installed " + report.image);
+    else
+      reporter.Result(false, "reporting the install: " + s.message());
   }
   // Every event must reach the server before the machine reboots.
   Status flushed = reporter.Flush(std::chrono::minutes(5));

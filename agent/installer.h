@@ -32,8 +32,8 @@ struct InstallOptions {
   std::string node_token;  // from enrollment (or an admin token)
   std::string node;        // node id
   std::string target = "/target";
-  bool disks = true;       // false: dirinstall (no disks, no boot loader)
-  Json facts;              // what the agent found (or --facts)
+  bool disks = true;                              // false: dirinstall (no disks, no boot loader)
+  Json facts;                                     // what the agent found (or --facts)
   std::string state_dir = "/var/lib/kiln-agent";  // journals
   std::string log_path = "/tmp/kiln-install.log";
   std::string work_dir = "/tmp";

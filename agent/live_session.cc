@@ -4,7 +4,11 @@ namespace kiln::agent {
 
 LiveSession::LiveSession(std::string server, std::string token, std::string node,
                          std::chrono::milliseconds timeout, Json info)
-    : api_(server, token), token_(token), node_(std::move(node)), timeout_(timeout), info_(std::move(info)) {
+    : api_(server, token),
+      token_(token),
+      node_(std::move(node)),
+      timeout_(timeout),
+      info_(std::move(info)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -55,7 +59,8 @@ void LiveSession::Loop() {
     }
     lock.lock();
     id_ = id;
-    cv_.wait_for(lock, id_ > 0 ? timeout_ / 3 : std::chrono::milliseconds(500), [&] { return stop_; });
+    cv_.wait_for(lock, id_ > 0 ? timeout_ / 3 : std::chrono::milliseconds(500),
+                 [&] { return stop_; });
   }
 }
 

@@ -19,8 +19,8 @@ namespace kiln::agent {
 
 class LiveSession {
  public:
-  LiveSession(std::string server, std::string token, std::string node, std::chrono::milliseconds timeout,
-              Json info);
+  LiveSession(std::string server, std::string token, std::string node,
+              std::chrono::milliseconds timeout, Json info);
   ~LiveSession();
 
   // True once a session is open (the server has the agent znode).

@@ -1,10 +1,9 @@
 #include "agent/plan_scripts.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include "common/base64.h"
 #include "common/file_util.h"
@@ -135,7 +134,8 @@ Status PlanScripts::RunScripts(const Json& plan) {
   return Status::Ok();
 }
 
-Status PlanScripts::RunOne(const Json& plan, const Json& item, const std::string& phase, bool in_target) {
+Status PlanScripts::RunOne(const Json& plan, const Json& item, const std::string& phase,
+                           bool in_target) {
   std::string source = item.value("source", "?");
   std::string name = item.value("name", "");
   if (name.empty()) name = source.substr(source.rfind('/') + 1);
@@ -158,7 +158,8 @@ Status PlanScripts::RunOne(const Json& plan, const Json& item, const std::string
     ::mkdirat(*tmp, ".kiln-scripts", 0700);
     KILN_ASSIGN_OR_RETURN(int dir, tree.Dir(kScriptDir));
     std::string file = fmt::format("{}-{}", ran_, name);
-    UniqueFd fd(::openat(dir, file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0700));
+    UniqueFd fd(
+        ::openat(dir, file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0700));
     if (!fd.valid()) return ErrnoError("writing script " + source + " into the target", errno);
     KILN_RETURN_IF_ERROR(WriteAll(fd.get(), content, source));
     run_path = fmt::format("/{}/{}", kScriptDir, file);
@@ -170,8 +171,10 @@ Status PlanScripts::RunOne(const Json& plan, const Json& item, const std::string
   }
 
   std::vector<std::string> argv;
-  if (in_target) argv = {"chroot", ctx_.target, run_path};
-  else argv = {run_path};
+  if (in_target)
+    argv = {"chroot", ctx_.target, run_path};
+  else
+    argv = {run_path};
   SubprocessOptions opts;
   opts.env = PlanEnvironment(plan, ctx_, phase);
   opts.merge_stderr = true;
@@ -184,8 +187,8 @@ Status PlanScripts::RunOne(const Json& plan, const Json& item, const std::string
   if (!r.ok()) return r.status().WithContext(what);
   if (r->exit_code != 0) {
     std::string last = LastLine(r->out);
-    return Status(Code::kFailedPrecondition,
-                  fmt::format("{} exited with {}{}", what, r->exit_code, last.empty() ? "" : ": " + last));
+    return Status(Code::kFailedPrecondition, fmt::format("{} exited with {}{}", what, r->exit_code,
+                                                         last.empty() ? "" : ": " + last));
   }
   return Status::Ok();
 }

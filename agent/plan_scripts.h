@@ -27,8 +27,8 @@
 namespace kiln::agent {
 
 struct ScriptContext {
-  std::string target;    // the target root ("/" on an installed host)
-  std::string log_path;  // the install log, for KILN_LOG
+  std::string target;             // the target root ("/" on an installed host)
+  std::string log_path;           // the install log, for KILN_LOG
   std::string work_dir = "/tmp";  // where hooks are written before they run
   std::function<void(std::string_view)> on_output;
   // Called before each script or hook with its name and source.
@@ -36,7 +36,8 @@ struct ScriptContext {
 };
 
 // The environment the plan gives its scripts ("K=V" entries).
-std::vector<std::string> PlanEnvironment(const Json& plan, const ScriptContext& ctx, const std::string& phase);
+std::vector<std::string> PlanEnvironment(const Json& plan, const ScriptContext& ctx,
+                                         const std::string& phase);
 
 class PlanScripts {
  public:

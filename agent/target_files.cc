@@ -1,10 +1,9 @@
 #include "agent/target_files.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include "common/base64.h"
 #include "common/file_util.h"
@@ -48,8 +47,8 @@ Status MakeParents(imager::Tree& tree, const std::string& dir) {
   return Status::Ok();
 }
 
-Status WriteOne(imager::Tree& tree, const Json& f, const std::string& passwd, const std::string& group,
-                uint64_t* bytes) {
+Status WriteOne(imager::Tree& tree, const Json& f, const std::string& passwd,
+                const std::string& group, uint64_t* bytes) {
   KILN_ASSIGN_OR_RETURN(std::string path, JsonField<std::string>(f, "path"));
   std::string rel = path;
   while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
@@ -61,17 +60,20 @@ Status WriteOne(imager::Tree& tree, const Json& f, const std::string& passwd, co
   if (f.value("encoding", "utf-8") == "base64") {
     KILN_ASSIGN_OR_RETURN(content, Base64Decode(content));
   } else if (f.value("encoding", "utf-8") != "utf-8") {
-    return InvalidArgument(fmt::format("encoding \"{}\" is not utf-8 or base64", f.value("encoding", "")));
+    return InvalidArgument(
+        fmt::format("encoding \"{}\" is not utf-8 or base64", f.value("encoding", "")));
   }
   std::string mode_text = f.value("mode", "0644");
   unsigned mode = 0;
   for (char c : mode_text) {
     if (c < '0' || c > '7' || mode > 07777)
-      return InvalidArgument(fmt::format("mode \"{}\": expected an octal number such as 0644", mode_text));
+      return InvalidArgument(
+          fmt::format("mode \"{}\": expected an octal number such as 0644", mode_text));
     mode = mode * 8 + unsigned(c - '0');
   }
   if (mode_text.empty() || mode > 07777)
-    return InvalidArgument(fmt::format("mode \"{}\": expected an octal number such as 0644", mode_text));
+    return InvalidArgument(
+        fmt::format("mode \"{}\": expected an octal number such as 0644", mode_text));
   KILN_ASSIGN_OR_RETURN(unsigned uid, LookupId(passwd, "/etc/passwd", f.value("owner", "root")));
   KILN_ASSIGN_OR_RETURN(unsigned gid, LookupId(group, "/etc/group", f.value("group", "root")));
 
@@ -85,7 +87,8 @@ Status WriteOne(imager::Tree& tree, const Json& f, const std::string& passwd, co
     return FailedPrecondition(fmt::format("{} is a directory in the target", path));
 
   std::string tmp = tree.TempName();
-  UniqueFd fd(::openat(dfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  UniqueFd fd(
+      ::openat(dfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) return ErrnoError("creating " + path + " in the target", errno);
   Status s = WriteAll(fd.get(), content, path);
   if (s.ok() && ::fchown(fd.get(), uid, gid) != 0) s = ErrnoError("chown " + path, errno);
@@ -100,13 +103,15 @@ Status WriteOne(imager::Tree& tree, const Json& f, const std::string& passwd, co
 
 }  // namespace
 
-Result<unsigned> LookupId(const std::string& db_text, const std::string& db_name, const std::string& name) {
+Result<unsigned> LookupId(const std::string& db_text, const std::string& db_name,
+                          const std::string& name) {
   if (name.empty()) return InvalidArgument("empty user or group name");
   if (auto n = ParseUint(name); n && *n < 0xffffffffu) return static_cast<unsigned>(*n);
   for (const std::string& line : Split(db_text, '\n')) {
     auto fields = Split(line, ':');
     if (fields.size() >= 3 && fields[0] == name) {
-      if (auto id = ParseUint(fields[2]); id && *id < 0xffffffffu) return static_cast<unsigned>(*id);
+      if (auto id = ParseUint(fields[2]); id && *id < 0xffffffffu)
+        return static_cast<unsigned>(*id);
     }
   }
   // An image without /etc/passwd (a chroot tree, an appliance) still has root.
@@ -133,8 +138,9 @@ Result<InstalledFiles> InstallFiles(const std::string& root, const Json& files,
     if (!s.ok()) return s.WithContext("installing " + what);
     ++done.files;
     done.bytes += bytes;
-    if (log) log(fmt::format("installed {} ({} bytes, {}:{} {})", f.value("path", ""), bytes,
-                             f.value("owner", "root"), f.value("group", "root"), f.value("mode", "0644")));
+    if (log)
+      log(fmt::format("installed {} ({} bytes, {}:{} {})", f.value("path", ""), bytes,
+                      f.value("owner", "root"), f.value("group", "root"), f.value("mode", "0644")));
   }
   return done;
 }

@@ -29,6 +29,7 @@ Result<InstalledFiles> InstallFiles(const std::string& root, const Json& files,
 
 // Looks a user (passwd) or group (group) name up in a file of the target;
 // digits are taken as the id. kNotFound names the file.
-Result<unsigned> LookupId(const std::string& db_text, const std::string& db_name, const std::string& name);
+Result<unsigned> LookupId(const std::string& db_text, const std::string& db_name,
+                          const std::string& name);
 
 }  // namespace kiln::agent

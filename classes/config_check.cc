@@ -15,15 +15,31 @@ Json SampleFacts() {
   constexpr uint64_t G = 1ull << 30;
   return {
       {"schema", kFactsSchema},
-      {"cpu", {{"model", "sample CPU"}, {"vendor", "GenuineIntel"}, {"arch", "x86_64"}, {"sockets", 1},
-               {"cores", 8}, {"threads", 16}, {"flags", Json::array()}}},
+      {"cpu",
+       {{"model", "sample CPU"},
+        {"vendor", "GenuineIntel"},
+        {"arch", "x86_64"},
+        {"sockets", 1},
+        {"cores", 8},
+        {"threads", 16},
+        {"flags", Json::array()}}},
       {"memory", {{"total_bytes", 64 * G}}},
-      {"disks", Json::array({{{"name", "sda"}, {"path", "/dev/sda"}, {"size_bytes", 480 * G},
-                              {"rotational", false}, {"removable", false}, {"transport", "sata"},
-                              {"model", "sample SSD"}, {"serial", "SAMPLE1"}},
-                             {{"name", "sdb"}, {"path", "/dev/sdb"}, {"size_bytes", 4096 * G},
-                              {"rotational", true}, {"removable", false}, {"transport", "sata"},
-                              {"model", "sample HDD"}, {"serial", "SAMPLE2"}}})},
+      {"disks", Json::array({{{"name", "sda"},
+                              {"path", "/dev/sda"},
+                              {"size_bytes", 480 * G},
+                              {"rotational", false},
+                              {"removable", false},
+                              {"transport", "sata"},
+                              {"model", "sample SSD"},
+                              {"serial", "SAMPLE1"}},
+                             {{"name", "sdb"},
+                              {"path", "/dev/sdb"},
+                              {"size_bytes", 4096 * G},
+                              {"rotational", true},
+                              {"removable", false},
+                              {"transport", "sata"},
+                              {"model", "sample HDD"},
+                              {"serial", "SAMPLE2"}}})},
       {"nics", Json::array({{{"name", "eth0"}, {"mac", "52:54:00:00:00:01"}, {"link", true}}})},
       {"dmi", {{"sys_vendor", "kiln"}, {"product_name", "sample"}}},
       {"pci", Json::array()},
@@ -88,7 +104,8 @@ Result<CheckReport> CheckSpace(const std::string& dir, const std::vector<std::st
       if (report.problems.size() > before) report.contexts.push_back(context);
     }
   };
-  for (const auto& s : samples) run(s.hostname, s.facts, {}, "node " + s.hostname + " (" + s.what + ")");
+  for (const auto& s : samples)
+    run(s.hostname, s.facts, {}, "node " + s.hostname + " (" + s.what + ")");
   const Sample& first = samples.front();
   for (const auto& [cls, decl] : space->declared) {
     if (cls == kDefaultClass || cls == kLastClass) continue;

@@ -94,6 +94,8 @@ Status Diagnostics::ToStatus() const {
   return InvalidArgument(std::move(msg));
 }
 
-Status DiagnosticStatus(const Diagnostic& d) { return InvalidArgument(d.OneLine()); }
+Status DiagnosticStatus(const Diagnostic& d) {
+  return InvalidArgument(d.OneLine());
+}
 
 }  // namespace kiln::classes

@@ -70,7 +70,8 @@ bool Tokenize(std::string_view line, std::vector<Token>* out, std::string* error
         continue;
       }
       if (static_cast<unsigned char>(d) < 0x20 || d == 0x7f) {
-        *error = fmt::format("control character 0x{:02x} in the layout", static_cast<unsigned char>(d));
+        *error =
+            fmt::format("control character 0x{:02x} in the layout", static_cast<unsigned char>(d));
         *col = static_cast<int>(i) + 1;
         return false;
       }
@@ -134,10 +135,14 @@ std::optional<SizeBound> ParseBound(std::string_view s, std::string* error) {
   }
   uint64_t mult = 0;
   std::string lu = ToLower(unit);
-  if (lu == "k" || lu == "kib") mult = 1ull << 10;
-  else if (lu == "m" || lu == "mib") mult = 1ull << 20;
-  else if (lu == "g" || lu == "gib") mult = 1ull << 30;
-  else if (lu == "t" || lu == "tib") mult = 1ull << 40;
+  if (lu == "k" || lu == "kib")
+    mult = 1ull << 10;
+  else if (lu == "m" || lu == "mib")
+    mult = 1ull << 20;
+  else if (lu == "g" || lu == "gib")
+    mult = 1ull << 30;
+  else if (lu == "t" || lu == "tib")
+    mult = 1ull << 40;
   if (mult == 0) {
     if (unit.empty())
       *error = fmt::format("size \"{}\" has no unit (use K, M, G or T: binary, 1M = 1024 KiB)", s);
@@ -145,7 +150,8 @@ std::optional<SizeBound> ParseBound(std::string_view s, std::string* error) {
       *error = fmt::format("unit \"{}\" in \"{}\" is decimal; kiln sizes are binary: write {}",
                            unit, s, unit.substr(0, 1));
     else
-      *error = fmt::format("unknown unit \"{}\" in size \"{}\" (use K, M, G, T or KiB..TiB)", unit, s);
+      *error =
+          fmt::format("unknown unit \"{}\" in size \"{}\" (use K, M, G, T or KiB..TiB)", unit, s);
     return std::nullopt;
   }
   double bytes = n * static_cast<double>(mult);
@@ -188,7 +194,8 @@ class Parser {
     size_t start = 0;
     while (start <= text_.size()) {
       size_t nl = text_.find('\n', start);
-      std::string_view line = text_.substr(start, nl == std::string_view::npos ? text_.npos : nl - start);
+      std::string_view line =
+          text_.substr(start, nl == std::string_view::npos ? text_.npos : nl - start);
       ++lineno;
       ParseLine(line, lineno, &layout);
       if (nl == std::string_view::npos) break;
@@ -222,7 +229,8 @@ class Parser {
     }
     if (kind.text == "raid" || kind.text == "vg" || kind.text == "lv" || kind.text == "luks" ||
         kind.text == "lvm")
-      return Error(lineno, kind.column, "\"" + kind.text + "\" is not supported yet (reserved for RAID, LVM and LUKS)");
+      return Error(lineno, kind.column,
+                   "\"" + kind.text + "\" is not supported yet (reserved for RAID, LVM and LUKS)");
     Error(lineno, kind.column, "unknown statement \"" + kind.text + "\" (expected disk or part)");
   }
 
@@ -230,15 +238,18 @@ class Parser {
     DiskSpec d;
     d.loc = SourceLoc{file_, lineno, toks[0].column};
     if (toks.size() < 2 || toks[1].has_eq)
-      return Error(lineno, toks.size() < 2 ? static_cast<int>(toks[0].text.size()) + toks[0].column : toks[1].column,
-                   "disk needs a role name: disk ROLE [on=...] [table=gpt|msdos]");
+      return Error(
+          lineno,
+          toks.size() < 2 ? static_cast<int>(toks[0].text.size()) + toks[0].column : toks[1].column,
+          "disk needs a role name: disk ROLE [on=...] [table=gpt|msdos]");
     d.role = toks[1].text;
     if (!IsClassName(d.role))
       return Error(lineno, toks[1].column, "disk role \"" + d.role + "\" is not an identifier");
     for (const auto& o : layout->disks)
       if (o.role == d.role)
-        return Error(lineno, toks[1].column,
-                     fmt::format("disk role \"{}\" already defined at line {}", d.role, o.loc.line));
+        return Error(
+            lineno, toks[1].column,
+            fmt::format("disk role \"{}\" already defined at line {}", d.role, o.loc.line));
     for (size_t i = 2; i < toks.size(); ++i) {
       const Token& t = toks[i];
       if (!t.has_eq) {
@@ -290,7 +301,8 @@ class Parser {
         sel->rotational = false;
       } else if (term == "hdd") {
         sel->rotational = true;
-      } else if (term == "nvme" || term == "sata" || term == "sas" || term == "virtio" || term == "scsi") {
+      } else if (term == "nvme" || term == "sata" || term == "sas" || term == "virtio" ||
+                 term == "scsi") {
         sel->transport = term;
       } else if (StartsWith(term, "name:")) {
         sel->name = term.substr(5);
@@ -301,11 +313,13 @@ class Parser {
       } else if (StartsWith(term, "min:")) {
         std::string e;
         auto b = ParseBound(term.substr(4), &e);
-        if (!b || b->kind != SizeBound::Kind::kBytes) return fail(b ? "min: takes a size in bytes, not a percentage" : e);
+        if (!b || b->kind != SizeBound::Kind::kBytes)
+          return fail(b ? "min: takes a size in bytes, not a percentage" : e);
         sel->min_bytes = b->bytes;
       } else {
         return fail("unknown disk selector \"" + term +
-                    "\" (use N, largest, smallest, ssd, hdd, nvme, sata, name:X, serial:X, model:X, min:SIZE)");
+                    "\" (use N, largest, smallest, ssd, hdd, nvme, sata, name:X, serial:X, "
+                    "model:X, min:SIZE)");
       }
       if (pickers > 1) return fail("a disk selector picks one way only (N, largest or smallest)");
     }
@@ -316,15 +330,19 @@ class Parser {
     PartSpec p;
     p.loc = SourceLoc{file_, lineno, toks[0].column};
     if (toks.size() < 2 || toks[1].has_eq)
-      return Error(lineno, toks.size() < 2 ? static_cast<int>(toks[0].text.size()) + toks[0].column : toks[1].column,
-                   "part needs a name: part NAME size=SIZE [fs=...] [mount=...]");
+      return Error(
+          lineno,
+          toks.size() < 2 ? static_cast<int>(toks[0].text.size()) + toks[0].column : toks[1].column,
+          "part needs a name: part NAME size=SIZE [fs=...] [mount=...]");
     p.name = toks[1].text;
     if (!IsClassName(p.name))
-      return Error(lineno, toks[1].column, "partition name \"" + p.name + "\" is not an identifier");
+      return Error(lineno, toks[1].column,
+                   "partition name \"" + p.name + "\" is not an identifier");
     for (const auto& o : disk->parts)
       if (o.name == p.name)
-        return Error(lineno, toks[1].column,
-                     fmt::format("partition \"{}\" already defined at line {}", p.name, o.loc.line));
+        return Error(
+            lineno, toks[1].column,
+            fmt::format("partition \"{}\" already defined at line {}", p.name, o.loc.line));
     bool have_size = false, have_type = false;
     int fs_col = 0, mount_col = 0, type_col = 0;
     for (size_t i = 2; i < toks.size(); ++i) {
@@ -346,7 +364,8 @@ class Parser {
       } else if (t.key == "fs") {
         if (!KnownFs().count(v) && v != "none") {
           Error(lineno, t.value_column,
-                "unknown filesystem \"" + v + "\" (ext2, ext3, ext4, xfs, btrfs, vfat, swap or none)");
+                "unknown filesystem \"" + v +
+                    "\" (ext2, ext3, ext4, xfs, btrfs, vfat, swap or none)");
           return;
         }
         p.fs = v == "none" ? "" : v;
@@ -360,7 +379,8 @@ class Parser {
         mount_col = t.value_column;
       } else if (t.key == "options") {
         if (v.empty() || v.find_first_of(" \t") != std::string::npos) {
-          Error(lineno, t.value_column, "mount options must be a comma-separated list without spaces");
+          Error(lineno, t.value_column,
+                "mount options must be a comma-separated list without spaces");
           return;
         }
         p.options = v;
@@ -371,24 +391,31 @@ class Parser {
       } else if (t.key == "type") {
         type_col = t.value_column;
         have_type = true;
-        if (v == "linux") p.type = PartType::kLinux;
-        else if (v == "esp") p.type = PartType::kEsp;
-        else if (v == "bios") p.type = PartType::kBios;
-        else if (v == "swap") p.type = PartType::kSwap;
+        if (v == "linux")
+          p.type = PartType::kLinux;
+        else if (v == "esp")
+          p.type = PartType::kEsp;
+        else if (v == "bios")
+          p.type = PartType::kBios;
+        else if (v == "swap")
+          p.type = PartType::kSwap;
         else if (v == "raid" || v == "lvm" || v == "luks") {
           Error(lineno, t.value_column, "partition type \"" + v + "\" is not supported yet");
           return;
         } else {
-          Error(lineno, t.value_column, "unknown partition type \"" + v + "\" (linux, esp, bios or swap)");
+          Error(lineno, t.value_column,
+                "unknown partition type \"" + v + "\" (linux, esp, bios or swap)");
           return;
         }
       } else {
         Error(lineno, t.column,
-              "unknown partition option \"" + t.key + "\" (size, fs, mount, options, label, mkfs, type)");
+              "unknown partition option \"" + t.key +
+                  "\" (size, fs, mount, options, label, mkfs, type)");
         return;
       }
     }
-    if (!have_size) return Error(lineno, toks[1].column, "partition \"" + p.name + "\" has no size=");
+    if (!have_size)
+      return Error(lineno, toks[1].column, "partition \"" + p.name + "\" has no size=");
     // Types and filesystems imply each other where there is one sensible choice.
     if (p.fs == "swap" && !have_type) p.type = PartType::kSwap;
     if (p.type == PartType::kSwap && p.fs.empty()) p.fs = "swap";
@@ -407,7 +434,8 @@ class Parser {
     if (!p.options.empty() && p.mount.empty() && p.fs != "swap")
       return Error(lineno, toks[1].column, "options= without a mount point");
     if (p.label.size() > 16)
-      return Error(lineno, toks[1].column, "filesystem label \"" + p.label + "\" is longer than 16 bytes");
+      return Error(lineno, toks[1].column,
+                   "filesystem label \"" + p.label + "\" is longer than 16 bytes");
     disk->parts.push_back(std::move(p));
   }
 
@@ -427,7 +455,9 @@ class Parser {
       };
       if (p.size.Unbounded()) {
         if (grower)
-          err(fmt::format("partitions \"{}\" (line {}) and \"{}\" both grow without limit; only one per disk may (rest or SIZE-)",
+          err(
+              fmt::format("partitions \"{}\" (line {}) and \"{}\" both grow without limit; only "
+                          "one per disk may (rest or SIZE-)",
                           grower->name, grower->loc.line, p.name));
         grower = &p;
       }
@@ -436,11 +466,13 @@ class Parser {
         err("a BIOS boot partition is for GPT disks; msdos disks boot from the MBR gap");
     }
     if (percent > 100.0 + 1e-9)
-      diags_->Add(MakeDiagnostic(file_, text_, d.loc.line, d.loc.column,
-                                 fmt::format("disk {}: the partitions ask for {}% of the disk", d.role, percent)));
+      diags_->Add(MakeDiagnostic(
+          file_, text_, d.loc.line, d.loc.column,
+          fmt::format("disk {}: the partitions ask for {}% of the disk", d.role, percent)));
     if (d.table == "msdos" && d.parts.size() > 4)
-      diags_->Add(MakeDiagnostic(file_, text_, d.parts[4].loc.line, d.parts[4].loc.column,
-                                 "an msdos table holds at most 4 partitions here (no logical partitions); use table=gpt"));
+      diags_->Add(MakeDiagnostic(
+          file_, text_, d.parts[4].loc.line, d.parts[4].loc.column,
+          "an msdos table holds at most 4 partitions here (no logical partitions); use table=gpt"));
   }
 
   std::string_view text_;
@@ -492,7 +524,8 @@ std::optional<SizeSpec> ParseSize(std::string_view text, std::string* error) {
     return s;
   }
   if (dash == 0) {
-    *error = fmt::format("range \"{}\" needs a minimum (write 0-{} for \"up to\")", text, text.substr(1));
+    *error = fmt::format("range \"{}\" needs a minimum (write 0-{} for \"up to\")", text,
+                         text.substr(1));
     return std::nullopt;
   }
   s.kind = SizeSpec::Kind::kRange;

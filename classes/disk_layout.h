@@ -49,7 +49,9 @@ struct SizeSpec {
   Kind kind = Kind::kFixed;
   SizeBound min, max;
   std::string text;  // as written
-  bool Unbounded() const { return kind == Kind::kRest || (kind == Kind::kRange && max.kind == SizeBound::Kind::kNone); }
+  bool Unbounded() const {
+    return kind == Kind::kRest || (kind == Kind::kRange && max.kind == SizeBound::Kind::kNone);
+  }
 };
 
 // Parses "512M", "1.5T", "10%", "20G-50G", "10%-", "rest". Error texts are
@@ -78,9 +80,9 @@ struct DiskSelector {
   std::string text;  // as written, "" = the next unused disk
   enum class Pick { kFirst, kNth, kLargest, kSmallest };
   Pick pick = Pick::kFirst;
-  int nth = 0;  // 1-based, for kNth
-  std::optional<bool> rotational;  // ssd -> false, hdd -> true
-  std::string transport;           // nvme, sata, ...
+  int nth = 0;                      // 1-based, for kNth
+  std::optional<bool> rotational;   // ssd -> false, hdd -> true
+  std::string transport;            // nvme, sata, ...
   std::string name, serial, model;  // exact name/serial; model substring
   uint64_t min_bytes = 0;
 };

@@ -23,7 +23,8 @@ Diagnostic At(const DiskLayout& l, const SourceLoc& loc, std::string msg) {
 
 std::string DescribeDisk(const FactDisk& d) {
   std::string kind = d.transport.empty() ? "" : " " + d.transport;
-  return fmt::format("{} {}{}{}", d.name, HumanBytes(d.size_bytes), d.rotational ? " hdd" : " ssd", kind);
+  return fmt::format("{} {}{}{}", d.name, HumanBytes(d.size_bytes), d.rotational ? " hdd" : " ssd",
+                     kind);
 }
 
 std::string DescribeDisks(const std::vector<const FactDisk*>& disks) {
@@ -76,13 +77,16 @@ bool Fit(const DiskSpec& spec, ResolvedDisk* rd, const DiskLayout& layout, Diagn
     }
     need += size[i];
     if (size[i] > 0)
-      parts_text += fmt::format("{}{} {}", parts_text.empty() ? "" : " + ", p.name, HumanBytes(size[i]));
+      parts_text +=
+          fmt::format("{}{} {}", parts_text.empty() ? "" : " + ", p.name, HumanBytes(size[i]));
   }
   if (need > usable) {
-    *err = At(layout, spec.loc,
-              fmt::format("disk {} does not fit on {} ({}, {} usable): the partitions need at least {} ({})",
-                          spec.role, rd->name, HumanBytes(rd->size_bytes), HumanBytes(usable),
-                          HumanBytes(need), parts_text));
+    *err =
+        At(layout, spec.loc,
+           fmt::format(
+               "disk {} does not fit on {} ({}, {} usable): the partitions need at least {} ({})",
+               spec.role, rd->name, HumanBytes(rd->size_bytes), HumanBytes(usable),
+               HumanBytes(need), parts_text));
     return false;
   }
   uint64_t free = usable - need;
@@ -116,9 +120,11 @@ bool Fit(const DiskSpec& spec, ResolvedDisk* rd, const DiskLayout& layout, Diagn
       size[i] += free / kMiB * kMiB;
       free -= free / kMiB * kMiB;
       if (size[i] == 0) {
-        *err = At(layout, spec.parts[i].loc,
-                  fmt::format("partition {} (size={}) gets no space on {}: the other partitions take all {}",
-                              spec.parts[i].name, spec.parts[i].size.text, rd->name, HumanBytes(usable)));
+        *err =
+            At(layout, spec.parts[i].loc,
+               fmt::format(
+                   "partition {} (size={}) gets no space on {}: the other partitions take all {}",
+                   spec.parts[i].name, spec.parts[i].size.text, rd->name, HumanBytes(usable)));
         return false;
       }
     }
@@ -144,9 +150,10 @@ bool Fit(const DiskSpec& spec, ResolvedDisk* rd, const DiskLayout& layout, Diagn
     rd->parts.push_back(std::move(rp));
   }
   if (spec.table == "msdos" && at > (2ull << 40)) {
-    *err = At(layout, spec.loc,
-              fmt::format("disk {}: an msdos table cannot address past 2 TiB ({} is {}); use table=gpt",
-                          spec.role, rd->name, HumanBytes(rd->size_bytes)));
+    *err = At(
+        layout, spec.loc,
+        fmt::format("disk {}: an msdos table cannot address past 2 TiB ({} is {}); use table=gpt",
+                    spec.role, rd->name, HumanBytes(rd->size_bytes)));
     return false;
   }
   return true;
@@ -186,7 +193,8 @@ bool ResolveDisks(const std::vector<ClassLayout>& layouts, const std::vector<Fac
   std::vector<Winner> merged;
   for (const auto& cl : layouts) {
     for (const auto& spec : cl.layout->disks) {
-      auto it = std::find_if(merged.begin(), merged.end(), [&](const Winner& w) { return w.spec->role == spec.role; });
+      auto it = std::find_if(merged.begin(), merged.end(),
+                             [&](const Winner& w) { return w.spec->role == spec.role; });
       if (it == merged.end()) {
         merged.push_back({&spec, cl.cls, cl.layout, {}});
       } else {
@@ -208,10 +216,11 @@ bool ResolveDisks(const std::vector<ClassLayout>& layouts, const std::vector<Fac
       if (!p.mount.empty()) {
         auto [it, fresh] = mounts.emplace(p.mount, std::make_pair(&p, &w));
         if (!fresh) {
-          *err = At(*w.layout, p.loc,
-                    fmt::format("mount point {} is also mounted by {} (class {}, disk {}, partition {})",
-                                p.mount, it->second.first->loc.ToString(), it->second.second->cls,
-                                it->second.second->spec->role, it->second.first->name));
+          *err = At(
+              *w.layout, p.loc,
+              fmt::format("mount point {} is also mounted by {} (class {}, disk {}, partition {})",
+                          p.mount, it->second.first->loc.ToString(), it->second.second->cls,
+                          it->second.second->spec->role, it->second.first->name));
           return false;
         }
       }
@@ -273,8 +282,8 @@ bool ResolveDisks(const std::vector<ClassLayout>& layouts, const std::vector<Fac
     }
     if (!pick) {
       *err = At(*w.layout, w.spec->loc,
-                fmt::format("disk {} ({}): no disk of this node matches (its disks: {})", w.spec->role, on,
-                            DescribeDisks(eligible)));
+                fmt::format("disk {} ({}): no disk of this node matches (its disks: {})",
+                            w.spec->role, on, DescribeDisks(eligible)));
       return false;
     }
     if (auto t = taken.find(pick); t != taken.end()) {

@@ -1,13 +1,12 @@
 #include "classes/lua_sandbox.h"
 
-#include <lua.hpp>
+#include <fmt/format.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-
-#include <fmt/format.h>
+#include <lua.hpp>
 
 #include "classes/names.h"
 
@@ -27,11 +26,14 @@ constexpr int kMaxDepth = 64;     // table nesting converted to/from JSON
 char kSafeKey, kRuleMtKey, kVarMtKey, kFactsMtKey, kChunksKey;
 char kValsKey, kLinesKey, kOrderKey, kReadsKey, kFactsUdKey, kNodeUdKey;
 
-LuaSandbox* Self(lua_State* L) { return *static_cast<LuaSandbox**>(lua_getextraspace(L)); }
+LuaSandbox* Self(lua_State* L) {
+  return *static_cast<LuaSandbox**>(lua_getextraspace(L));
+}
 
-const char* const kForbidden[] = {"io", "os", "require", "package", "debug", "load", "loadfile",
-                                  "dofile", "loadstring", "collectgarbage", "coroutine",
-                                  "rawset", "setfenv", "getfenv", "module", "_G"};
+const char* const kForbidden[] = {
+    "io",     "os",         "require",        "package",   "debug",  "load",    "loadfile",
+    "dofile", "loadstring", "collectgarbage", "coroutine", "rawset", "setfenv", "getfenv",
+    "module", "_G"};
 
 bool IsForbidden(const char* name) {
   for (const char* f : kForbidden)
@@ -60,8 +62,9 @@ void Hook(lua_State* L, lua_Debug* ar) {
     lua_getinfo(L, "Sl", ar);
     if (s->abort_ == LuaSandbox::Abort::kNone) {
       s->abort_ = LuaSandbox::Abort::kBudget;
-      lua_pushfstring(L, "%s:%d: instruction budget of %I instructions exceeded (a loop that never ends?)",
-                      ar->short_src, ar->currentline, static_cast<lua_Integer>(s->budget_));
+      lua_pushfstring(
+          L, "%s:%d: instruction budget of %I instructions exceeded (a loop that never ends?)",
+          ar->short_src, ar->currentline, static_cast<lua_Integer>(s->budget_));
       try {
         s->abort_message_ = lua_tostring(L, -1);
       } catch (...) {
@@ -109,8 +112,10 @@ void PushJsonValue(lua_State* L, const Json& v) {
     case Json::value_t::number_integer: lua_pushinteger(L, v.get<int64_t>()); break;
     case Json::value_t::number_unsigned: {
       auto u = v.get<uint64_t>();
-      if (u > static_cast<uint64_t>(INT64_MAX)) lua_pushnumber(L, static_cast<lua_Number>(u));
-      else lua_pushinteger(L, static_cast<lua_Integer>(u));
+      if (u > static_cast<uint64_t>(INT64_MAX))
+        lua_pushnumber(L, static_cast<lua_Number>(u));
+      else
+        lua_pushinteger(L, static_cast<lua_Integer>(u));
       break;
     }
     case Json::value_t::number_float: lua_pushnumber(L, v.get<double>()); break;
@@ -154,7 +159,9 @@ int FactsIndex(lua_State* L) {
   return lua_pushnil(L), 1;
 }
 
-int FactsNewIndex(lua_State* L) { return luaL_error(L, "facts are read-only"); }
+int FactsNewIndex(lua_State* L) {
+  return luaL_error(L, "facts are read-only");
+}
 
 int FactsLen(lua_State* L) {
   const Json* j = CheckFacts(L, 1);
@@ -269,7 +276,8 @@ std::string ToJson(lua_State* L, int idx, int depth, Json* out, uint32_t generat
       return "";
     }
     case LUA_TTABLE: {
-      if (depth >= kMaxDepth) return fmt::format("is nested more than {} levels (a cycle?)", kMaxDepth);
+      if (depth >= kMaxDepth)
+        return fmt::format("is nested more than {} levels (a cycle?)", kMaxDepth);
       if (!lua_checkstack(L, 4)) return "is too deeply nested";
       lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, idx));
       size_t count = 0;
@@ -277,7 +285,8 @@ std::string ToJson(lua_State* L, int idx, int depth, Json* out, uint32_t generat
       lua_pushnil(L);
       while (lua_next(L, idx) != 0) {
         ++count;
-        if (lua_type(L, -2) == LUA_TSTRING) string_keys = true;
+        if (lua_type(L, -2) == LUA_TSTRING)
+          string_keys = true;
         else if (!lua_isinteger(L, -2)) {
           lua_pop(L, 2);
           return "has a key that is neither a string nor an integer";
@@ -296,7 +305,8 @@ std::string ToJson(lua_State* L, int idx, int depth, Json* out, uint32_t generat
           Json e;
           std::string err = ToJson(L, -1, depth + 1, &e, generation);
           lua_pop(L, 1);
-          if (!err.empty()) return fmt::format("[{}]{}{}", i, err[0] == '.' || err[0] == '[' ? "" : " ", err);
+          if (!err.empty())
+            return fmt::format("[{}]{}{}", i, err[0] == '.' || err[0] == '[' ? "" : " ", err);
           out->push_back(std::move(e));
         }
         return "";
@@ -315,7 +325,8 @@ std::string ToJson(lua_State* L, int idx, int depth, Json* out, uint32_t generat
         lua_pop(L, 1);
         if (!err.empty()) {
           lua_pop(L, 1);
-          return fmt::format(".{}{}{}", std::string(k, kl), err[0] == '.' || err[0] == '[' ? "" : " ", err);
+          return fmt::format(".{}{}{}", std::string(k, kl),
+                             err[0] == '.' || err[0] == '[' ? "" : " ", err);
         }
         (*out)[std::string(k, kl)] = std::move(e);
       }
@@ -417,8 +428,9 @@ int VarIndex(lua_State* L) {
   if (LookupVar(L, 2)) return 1;
   const char* name = lua_tostring(L, 2);
   if (IsForbidden(name)) return luaL_error(L, "'%s' is not available in the kiln sandbox", name);
-  return luaL_error(L, "undefined variable '%s' (no earlier class sets it; var(\"%s\") reads it as nil)",
-                    name, name);
+  return luaL_error(
+      L, "undefined variable '%s' (no earlier class sets it; var(\"%s\") reads it as nil)", name,
+      name);
 }
 
 int VarNewIndex(lua_State* L) {
@@ -431,7 +443,8 @@ int VarNewIndex(lua_State* L) {
   lua_pushvalue(L, 2);
   bool builtin = lua_rawget(L, -2) != LUA_TNIL;
   lua_pop(L, 2);
-  if (builtin || std::strcmp(name, "facts") == 0 || std::strcmp(name, "node") == 0 || IsForbidden(name))
+  if (builtin || std::strcmp(name, "facts") == 0 || std::strcmp(name, "node") == 0 ||
+      IsForbidden(name))
     return luaL_error(L, "'%s' is a built-in name, not a variable", name);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &kLinesKey);
   lua_pushvalue(L, 2);
@@ -458,13 +471,15 @@ int VarNewIndex(lua_State* L) {
 int ClassCall(lua_State* L, bool add) {
   LuaSandbox* s = Self(L);
   if (s->kind_ != LuaSandbox::Kind::kRule)
-    return luaL_error(L, "%s() works in rule files (class/*.lua), not in variable files", add ? "add" : "remove");
+    return luaL_error(L, "%s() works in rule files (class/*.lua), not in variable files",
+                      add ? "add" : "remove");
   int n = lua_gettop(L);
   if (n == 0) return luaL_error(L, "%s() needs a class name", add ? "add" : "remove");
   int line = CurrentLine(L);
   for (int i = 1; i <= n; ++i) {
     if (lua_type(L, i) != LUA_TSTRING)
-      return luaL_error(L, "%s(): class names are strings, not %s", add ? "add" : "remove", luaL_typename(L, i));
+      return luaL_error(L, "%s(): class names are strings, not %s", add ? "add" : "remove",
+                        luaL_typename(L, i));
     if (s->replay_) continue;
     size_t len;
     const char* name = lua_tolstring(L, i, &len);
@@ -486,8 +501,12 @@ int ClassCall(lua_State* L, bool add) {
   }
   return 0;
 }
-int LuaAdd(lua_State* L) { return ClassCall(L, true); }
-int LuaRemove(lua_State* L) { return ClassCall(L, false); }
+int LuaAdd(lua_State* L) {
+  return ClassCall(L, true);
+}
+int LuaRemove(lua_State* L) {
+  return ClassCall(L, false);
+}
 
 int LuaHas(lua_State* L) {
   LuaSandbox* s = Self(L);
@@ -560,7 +579,10 @@ int LuaPrint(lua_State* L) {
           break;
         }
         [[fallthrough]];
-      default: lua_pushfstring(L, "<%s>", luaL_typename(L, i)); luaL_addvalue(&b); break;
+      default:
+        lua_pushfstring(L, "<%s>", luaL_typename(L, i));
+        luaL_addvalue(&b);
+        break;
     }
   }
   luaL_pushresult(&b);
@@ -689,7 +711,9 @@ int Charge(lua_State* L, double cost, const char* fn, const char* pat) {
   LuaSandbox* s = Self(L);
   double left = s->budget_ > s->steps_ ? static_cast<double>(s->budget_ - s->steps_) : 0;
   if (cost > left) {
-    lua_pushfstring(L, "string.%s: pattern \"%s\" may take up to %f steps on this string, more than the instruction budget left (%f)",
+    lua_pushfstring(L,
+                    "string.%s: pattern \"%s\" may take up to %f steps on this string, more than "
+                    "the instruction budget left (%f)",
                     fn, pat, cost, left);
     return RaiseAbort(L, s, LuaSandbox::Abort::kBudget, lua_tostring(L, -1));
   }
@@ -719,11 +743,13 @@ int SafeRep(lua_State* L) {
   if (total > static_cast<double>(s->limits().memory_bytes)) {
     s->abort_ = LuaSandbox::Abort::kMemory;
     lua_pushfstring(L, "string.rep would make a string of %s bytes; the memory cap is %I bytes",
-                    total < 9e18 ? "" : "more than 9e18", static_cast<lua_Integer>(s->limits().memory_bytes));
+                    total < 9e18 ? "" : "more than 9e18",
+                    static_cast<lua_Integer>(s->limits().memory_bytes));
     if (total < 9e18) {
       lua_pop(L, 1);
       lua_pushfstring(L, "string.rep would make a string of %I bytes; the memory cap is %I bytes",
-                      static_cast<lua_Integer>(total), static_cast<lua_Integer>(s->limits().memory_bytes));
+                      static_cast<lua_Integer>(total),
+                      static_cast<lua_Integer>(s->limits().memory_bytes));
     }
     return RaiseAbort(L, s, LuaSandbox::Abort::kMemory, lua_tostring(L, -1));
   }
@@ -746,7 +772,9 @@ void Wrap(lua_State* L, const char* name, lua_CFunction fn, bool with_name) {
 }
 
 // A read-only view of a library table.
-int ReadOnly(lua_State* L) { return luaL_error(L, "the standard libraries are read-only in the kiln sandbox"); }
+int ReadOnly(lua_State* L) {
+  return luaL_error(L, "the standard libraries are read-only in the kiln sandbox");
+}
 
 void PushReadOnlyProxy(lua_State* L, int lib) {
   lib = lua_absindex(L, lib);
@@ -796,9 +824,9 @@ int SetupState(lua_State* L) {
   // The safe globals.
   lua_newtable(L);
   int safe = lua_gettop(L);
-  for (const char* name : {"assert", "error", "ipairs", "next", "pairs", "select", "tonumber",
-                           "tostring", "type", "rawequal", "rawlen", "rawget", "getmetatable",
-                           "_VERSION"}) {
+  for (const char* name :
+       {"assert", "error", "ipairs", "next", "pairs", "select", "tonumber", "tostring", "type",
+        "rawequal", "rawlen", "rawget", "getmetatable", "_VERSION"}) {
     lua_getfield(L, g, name);
     lua_setfield(L, safe, name);
   }
@@ -838,8 +866,8 @@ int SetupState(lua_State* L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &kVarMtKey);
 
   luaL_newmetatable(L, "kiln.facts");
-  const luaL_Reg facts_mt[] = {{"__index", FactsIndex},   {"__newindex", FactsNewIndex},
-                               {"__len", FactsLen},       {"__pairs", FactsPairs},
+  const luaL_Reg facts_mt[] = {{"__index", FactsIndex},       {"__newindex", FactsNewIndex},
+                               {"__len", FactsLen},           {"__pairs", FactsPairs},
                                {"__tostring", FactsToString}, {nullptr, nullptr}};
   luaL_setfuncs(L, facts_mt, 0);
   lua_pushliteral(L, "facts are read-only");
@@ -875,7 +903,7 @@ int RunChunk(lua_State* L) {
   lua_settop(L, 0);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &kChunksKey);
   lua_rawgeti(L, 1, id);
-  lua_remove(L, 1);  // [fn]
+  lua_remove(L, 1);          // [fn]
   lua_createtable(L, 0, 2);  // env
   if (s->kind_ == LuaSandbox::Kind::kRule) {
     PushFacts(L, s->in_->facts);
@@ -902,24 +930,26 @@ int RunChunk(lua_State* L) {
   const char* file = lua_tostring(L, lua_upvalueindex(1));
   int line = s->out_->return_line;
   if (s->kind_ == LuaSandbox::Kind::kVars)
-    return luaL_error(L, "%s:%d: a variable file sets variables; it must not return a value (it returned a %s)",
-                      file, line, luaL_typename(L, 1));
+    return luaL_error(
+        L, "%s:%d: a variable file sets variables; it must not return a value (it returned a %s)",
+        file, line, luaL_typename(L, 1));
   if (nres > 1)
-    return luaL_error(L, "%s:%d: a rule returns one class name or one list of them, not %d values", file, line, nres);
+    return luaL_error(L, "%s:%d: a rule returns one class name or one list of them, not %d values",
+                      file, line, nres);
   if (lua_type(L, 1) == LUA_TSTRING) {
     lua_createtable(L, 1, 0);
     lua_pushvalue(L, 1);
     lua_rawseti(L, -2, 1);
     lua_replace(L, 1);
   } else if (lua_type(L, 1) != LUA_TTABLE) {
-    return luaL_error(L, "%s:%d: a rule returns a class name or a list of class names, not a %s", file,
-                      line, luaL_typename(L, 1));
+    return luaL_error(L, "%s:%d: a rule returns a class name or a list of class names, not a %s",
+                      file, line, luaL_typename(L, 1));
   }
   lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, 1));
   for (lua_Integer i = 1; i <= n; ++i) {
     if (lua_rawgeti(L, 1, i) != LUA_TSTRING)
-      return luaL_error(L, "%s:%d: a rule returns class names (strings); item %d is a %s", file, line,
-                        static_cast<int>(i), luaL_typename(L, -1));
+      return luaL_error(L, "%s:%d: a rule returns class names (strings); item %d is a %s", file,
+                        line, static_cast<int>(i), luaL_typename(L, -1));
     lua_pop(L, 1);
   }
   if (s->replay_) return 0;
@@ -967,8 +997,10 @@ int FindWord(std::string_view line, std::string_view word, bool last = false) {
 // The name a Lua message is about: "(global 'x')", "near 'x'", "'x' is ...".
 std::string QuotedName(std::string_view msg) {
   size_t q = msg.find("near '");
-  if (q != std::string_view::npos) q += 5;
-  else q = msg.find('\'');
+  if (q != std::string_view::npos)
+    q += 5;
+  else
+    q = msg.find('\'');
   if (q == std::string_view::npos) return {};
   size_t e = msg.find('\'', q + 1);
   if (e == std::string_view::npos) return {};
@@ -1074,7 +1106,8 @@ Diagnostic LuaSandbox::ErrorFrom(int chunk_index, std::string_view msg, bool, in
     if (name == "<eof>") column = static_cast<int>(text.size()) + 1;
     // A syntax error is "near" the token where parsing stopped: usually
     // the last of its kind on the line.
-    else if (!name.empty()) column = FindWord(text, name, rest.find("near '") != std::string::npos);
+    else if (!name.empty())
+      column = FindWord(text, name, rest.find("near '") != std::string::npos);
   }
   return MakeDiagnostic(c.file, c.source, line, column, rest);
 }
@@ -1112,9 +1145,9 @@ bool LuaSandbox::Run(int chunk, Kind kind, const EvalInput& in, EvalOutput* out,
   int status = run_once(LUA_MASKCOUNT | LUA_MASKRET);
   bool ok = status == LUA_OK;
   if (!ok) {
-    std::string msg = lua_type(L_, -1) == LUA_TSTRING ? lua_tostring(L_, -1)
-                                                       : std::string("error object is a ") +
-                                                             luaL_typename(L_, -1) + " value";
+    std::string msg = lua_type(L_, -1) == LUA_TSTRING
+                          ? lua_tostring(L_, -1)
+                          : std::string("error object is a ") + luaL_typename(L_, -1) + " value";
     lua_settop(L_, 0);
     if (abort_ == Abort::kMemory && msg.find("string.rep would make") == std::string::npos) {
       // A failed allocation unwinds without a line. Rules are deterministic,
@@ -1127,9 +1160,9 @@ bool LuaSandbox::Run(int chunk, Kind kind, const EvalInput& in, EvalOutput* out,
       run_once(LUA_MASKCOUNT | LUA_MASKLINE);
       replay_ = false;
       lua_settop(L_, 0);
-      *err = ErrorFrom(chunk - 1,
-                       fmt::format("memory cap of {} bytes exceeded", limits_.memory_bytes), false,
-                       last_line_);
+      *err =
+          ErrorFrom(chunk - 1, fmt::format("memory cap of {} bytes exceeded", limits_.memory_bytes),
+                    false, last_line_);
     } else {
       *err = ErrorFrom(chunk - 1, msg, true, 0);
     }
@@ -1157,9 +1190,10 @@ bool LuaSandbox::Run(int chunk, Kind kind, const EvalInput& in, EvalOutput* out,
       std::string e = ToJson(L_, -1, 0, &v.value, generation_);
       lua_pop(L_, 1);
       if (!e.empty()) {
-        *err = MakeDiagnostic(c.file, c.source, line, FindWord(LineOf(c.source, line), name),
-                              "variable " + name + (e[0] == '.' || e[0] == '[' ? "" : " ") + e +
-                                  "; variables hold strings, numbers, booleans and lists or maps of them");
+        *err = MakeDiagnostic(
+            c.file, c.source, line, FindWord(LineOf(c.source, line), name),
+            "variable " + name + (e[0] == '.' || e[0] == '[' ? "" : " ") + e +
+                "; variables hold strings, numbers, booleans and lists or maps of them");
         ok = false;
         break;
       }
@@ -1200,7 +1234,8 @@ bool LuaSandbox::Run(int chunk, Kind kind, const EvalInput& in, EvalOutput* out,
   // back now rather than let the next evaluations carry it.
   if (!ok) lua_gc(L_, LUA_GCCOLLECT);
   // Drop this evaluation's tables so the collector can take them.
-  for (const char* key : {&kValsKey, &kLinesKey, &kOrderKey, &kReadsKey, &kFactsUdKey, &kNodeUdKey}) {
+  for (const char* key :
+       {&kValsKey, &kLinesKey, &kOrderKey, &kReadsKey, &kFactsUdKey, &kNodeUdKey}) {
     lua_pushnil(L_);
     lua_rawsetp(L_, LUA_REGISTRYINDEX, key);
   }

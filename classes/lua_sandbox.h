@@ -83,8 +83,8 @@ struct VarSet {
 
 struct EvalOutput {
   std::vector<LuaPrint> prints;
-  std::vector<VarSet> vars;                // variable files, in first-assignment order
-  std::vector<std::string> returned;       // rule files: classes returned
+  std::vector<VarSet> vars;           // variable files, in first-assignment order
+  std::vector<std::string> returned;  // rule files: classes returned
   int return_line = 0;
 };
 
@@ -142,9 +142,9 @@ class LuaSandbox {
   EvalOutput* out_ = nullptr;
   Kind kind_ = Kind::kRule;
   size_t printed_ = 0;
-  bool replay_ = false;      // re-running to find the line of a memory error
-  int last_line_ = 0;        // replay: the last line that started
-  std::string scratch_;      // C++ text handed to Lua (never on a C stack)
+  bool replay_ = false;  // re-running to find the line of a memory error
+  int last_line_ = 0;    // replay: the last line that started
+  std::string scratch_;  // C++ text handed to Lua (never on a C stack)
   const SandboxLimits& limits() const { return limits_; }
 };
 

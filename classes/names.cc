@@ -18,7 +18,8 @@ bool IsUtf8(std::string_view s) {
   while (i < s.size()) {
     auto c = static_cast<unsigned char>(s[i]);
     int more = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
-    if (more < 0 || i + static_cast<size_t>(more) >= s.size() + (more == 0 ? 1 : 0)) return more == 0;
+    if (more < 0 || i + static_cast<size_t>(more) >= s.size() + (more == 0 ? 1 : 0))
+      return more == 0;
     for (int k = 1; k <= more; ++k)
       if ((static_cast<unsigned char>(s[i + static_cast<size_t>(k)]) >> 6) != 2) return false;
     i += static_cast<size_t>(more) + 1;

@@ -17,7 +17,9 @@ bool IsClassName(std::string_view s);
 // following class name.
 bool IsHostName(std::string_view s);
 // A variable name: an identifier as for classes.
-inline bool IsVarName(std::string_view s) { return IsClassName(s); }
+inline bool IsVarName(std::string_view s) {
+  return IsClassName(s);
+}
 
 // True if s is valid UTF-8 (file contents travel as text only then).
 bool IsUtf8(std::string_view s);

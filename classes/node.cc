@@ -31,7 +31,8 @@ const char* KindName(Kind k) {
 bool Matches(const Json& j, Kind k) {
   switch (k) {
     case Kind::kString: return j.is_string();
-    case Kind::kUint: return j.is_number_unsigned() || (j.is_number_integer() && j.get<int64_t>() >= 0);
+    case Kind::kUint:
+      return j.is_number_unsigned() || (j.is_number_integer() && j.get<int64_t>() >= 0);
     case Kind::kBool: return j.is_boolean();
     case Kind::kObject: return j.is_object();
     case Kind::kArray: return j.is_array();
@@ -50,8 +51,10 @@ struct FieldRule {
   bool required = false;
 };
 
-Status CheckFields(const Json& obj, const std::string& path, std::initializer_list<FieldRule> rules) {
-  if (!obj.is_object()) return InvalidArgument(fmt::format("{}: expected an object, got {}", path, TypeName(obj)));
+Status CheckFields(const Json& obj, const std::string& path,
+                   std::initializer_list<FieldRule> rules) {
+  if (!obj.is_object())
+    return InvalidArgument(fmt::format("{}: expected an object, got {}", path, TypeName(obj)));
   for (const auto& r : rules) {
     auto it = obj.find(r.name);
     if (it == obj.end() || it->is_null()) {
@@ -69,7 +72,8 @@ Status CheckArray(const Json& facts, const char* key, std::initializer_list<Fiel
   auto it = facts.find(key);
   if (it == facts.end() || it->is_null()) return Status::Ok();
   std::string path = std::string("facts.") + key;
-  if (!it->is_array()) return InvalidArgument(fmt::format("{}: expected an array, got {}", path, TypeName(*it)));
+  if (!it->is_array())
+    return InvalidArgument(fmt::format("{}: expected an array, got {}", path, TypeName(*it)));
   for (size_t i = 0; i < it->size(); ++i)
     KILN_RETURN_IF_ERROR(CheckFields((*it)[i], fmt::format("{}[{}]", path, i), rules));
   return Status::Ok();
@@ -102,25 +106,37 @@ std::string NormalizeMac(std::string_view mac) {
 }
 
 Status ValidateFacts(const Json& facts) {
-  if (!facts.is_object()) return InvalidArgument("facts: expected an object, got " + TypeName(facts));
+  if (!facts.is_object())
+    return InvalidArgument("facts: expected an object, got " + TypeName(facts));
   if (facts.contains("schema") && facts["schema"] != kFactsSchema)
-    return InvalidArgument(fmt::format("facts.schema: {} is not a schema this kiln reads (expected {})",
-                                       facts["schema"].dump(), kFactsSchema));
+    return InvalidArgument(
+        fmt::format("facts.schema: {} is not a schema this kiln reads (expected {})",
+                    facts["schema"].dump(), kFactsSchema));
   KILN_RETURN_IF_ERROR(CheckObject(facts, "cpu",
-                                   {{"model", Kind::kString}, {"vendor", Kind::kString},
-                                    {"arch", Kind::kString}, {"sockets", Kind::kUint},
-                                    {"cores", Kind::kUint}, {"threads", Kind::kUint},
+                                   {{"model", Kind::kString},
+                                    {"vendor", Kind::kString},
+                                    {"arch", Kind::kString},
+                                    {"sockets", Kind::kUint},
+                                    {"cores", Kind::kUint},
+                                    {"threads", Kind::kUint},
                                     {"flags", Kind::kStringArray}}));
   KILN_RETURN_IF_ERROR(CheckObject(facts, "memory", {{"total_bytes", Kind::kUint, true}}));
   KILN_RETURN_IF_ERROR(CheckArray(facts, "disks",
-                                  {{"name", Kind::kString, true}, {"size_bytes", Kind::kUint, true},
-                                   {"path", Kind::kString}, {"rotational", Kind::kBool},
-                                   {"removable", Kind::kBool}, {"transport", Kind::kString},
-                                   {"model", Kind::kString}, {"serial", Kind::kString}}));
+                                  {{"name", Kind::kString, true},
+                                   {"size_bytes", Kind::kUint, true},
+                                   {"path", Kind::kString},
+                                   {"rotational", Kind::kBool},
+                                   {"removable", Kind::kBool},
+                                   {"transport", Kind::kString},
+                                   {"model", Kind::kString},
+                                   {"serial", Kind::kString}}));
   KILN_RETURN_IF_ERROR(CheckArray(facts, "nics",
-                                  {{"name", Kind::kString, true}, {"mac", Kind::kString, true},
-                                   {"driver", Kind::kString}, {"speed_mbps", Kind::kUint},
-                                   {"link", Kind::kBool}, {"lldp", Kind::kObject}}));
+                                  {{"name", Kind::kString, true},
+                                   {"mac", Kind::kString, true},
+                                   {"driver", Kind::kString},
+                                   {"speed_mbps", Kind::kUint},
+                                   {"link", Kind::kBool},
+                                   {"lldp", Kind::kObject}}));
   if (facts.contains("nics") && facts["nics"].is_array()) {
     for (size_t i = 0; i < facts["nics"].size(); ++i)
       if (NormalizeMac(facts["nics"][i]["mac"].get<std::string>()).empty())
@@ -128,15 +144,22 @@ Status ValidateFacts(const Json& facts) {
                                            facts["nics"][i]["mac"].get<std::string>()));
   }
   KILN_RETURN_IF_ERROR(CheckArray(facts, "pci",
-                                  {{"slot", Kind::kString, true}, {"class", Kind::kString, true},
-                                   {"vendor", Kind::kString, true}, {"device", Kind::kString, true},
-                                   {"vendor_name", Kind::kString}, {"device_name", Kind::kString},
+                                  {{"slot", Kind::kString, true},
+                                   {"class", Kind::kString, true},
+                                   {"vendor", Kind::kString, true},
+                                   {"device", Kind::kString, true},
+                                   {"vendor_name", Kind::kString},
+                                   {"device_name", Kind::kString},
                                    {"driver", Kind::kString}}));
   KILN_RETURN_IF_ERROR(CheckObject(facts, "dmi",
-                                   {{"sys_vendor", Kind::kString}, {"product_name", Kind::kString},
-                                    {"product_serial", Kind::kString}, {"board_vendor", Kind::kString},
-                                    {"board_name", Kind::kString}, {"bios_vendor", Kind::kString},
-                                    {"bios_version", Kind::kString}, {"chassis_type", Kind::kString},
+                                   {{"sys_vendor", Kind::kString},
+                                    {"product_name", Kind::kString},
+                                    {"product_serial", Kind::kString},
+                                    {"board_vendor", Kind::kString},
+                                    {"board_name", Kind::kString},
+                                    {"bios_vendor", Kind::kString},
+                                    {"bios_version", Kind::kString},
+                                    {"chassis_type", Kind::kString},
                                     {"chassis_asset_tag", Kind::kString}}));
   KILN_RETURN_IF_ERROR(CheckObject(facts, "firmware",
                                    {{"type", Kind::kString, true}, {"secure_boot", Kind::kBool}}));
@@ -189,7 +212,8 @@ Result<NodeRecord> NodeFromJson(const Json& j) {
     n.macs.push_back(norm);
   }
   if (n.macs.empty() && n.facts.contains("nics"))
-    for (const auto& nic : n.facts["nics"]) n.macs.push_back(NormalizeMac(nic["mac"].get<std::string>()));
+    for (const auto& nic : n.facts["nics"])
+      n.macs.push_back(NormalizeMac(nic["mac"].get<std::string>()));
   auto classes = JsonFieldOr<std::vector<std::string>>(j, "classes", {});
   if (!classes.ok()) return ctx(classes.status());
   n.classes = *classes;
@@ -197,7 +221,10 @@ Result<NodeRecord> NodeFromJson(const Json& j) {
 }
 
 Json NodeToJson(const NodeRecord& n) {
-  return {{"id", n.id}, {"hostname", n.hostname}, {"macs", n.macs}, {"facts", n.facts},
+  return {{"id", n.id},
+          {"hostname", n.hostname},
+          {"macs", n.macs},
+          {"facts", n.facts},
           {"classes", n.classes}};
 }
 

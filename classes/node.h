@@ -37,8 +37,8 @@ Status ValidateFacts(const Json& facts);
 
 // One disk from facts.disks, as layout resolution sees it.
 struct FactDisk {
-  std::string name;    // "sda", "nvme0n1"
-  std::string path;    // "/dev/sda" (default /dev/<name>)
+  std::string name;  // "sda", "nvme0n1"
+  std::string path;  // "/dev/sda" (default /dev/<name>)
   uint64_t size_bytes = 0;
   bool rotational = false;
   bool removable = false;

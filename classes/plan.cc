@@ -69,8 +69,11 @@ Json PlanToJson(const Plan& p, bool explain) {
   for (const auto& [k, v] : p.vars) vars[k] = v.value;
   j["variables"] = std::move(vars);
   if (p.image)
-    j["image"] = {{"ref", p.image->ref}, {"name", p.image->name}, {"version", p.image->version},
-                  {"class", p.image->cls}, {"source", p.image->loc.ToString()}};
+    j["image"] = {{"ref", p.image->ref},
+                  {"name", p.image->name},
+                  {"version", p.image->version},
+                  {"class", p.image->cls},
+                  {"source", p.image->loc.ToString()}};
   else
     j["image"] = nullptr;
 
@@ -127,8 +130,12 @@ Json PlanToJson(const Plan& p, bool explain) {
 
   Json files = Json::array();
   for (const auto& f : p.files) {
-    Json fj = {{"path", f.path},      {"class", f.cls},   {"source", f.source},
-               {"owner", f.owner},    {"group", f.group}, {"mode", fmt::format("{:04o}", f.mode)},
+    Json fj = {{"path", f.path},
+               {"class", f.cls},
+               {"source", f.source},
+               {"owner", f.owner},
+               {"group", f.group},
+               {"mode", fmt::format("{:04o}", f.mode)},
                {"substituted", f.substituted}};
     PutContent(fj, f.content, f.sha256, f.utf8);
     files.push_back(std::move(fj));
@@ -158,7 +165,8 @@ Json PlanToJson(const Plan& p, bool explain) {
       if (d.loc.known()) dj["source"] = d.loc.ToString();
       if (!d.line_text.empty()) dj["line"] = d.line_text;
       if (!d.note.empty()) dj["note"] = d.note;
-      if (!d.overrode.empty()) dj["overrode"] = ReplacedJson(d.overrode, d.what == "variable" || d.what == "image");
+      if (!d.overrode.empty())
+        dj["overrode"] = ReplacedJson(d.overrode, d.what == "variable" || d.what == "image");
       ex.push_back(std::move(dj));
     }
     j["explain"] = std::move(ex);

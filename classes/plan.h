@@ -39,7 +39,7 @@ struct Decision {
   SourceLoc loc;
   std::string line_text;  // the source line, when it tells the story
   std::vector<Replaced> overrode;
-  std::string note;     // why, in words, when there is no source line
+  std::string note;  // why, in words, when there is no source line
 };
 
 struct PlanVar {

@@ -13,8 +13,8 @@ namespace kiln::classes {
 struct Resolver::Evaluator {
   explicit Evaluator(SandboxLimits limits) : lua(limits) {}
   LuaSandbox lua;
-  std::vector<int> rules;             // chunk ids, parallel to space.rules
-  std::map<std::string, int> vars;    // by class
+  std::vector<int> rules;           // chunk ids, parallel to space.rules
+  std::map<std::string, int> vars;  // by class
   bool ok = true;
   Diagnostic error;
 };
@@ -24,7 +24,8 @@ namespace {
 // The class list being built, with the story of each change.
 class ClassList : public ClassHost {
  public:
-  ClassList(const Space& space, Plan* plan, bool explain) : space_(space), plan_(plan), explain_(explain) {}
+  ClassList(const Space& space, Plan* plan, bool explain)
+      : space_(space), plan_(plan), explain_(explain) {}
 
   void SetSource(const LuaFile* f) { file_ = f; }
 
@@ -37,10 +38,12 @@ class ClassList : public ClassHost {
     if (!IsClassName(cls)) return fmt::format("\"{}\" is not a class name (an identifier)", cls);
     if (cls == kDefaultClass || cls == kLastClass)
       return fmt::format("{} is always there; rules cannot add it", cls);
-    if (!space_.declared.count(cls)) return fmt::format("class {} is not declared in classes.list", cls);
+    if (!space_.declared.count(cls))
+      return fmt::format("class {} is not declared in classes.list", cls);
     bool had = Has(cls);
     if (!had) plan_->classes.push_back(cls);
-    Record(cls, had ? "kept" : "added", line, had ? "already present; it keeps its earlier place" : "");
+    Record(cls, had ? "kept" : "added", line,
+           had ? "already present; it keeps its earlier place" : "");
     return "";
   }
 
@@ -88,7 +91,9 @@ class ClassList : public ClassHost {
   const LuaFile* file_ = nullptr;
 };
 
-Diagnostic Plain(std::string message) { return PlainDiagnostic("", std::move(message)); }
+Diagnostic Plain(std::string message) {
+  return PlainDiagnostic("", std::move(message));
+}
 
 // ${VAR} substitution in a file; $${ is a literal ${.
 bool Substitute(const FileVariant& f, const std::map<std::string, PlanVar>& vars, std::string* out,
@@ -127,18 +132,23 @@ bool Substitute(const FileVariant& f, const std::map<std::string, PlanVar>& vars
     }
     auto it = vars.find(name);
     if (it == vars.end()) {
-      *err = MakeDiagnostic(f.file, in, line, col,
-                            fmt::format("${{{}}}: no class of this node sets variable {}", name, name));
+      *err = MakeDiagnostic(
+          f.file, in, line, col,
+          fmt::format("${{{}}}: no class of this node sets variable {}", name, name));
       return false;
     }
     const Json& v = it->second.value;
-    if (v.is_string()) *out += v.get<std::string>();
-    else if (v.is_boolean()) *out += v.get<bool>() ? "true" : "false";
-    else if (v.is_number()) *out += v.dump();
+    if (v.is_string())
+      *out += v.get<std::string>();
+    else if (v.is_boolean())
+      *out += v.get<bool>() ? "true" : "false";
+    else if (v.is_number())
+      *out += v.dump();
     else {
-      *err = MakeDiagnostic(f.file, in, line, col,
-                            fmt::format("${{{}}} is a {} (set at {}); only strings, numbers and booleans substitute",
-                                        name, v.is_array() ? "list" : "map", it->second.loc.ToString()));
+      *err = MakeDiagnostic(
+          f.file, in, line, col,
+          fmt::format("${{{}}} is a {} (set at {}); only strings, numbers and booleans substitute",
+                      name, v.is_array() ? "list" : "map", it->second.loc.ToString()));
       return false;
     }
     i = close;
@@ -217,21 +227,24 @@ bool Resolver::Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan*
   plan->space_dir = space.dir;
   plan->space_digest = space.digest;
   if (!IsHostName(node.hostname)) {
-    *err = Plain("node " + node.id + ": hostname \"" + node.hostname + "\" is not a short lower-case hostname");
+    *err = Plain("node " + node.id + ": hostname \"" + node.hostname +
+                 "\" is not a short lower-case hostname");
     return false;
   }
   if (space.declared.count(node.hostname)) {
-    *err = Plain("node " + node.id + ": hostname " + node.hostname + " is also the name of a declared class");
+    *err = Plain("node " + node.id + ": hostname " + node.hostname +
+                 " is also the name of a declared class");
     return false;
   }
   for (const auto& c : node.classes) {
     if (!IsClassName(c) || !space.declared.count(c)) {
-      *err = Plain(fmt::format("node {}: explicit class \"{}\" is not declared in classes.list", node.id, c));
+      *err = Plain(fmt::format("node {}: explicit class \"{}\" is not declared in classes.list",
+                               node.id, c));
       return false;
     }
   }
-  Json node_json = {{"id", node.id}, {"hostname", node.hostname}, {"macs", node.macs},
-                    {"classes", node.classes}};
+  Json node_json = {
+      {"id", node.id}, {"hostname", node.hostname}, {"macs", node.macs}, {"classes", node.classes}};
 
   auto ev = Acquire();
   struct Returner {
@@ -258,7 +271,8 @@ bool Resolver::Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan*
     if (!ev->lua.Run(ev->rules[i], LuaSandbox::Kind::kRule, in, &out, err)) return false;
     if (explain)
       for (const auto& p : out.prints)
-        plan->explain.push_back({"output", rule.file, "printed", p.text, "", {rule.file, p.line, 0}, {}, {}, {}});
+        plan->explain.push_back(
+            {"output", rule.file, "printed", p.text, "", {rule.file, p.line, 0}, {}, {}, {}});
   }
   list.SetSource(nullptr);
   if (auto h = space.hosts.find(node.hostname); h != space.hosts.end())
@@ -294,7 +308,8 @@ bool Resolver::Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan*
         d.cls = cls;
         d.loc = loc;
         d.line_text = std::string(Trim(LineOf(file.source, v.line)));
-        if (it != plan->vars.end()) d.overrode.push_back({it->second.cls, it->second.loc, it->second.value});
+        if (it != plan->vars.end())
+          d.overrode.push_back({it->second.cls, it->second.loc, it->second.value});
         plan->explain.push_back(std::move(d));
       }
       if (v.unset) {
@@ -307,7 +322,8 @@ bool Resolver::Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan*
     }
     if (explain)
       for (const auto& p : out.prints)
-        plan->explain.push_back({"output", file.file, "printed", p.text, cls, {file.file, p.line, 0}, {}, {}, {}});
+        plan->explain.push_back(
+            {"output", file.file, "printed", p.text, cls, {file.file, p.line, 0}, {}, {}, {}});
   }
 
   // 3. The image: the variable IMAGE.
@@ -316,10 +332,11 @@ bool Resolver::Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan*
     std::string name, version;
     const LuaFile& file = space.vars.at(v.cls);
     if (!v.value.is_string() || !ParseImageRef(v.value.get<std::string>(), &name, &version)) {
-      *err = MakeDiagnostic(file.file, file.source, v.loc.line, 0,
-                            fmt::format("IMAGE = {}: an image is \"name\" or \"name@version\" (letters, "
-                                        "digits, '-', '_', '.')",
-                                        v.value.dump()));
+      *err = MakeDiagnostic(
+          file.file, file.source, v.loc.line, 0,
+          fmt::format("IMAGE = {}: an image is \"name\" or \"name@version\" (letters, "
+                      "digits, '-', '_', '.')",
+                      v.value.dump()));
       return false;
     }
     plan->image = PlanImage{v.value.get<std::string>(), name, version, v.cls, v.loc};
@@ -333,24 +350,33 @@ bool Resolver::Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan*
   // 4. The disk layout.
   std::vector<ClassLayout> layouts;
   for (const auto& cls : plan->classes)
-    if (auto d = space.disks.find(cls); d != space.disks.end()) layouts.push_back({cls, &d->second});
+    if (auto d = space.disks.find(cls); d != space.disks.end())
+      layouts.push_back({cls, &d->second});
   std::string firmware;
   if (node.facts.contains("firmware") && node.facts["firmware"].is_object())
     firmware = node.facts["firmware"].value("type", "");
   if (!ResolveDisks(layouts, DisksOf(node.facts), firmware, &plan->disks, err)) return false;
   if (explain) {
     for (const auto& d : plan->disks) {
-      Decision dd{"disk", d.role, "chose",
+      Decision dd{"disk",
+                  d.role,
+                  "chose",
                   fmt::format("{} {} ({}, {})", d.device, HumanBytes(d.size_bytes), d.table,
                               d.selector.empty() ? "next free disk" : "on=" + d.selector),
-                  d.cls, d.loc, {}, {}, {}};
+                  d.cls,
+                  d.loc,
+                  {},
+                  {},
+                  {}};
       for (const auto& o : d.overrode) dd.overrode.push_back({o.cls, o.loc, nullptr});
       plan->explain.push_back(std::move(dd));
       for (const auto& p : d.parts) {
-        std::string what = fmt::format("{} {} {}{}{}", p.device, HumanBytes(p.size_bytes), p.fs.empty() ? "raw" : p.fs,
-                                       p.mount.empty() ? "" : " on " + p.mount,
-                                       p.size_text == HumanBytes(p.size_bytes) ? "" : " (size=" + p.size_text + ")");
-        plan->explain.push_back({"partition", d.role + "." + p.name, "sized", what, d.cls, p.loc, {}, {}, {}});
+        std::string what = fmt::format(
+            "{} {} {}{}{}", p.device, HumanBytes(p.size_bytes), p.fs.empty() ? "raw" : p.fs,
+            p.mount.empty() ? "" : " on " + p.mount,
+            p.size_text == HumanBytes(p.size_bytes) ? "" : " (size=" + p.size_text + ")");
+        plan->explain.push_back(
+            {"partition", d.role + "." + p.name, "sized", what, d.cls, p.loc, {}, {}, {}});
       }
     }
   }
@@ -394,10 +420,16 @@ bool Resolver::Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan*
     }
     for (const auto& [r, v] : losers) f.overrode.push_back({v->cls, {v->file, 0, 0}, nullptr});
     if (explain) {
-      Decision d{"file", target, "installs",
+      Decision d{"file",
+                 target,
+                 "installs",
                  fmt::format("{} {}:{} {:04o}{}", f.source, f.owner, f.group, f.mode,
                              f.substituted ? ", ${VAR} substituted" : ""),
-                 f.cls, {f.source, 0, 0}, {}, f.overrode, {}};
+                 f.cls,
+                 {f.source, 0, 0},
+                 {},
+                 f.overrode,
+                 {}};
       plan->explain.push_back(std::move(d));
     }
     plan->files.push_back(std::move(f));
@@ -409,8 +441,15 @@ bool Resolver::Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan*
       for (const auto& sc : s->second) {
         plan->scripts.push_back({sc.cls, sc.name, sc.file, sc.content, sc.sha256, sc.utf8});
         if (explain)
-          plan->explain.push_back({"script", sc.file, "runs", fmt::format("step {}", plan->scripts.size()),
-                                   cls, {sc.file, 0, 0}, {}, {}, {}});
+          plan->explain.push_back({"script",
+                                   sc.file,
+                                   "runs",
+                                   fmt::format("step {}", plan->scripts.size()),
+                                   cls,
+                                   {sc.file, 0, 0},
+                                   {},
+                                   {},
+                                   {}});
       }
   }
   for (const auto& phase : HookPhases())
@@ -421,7 +460,8 @@ bool Resolver::Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan*
         if (hk.phase == phase) {
           plan->hooks.push_back({hk.phase, hk.cls, hk.file, hk.content, hk.sha256, hk.utf8});
           if (explain)
-            plan->explain.push_back({"hook", hk.file, "runs", "before " + phase, cls, {hk.file, 0, 0}, {}, {}, {}});
+            plan->explain.push_back(
+                {"hook", hk.file, "runs", "before " + phase, cls, {hk.file, 0, 0}, {}, {}, {}});
         }
     }
   return true;

@@ -38,7 +38,8 @@ class Resolver {
 
   // False with *err (file, line, caret) when the space cannot make a plan
   // for this node: a rule failed, a variable is bad, the disks do not fit.
-  bool Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan* plan, Diagnostic* err) const;
+  bool Resolve(const NodeRecord& node, const ResolveOptions& opts, Plan* plan,
+               Diagnostic* err) const;
   // The same as a Result; the status message is the rendered diagnostic.
   Result<Plan> Resolve(const NodeRecord& node, const ResolveOptions& opts = {}) const;
 

@@ -1,8 +1,7 @@
 #include "classes/space.h"
 
-#include <sys/stat.h>
-
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -18,7 +17,7 @@ namespace fs = std::filesystem;
 namespace kiln::classes {
 
 const std::vector<std::string>& HookPhases() {
-  static const std::vector<std::string> phases = {"partition", "format", "mount",      "image",
+  static const std::vector<std::string> phases = {"partition", "format",  "mount",      "image",
                                                   "files",     "scripts", "bootloader", "finish"};
   return phases;
 }
@@ -65,7 +64,8 @@ class Loader {
       return nullptr;
     }
     for (const auto& name : {kDefaultClass, kLastClass})
-      space_->declared[std::string(name)] = {std::string(name), name == kDefaultClass ? "every node, first" : "every node, last", {}};
+      space_->declared[std::string(name)] = {
+          std::string(name), name == kDefaultClass ? "every node, first" : "every node, last", {}};
     LoadClassList();
     LoadHosts();
     LoadRules();
@@ -75,8 +75,9 @@ class Loader {
     LoadScripts();
     LoadHooks();
     if (space_->total_bytes > kMaxSpaceBytes)
-      diags_->Add(PlainDiagnostic("", fmt::format("the config space holds {} of files; the limit is {}",
-                                                  HumanBytes(space_->total_bytes), HumanBytes(kMaxSpaceBytes))));
+      diags_->Add(PlainDiagnostic(
+          "", fmt::format("the config space holds {} of files; the limit is {}",
+                          HumanBytes(space_->total_bytes), HumanBytes(kMaxSpaceBytes))));
     std::string all;
     for (const auto& [path, digest] : digests_) all += path + '\0' + digest + '\n';
     space_->digest = Sha256Hex(all);
@@ -96,8 +97,9 @@ class Loader {
       return std::nullopt;
     }
     if (static_cast<size_t>(st.st_size) > kMaxSpaceFileBytes) {
-      diags_->Add(PlainDiagnostic(rel, fmt::format("is {}; files in a config space are at most {}",
-                                                   HumanBytes(st.st_size), HumanBytes(kMaxSpaceFileBytes))));
+      diags_->Add(PlainDiagnostic(
+          rel, fmt::format("is {}; files in a config space are at most {}", HumanBytes(st.st_size),
+                           HumanBytes(kMaxSpaceFileBytes))));
       return std::nullopt;
     }
     auto text = ReadFile(p);
@@ -110,7 +112,9 @@ class Loader {
     return *text;
   }
 
-  void Error(const std::string& rel, std::string msg) { diags_->Add(PlainDiagnostic(rel, std::move(msg))); }
+  void Error(const std::string& rel, std::string msg) {
+    diags_->Add(PlainDiagnostic(rel, std::move(msg)));
+  }
 
   // The class a file is named after must exist.
   bool CheckClass(const std::string& rel, const std::string& cls) {
@@ -120,7 +124,9 @@ class Loader {
                              IsHostName(cls) ? ", or add hosts/" + cls : ""));
       return false;
     }
-    Error(rel, fmt::format("\"{}\" is not a class name (an identifier, or a hostname with hosts/{})", cls, cls));
+    Error(rel,
+          fmt::format("\"{}\" is not a class name (an identifier, or a hostname with hosts/{})",
+                      cls, cls));
     return false;
   }
 
@@ -151,16 +157,18 @@ class Loader {
       std::string name(t.substr(0, sp));
       std::string desc(sp == std::string_view::npos ? "" : Trim(t.substr(sp)));
       if (!IsClassName(name)) {
-        diags_->Add(MakeDiagnostic(rel, *text, lineno, col,
-                                   fmt::format("\"{}\" is not a class name (letters, digits and _, not "
-                                               "starting with a digit, at most {})",
-                                               name, kMaxNameLength)));
+        diags_->Add(
+            MakeDiagnostic(rel, *text, lineno, col,
+                           fmt::format("\"{}\" is not a class name (letters, digits and _, not "
+                                       "starting with a digit, at most {})",
+                                       name, kMaxNameLength)));
         continue;
       }
       auto it = space_->declared.find(name);
       if (it != space_->declared.end() && it->second.loc.known()) {
-        diags_->Add(MakeDiagnostic(rel, *text, lineno, col,
-                                   fmt::format("class {} is already declared at line {}", name, it->second.loc.line)));
+        diags_->Add(MakeDiagnostic(
+            rel, *text, lineno, col,
+            fmt::format("class {} is already declared at line {}", name, it->second.loc.line)));
         continue;
       }
       space_->declared[name] = {name, desc, {rel, lineno, col}};
@@ -194,10 +202,12 @@ class Loader {
           std::string cls(line.substr(b, e - b));
           int lineno = static_cast<int>(i) + 1, col = static_cast<int>(b) + 1;
           if (!IsClassName(cls))
-            diags_->Add(MakeDiagnostic(rel, *text, lineno, col, "\"" + cls + "\" is not a class name"));
+            diags_->Add(
+                MakeDiagnostic(rel, *text, lineno, col, "\"" + cls + "\" is not a class name"));
           else if (!space_->declared.count(cls))
-            diags_->Add(MakeDiagnostic(rel, *text, lineno, col,
-                                       "class " + cls + " does not exist (declare it in classes.list)"));
+            diags_->Add(
+                MakeDiagnostic(rel, *text, lineno, col,
+                               "class " + cls + " does not exist (declare it in classes.list)"));
           else
             entries.push_back({cls, {rel, lineno, col}});
           pos = e;
@@ -215,9 +225,14 @@ class Loader {
       }
       std::string stem = name.substr(0, name.size() - 4);
       bool ok = !stem.empty() && stem.size() <= kMaxNameLength;
-      for (char c : stem) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
+      for (char c : stem)
+        ok =
+            ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
       if (!ok) {
-        Error(rel, fmt::format("rule file names use letters, digits, '-', '_' and '.' (at most {} before .lua)", kMaxNameLength));
+        Error(rel,
+              fmt::format(
+                  "rule file names use letters, digits, '-', '_' and '.' (at most {} before .lua)",
+                  kMaxNameLength));
         continue;
       }
       auto text = Read(rel);
@@ -278,7 +293,9 @@ class Loader {
         std::string tok(line.substr(b, e - b));
         int col = static_cast<int>(b) + 1;
         pos = e;
-        auto err = [&](const std::string& m) { diags_->Add(MakeDiagnostic(rel, text, lineno, col, m)); };
+        auto err = [&](const std::string& m) {
+          diags_->Add(MakeDiagnostic(rel, text, lineno, col, m));
+        };
         size_t eq = tok.find('=');
         if (eq == std::string::npos) {
           err("expected key=value (owner=, group=, mode=, subst=)");
@@ -290,7 +307,8 @@ class Loader {
           if (ParseUint(s)) return true;
           for (size_t k = 0; k < s.size(); ++k) {
             char c = s[k];
-            bool ok = (c >= 'a' && c <= 'z') || c == '_' || (k > 0 && ((c >= '0' && c <= '9') || c == '-'));
+            bool ok = (c >= 'a' && c <= 'z') || c == '_' ||
+                      (k > 0 && ((c >= '0' && c <= '9') || c == '-'));
             if (!ok) return false;
           }
           return true;
@@ -341,9 +359,13 @@ class Loader {
         std::string p = dir + "/" + name;
         std::error_code ec;
         auto st = fs::symlink_status(p, ec);
-        if (fs::is_directory(st)) dirs.push_back(name);
-        else if (fs::is_regular_file(fs::status(p, ec))) files.push_back(name);
-        else Error("files/" + (sub.empty() ? "" : sub + "/") + name, "neither a regular file nor a directory");
+        if (fs::is_directory(st))
+          dirs.push_back(name);
+        else if (fs::is_regular_file(fs::status(p, ec)))
+          files.push_back(name);
+        else
+          Error("files/" + (sub.empty() ? "" : sub + "/") + name,
+                "neither a regular file nor a directory");
       }
       std::string rel_dir = "files" + (sub.empty() ? "" : "/" + sub);
       if (!files.empty() && !dirs.empty()) {
@@ -352,10 +374,12 @@ class Loader {
         files.clear();  // still look into the subdirectories
       }
       if (!files.empty() && sub.empty()) {
-        Error("files/" + files.front(), "files/ holds directories named after target paths: files/etc/motd/CLASS");
+        Error("files/" + files.front(),
+              "files/ holds directories named after target paths: files/etc/motd/CLASS");
         continue;
       }
-      for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) stack.push_back(sub.empty() ? *it : sub + "/" + *it);
+      for (auto it = dirs.rbegin(); it != dirs.rend(); ++it)
+        stack.push_back(sub.empty() ? *it : sub + "/" + *it);
       if (files.empty()) continue;
       SpaceFile sf;
       sf.target = "/" + sub;
@@ -404,9 +428,13 @@ class Loader {
         std::string rel = rel_dir + "/" + name;
         bool ok = name.size() > 3 && std::isdigit(static_cast<unsigned char>(name[0])) &&
                   std::isdigit(static_cast<unsigned char>(name[1])) && name[2] == '-';
-        for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
+        for (char c : name)
+          ok = ok &&
+               (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
         if (!ok) {
-          Error(rel, "script names are NN-name (two digits, a dash, then letters, digits, '-', '_', '.')");
+          Error(
+              rel,
+              "script names are NN-name (two digits, a dash, then letters, digits, '-', '_', '.')");
           continue;
         }
         if (!IsRegular(Path(rel))) {
@@ -452,7 +480,8 @@ class Loader {
     for (auto& [cls, list] : space_->hooks) {
       const auto& phases = HookPhases();
       std::stable_sort(list.begin(), list.end(), [&](const HookFile& a, const HookFile& b) {
-        return std::find(phases.begin(), phases.end(), a.phase) < std::find(phases.begin(), phases.end(), b.phase);
+        return std::find(phases.begin(), phases.end(), a.phase) <
+               std::find(phases.begin(), phases.end(), b.phase);
       });
     }
   }

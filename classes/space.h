@@ -41,7 +41,7 @@ struct ClassDecl {
 };
 
 struct LuaFile {
-  std::string file;    // "class/10-tier.lua"
+  std::string file;  // "class/10-tier.lua"
   std::string source;
 };
 
@@ -52,9 +52,9 @@ struct HostEntry {
 
 struct FileVariant {
   std::string cls;
-  std::string file;     // "files/etc/motd/WEB"
+  std::string file;  // "files/etc/motd/WEB"
   std::string content;
-  std::string sha256;   // of content, computed once at load
+  std::string sha256;  // of content, computed once at load
   bool utf8 = true;
   std::string owner = "root";
   std::string group = "root";
@@ -64,14 +64,14 @@ struct FileVariant {
 };
 
 struct SpaceFile {
-  std::string target;                         // "/etc/motd"
+  std::string target;  // "/etc/motd"
   std::map<std::string, FileVariant> by_class;
 };
 
 struct ScriptFile {
   std::string cls;
-  std::string name;   // "10-nginx"
-  std::string file;   // "scripts/WEB/10-nginx"
+  std::string name;  // "10-nginx"
+  std::string file;  // "scripts/WEB/10-nginx"
   std::string content;
   std::string sha256;
   bool utf8 = true;
@@ -80,7 +80,7 @@ struct ScriptFile {
 struct HookFile {
   std::string phase;
   std::string cls;
-  std::string file;   // "hooks/partition.DB"
+  std::string file;  // "hooks/partition.DB"
   std::string content;
   std::string sha256;
   bool utf8 = true;
@@ -96,9 +96,9 @@ struct Space {
   std::map<std::string, ClassDecl> declared;  // includes DEFAULT and LAST
   std::vector<LuaFile> rules;                 // in file-name order
   std::map<std::string, std::vector<HostEntry>> hosts;
-  std::map<std::string, LuaFile> vars;        // by class
-  std::map<std::string, DiskLayout> disks;    // by class
-  std::map<std::string, SpaceFile> files;     // by target path
+  std::map<std::string, LuaFile> vars;                     // by class
+  std::map<std::string, DiskLayout> disks;                 // by class
+  std::map<std::string, SpaceFile> files;                  // by target path
   std::map<std::string, std::vector<ScriptFile>> scripts;  // by class, name order
   std::map<std::string, std::vector<HookFile>> hooks;      // by class, phase order
   size_t total_bytes = 0;

@@ -6,7 +6,9 @@ namespace kiln::classes {
 
 SpaceService::SpaceService(SpaceServiceOptions options) : options_(std::move(options)) {}
 
-SpaceService::~SpaceService() { Stop(); }
+SpaceService::~SpaceService() {
+  Stop();
+}
 
 void SpaceService::Start() {
   {
@@ -51,8 +53,9 @@ bool SpaceService::Load() {
     }
     reloads_failed_.fetch_add(1);
     for (const auto& d : diags.items())
-      log::Error("classes", have_good ? "config space has errors; keeping the last good one"
-                                      : "config space has errors; no plans until it is fixed",
+      log::Error("classes",
+                 have_good ? "config space has errors; keeping the last good one"
+                           : "config space has errors; no plans until it is fixed",
                  {{"space", options_.dir}, {"error", d.OneLine()}});
     return false;
   }
@@ -67,8 +70,11 @@ bool SpaceService::Load() {
     gen = generation_.fetch_add(1) + 1;
   }
   log::Info("classes", gen == 1 ? "config space loaded" : "config space reloaded",
-            {{"space", options_.dir}, {"digest", space->digest.substr(0, 12)}, {"generation", gen},
-             {"classes", space->declared.size()}, {"rules", space->rules.size()},
+            {{"space", options_.dir},
+             {"digest", space->digest.substr(0, 12)},
+             {"generation", gen},
+             {"classes", space->declared.size()},
+             {"rules", space->rules.size()},
              {"files", space->files.size()}});
   return true;
 }

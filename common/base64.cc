@@ -1,13 +1,14 @@
 #include "common/base64.h"
 
-#include <cstdint>
-
 #include <fmt/format.h>
+
+#include <cstdint>
 
 namespace kiln {
 namespace {
 
-constexpr const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr const char* kAlphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 int Value(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -64,7 +65,8 @@ Result<std::string> Base64Decode(std::string_view in) {
     }
   }
   if (symbols % 4 != 0 || pad > 2)
-    return InvalidArgument(fmt::format("base64: {} symbols is not a whole number of 4-symbol groups", symbols));
+    return InvalidArgument(
+        fmt::format("base64: {} symbols is not a whole number of 4-symbol groups", symbols));
   return out;
 }
 

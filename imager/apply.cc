@@ -2,12 +2,11 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "imager/codec.h"
@@ -18,7 +17,9 @@ namespace {
 
 constexpr std::string_view kUndoMagic = "KILNUNDO\n";
 
-std::string What(std::string_view path) { return DisplayPath(path); }
+std::string What(std::string_view path) {
+  return DisplayPath(path);
+}
 
 Status EntryError(std::string_view path, std::string_view msg) {
   return FailedPrecondition(fmt::format("entry {}: {}", What(path), msg));
@@ -40,12 +41,14 @@ Status CopyRange(int from, uint64_t offset, uint64_t len, int to, std::string_vi
   loff_t in = static_cast<loff_t>(offset);
   while (len > 0) {
     ssize_t n = ::copy_file_range(from, &in, to, nullptr, len, 0);
-    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) break;
+    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
+      break;
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError(fmt::format("copy from the existing {}", what), errno);
     }
-    if (n == 0) return IoError(fmt::format("the existing {} is shorter than the base version", what));
+    if (n == 0)
+      return IoError(fmt::format("the existing {} is shorter than the base version", what));
     len -= static_cast<uint64_t>(n);
   }
   std::string buf(std::min<uint64_t>(len, 1 << 20), '\0');
@@ -126,12 +129,13 @@ Result<std::unique_ptr<Applier>> Applier::Open(const std::string& root, ApplyOpt
     KILN_RETURN_IF_ERROR(MakeDirs(u->dir + "/data", 0700));
     u->data.Reset(::open((u->dir + "/data").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!u->data.valid()) return ErrnoError("open " + u->dir + "/data", errno);
-    struct stat a_st {}, b_st {};
+    struct stat a_st {
+    }, b_st{};
     ::fstat(a->tree_.root_fd(), &a_st);
     ::fstat(u->data.get(), &b_st);
     if (a_st.st_dev != b_st.st_dev)
-      return InvalidArgument(fmt::format("the undo directory {} must be on the same filesystem as {}",
-                                         u->dir, root));
+      return InvalidArgument(
+          fmt::format("the undo directory {} must be on the same filesystem as {}", u->dir, root));
     a->undo_ = std::move(u);
     a->undo_->journal.U8(1);
     a->undo_->journal.Varint(0);
@@ -143,7 +147,9 @@ Result<std::unique_ptr<Applier>> Applier::Open(const std::string& root, ApplyOpt
 
 Applier::Applier(Tree tree, ApplyOptions opts) : tree_(std::move(tree)), opts_(std::move(opts)) {}
 
-Applier::~Applier() { Abort(); }
+Applier::~Applier() {
+  Abort();
+}
 
 void Applier::Abort() {
   if (cur_.active) {
@@ -169,7 +175,8 @@ Status Applier::OnHeader(const StreamHeader& h) {
   return Status::Ok();
 }
 
-Status Applier::Journal(int dirfd, const std::string& name, const std::string& path, bool save_data) {
+Status Applier::Journal(int dirfd, const std::string& name, const std::string& path,
+                        bool save_data) {
   if (!undo_ || undo_->journaled.count(path)) return Status::Ok();
   struct stat st {};
   bool existed = ::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
@@ -182,8 +189,9 @@ Status Applier::Journal(int dirfd, const std::string& name, const std::string& p
       std::string dn = std::to_string(data);
       // A file's inode is kept by a second link; a directory tree is moved
       // here whole (the caller is about to remove it).
-      int rc = S_ISDIR(st.st_mode) ? ::renameat(dirfd, name.c_str(), undo_->data.get(), dn.c_str())
-                                   : ::linkat(dirfd, name.c_str(), undo_->data.get(), dn.c_str(), 0);
+      int rc = S_ISDIR(st.st_mode)
+                   ? ::renameat(dirfd, name.c_str(), undo_->data.get(), dn.c_str())
+                   : ::linkat(dirfd, name.c_str(), undo_->data.get(), dn.c_str(), 0);
       if (rc != 0) return ErrnoError("save " + What(path) + " for undo", errno);
       if (S_ISDIR(st.st_mode)) tree_.Forget(path);
     }
@@ -247,7 +255,8 @@ Status Applier::OnEntry(const StreamEntry& se) {
       if (exists && !S_ISDIR(st.st_mode)) {
         KILN_RETURN_IF_ERROR(BeforeChange(e.path));
         KILN_RETURN_IF_ERROR(Journal(dirfd, name, e.path, true));
-        if (::unlinkat(dirfd, name.c_str(), 0) != 0) return ErrnoError("remove " + What(e.path), errno);
+        if (::unlinkat(dirfd, name.c_str(), 0) != 0)
+          return ErrnoError("remove " + What(e.path), errno);
         exists = false;
       }
       if (!exists) {
@@ -255,7 +264,8 @@ Status Applier::OnEntry(const StreamEntry& se) {
         KILN_RETURN_IF_ERROR(Journal(dirfd, name, e.path, false));
         // Owner-only until its attributes are set at the end, so nothing
         // can slip into a directory meant to be closed.
-        if (::mkdirat(dirfd, name.c_str(), 0700) != 0) return ErrnoError("mkdir " + What(e.path), errno);
+        if (::mkdirat(dirfd, name.c_str(), 0700) != 0)
+          return ErrnoError("mkdir " + What(e.path), errno);
       } else {
         KILN_RETURN_IF_ERROR(Journal(dirfd, name, e.path, false));
       }
@@ -286,7 +296,8 @@ Status Applier::MakeNode(const StreamEntry& se, int dirfd, const std::string& na
     int rc = 0;
     switch (e.type) {
       case EntryType::kFile: {
-        int fd = ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        int fd = ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                          0600);
         if (fd >= 0) {
           cur_ = Current{};
           cur_.fd.Reset(fd);
@@ -302,7 +313,8 @@ Status Applier::MakeNode(const StreamEntry& se, int dirfd, const std::string& na
         struct stat st {};
         if (::fstatat(*tdir, tname.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
           return EntryError(e.path, "hard link target " + What(e.target) + " does not exist");
-        if (S_ISDIR(st.st_mode)) return EntryError(e.path, "hard link target " + What(e.target) + " is a directory");
+        if (S_ISDIR(st.st_mode))
+          return EntryError(e.path, "hard link target " + What(e.target) + " is a directory");
         // Dir() for the target may have evicted dirfd: look it up again.
         UniqueFd t(::dup(*tdir));
         KILN_ASSIGN_OR_RETURN(dirfd, tree_.Dir(ParentPath(e.path)));
@@ -313,7 +325,8 @@ Status Applier::MakeNode(const StreamEntry& se, int dirfd, const std::string& na
       case EntryType::kBlockDev:
       case EntryType::kFifo:
       case EntryType::kSocket:
-        rc = ::mknodat(dirfd, tmp.c_str(), NodeType(e.type) | 0600, ::makedev(e.dev_major, e.dev_minor));
+        rc = ::mknodat(dirfd, tmp.c_str(), NodeType(e.type) | 0600,
+                       ::makedev(e.dev_major, e.dev_minor));
         break;
       default: return EntryError(e.path, "unexpected type");
     }
@@ -330,8 +343,8 @@ Status Applier::MakeNode(const StreamEntry& se, int dirfd, const std::string& na
       cur_.base.Reset(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
       struct stat st {};
       if (!cur_.base.valid() || ::fstat(cur_.base.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
-          static_cast<uint64_t>(st.st_size) != se.base_size || st.st_mtim.tv_sec != se.base_mtime_sec ||
-          st.st_mtim.tv_nsec != se.base_mtime_nsec)
+          static_cast<uint64_t>(st.st_size) != se.base_size ||
+          st.st_mtim.tv_sec != se.base_mtime_sec || st.st_mtim.tv_nsec != se.base_mtime_nsec)
         return EntryError(e.path,
                           "the file in the target is not the base version (its size or mtime "
                           "differ); deploy without --from to rewrite the tree");
@@ -347,7 +360,8 @@ Status Applier::ContinueFile() {
   const auto& pieces = cur_.se.pieces;
   while (cur_.piece < pieces.size() && pieces[cur_.piece].kind == Piece::Kind::kCopy) {
     const Piece& p = pieces[cur_.piece];
-    KILN_RETURN_IF_ERROR(CopyRange(cur_.base.get(), p.offset, p.size, cur_.fd.get(), What(cur_.se.entry.path)));
+    KILN_RETURN_IF_ERROR(
+        CopyRange(cur_.base.get(), p.offset, p.size, cur_.fd.get(), What(cur_.se.entry.path)));
     cur_.written += p.size;
     stats_.bytes_copied += p.size;
     ++cur_.piece;
@@ -370,7 +384,8 @@ Status Applier::FinishFile() {
   const Entry& e = cur_.se.entry;
   if (cur_.written != e.size) return Internal("file size mismatch for " + What(e.path));
   // posix_fallocate may have reserved nothing more than the size; nothing to trim.
-  KILN_RETURN_IF_ERROR(tree_.SetAttributes(cur_.dir.get(), cur_.tmp, cur_.fd.get(), e, opts_.set_owner, e.path));
+  KILN_RETURN_IF_ERROR(
+      tree_.SetAttributes(cur_.dir.get(), cur_.tmp, cur_.fd.get(), e, opts_.set_owner, e.path));
   cur_.fd.Reset();
   cur_.base.Reset();
   ++stats_.files;
@@ -419,7 +434,8 @@ Status Applier::ApplyMeta(const Entry& e) {
   std::string name(BaseName(e.path));
   struct stat st {};
   if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return EntryError(e.path, "is missing from the target; deploy without --from to rewrite the tree");
+    return EntryError(e.path,
+                      "is missing from the target; deploy without --from to rewrite the tree");
   KILN_RETURN_IF_ERROR(Journal(dirfd, name, e.path, false));
   return tree_.SetAttributes(dirfd, name, -1, e, opts_.set_owner, e.path);
 }
@@ -464,7 +480,8 @@ Status Applier::PruneDir(const std::string& dir) {
     bool is_dir = de->d_type == DT_DIR;
     if (de->d_type == DT_UNKNOWN) {  // some filesystems do not say
       struct stat st {};
-      is_dir = ::fstatat(::dirfd(d), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+      is_dir =
+          ::fstatat(::dirfd(d), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
     }
     children.emplace_back(n, is_dir);
   }
@@ -482,7 +499,9 @@ Status Applier::PruneDir(const std::string& dir) {
   return Status::Ok();
 }
 
-Status Applier::Prune() { return PruneDir(""); }
+Status Applier::Prune() {
+  return PruneDir("");
+}
 
 Status Applier::OnEnd(const StreamCounts&) {
   for (const auto& p : deletes_) KILN_RETURN_IF_ERROR(Delete(p, false));
@@ -507,16 +526,20 @@ Status Applier::OnEnd(const StreamCounts&) {
   }
   // Directory attributes last, deepest first: adding and removing children
   // changed their mtimes.
-  std::sort(dirs_.begin(), dirs_.end(), [](const Entry& a, const Entry& b) { return a.path > b.path; });
+  std::sort(dirs_.begin(), dirs_.end(),
+            [](const Entry& a, const Entry& b) { return a.path > b.path; });
   for (const auto& e : dirs_) {
     if (e.path.empty()) {
-      KILN_RETURN_IF_ERROR(tree_.SetAttributes(tree_.root_fd(), ".", -1, e, opts_.set_owner, e.path));
+      KILN_RETURN_IF_ERROR(
+          tree_.SetAttributes(tree_.root_fd(), ".", -1, e, opts_.set_owner, e.path));
       continue;
     }
     KILN_ASSIGN_OR_RETURN(int dirfd, tree_.Dir(ParentPath(e.path)));
-    KILN_RETURN_IF_ERROR(tree_.SetAttributes(dirfd, std::string(BaseName(e.path)), -1, e, opts_.set_owner, e.path));
+    KILN_RETURN_IF_ERROR(
+        tree_.SetAttributes(dirfd, std::string(BaseName(e.path)), -1, e, opts_.set_owner, e.path));
   }
-  if (opts_.sync && ::syncfs(tree_.root_fd()) != 0) return ErrnoError("syncfs " + tree_.root(), errno);
+  if (opts_.sync && ::syncfs(tree_.root_fd()) != 0)
+    return ErrnoError("syncfs " + tree_.root(), errno);
   if (undo_) KILN_RETURN_IF_ERROR(undo_->Write());
   if (opts_.progress) opts_.progress({stats_.entries, stats_.bytes_written + stats_.bytes_copied});
   return Status::Ok();
@@ -550,16 +573,19 @@ Status RestoreUndo(const std::string& root, const std::string& undo_dir, bool se
   // 1. Remove what did not exist, deepest first.
   std::vector<const Rec*> order;
   for (const auto& rec : recs) order.push_back(&rec);
-  std::sort(order.begin(), order.end(), [](const Rec* a, const Rec* b) { return a->e.path > b->e.path; });
+  std::sort(order.begin(), order.end(),
+            [](const Rec* a, const Rec* b) { return a->e.path > b->e.path; });
   for (const Rec* rec : order) {
     if (rec->existed || rec->e.path.empty()) continue;
     auto dirfd = tree.Dir(ParentPath(rec->e.path));
     if (!dirfd.ok()) continue;
-    KILN_RETURN_IF_ERROR(tree.RemoveTree(*dirfd, std::string(BaseName(rec->e.path)), What(rec->e.path)));
+    KILN_RETURN_IF_ERROR(
+        tree.RemoveTree(*dirfd, std::string(BaseName(rec->e.path)), What(rec->e.path)));
     tree.Forget(rec->e.path);
   }
   // 2. Put back what existed, parents first.
-  std::sort(order.begin(), order.end(), [](const Rec* a, const Rec* b) { return a->e.path < b->e.path; });
+  std::sort(order.begin(), order.end(),
+            [](const Rec* a, const Rec* b) { return a->e.path < b->e.path; });
   for (const Rec* rec : order) {
     if (!rec->existed || rec->e.path.empty()) continue;
     const Entry& e = rec->e;
@@ -576,9 +602,11 @@ Status RestoreUndo(const std::string& root, const std::string& undo_dir, bool se
         tree.Forget(e.path);
       } else if (present && !S_ISDIR(st.st_mode)) {
         KILN_RETURN_IF_ERROR(tree.RemoveTree(dirfd, name, What(e.path)));
-        if (::mkdirat(dirfd, name.c_str(), 0700) != 0) return ErrnoError("mkdir " + What(e.path), errno);
+        if (::mkdirat(dirfd, name.c_str(), 0700) != 0)
+          return ErrnoError("mkdir " + What(e.path), errno);
       } else if (!present) {
-        if (::mkdirat(dirfd, name.c_str(), 0700) != 0) return ErrnoError("mkdir " + What(e.path), errno);
+        if (::mkdirat(dirfd, name.c_str(), 0700) != 0)
+          return ErrnoError("mkdir " + What(e.path), errno);
       }
       continue;
     }
@@ -591,7 +619,8 @@ Status RestoreUndo(const std::string& root, const std::string& undo_dir, bool se
     } else if (e.type == EntryType::kSymlink) {
       rc = ::symlinkat(e.target.c_str(), dirfd, tmp.c_str());
     } else {
-      rc = ::mknodat(dirfd, tmp.c_str(), NodeType(e.type) | 0600, ::makedev(e.dev_major, e.dev_minor));
+      rc = ::mknodat(dirfd, tmp.c_str(), NodeType(e.type) | 0600,
+                     ::makedev(e.dev_major, e.dev_minor));
     }
     if (rc != 0) return ErrnoError("restore " + What(e.path), errno);
     if (present && S_ISDIR(st.st_mode)) {
@@ -603,7 +632,8 @@ Status RestoreUndo(const std::string& root, const std::string& undo_dir, bool se
     ::unlinkat(dirfd, tmp.c_str(), 0);
   }
   // 3. Attributes, deepest first so directory mtimes come out as they were.
-  std::sort(order.begin(), order.end(), [](const Rec* a, const Rec* b) { return a->e.path > b->e.path; });
+  std::sort(order.begin(), order.end(),
+            [](const Rec* a, const Rec* b) { return a->e.path > b->e.path; });
   for (const Rec* rec : order) {
     if (!rec->existed) continue;
     const Entry& e = rec->e;
@@ -612,7 +642,8 @@ Status RestoreUndo(const std::string& root, const std::string& undo_dir, bool se
       continue;
     }
     KILN_ASSIGN_OR_RETURN(int dirfd, tree.Dir(ParentPath(e.path)));
-    KILN_RETURN_IF_ERROR(tree.SetAttributes(dirfd, std::string(BaseName(e.path)), -1, e, set_owner, e.path));
+    KILN_RETURN_IF_ERROR(
+        tree.SetAttributes(dirfd, std::string(BaseName(e.path)), -1, e, set_owner, e.path));
   }
   KILN_RETURN_IF_ERROR(RemoveAll(undo_dir));
   // Removing a snapshot kept inside the root changed the root's mtime.

@@ -45,8 +45,8 @@ struct ApplyOptions {
   bool set_owner = true;      // chown to the image's owners (needs root)
   // Full streams: remove what is in the target but not in the image.
   bool prune = true;
-  std::string undo_dir;       // record an undo snapshot here (same filesystem)
-  bool sync = false;          // syncfs(2) the target at the end
+  std::string undo_dir;  // record an undo snapshot here (same filesystem)
+  bool sync = false;     // syncfs(2) the target at the end
   std::function<void(const ApplyProgress&)> progress;
 };
 
@@ -111,9 +111,9 @@ class Applier : public StreamSink {
     uint64_t written = 0;
   } cur_;
 
-  std::vector<Entry> dirs_;            // attributes to set at the end
-  std::vector<std::string> deletes_;   // delta deletions, deepest first
-  std::unordered_set<std::string> seen_;  // full stream: every path it had
+  std::vector<Entry> dirs_;                  // attributes to set at the end
+  std::vector<std::string> deletes_;         // delta deletions, deepest first
+  std::unordered_set<std::string> seen_;     // full stream: every path it had
   std::map<std::string, timespec> touched_;  // directories changed, their mtime before
   uint64_t last_progress_ = 0;
   std::atomic<uint64_t> entries_done_{0};

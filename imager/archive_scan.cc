@@ -2,13 +2,12 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "imager/chunker.h"
 #include "imager/path_util.h"
@@ -97,14 +96,17 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
     e.uid = static_cast<uint32_t>(archive_entry_uid(ae));
     e.gid = static_cast<uint32_t>(archive_entry_gid(ae));
     e.mtime_sec = archive_entry_mtime(ae);
-    e.mtime_nsec = archive_entry_mtime_is_set(ae) ? static_cast<uint32_t>(archive_entry_mtime_nsec(ae)) : 0;
+    e.mtime_nsec =
+        archive_entry_mtime_is_set(ae) ? static_cast<uint32_t>(archive_entry_mtime_nsec(ae)) : 0;
     if (const char* hl = archive_entry_hardlink(ae)) {
       auto target = NormalizeArchivePath(hl);
-      if (!target.ok()) return InvalidArgument(where + ": hard link target: " + target.status().message());
+      if (!target.ok())
+        return InvalidArgument(where + ": hard link target: " + target.status().message());
       auto t = entries.find(*target);
       if (t == entries.end())
-        return InvalidArgument(fmt::format("{}: hard link to {}, which is not earlier in the archive",
-                                           where, DisplayPath(*target)));
+        return InvalidArgument(
+            fmt::format("{}: hard link to {}, which is not earlier in the archive", where,
+                        DisplayPath(*target)));
       if (t->second.type == EntryType::kDir)
         return InvalidArgument(where + ": hard link to a directory");
       Entry link;
@@ -128,7 +130,8 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
       case AE_IFBLK:
         if (!opts.allow_devices)
           return InvalidArgument(where + ": device nodes are not allowed (--allow-devices)");
-        e.type = archive_entry_filetype(ae) == AE_IFCHR ? EntryType::kCharDev : EntryType::kBlockDev;
+        e.type =
+            archive_entry_filetype(ae) == AE_IFCHR ? EntryType::kCharDev : EntryType::kBlockDev;
         e.dev_major = static_cast<uint32_t>(archive_entry_rdevmajor(ae));
         e.dev_minor = static_cast<uint32_t>(archive_entry_rdevminor(ae));
         break;
@@ -136,7 +139,8 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
       case AE_IFSOCK: e.type = EntryType::kSocket; break;
       default: return InvalidArgument(where + ": unsupported member type");
     }
-    if (p.empty() && e.type != EntryType::kDir) return InvalidArgument(where + ": the root must be a directory");
+    if (p.empty() && e.type != EntryType::kDir)
+      return InvalidArgument(where + ": the root must be a directory");
 
     // Extended attributes, then ACLs in the kernel's xattr form.
     const char* xname;
@@ -161,13 +165,15 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
         for (const auto& ace : acl)
           if (ace.tag == ARCHIVE_ENTRY_ACL_MASK) e.mode = (e.mode & ~070u) | ((ace.perm & 7u) << 3);
       std::string v = AclToXattr(acl, is_default);
-      if (!v.empty()) xattrs[is_default ? "system.posix_acl_default" : "system.posix_acl_access"] = v;
+      if (!v.empty())
+        xattrs[is_default ? "system.posix_acl_default" : "system.posix_acl_access"] = v;
     }
     for (auto& [k, v] : xattrs) e.xattrs.push_back({k, std::move(v)});
 
     if (e.type == EntryType::kFile) {
       // Read the content, cutting chunks as soon as their end is known.
-      uint64_t declared = archive_entry_size_is_set(ae) ? static_cast<uint64_t>(archive_entry_size(ae)) : 0;
+      uint64_t declared =
+          archive_entry_size_is_set(ae) ? static_cast<uint64_t>(archive_entry_size(ae)) : 0;
       std::string data;
       uint64_t total = 0;
       char block[1 << 16];
@@ -176,7 +182,9 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
         while (pos < data.size()) {
           size_t left = data.size() - pos;
           bool whole = final && total <= kWholeFileMax;
-          size_t n = whole ? left : NextChunkLength(reinterpret_cast<const uint8_t*>(data.data() + pos), left);
+          size_t n =
+              whole ? left
+                    : NextChunkLength(reinterpret_cast<const uint8_t*>(data.data() + pos), left);
           if (!whole && total <= kWholeFileMax && !final) break;
           if (!whole && n == left && left < kChunkMax && !final) break;
           std::string_view piece(data.data() + pos, n);
@@ -195,11 +203,13 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
         data.append(block, static_cast<size_t>(n));
         total += static_cast<uint64_t>(n);
         bytes += static_cast<uint64_t>(n);
-        if (total > kWholeFileMax && data.size() >= 4 * kChunkMax) KILN_RETURN_IF_ERROR(flush(false));
+        if (total > kWholeFileMax && data.size() >= 4 * kChunkMax)
+          KILN_RETURN_IF_ERROR(flush(false));
       }
       KILN_RETURN_IF_ERROR(flush(true));
       if (declared && total != declared)
-        return Corruption(fmt::format("{}: {} bytes of content, the header says {}", where, total, declared));
+        return Corruption(
+            fmt::format("{}: {} bytes of content, the header says {}", where, total, declared));
       e.size = total;
       ++files;
       if (opts.progress) opts.progress(bytes, files);

@@ -1,14 +1,13 @@
 #include "imager/capture.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "imager/archive_scan.h"
@@ -60,7 +59,8 @@ Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<u
       size_t mine;
       {
         std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return abort || next >= batches.size() || next < sent_upto + max_ahead; });
+        cv.wait(lock,
+                [&] { return abort || next >= batches.size() || next < sent_upto + max_ahead; });
         if (abort || next >= batches.size()) return;
         mine = next++;
       }
@@ -119,7 +119,8 @@ Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<u
 }
 
 Result<CaptureReport> Finish(const Manifest& m, const CaptureOptions& opts, CaptureTarget* target,
-                             CaptureReport report, const std::function<uint64_t(const Sha256Digest&)>& size_of,
+                             CaptureReport report,
+                             const std::function<uint64_t(const Sha256Digest&)>& size_of,
                              const FrameFn& make_frame) {
   std::string encoded = EncodeManifest(m);
   report.manifest = Sha256Hex(encoded);
@@ -135,11 +136,13 @@ Result<CaptureReport> Finish(const Manifest& m, const CaptureOptions& opts, Capt
   sizes.reserve(missing.size());
   for (const auto& d : missing) {
     if (!objects.count(d))
-      return Internal(fmt::format("the target asked for object {}, which the manifest does not use", ToHex(d)));
+      return Internal(
+          fmt::format("the target asked for object {}, which the manifest does not use", ToHex(d)));
     sizes.push_back(size_of(d));
   }
   KILN_RETURN_IF_ERROR(SendMissing(missing, sizes, make_frame, opts, target, &report));
-  if (opts.progress) opts.progress({"commit", report.bytes, report.bytes, report.files, report.files});
+  if (opts.progress)
+    opts.progress({"commit", report.bytes, report.bytes, report.files, report.files});
   KILN_ASSIGN_OR_RETURN(report.version, target->Commit());
   return report;
 }
@@ -150,7 +153,8 @@ Status ReadRange(const ChunkSource& src, std::string* out) {
   out->resize(src.size);
   size_t got = 0;
   while (got < src.size) {
-    ssize_t n = ::pread(fd.get(), out->data() + got, src.size - got, static_cast<off_t>(src.offset + got));
+    ssize_t n =
+        ::pread(fd.get(), out->data() + got, src.size - got, static_cast<off_t>(src.offset + got));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError("read " + src.file, errno);
@@ -176,7 +180,9 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
     so.cache = &cache;
   }
   if (opts.progress)
-    so.progress = [&](uint64_t bytes, uint64_t files) { opts.progress({"scan", bytes, 0, files, 0}); };
+    so.progress = [&](uint64_t bytes, uint64_t files) {
+      opts.progress({"scan", bytes, 0, files, 0});
+    };
   KILN_ASSIGN_OR_RETURN(ScanResult scan, ScanDirectory(dir, so));
   if (!opts.allow_devices) {
     for (const auto& e : scan.manifest.entries)
@@ -230,7 +236,9 @@ Result<CaptureReport> CaptureArchive(const std::string& path, const CaptureOptio
   ao.allow_devices = opts.allow_devices;
   CaptureReport report;
   if (opts.progress)
-    ao.progress = [&](uint64_t bytes, uint64_t files) { opts.progress({"scan", bytes, 0, files, 0}); };
+    ao.progress = [&](uint64_t bytes, uint64_t files) {
+      opts.progress({"scan", bytes, 0, files, 0});
+    };
   auto on_chunk = [&](const Sha256Digest& d, std::string_view bytes) -> Status {
     if (index.count(d)) return Status::Ok();
     comp.Compress(bytes, &frame);

@@ -45,20 +45,20 @@ struct CaptureOptions {
   bool allow_devices = true;
   std::string stat_cache;  // file path; empty: no stat cache
   int zstd_level = 3;
-  int threads = 2;         // compression threads for the upload
+  int threads = 2;  // compression threads for the upload
   std::function<void(const CaptureProgress&)> progress;
 };
 
 struct CaptureReport {
   VersionRecord version;
-  std::string manifest;        // hex digest
+  std::string manifest;  // hex digest
   uint64_t entries = 0;
   uint64_t files = 0;
-  uint64_t files_hashed = 0;   // read and hashed (the rest came from the stat cache)
-  uint64_t bytes = 0;          // file content in the tree
-  uint64_t objects = 0;        // distinct objects referenced
+  uint64_t files_hashed = 0;  // read and hashed (the rest came from the stat cache)
+  uint64_t bytes = 0;         // file content in the tree
+  uint64_t objects = 0;       // distinct objects referenced
   uint64_t objects_sent = 0;
-  uint64_t bytes_sent = 0;     // compressed bytes sent
+  uint64_t bytes_sent = 0;  // compressed bytes sent
 };
 
 Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOptions& opts,

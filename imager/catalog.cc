@@ -1,11 +1,10 @@
 #include "imager/catalog.h"
 
 #include <dirent.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "common/strings.h"
@@ -29,21 +28,24 @@ Status ValidateImageName(std::string_view name) {
   if (name.empty() || name.size() > 64)
     return InvalidArgument(fmt::format("image name \"{}\" must be 1 to 64 characters", name));
   if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9')))
-    return InvalidArgument(fmt::format("image name \"{}\" must start with a letter or digit", name));
+    return InvalidArgument(
+        fmt::format("image name \"{}\" must start with a letter or digit", name));
   for (char c : name)
     if (!NameChar(c))
       return InvalidArgument(
           fmt::format("image name \"{}\" may hold only a-z, 0-9, '.', '_' and '-'", name));
   // These name API paths under /api/v1/images/.
   for (std::string_view reserved : {"objects", "captures", "gc", "verify"})
-    if (name == reserved) return InvalidArgument(fmt::format("image name \"{}\" is reserved", name));
+    if (name == reserved)
+      return InvalidArgument(fmt::format("image name \"{}\" is reserved", name));
   return Status::Ok();
 }
 
 Status ValidateTagName(std::string_view tag) {
   Status s = ValidateImageName(tag);
   if (!s.ok()) return InvalidArgument("tag" + s.message().substr(s.message().find(' ')));
-  if (ParseUint(tag)) return InvalidArgument(fmt::format("tag \"{}\" is all digits, like a version number", tag));
+  if (ParseUint(tag))
+    return InvalidArgument(fmt::format("tag \"{}\" is all digits, like a version number", tag));
   return Status::Ok();
 }
 
@@ -59,7 +61,10 @@ Json ImageRecordToJson(const ImageRecord& r) {
                         {"bytes", v.bytes}});
   Json tags = Json::object();
   for (const auto& [k, v] : r.tags) tags[k] = v;
-  return {{"name", r.name}, {"current", r.current}, {"next", r.next}, {"versions", versions},
+  return {{"name", r.name},
+          {"current", r.current},
+          {"next", r.next},
+          {"versions", versions},
           {"tags", tags}};
 }
 
@@ -111,7 +116,8 @@ Result<ImageRecord> FileCatalog::Load(const std::string& name) {
   std::string path = dir_ + "/" + name + ".json";
   auto text = ReadFile(path);
   if (!text.ok()) {
-    if (::access(path.c_str(), F_OK) != 0) return NotFound(fmt::format("no image named \"{}\"", name));
+    if (::access(path.c_str(), F_OK) != 0)
+      return NotFound(fmt::format("no image named \"{}\"", name));
     return text.status();
   }
   KILN_ASSIGN_OR_RETURN(Json j, ParseJson(*text, path));
@@ -135,7 +141,8 @@ Result<ImageRecord> FileCatalog::Update(const std::string& name, const Mutator& 
     r.name = name;
   }
   KILN_RETURN_IF_ERROR(fn(r, exists));
-  KILN_RETURN_IF_ERROR(WriteFileAtomic(dir_ + "/" + name + ".json", ImageRecordToJson(r).dump(1) + "\n"));
+  KILN_RETURN_IF_ERROR(
+      WriteFileAtomic(dir_ + "/" + name + ".json", ImageRecordToJson(r).dump(1) + "\n"));
   return r;
 }
 

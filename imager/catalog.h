@@ -35,9 +35,9 @@ struct VersionRecord {
   std::string manifest;  // hex digest
   int64_t created = 0;   // unix seconds
   std::string note;
-  std::string source;    // "dir:/path", "tar:/path", "host:name"
+  std::string source;  // "dir:/path", "tar:/path", "host:name"
   uint64_t entries = 0;
-  uint64_t bytes = 0;    // file content bytes
+  uint64_t bytes = 0;  // file content bytes
 };
 
 struct ImageRecord {

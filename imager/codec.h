@@ -34,7 +34,9 @@ class ByteWriter {
     Varint(s.size());
     out_.append(s);
   }
-  void Digest(const Sha256Digest& d) { out_.append(reinterpret_cast<const char*>(d.data()), d.size()); }
+  void Digest(const Sha256Digest& d) {
+    out_.append(reinterpret_cast<const char*>(d.data()), d.size());
+  }
   void Raw(std::string_view s) { out_.append(s); }
 
   std::string& str() { return out_; }

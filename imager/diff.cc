@@ -29,11 +29,13 @@ std::vector<Change> DiffManifests(const Manifest& a, const Manifest& b) {
     } else {
       if (ea->size != eb->size || ea->chunks != eb->chunks) c.what.push_back("content");
       if (ea->target != eb->target) c.what.push_back("target");
-      if (ea->dev_major != eb->dev_major || ea->dev_minor != eb->dev_minor) c.what.push_back("device");
+      if (ea->dev_major != eb->dev_major || ea->dev_minor != eb->dev_minor)
+        c.what.push_back("device");
     }
     if (ea->mode != eb->mode) c.what.push_back("mode");
     if (ea->uid != eb->uid || ea->gid != eb->gid) c.what.push_back("owner");
-    if (ea->mtime_sec != eb->mtime_sec || ea->mtime_nsec != eb->mtime_nsec) c.what.push_back("mtime");
+    if (ea->mtime_sec != eb->mtime_sec || ea->mtime_nsec != eb->mtime_nsec)
+      c.what.push_back("mtime");
     if (ea->xattrs != eb->xattrs) c.what.push_back("xattrs");
     out.push_back(std::move(c));
   }

@@ -2,24 +2,27 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-
-#include <fmt/format.h>
 
 #include "common/strings.h"
 
 namespace kiln::imager {
 namespace {
 
-archive* A(void* p) { return static_cast<archive*>(p); }
+archive* A(void* p) {
+  return static_cast<archive*>(p);
+}
 
 Status Err(void* a, std::string_view what) {
   const char* m = archive_error_string(A(a));
   return IoError(fmt::format("{}: {}", what, m ? m : "archive error"));
 }
 
-std::string MemberName(const std::string& path) { return path.empty() ? "./" : "./" + path; }
+std::string MemberName(const std::string& path) {
+  return path.empty() ? "./" : "./" + path;
+}
 
 }  // namespace
 
@@ -88,7 +91,8 @@ Status ArchiveExportSink::OnEntry(const StreamEntry& se) {
     archive_entry_set_rdevmajor(ae, e.dev_major);
     archive_entry_set_rdevminor(ae, e.dev_minor);
   }
-  for (const auto& x : e.xattrs) archive_entry_xattr_add_entry(ae, x.name.c_str(), x.value.data(), x.value.size());
+  for (const auto& x : e.xattrs)
+    archive_entry_xattr_add_entry(ae, x.name.c_str(), x.value.data(), x.value.size());
   int rc = archive_write_header(A(archive_), ae);
   archive_entry_free(ae);
   if (rc != ARCHIVE_OK) return Err(archive_, fmt::format("{}: {}", path_, MemberName(e.path)));
@@ -102,7 +106,9 @@ Status ArchiveExportSink::OnChunk(const Sha256Digest&, std::string_view data) {
   return Status::Ok();
 }
 
-Status ArchiveExportSink::OnDelete(const std::string&) { return InvalidArgument("export needs a full stream"); }
+Status ArchiveExportSink::OnDelete(const std::string&) {
+  return InvalidArgument("export needs a full stream");
+}
 
 Status ArchiveExportSink::OnEnd(const StreamCounts&) {
   if (archive_write_close(A(archive_)) != ARCHIVE_OK) return Err(archive_, path_);

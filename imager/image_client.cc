@@ -1,12 +1,12 @@
 #include "imager/image_client.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "common/strings.h"
 #include "imager/image_store.h"
@@ -21,13 +21,15 @@ Status ReplyStatus(const Result<HttpReply>& r) {
   return Status::Ok();
 }
 
-std::string ImagePath(const std::string& image) { return "/api/v1/images/" + UrlEncode(image); }
+std::string ImagePath(const std::string& image) {
+  return "/api/v1/images/" + UrlEncode(image);
+}
 
 }  // namespace
 
 Result<std::vector<Sha256Digest>> HttpCaptureTarget::Begin(const std::string& manifest) {
-  std::string path = fmt::format("{}/captures?note={}&source={}", ImagePath(image_), UrlEncode(note_),
-                                 UrlEncode(source_));
+  std::string path = fmt::format("{}/captures?note={}&source={}", ImagePath(image_),
+                                 UrlEncode(note_), UrlEncode(source_));
   HttpRequestOptions o;
   o.content_type = "application/octet-stream";
   o.timeout = std::chrono::minutes(5);
@@ -43,11 +45,13 @@ Result<std::vector<Sha256Digest>> HttpCaptureTarget::Begin(const std::string& ma
   return missing;
 }
 
-Status HttpCaptureTarget::PutObjects(const std::vector<std::pair<Sha256Digest, std::string>>& frames) {
+Status HttpCaptureTarget::PutObjects(
+    const std::vector<std::pair<Sha256Digest, std::string>>& frames) {
   HttpRequestOptions o;
   o.content_type = "application/octet-stream";
   o.timeout = std::chrono::minutes(5);
-  auto r = http_->Do("POST", "/api/v1/images/captures/" + id_ + "/objects", EncodeObjectBatch(frames), o);
+  auto r = http_->Do("POST", "/api/v1/images/captures/" + id_ + "/objects",
+                     EncodeObjectBatch(frames), o);
   return ReplyStatus(r);
 }
 
@@ -145,8 +149,8 @@ class FeedPipe {
 
 }  // namespace
 
-Result<StreamRun> RunStream(HttpClient* http, const std::string& path, StreamSink* sink, int max_resumes,
-                            uint64_t break_after,
+Result<StreamRun> RunStream(HttpClient* http, const std::string& path, StreamSink* sink,
+                            int max_resumes, uint64_t break_after,
                             const std::function<void(uint64_t, uint64_t)>& progress) {
   StreamReader reader(sink);
   StreamRun run;
@@ -199,7 +203,8 @@ Result<StreamRun> RunStream(HttpClient* http, const std::string& path, StreamSin
   return run;
 }
 
-Result<DeployReport> DeployFromServer(HttpClient* http, const std::string& root, const DeployOptions& opts) {
+Result<DeployReport> DeployFromServer(HttpClient* http, const std::string& root,
+                                      const DeployOptions& opts) {
   DeployReport rep;
   // Pin the versions by number first: a resumed stream must be the same one
   // even if the current pointer moves meanwhile.
@@ -215,8 +220,7 @@ Result<DeployReport> DeployFromServer(HttpClient* http, const std::string& root,
   KILN_ASSIGN_OR_RETURN(auto applier, Applier::Open(root, opts.apply));
   uint64_t entries_total = target["version"].value("entries", uint64_t{0});
   auto progress = [&](uint64_t received, uint64_t total) {
-    if (opts.progress)
-      opts.progress({received, total, applier->entries_done(), entries_total});
+    if (opts.progress) opts.progress({received, total, applier->entries_done(), entries_total});
   };
   auto run = RunStream(http, path, applier.get(), opts.max_resumes, opts.break_after, progress);
   if (!run.ok()) {

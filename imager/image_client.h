@@ -59,7 +59,8 @@ struct DeployReport {
 
 // Resolves image@version (and from) on the server, streams it and applies
 // it to root. A broken connection resumes from where it stopped.
-Result<DeployReport> DeployFromServer(HttpClient* http, const std::string& root, const DeployOptions& opts);
+Result<DeployReport> DeployFromServer(HttpClient* http, const std::string& root,
+                                      const DeployOptions& opts);
 
 // Fetches a version's record ({"image":..,"version":{...}}).
 Result<Json> GetVersion(HttpClient* http, const std::string& image, const std::string& version);
@@ -70,8 +71,8 @@ struct StreamRun {
   uint64_t total = 0, received = 0;
   int resumes = 0;
 };
-Result<StreamRun> RunStream(HttpClient* http, const std::string& path, StreamSink* sink, int max_resumes,
-                            uint64_t break_after,
+Result<StreamRun> RunStream(HttpClient* http, const std::string& path, StreamSink* sink,
+                            int max_resumes, uint64_t break_after,
                             const std::function<void(uint64_t received, uint64_t total)>& progress);
 
 }  // namespace kiln::imager

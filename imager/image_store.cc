@@ -1,10 +1,10 @@
 #include "imager/image_store.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <ctime>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "common/log.h"
 #include "common/strings.h"
@@ -17,7 +17,9 @@ namespace {
 constexpr size_t kManifestCacheSize = 8;
 constexpr auto kSessionLifetime = std::chrono::hours(24);
 
-int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
+int64_t Now() {
+  return static_cast<int64_t>(std::time(nullptr));
+}
 
 }  // namespace
 
@@ -104,8 +106,9 @@ void ImageStore::ExpireSessions() {
   }
 }
 
-Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name, std::string manifest_bytes,
-                                                   std::string note, std::string source) {
+Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
+                                                   std::string manifest_bytes, std::string note,
+                                                   std::string source) {
   KILN_RETURN_IF_ERROR(ValidateImageName(name));
   auto m = DecodeManifest(manifest_bytes);
   if (!m.ok()) return InvalidArgument("uploaded " + m.status().message());
@@ -135,7 +138,8 @@ Result<size_t> ImageStore::AddObjects(const std::string& id, std::string_view bo
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(id);
-    if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress (expired?)", id));
+    if (it == sessions_.end())
+      return NotFound(fmt::format("no capture \"{}\" in progress (expired?)", id));
   }
   ObjectBatch batch(objects_.get());
   ByteReader r(body);
@@ -145,13 +149,15 @@ Result<size_t> ImageStore::AddObjects(const std::string& id, std::string_view bo
     uint64_t len;
     std::string_view frame;
     if (!r.Digest(&d) || !r.Bounded(body.size(), &len) || !r.Raw(len, &frame))
-      return InvalidArgument(fmt::format("object upload: malformed record {} at byte {}", n, r.pos()));
+      return InvalidArgument(
+          fmt::format("object upload: malformed record {} at byte {}", n, r.pos()));
     {
       std::lock_guard lock(mu_);
       auto it = sessions_.find(id);
       if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress", id));
       if (!it->second.needed.count(d))
-        return InvalidArgument(fmt::format("object {} is not used by the manifest of capture {}", ToHex(d), id));
+        return InvalidArgument(
+            fmt::format("object {} is not used by the manifest of capture {}", ToHex(d), id));
     }
     KILN_RETURN_IF_ERROR(batch.AddVerified(d, frame));
     ++n;
@@ -176,7 +182,8 @@ Result<VersionRecord> ImageStore::CommitCapture(const std::string& id) {
   return v;
 }
 
-Result<VersionRecord> ImageStore::AddVersion(const std::string& name, const std::string& manifest_bytes,
+Result<VersionRecord> ImageStore::AddVersion(const std::string& name,
+                                             const std::string& manifest_bytes,
                                              const std::string& note, const std::string& source) {
   KILN_RETURN_IF_ERROR(ValidateImageName(name));
   auto m = DecodeManifest(manifest_bytes);
@@ -193,7 +200,8 @@ Result<VersionRecord> ImageStore::AddVersion(const std::string& name, const std:
     }
   }
   if (missing_count)
-    return FailedPrecondition(fmt::format("{} objects are missing, e.g. {}", missing_count, fmt::join(missing, ", ")));
+    return FailedPrecondition(
+        fmt::format("{} objects are missing, e.g. {}", missing_count, fmt::join(missing, ", ")));
   KILN_ASSIGN_OR_RETURN(Sha256Digest d, objects_->Put(manifest_bytes));
   VersionRecord vr;
   vr.manifest = ToHex(d);
@@ -209,7 +217,10 @@ Result<VersionRecord> ImageStore::AddVersion(const std::string& name, const std:
     return Status::Ok();
   }));
   log::Info("imager", "version added",
-            {{"image", name}, {"version", vr.version}, {"manifest", vr.manifest}, {"entries", vr.entries}});
+            {{"image", name},
+             {"version", vr.version},
+             {"manifest", vr.manifest},
+             {"entries", vr.entries}});
   return vr;
 }
 
@@ -226,14 +237,16 @@ Result<ImageRecord> ImageStore::Rollback(const std::string& name, std::optional<
       for (const auto& v : r.versions)
         if (v.version < r.current) target = v.version;
       if (target == 0)
-        return FailedPrecondition(fmt::format("image \"{}\" has no version before {}", name, r.current));
+        return FailedPrecondition(
+            fmt::format("image \"{}\" has no version before {}", name, r.current));
     }
     r.current = target;
     return Status::Ok();
   });
 }
 
-Result<ImageRecord> ImageStore::Tag(const std::string& name, const std::string& tag, std::string_view version) {
+Result<ImageRecord> ImageStore::Tag(const std::string& name, const std::string& tag,
+                                    std::string_view version) {
   KILN_RETURN_IF_ERROR(ValidateTagName(tag));
   std::lock_guard lock(mu_);
   KILN_ASSIGN_OR_RETURN(ResolvedVersion rv, Resolve(name, version));
@@ -247,7 +260,8 @@ Result<ImageRecord> ImageStore::Untag(const std::string& name, const std::string
   std::lock_guard lock(mu_);
   return catalog_->Update(name, [&](ImageRecord& r, bool exists) -> Status {
     if (!exists) return NotFound(fmt::format("no image named \"{}\"", name));
-    if (!r.tags.erase(tag)) return NotFound(fmt::format("image \"{}\" has no tag \"{}\"", name, tag));
+    if (!r.tags.erase(tag))
+      return NotFound(fmt::format("image \"{}\" has no tag \"{}\"", name, tag));
     return Status::Ok();
   });
 }
@@ -268,9 +282,10 @@ Result<ImageStore::GcReport> ImageStore::Gc(std::optional<int> keep) {
         for (auto it = r.versions.rbegin(); it != r.versions.rend() && n < *keep; ++it, ++n)
           kept.insert(it->version);
         size_t before = r.versions.size();
-        r.versions.erase(std::remove_if(r.versions.begin(), r.versions.end(),
-                                        [&](const VersionRecord& v) { return !kept.count(v.version); }),
-                         r.versions.end());
+        r.versions.erase(
+            std::remove_if(r.versions.begin(), r.versions.end(),
+                           [&](const VersionRecord& v) { return !kept.count(v.version); }),
+            r.versions.end());
         rep.versions_dropped += before - r.versions.size();
         return Status::Ok();
       }));
@@ -283,7 +298,8 @@ Result<ImageStore::GcReport> ImageStore::Gc(std::optional<int> keep) {
       auto m = LoadManifest(d);
       // A damaged manifest must stop gc: deleting on partial knowledge
       // would remove objects a version still needs.
-      if (!m.ok()) return m.status().WithContext(fmt::format("gc: image {} version {}", name, v.version));
+      if (!m.ok())
+        return m.status().WithContext(fmt::format("gc: image {} version {}", name, v.version));
       for (const auto& e : (*m)->entries)
         for (const auto& c : e.chunks) live.insert(c.digest);
     }
@@ -302,13 +318,15 @@ Result<ImageStore::GcReport> ImageStore::Gc(std::optional<int> keep) {
     ++rep.objects_removed;
     rep.bytes_freed += size;
   }
-  log::Info("imager", "gc", {{"versions_dropped", rep.versions_dropped}, {"objects_removed", rep.objects_removed},
-                             {"bytes_freed", rep.bytes_freed}});
+  log::Info("imager", "gc",
+            {{"versions_dropped", rep.versions_dropped},
+             {"objects_removed", rep.objects_removed},
+             {"bytes_freed", rep.bytes_freed}});
   return rep;
 }
 
-Result<std::vector<std::pair<Sha256Digest, uint64_t>>> ImageStore::ObjectsOf(const std::string& name,
-                                                                             std::string_view version) {
+Result<std::vector<std::pair<Sha256Digest, uint64_t>>> ImageStore::ObjectsOf(
+    const std::string& name, std::string_view version) {
   KILN_ASSIGN_OR_RETURN(ResolvedVersion rv, Resolve(name, version));
   KILN_ASSIGN_OR_RETURN(auto m, LoadManifest(rv.digest));
   std::vector<std::pair<Sha256Digest, uint64_t>> out;
@@ -328,11 +346,13 @@ Result<std::vector<Sha256Digest>> LocalCaptureTarget::Begin(const std::string& m
   DigestSet seen;
   for (const auto& e : m.entries)
     for (const auto& c : e.chunks)
-      if (seen.insert(c.digest).second && !store_->objects().Has(c.digest)) missing.push_back(c.digest);
+      if (seen.insert(c.digest).second && !store_->objects().Has(c.digest))
+        missing.push_back(c.digest);
   return missing;
 }
 
-Status LocalCaptureTarget::PutObjects(const std::vector<std::pair<Sha256Digest, std::string>>& frames) {
+Status LocalCaptureTarget::PutObjects(
+    const std::vector<std::pair<Sha256Digest, std::string>>& frames) {
   ObjectBatch batch(&store_->objects());
   for (const auto& [d, f] : frames) KILN_RETURN_IF_ERROR(batch.AddTrusted(d, f));
   return batch.Commit();

@@ -78,7 +78,8 @@ class ImageStore {
   // Moves the current pointer to `to`, or to the version before the current
   // one. Nothing else changes.
   Result<ImageRecord> Rollback(const std::string& name, std::optional<std::string> to);
-  Result<ImageRecord> Tag(const std::string& name, const std::string& tag, std::string_view version);
+  Result<ImageRecord> Tag(const std::string& name, const std::string& tag,
+                          std::string_view version);
   Result<ImageRecord> Untag(const std::string& name, const std::string& tag);
 
   struct GcReport {
@@ -118,7 +119,10 @@ class ImageStore {
 class LocalCaptureTarget : public CaptureTarget {
  public:
   LocalCaptureTarget(ImageStore* store, std::string image, std::string note, std::string source)
-      : store_(store), image_(std::move(image)), note_(std::move(note)), source_(std::move(source)) {}
+      : store_(store),
+        image_(std::move(image)),
+        note_(std::move(note)),
+        source_(std::move(source)) {}
   Result<std::vector<Sha256Digest>> Begin(const std::string& manifest) override;
   Status PutObjects(const std::vector<std::pair<Sha256Digest, std::string>>& frames) override;
   Result<VersionRecord> Commit() override;

@@ -1,9 +1,9 @@
 #include "imager/manifest.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <unordered_map>
-
-#include <fmt/format.h>
 
 #include "common/strings.h"
 #include "imager/chunker.h"
@@ -134,7 +134,8 @@ bool DecodeEntry(ByteReader& r, Entry* e) {
       e->chunks.resize(n);
       for (auto& c : e->chunks) {
         uint8_t kind;
-        if (!r.U8(&kind) || kind != 0 || !r.Digest(&c.digest) || !r.Bounded(kMaxObjectSize, &c.size))
+        if (!r.U8(&kind) || kind != 0 || !r.Digest(&c.digest) ||
+            !r.Bounded(kMaxObjectSize, &c.size))
           return false;
       }
       break;
@@ -173,7 +174,8 @@ std::string EncodeManifest(const Manifest& m) {
 }
 
 Result<Manifest> DecodeManifest(std::string_view bytes) {
-  if (bytes.size() < kManifestMagic.size() || bytes.substr(0, kManifestMagic.size()) != kManifestMagic)
+  if (bytes.size() < kManifestMagic.size() ||
+      bytes.substr(0, kManifestMagic.size()) != kManifestMagic)
     return Corruption("manifest: bad magic (not a kiln manifest)");
   ByteReader r(bytes.substr(kManifestMagic.size()));
   uint64_t format, count;
@@ -192,14 +194,16 @@ Result<Manifest> DecodeManifest(std::string_view bytes) {
                                     kManifestMagic.size() + r.pos()));
   }
   if (!r.done())
-    return Corruption(fmt::format("manifest: {} unexpected bytes after the last entry", r.remaining()));
+    return Corruption(
+        fmt::format("manifest: {} unexpected bytes after the last entry", r.remaining()));
   KILN_RETURN_IF_ERROR(ValidateManifest(m));
   return m;
 }
 
 Status ValidateEntry(const Entry& e) {
   if (Status s = ValidateEntryPath(e.path); !s.ok()) return s;
-  if (e.mode > 07777) return InvalidArgument(fmt::format("mode {:o} has bits beyond 07777", e.mode));
+  if (e.mode > 07777)
+    return InvalidArgument(fmt::format("mode {:o} has bits beyond 07777", e.mode));
   if (e.mtime_nsec > 999'999'999) return InvalidArgument("mtime nanoseconds out of range");
   std::string_view prev;
   for (size_t i = 0; i < e.xattrs.size(); ++i) {
@@ -216,32 +220,38 @@ Status ValidateEntry(const Entry& e) {
   bool has_target = e.type == EntryType::kSymlink || e.type == EntryType::kHardlink;
   if (!has_target && !e.target.empty()) return InvalidArgument("only links have a target");
   bool is_dev = e.type == EntryType::kCharDev || e.type == EntryType::kBlockDev;
-  if (!is_dev && (e.dev_major || e.dev_minor)) return InvalidArgument("only devices have device numbers");
+  if (!is_dev && (e.dev_major || e.dev_minor))
+    return InvalidArgument("only devices have device numbers");
   switch (e.type) {
     case EntryType::kFile: {
       uint64_t sum = 0;
       for (const auto& c : e.chunks) {
         if (c.size == 0 || c.size > kMaxObjectSize)
-          return InvalidArgument(fmt::format("chunk of {} bytes (allowed 1..{})", c.size, kMaxObjectSize));
+          return InvalidArgument(
+              fmt::format("chunk of {} bytes (allowed 1..{})", c.size, kMaxObjectSize));
         sum += c.size;
       }
       if (sum != e.size)
-        return InvalidArgument(fmt::format("chunks add up to {} bytes but the size is {}", sum, e.size));
+        return InvalidArgument(
+            fmt::format("chunks add up to {} bytes but the size is {}", sum, e.size));
       break;
     }
     case EntryType::kSymlink:
-      if (e.target.empty() || e.target.size() > kMaxPathLen || e.target.find('\0') != std::string::npos)
+      if (e.target.empty() || e.target.size() > kMaxPathLen ||
+          e.target.find('\0') != std::string::npos)
         return InvalidArgument("bad symlink target");
       break;
     case EntryType::kHardlink:
       if (Status s = ValidateEntryPath(e.target); !s.ok() || e.target.empty())
-        return InvalidArgument("hard link target: " + (s.ok() ? std::string("empty") : s.message()));
+        return InvalidArgument("hard link target: " +
+                               (s.ok() ? std::string("empty") : s.message()));
       if (e.mode || e.uid || e.gid || e.mtime_sec || e.mtime_nsec || !e.xattrs.empty())
         return InvalidArgument("a hard link carries no attributes of its own");
       break;
     default: break;
   }
-  if (e.path.empty() && e.type != EntryType::kDir) return InvalidArgument("the root must be a directory");
+  if (e.path.empty() && e.type != EntryType::kDir)
+    return InvalidArgument("the root must be a directory");
   return Status::Ok();
 }
 
@@ -254,7 +264,8 @@ Status ValidateManifest(const Manifest& m) {
   seen.reserve(m.entries.size());
   for (size_t i = 0; i < m.entries.size(); ++i) {
     const Entry& e = m.entries[i];
-    if (Status s = ValidateEntry(e); !s.ok()) return Corruption(Where(i, e.path) + ": " + s.message());
+    if (Status s = ValidateEntry(e); !s.ok())
+      return Corruption(Where(i, e.path) + ": " + s.message());
     if (i > 0) {
       if (e.path <= m.entries[i - 1].path)
         return Corruption(Where(i, e.path) + (e.path == m.entries[i - 1].path

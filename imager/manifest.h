@@ -61,12 +61,12 @@ struct Entry {
   uint32_t gid = 0;
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
-  uint64_t size = 0;            // file: content bytes
-  std::vector<Chunk> chunks;    // file: content, in order (empty when size is 0)
-  std::string target;           // symlink: its target; hard link: the path it links to
-  uint32_t dev_major = 0;       // char and block devices
+  uint64_t size = 0;          // file: content bytes
+  std::vector<Chunk> chunks;  // file: content, in order (empty when size is 0)
+  std::string target;         // symlink: its target; hard link: the path it links to
+  uint32_t dev_major = 0;     // char and block devices
   uint32_t dev_minor = 0;
-  std::vector<Xattr> xattrs;    // sorted by name
+  std::vector<Xattr> xattrs;  // sorted by name
 
   bool operator==(const Entry&) const = default;
   bool SameContent(const Entry& o) const;   // type, size, chunks, target, device numbers

@@ -1,13 +1,12 @@
 #include "imager/object_store.h"
 
-#include <memory>
-
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fmt/format.h>
+#include <memory>
 
 #include "common/strings.h"
 #include "imager/chunker.h"
@@ -45,7 +44,9 @@ Decompressor& ThreadDecompressor() {
 }  // namespace
 
 Result<Sha256Digest> ParseDigest(std::string_view hex) {
-  if (!IsSha256Hex(hex)) return InvalidArgument(fmt::format("\"{}\" is not a SHA-256 digest (64 lower-case hex digits)", hex));
+  if (!IsSha256Hex(hex))
+    return InvalidArgument(
+        fmt::format("\"{}\" is not a SHA-256 digest (64 lower-case hex digits)", hex));
   Sha256Digest d;
   for (size_t i = 0; i < d.size(); ++i) {
     auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
@@ -62,7 +63,8 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::Open(const std::string& dir) {
   KILN_RETURN_IF_ERROR(MakeDirs(dir + "/tmp", 0700));
   for (int i = 0; i < 256; ++i) {
     std::string shard = fmt::format("{}/objects/{:02x}", dir, i);
-    if (::mkdir(shard.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoError("mkdir " + shard, errno);
+    if (::mkdir(shard.c_str(), 0755) != 0 && errno != EEXIST)
+      return ErrnoError("mkdir " + shard, errno);
   }
   return s;
 }
@@ -82,7 +84,8 @@ bool ObjectStore::Has(const Sha256Digest& d) const {
 
 Result<Sha256Digest> ObjectStore::Put(std::string_view data) {
   if (data.size() > kMaxObjectSize && data.substr(0, 8) != "KILNMAN\n")
-    return InvalidArgument(fmt::format("object of {} bytes is larger than {}", data.size(), kMaxObjectSize));
+    return InvalidArgument(
+        fmt::format("object of {} bytes is larger than {}", data.size(), kMaxObjectSize));
   Sha256Digest d = Sha256Of(data);
   if (Has(d)) return d;
   std::string frame;
@@ -115,14 +118,16 @@ Result<std::string> ObjectStore::Read(const Sha256Digest& d) const {
   }
   std::string out;
   // Manifests may exceed the chunk limit; nothing else does.
-  KILN_RETURN_IF_ERROR(ThreadDecompressor().Decompress(*frame, 1ULL << 34, &out,
-                                                       "object " + ToHex(d)));
+  KILN_RETURN_IF_ERROR(
+      ThreadDecompressor().Decompress(*frame, 1ULL << 34, &out, "object " + ToHex(d)));
   if (Sha256Of(out) != d)
     return Corruption(fmt::format("object {}: its bytes do not match its digest", ToHex(d)));
   return out;
 }
 
-Status ObjectStore::Verify(const Sha256Digest& d) const { return Read(d).status(); }
+Status ObjectStore::Verify(const Sha256Digest& d) const {
+  return Read(d).status();
+}
 
 Status ObjectStore::Remove(const Sha256Digest& d) {
   std::string path = PathOf(d);

@@ -15,12 +15,13 @@ Status ValidateEntryPath(std::string_view path) {
     size_t end = path.find('/', start);
     if (end == std::string_view::npos) end = path.size();
     std::string_view comp = path.substr(start, end - start);
-    if (comp.empty()) return InvalidArgument(fmt::format("path \"{}\" has an empty component", path));
+    if (comp.empty())
+      return InvalidArgument(fmt::format("path \"{}\" has an empty component", path));
     if (comp == "." || comp == "..")
       return InvalidArgument(fmt::format("path \"{}\" has a \"{}\" component", path, comp));
     if (comp.size() > kMaxNameLen)
-      return InvalidArgument(fmt::format("path \"{}\" has a component longer than {} bytes", path,
-                                         kMaxNameLen));
+      return InvalidArgument(
+          fmt::format("path \"{}\" has a component longer than {} bytes", path, kMaxNameLen));
     start = end + 1;
   }
   return Status::Ok();
@@ -51,7 +52,9 @@ std::string_view BaseName(std::string_view path) {
   return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
-std::string DisplayPath(std::string_view path) { return "/" + std::string(path); }
+std::string DisplayPath(std::string_view path) {
+  return "/" + std::string(path);
+}
 
 bool IsUnder(std::string_view path, std::string_view dir) {
   if (dir.empty()) return true;

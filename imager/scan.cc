@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -14,8 +15,6 @@
 #include <map>
 #include <mutex>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "imager/chunker.h"
@@ -222,7 +221,8 @@ class Scanner {
         Status s;
         if (e.size > 0) {
           UniqueFd fd(::open(job.abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME));
-          if (!fd.valid() && errno == EPERM) fd.Reset(::open(job.abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+          if (!fd.valid() && errno == EPERM)
+            fd.Reset(::open(job.abs.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
           if (!fd.valid()) {
             s = ErrnoError("open " + job.abs, errno);
           } else {
@@ -247,7 +247,9 @@ class Scanner {
     for (auto& t : threads) t.join();
     KILN_RETURN_IF_ERROR(first_error);
     if (opts_.cache)
-      for (const auto& job : hash_) opts_.cache->Record(entries_[job.index].path, job.key, entries_[job.index].chunks, start_ns_);
+      for (const auto& job : hash_)
+        opts_.cache->Record(entries_[job.index].path, job.key, entries_[job.index].chunks,
+                            start_ns_);
     return Status::Ok();
   }
 

@@ -68,9 +68,10 @@ const std::vector<Chunk>* StatCache::Lookup(const std::string& path, const StatK
   return &it->second.chunks;
 }
 
-void StatCache::Record(const std::string& path, const StatKey& key, const std::vector<Chunk>& chunks,
-                       int64_t scan_start_ns) {
-  if (key.mtime_ns > scan_start_ns - kRacyWindowNs || key.ctime_ns > scan_start_ns - kRacyWindowNs) {
+void StatCache::Record(const std::string& path, const StatKey& key,
+                       const std::vector<Chunk>& chunks, int64_t scan_start_ns) {
+  if (key.mtime_ns > scan_start_ns - kRacyWindowNs ||
+      key.ctime_ns > scan_start_ns - kRacyWindowNs) {
     map_.erase(path);
     return;
   }
@@ -83,7 +84,8 @@ std::string DefaultStatCachePath(const std::string& source_dir) {
   std::string name = Sha256Hex(abs);
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
     return std::string(x) + "/kiln/statcache/" + name;
-  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/kiln/statcache/" + name;
+  if (const char* h = std::getenv("HOME"); h && *h)
+    return std::string(h) + "/.cache/kiln/statcache/" + name;
   return "/var/cache/kiln/statcache/" + name;
 }
 

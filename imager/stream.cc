@@ -1,10 +1,10 @@
 #include "imager/stream.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
-
-#include <fmt/format.h>
 
 #include "imager/chunker.h"
 #include "imager/codec.h"
@@ -168,7 +168,8 @@ Result<StreamPlan> PlanDeltaStream(const ObjectStore& store, const Manifest& bas
       continue;
     }
     StreamEntry s = FullEntry(e);
-    if (old && old->type == EntryType::kFile && e.type == EntryType::kFile && !old->chunks.empty()) {
+    if (old && old->type == EntryType::kFile && e.type == EntryType::kFile &&
+        !old->chunks.empty()) {
       // Reuse ranges of the old file for chunks it already has.
       std::unordered_map<Sha256Digest, uint64_t, DigestHash> old_at;
       uint64_t off = 0;
@@ -274,7 +275,8 @@ Status StreamReader::Consume(std::string_view* data) {
     uint64_t len;
     if (!r.U8(&tag)) return Status::Ok();
     if (!r.Varint(&len)) {
-      if (data->size() >= 11) return Corruption(fmt::format("stream: bad record length at byte {}", offset_));
+      if (data->size() >= 11)
+        return Corruption(fmt::format("stream: bad record length at byte {}", offset_));
       return Status::Ok();
     }
     uint64_t max = tag == 'O' ? kMaxObjectRecord : kMaxEntryRecord;
@@ -297,10 +299,12 @@ Status StreamReader::Record(uint8_t tag, std::string_view payload) {
     case 'E': return ParseEntry(payload);
     case 'O': return ParseObject(payload);
     case 'D': {
-      if (header_.kind != StreamKind::kDelta) return Corruption("stream: a delete in a full stream");
+      if (header_.kind != StreamKind::kDelta)
+        return Corruption("stream: a delete in a full stream");
       std::string path(payload);
       if (Status s = ValidateEntryPath(path); !s.ok() || path.empty())
-        return Corruption("stream: bad delete path: " + (s.ok() ? std::string("the root") : s.message()));
+        return Corruption("stream: bad delete path: " +
+                          (s.ok() ? std::string("the root") : s.message()));
       if (deleting_ && path >= last_delete_)
         return Corruption("stream: deletes out of order at " + DisplayPath(path));
       deleting_ = true;
@@ -313,7 +317,8 @@ Status StreamReader::Record(uint8_t tag, std::string_view payload) {
       StreamCounts c;
       if (!r.Varint(&c.entries) || !r.Varint(&c.objects) || !r.Varint(&c.deletes) || !r.done())
         return Corruption("stream: bad end record");
-      if (c.entries != counts_.entries || c.objects != counts_.objects || c.deletes != counts_.deletes)
+      if (c.entries != counts_.entries || c.objects != counts_.objects ||
+          c.deletes != counts_.deletes)
         return Corruption(fmt::format(
             "stream: end record counts {} entries, {} objects, {} deletes; received {}, {}, {}",
             c.entries, c.objects, c.deletes, counts_.entries, counts_.objects, counts_.deletes));
@@ -321,7 +326,8 @@ Status StreamReader::Record(uint8_t tag, std::string_view payload) {
       return sink_->OnEnd(counts_);
     }
     default:
-      return Corruption(fmt::format("stream: unknown record tag 0x{:02x} at byte {}", tag, offset_));
+      return Corruption(
+          fmt::format("stream: unknown record tag 0x{:02x} at byte {}", tag, offset_));
   }
 }
 
@@ -347,14 +353,16 @@ Status StreamReader::ParseEntry(std::string_view payload) {
   e.mtime_nsec = static_cast<uint32_t>(nsec);
   se.meta_only = flags & kFlagMetaOnly;
   se.has_base = flags & kFlagBase;
-  if (se.meta_only && header_.kind != StreamKind::kDelta) return bad("attribute-only entry in a full stream");
+  if (se.meta_only && header_.kind != StreamKind::kDelta)
+    return bad("attribute-only entry in a full stream");
   if (se.has_base && (e.type != EntryType::kFile || se.meta_only)) return bad("bad flags");
   if (e.type == EntryType::kFile && !se.meta_only) {
     uint64_t n, sum = 0;
     if (!r.Varint(&e.size)) return bad("malformed size");
     if (se.has_base) {
       uint64_t bn;
-      if (!r.Varint(&se.base_size) || !r.Svarint(&se.base_mtime_sec) || !r.Bounded(999'999'999, &bn))
+      if (!r.Varint(&se.base_size) || !r.Svarint(&se.base_mtime_sec) ||
+          !r.Bounded(999'999'999, &bn))
         return bad("malformed base");
       se.base_mtime_nsec = static_cast<uint32_t>(bn);
     }
@@ -369,14 +377,15 @@ Status StreamReader::ParseEntry(std::string_view payload) {
           return bad("malformed chunk");
       } else {
         if (!se.has_base) return bad("a copied range without a base file");
-        if (!r.Varint(&p.offset) || !r.Varint(&p.size) || p.size == 0 ||
-            p.offset > se.base_size || p.size > se.base_size - p.offset)
+        if (!r.Varint(&p.offset) || !r.Varint(&p.size) || p.size == 0 || p.offset > se.base_size ||
+            p.size > se.base_size - p.offset)
           return bad("copied range outside the base file");
       }
       if (p.size > UINT64_MAX - sum) return bad("sizes overflow");
       sum += p.size;
     }
-    if (sum != e.size) return bad(fmt::format("pieces add up to {} bytes, the size is {}", sum, e.size));
+    if (sum != e.size)
+      return bad(fmt::format("pieces add up to {} bytes, the size is {}", sum, e.size));
   }
   switch (e.type) {
     case EntryType::kSymlink:
@@ -386,7 +395,8 @@ Status StreamReader::ParseEntry(std::string_view payload) {
     case EntryType::kCharDev:
     case EntryType::kBlockDev: {
       uint64_t ma, mi;
-      if (!r.Bounded(UINT32_MAX, &ma) || !r.Bounded(UINT32_MAX, &mi)) return bad("malformed device");
+      if (!r.Bounded(UINT32_MAX, &ma) || !r.Bounded(UINT32_MAX, &mi))
+        return bad("malformed device");
       e.dev_major = static_cast<uint32_t>(ma);
       e.dev_minor = static_cast<uint32_t>(mi);
       break;
@@ -397,7 +407,8 @@ Status StreamReader::ParseEntry(std::string_view payload) {
   if (!r.Bounded(1024, &nx)) return bad("malformed xattrs");
   e.xattrs.resize(nx);
   for (auto& x : e.xattrs)
-    if (!r.Bytes(kMaxNameLen, &x.name) || !r.Bytes(64 * 1024, &x.value)) return bad("malformed xattr");
+    if (!r.Bytes(kMaxNameLen, &x.name) || !r.Bytes(64 * 1024, &x.value))
+      return bad("malformed xattr");
   if (!r.done()) return bad("trailing bytes");
 
   // The entry must be valid on its own; content goes through pieces.
@@ -422,7 +433,8 @@ Status StreamReader::ParseEntry(std::string_view payload) {
 }
 
 Status StreamReader::ParseObject(std::string_view payload) {
-  if (want_pos_ >= want_.size()) return Corruption(fmt::format("stream: an object nobody asked for at byte {}", offset_));
+  if (want_pos_ >= want_.size())
+    return Corruption(fmt::format("stream: an object nobody asked for at byte {}", offset_));
   const Piece& p = want_[want_pos_];
   if (payload.size() < 32) return Corruption("stream: short object record");
   Sha256Digest d;

@@ -59,10 +59,10 @@ struct Piece {
 };
 
 struct StreamEntry {
-  Entry entry;                // for files, entry.chunks is empty: see pieces
-  bool meta_only = false;     // delta: same content, apply attributes in place
-  bool has_base = false;      // file content copies ranges of the existing file
-  uint64_t base_size = 0;     // what that file must look like (size, mtime)
+  Entry entry;             // for files, entry.chunks is empty: see pieces
+  bool meta_only = false;  // delta: same content, apply attributes in place
+  bool has_base = false;   // file content copies ranges of the existing file
+  uint64_t base_size = 0;  // what that file must look like (size, mtime)
   int64_t base_mtime_sec = 0;
   uint32_t base_mtime_nsec = 0;
   std::vector<Piece> pieces;  // file content, in order
@@ -70,17 +70,17 @@ struct StreamEntry {
 
 struct StreamCounts {
   uint64_t entries = 0, objects = 0, deletes = 0;
-  uint64_t object_bytes = 0;  // compressed
-  uint64_t content_bytes = 0; // uncompressed bytes the objects carry
+  uint64_t object_bytes = 0;   // compressed
+  uint64_t content_bytes = 0;  // uncompressed bytes the objects carry
 };
 
 // The server side: what a stream consists of, computed up front so any byte
 // offset can be served without reading what comes before it.
 struct StreamSegment {
-  std::string bytes;          // record bytes, sent first
-  bool has_object = false;    // then the stored frame of this object
+  std::string bytes;        // record bytes, sent first
+  bool has_object = false;  // then the stored frame of this object
   Sha256Digest object{};
-  uint64_t object_size = 0;   // frame bytes
+  uint64_t object_size = 0;  // frame bytes
 };
 
 struct StreamPlan {

@@ -2,13 +2,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
-
-#include <fmt/format.h>
 
 #include "common/hash.h"
 #include "imager/path_util.h"
@@ -32,7 +31,9 @@ Result<Tree> Tree::Open(const std::string& root, bool create) {
   return Tree(root, std::move(fd));
 }
 
-std::string Tree::TempName() { return fmt::format(".kiln-tmp-{}-{}", ::getpid(), tmp_counter_++); }
+std::string Tree::TempName() {
+  return fmt::format(".kiln-tmp-{}-{}", ::getpid(), tmp_counter_++);
+}
 
 Result<int> Tree::Dir(std::string_view dir) {
   if (dir.empty()) return root_.get();
@@ -46,8 +47,9 @@ Result<int> Tree::Dir(std::string_view dir) {
     int err = errno;
     if (err == ENOENT) return NotFound(DisplayPath(dir) + " does not exist in " + path_);
     if (err == ENOTDIR || err == ELOOP)
-      return FailedPrecondition(fmt::format("{} in {} is not a directory (kiln never follows a symlink there)",
-                                            DisplayPath(dir), path_));
+      return FailedPrecondition(
+          fmt::format("{} in {} is not a directory (kiln never follows a symlink there)",
+                      DisplayPath(dir), path_));
     return ErrnoError("open " + DisplayPath(dir), err);
   }
   // Dir(parent) may have cleared the cache; the parent fd is used above
@@ -72,7 +74,8 @@ Result<bool> Tree::Stat(std::string_view path, struct stat* st) {
   }
   auto dir = Dir(ParentPath(path));
   if (!dir.ok()) {
-    if (dir.status().code() == Code::kNotFound || dir.status().code() == Code::kFailedPrecondition) return false;
+    if (dir.status().code() == Code::kNotFound || dir.status().code() == Code::kFailedPrecondition)
+      return false;
     return dir.status();
   }
   std::string name(BaseName(path));
@@ -164,13 +167,14 @@ Result<Entry> Tree::ReadEntry(int dirfd, const std::string& name, std::string_vi
       v.resize(static_cast<size_t>(vn));
       e.xattrs.push_back({xn, v});
     }
-    std::sort(e.xattrs.begin(), e.xattrs.end(), [](const Xattr& a, const Xattr& b) { return a.name < b.name; });
+    std::sort(e.xattrs.begin(), e.xattrs.end(),
+              [](const Xattr& a, const Xattr& b) { return a.name < b.name; });
   }
   return e;
 }
 
-Status Tree::SetAttributes(int dirfd, const std::string& name, int fd, const Entry& e, bool set_owner,
-                           std::string_view what) {
+Status Tree::SetAttributes(int dirfd, const std::string& name, int fd, const Entry& e,
+                           bool set_owner, std::string_view what) {
   auto fail = [&](std::string_view op, int err) {
     return ErrnoError(fmt::format("{} {}", op, DisplayPath(what)), err);
   };
@@ -196,7 +200,8 @@ Status Tree::SetAttributes(int dirfd, const std::string& name, int fd, const Ent
     for (size_t pos = 0; pos < names.size();) {
       std::string xn(names.c_str() + pos);
       pos += xn.size() + 1;
-      bool keep = std::any_of(e.xattrs.begin(), e.xattrs.end(), [&](const Xattr& x) { return x.name == xn; });
+      bool keep = std::any_of(e.xattrs.begin(), e.xattrs.end(),
+                              [&](const Xattr& x) { return x.name == xn; });
       if (keep) continue;
       int rc = fd >= 0 ? ::fremovexattr(fd, xn.c_str()) : ::lremovexattr(proc.c_str(), xn.c_str());
       if (rc != 0 && errno != ENODATA) return fail("removexattr " + xn + " on", errno);

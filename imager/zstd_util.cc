@@ -1,8 +1,7 @@
 #include "imager/zstd_util.h"
 
-#include <zstd.h>
-
 #include <fmt/format.h>
+#include <zstd.h>
 
 namespace kiln::imager {
 
@@ -14,7 +13,9 @@ Compressor::Compressor(int level) : cctx_(ZSTD_createCCtx()), level_(level) {
   ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
 }
 
-Compressor::~Compressor() { ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_)); }
+Compressor::~Compressor() {
+  ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_));
+}
 
 void Compressor::Compress(std::string_view data, std::string* out) {
   out->resize(ZSTD_compressBound(data.size()));
@@ -26,13 +27,14 @@ void Compressor::Compress(std::string_view data, std::string* out) {
 }
 
 Decompressor::Decompressor() : dctx_(ZSTD_createDCtx()) {}
-Decompressor::~Decompressor() { ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_)); }
+Decompressor::~Decompressor() {
+  ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_));
+}
 
 Status Decompressor::Decompress(std::string_view frame, uint64_t max_size, std::string* out,
                                 std::string_view what) {
   unsigned long long size = ZSTD_getFrameContentSize(frame.data(), frame.size());
-  if (size == ZSTD_CONTENTSIZE_ERROR)
-    return Corruption(fmt::format("{}: not a zstd frame", what));
+  if (size == ZSTD_CONTENTSIZE_ERROR) return Corruption(fmt::format("{}: not a zstd frame", what));
   if (size == ZSTD_CONTENTSIZE_UNKNOWN)
     return Corruption(fmt::format("{}: zstd frame does not state its size", what));
   if (size > max_size)
@@ -42,12 +44,12 @@ Status Decompressor::Decompress(std::string_view frame, uint64_t max_size, std::
   if (ZSTD_isError(frame_len))
     return Corruption(fmt::format("{}: truncated or damaged zstd frame", what));
   if (frame_len != frame.size())
-    return Corruption(fmt::format("{}: {} bytes after the zstd frame", what, frame.size() - frame_len));
+    return Corruption(
+        fmt::format("{}: {} bytes after the zstd frame", what, frame.size() - frame_len));
   out->resize(size);
   size_t n = ZSTD_decompressDCtx(static_cast<ZSTD_DCtx*>(dctx_), out->data(), out->size(),
                                  frame.data(), frame.size());
-  if (ZSTD_isError(n))
-    return Corruption(fmt::format("{}: zstd: {}", what, ZSTD_getErrorName(n)));
+  if (ZSTD_isError(n)) return Corruption(fmt::format("{}: zstd: {}", what, ZSTD_getErrorName(n)));
   if (n != size) return Corruption(fmt::format("{}: zstd frame shorter than it claims", what));
   return Status::Ok();
 }

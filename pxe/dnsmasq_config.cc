@@ -41,9 +41,12 @@ Result<std::string> RenderDnsmasqConfig(const DnsmasqConfig& c) {
   if (c.interface.empty()) return InvalidArgument("DHCP needs an interface (--interface)");
   if (c.server_ip.empty()) return InvalidArgument("DHCP needs the server's IPv4 address");
   for (auto [what, v] : {std::pair<std::string_view, const std::string&>{"interface", c.interface},
-                         {"server address", c.server_ip}, {"iPXE URL", c.ipxe_url},
-                         {"BIOS loader", c.bios_loader}, {"UEFI loader", c.efi_loader},
-                         {"lease file", c.lease_file}, {"network", c.network},
+                         {"server address", c.server_ip},
+                         {"iPXE URL", c.ipxe_url},
+                         {"BIOS loader", c.bios_loader},
+                         {"UEFI loader", c.efi_loader},
+                         {"lease file", c.lease_file},
+                         {"network", c.network},
                          {"netmask", c.netmask}})
     KILN_RETURN_IF_ERROR(CheckValue(what, v));
   for (const auto& r : c.ranges) KILN_RETURN_IF_ERROR(CheckValue("--dhcp-range", r));
@@ -67,7 +70,8 @@ Result<std::string> RenderDnsmasqConfig(const DnsmasqConfig& c) {
         c.network, c.netmask);
   } else {
     if (c.ranges.empty())
-      return InvalidArgument("--dhcp full needs at least one --dhcp-range START,END[,MASK][,LEASE]");
+      return InvalidArgument(
+          "--dhcp full needs at least one --dhcp-range START,END[,MASK][,LEASE]");
     out += "\n# full DHCP for an isolated boot network.\n";
     for (const auto& r : c.ranges) out += "dhcp-range=" + r + "\n";
     out += "dhcp-authoritative\n";

@@ -33,12 +33,12 @@ Result<DhcpMode> ParseDhcpMode(std::string_view text);
 
 struct DnsmasqConfig {
   DhcpMode mode = DhcpMode::kProxy;
-  std::string interface;   // REQUIRED
-  std::string server_ip;   // kiln's IPv4 address there: the TFTP server
-  std::string network;     // proxy: the subnet ("10.0.0.0")
-  std::string netmask;     // proxy: its mask
+  std::string interface;            // REQUIRED
+  std::string server_ip;            // kiln's IPv4 address there: the TFTP server
+  std::string network;              // proxy: the subnet ("10.0.0.0")
+  std::string netmask;              // proxy: its mask
   std::vector<std::string> ranges;  // full: dnsmasq dhcp-range values
-  std::string ipxe_url;    // "http://10.0.0.1:7070/boot/ipxe"
+  std::string ipxe_url;             // "http://10.0.0.1:7070/boot/ipxe"
   std::string bios_loader = "undionly.kpxe";
   std::string efi_loader = "ipxe.efi";
   std::string lease_file;  // full

@@ -16,9 +16,9 @@ Result<std::unique_ptr<AgentSessions>> AgentSessions::Start(coord::CoordStore& s
                                                             inventory::Inventory& inventory) {
   std::unique_ptr<AgentSessions> a(new AgentSessions(store, inventory));
   AgentSessions* raw = a.get();
-  auto stream = store.OpenStream({.path = inventory::kNodesPath, .recursive = true, .since = -1},
-                                 {.on_change = [raw](const coord::ChangePtr& c) { raw->OnChange(c); },
-                                  .on_end = nullptr});
+  auto stream = store.OpenStream(
+      {.path = inventory::kNodesPath, .recursive = true, .since = -1},
+      {.on_change = [raw](const coord::ChangePtr& c) { raw->OnChange(c); }, .on_end = nullptr});
   if (!stream.ok()) return stream.status().WithContext("watching agents");
   a->stream_ = std::move(*stream);
   a->worker_ = std::thread([raw] { raw->WorkLoop(); });
@@ -69,7 +69,8 @@ void AgentSessions::WorkLoop() {
                                  "network); boot the node again to reinstall",
                                  "installing");
     if (!n.ok() && n.status().code() != Code::kNotFound)
-      log::Warn("agents", "cannot mark node lost", {{"node", node}, {"error", n.status().ToString()}});
+      log::Warn("agents", "cannot mark node lost",
+                {{"node", node}, {"error", n.status().ToString()}});
     else if (n.ok() && n->state == "lost")
       log::Warn("agents", "agent lost during install", {{"node", node}});
     lock.lock();
@@ -77,7 +78,8 @@ void AgentSessions::WorkLoop() {
 }
 
 Result<coord::SessionInfo> AgentSessions::Open(const std::string& node,
-                                               std::chrono::milliseconds timeout, const Json& info) {
+                                               std::chrono::milliseconds timeout,
+                                               const Json& info) {
   coord::SessionId old = 0;
   {
     std::lock_guard lock(mu_);
@@ -111,8 +113,9 @@ Status AgentSessions::Heartbeat(const std::string& node, coord::SessionId id) {
     std::lock_guard lock(mu_);
     auto it = session_of_.find(node);
     if (it == session_of_.end() || it->second != id)
-      return Status(Code::kSessionExpired,
-                    fmt::format("session {} is not the live session of node {}; open a new one", id, node));
+      return Status(
+          Code::kSessionExpired,
+          fmt::format("session {} is not the live session of node {}; open a new one", id, node));
   }
   return store_.Heartbeat(id);
 }

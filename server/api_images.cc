@@ -1,15 +1,14 @@
 #include "server/api_images.h"
 
-#include <map>
+#include <fmt/format.h>
 
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "common/strings.h"
 #include "imager/diff.h"
@@ -76,9 +75,11 @@ Json VersionJson(const imager::ImageRecord& rec, const imager::VersionRecord& v)
   for (const auto& [t, n] : rec.tags)
     if (n == v.version) tags.push_back(t);
   Json vj = imager::ImageRecordToJson(rec)["versions"][0];
-  vj = {{"version", v.version}, {"manifest", v.manifest}, {"created", v.created},
-        {"note", v.note},       {"source", v.source},     {"entries", v.entries},
-        {"bytes", v.bytes},     {"current", v.version == rec.current}, {"tags", tags}};
+  vj = {{"version", v.version}, {"manifest", v.manifest},
+        {"created", v.created}, {"note", v.note},
+        {"source", v.source},   {"entries", v.entries},
+        {"bytes", v.bytes},     {"current", v.version == rec.current},
+        {"tags", tags}};
   return vj;
 }
 
@@ -91,7 +92,9 @@ Json ImageSummary(const imager::ImageRecord& r) {
   return j;
 }
 
-HttpResponse Err(const Status& s) { return HttpResponse::Error(s); }
+HttpResponse Err(const Status& s) {
+  return HttpResponse::Error(s);
+}
 
 }  // namespace
 
@@ -120,7 +123,8 @@ class CaptureOwners {
 Status HostMayCapture(Server& server, const std::string& node, const std::string& image) {
   const Status denied = PermissionDenied(
       "a node token may upload a capture only while the node runs a capture job for it "
-      "(kiln image capture " + image + " --from-host " + node + ")");
+      "(kiln image capture " +
+      image + " --from-host " + node + ")");
   if (node.empty()) return denied;
   auto jobs = server.coord().Children(std::string("/kiln/nodes/") + node + "/jobs");
   if (!jobs.ok()) return denied;
@@ -135,7 +139,8 @@ Status HostMayCapture(Server& server, const std::string& node, const std::string
   return denied;
 }
 
-std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& server, ImageStore& store) {
+std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& server,
+                                               ImageStore& store) {
   auto workers = std::make_unique<Workers>(2);
   Workers* pool = workers.get();
   ImageStore* st = &store;
@@ -174,14 +179,13 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
     return HttpResponse::JsonBody({{"objects", list}});
   });
 
-  router.AddSync(
-      "GET", "/api/v1/images/{name}",
-      [st](HttpRequest& req) {
-        auto r = st->catalog().Get(req.Param("name"));
-        if (!r.ok()) return Err(r.status());
-        return HttpResponse::JsonBody(ImageSummary(*r));
-      },
-      {.access = kRead});
+  router.AddSync("GET", "/api/v1/images/{name}",
+                 [st](HttpRequest& req) {
+                   auto r = st->catalog().Get(req.Param("name"));
+                   if (!r.ok()) return Err(r.status());
+                   return HttpResponse::JsonBody(ImageSummary(*r));
+                 },
+                 {.access = kRead});
 
   router.AddSync(
       "GET", "/api/v1/images/{name}/versions/{v}",
@@ -205,57 +209,57 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
       },
       {.access = kRead});
 
-  router.AddSync(
-      "GET", "/api/v1/images/{name}/versions/{v}/manifest",
-      [st](HttpRequest& req) {
-        auto rv = st->Resolve(req.Param("name"), req.Param("v"));
-        if (!rv.ok()) return Err(rv.status());
-        auto bytes = st->objects().Read(rv->digest);
-        if (!bytes.ok()) return Err(bytes.status());
-        HttpResponse r = HttpResponse::Text(std::move(*bytes), 200, "application/octet-stream");
-        r.headers.emplace_back("X-Kiln-Manifest", rv->version.manifest);
-        return r;
-      },
-      {.access = kRead});
+  router.AddSync("GET", "/api/v1/images/{name}/versions/{v}/manifest",
+                 [st](HttpRequest& req) {
+                   auto rv = st->Resolve(req.Param("name"), req.Param("v"));
+                   if (!rv.ok()) return Err(rv.status());
+                   auto bytes = st->objects().Read(rv->digest);
+                   if (!bytes.ok()) return Err(bytes.status());
+                   HttpResponse r =
+                       HttpResponse::Text(std::move(*bytes), 200, "application/octet-stream");
+                   r.headers.emplace_back("X-Kiln-Manifest", rv->version.manifest);
+                   return r;
+                 },
+                 {.access = kRead});
 
-  router.AddSync(
-      "GET", "/api/v1/images/{name}/versions/{v}/objects",
-      [st](HttpRequest& req) {
-        auto objs = st->ObjectsOf(req.Param("name"), req.Param("v"));
-        if (!objs.ok()) return Err(objs.status());
-        Json list = Json::array();
-        for (const auto& [d, size] : *objs) list.push_back({{"digest", ToHex(d)}, {"size", size}});
-        return HttpResponse::JsonBody({{"objects", list}});
-      },
-      {.access = kRead});
+  router.AddSync("GET", "/api/v1/images/{name}/versions/{v}/objects",
+                 [st](HttpRequest& req) {
+                   auto objs = st->ObjectsOf(req.Param("name"), req.Param("v"));
+                   if (!objs.ok()) return Err(objs.status());
+                   Json list = Json::array();
+                   for (const auto& [d, size] : *objs)
+                     list.push_back({{"digest", ToHex(d)}, {"size", size}});
+                   return HttpResponse::JsonBody({{"objects", list}});
+                 },
+                 {.access = kRead});
 
-  router.AddSync(
-      "GET", "/api/v1/images/{name}/diff",
-      [st](HttpRequest& req) {
-        std::string name = req.Param("name");
-        auto a = st->Resolve(name, req.Query("from"));
-        if (!a.ok()) return Err(a.status());
-        auto b = st->Resolve(name, req.Query("to"));
-        if (!b.ok()) return Err(b.status());
-        auto ma = st->LoadManifest(a->digest);
-        if (!ma.ok()) return Err(ma.status());
-        auto mb = st->LoadManifest(b->digest);
-        if (!mb.ok()) return Err(mb.status());
-        Json changes = Json::array();
-        uint64_t added = 0, removed = 0, changed = 0;
-        for (const auto& c : imager::DiffManifests(**ma, **mb)) {
-          changes.push_back(imager::ChangeToJson(c));
-          added += c.kind == imager::Change::Kind::kAdded;
-          removed += c.kind == imager::Change::Kind::kRemoved;
-          changed += c.kind == imager::Change::Kind::kChanged;
-        }
-        return HttpResponse::JsonBody({{"image", name},
-                                       {"from", a->version.version},
-                                       {"to", b->version.version},
-                                       {"summary", {{"added", added}, {"removed", removed}, {"changed", changed}}},
-                                       {"changes", changes}});
-      },
-      {.access = kRead});
+  router.AddSync("GET", "/api/v1/images/{name}/diff",
+                 [st](HttpRequest& req) {
+                   std::string name = req.Param("name");
+                   auto a = st->Resolve(name, req.Query("from"));
+                   if (!a.ok()) return Err(a.status());
+                   auto b = st->Resolve(name, req.Query("to"));
+                   if (!b.ok()) return Err(b.status());
+                   auto ma = st->LoadManifest(a->digest);
+                   if (!ma.ok()) return Err(ma.status());
+                   auto mb = st->LoadManifest(b->digest);
+                   if (!mb.ok()) return Err(mb.status());
+                   Json changes = Json::array();
+                   uint64_t added = 0, removed = 0, changed = 0;
+                   for (const auto& c : imager::DiffManifests(**ma, **mb)) {
+                     changes.push_back(imager::ChangeToJson(c));
+                     added += c.kind == imager::Change::Kind::kAdded;
+                     removed += c.kind == imager::Change::Kind::kRemoved;
+                     changed += c.kind == imager::Change::Kind::kChanged;
+                   }
+                   return HttpResponse::JsonBody(
+                       {{"image", name},
+                        {"from", a->version.version},
+                        {"to", b->version.version},
+                        {"summary", {{"added", added}, {"removed", removed}, {"changed", changed}}},
+                        {"changes", changes}});
+                 },
+                 {.access = kRead});
 
   router.AddSync("POST", "/api/v1/images/{name}/rollback", [st](HttpRequest& req) {
     std::optional<std::string> to;
@@ -298,53 +302,55 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
   // for that image is running on it (`kiln image capture --from-host`), and
   // only finish its own captures.
   auto owners = std::make_shared<CaptureOwners>();
-  router.Add(
-      "POST", "/api/v1/images/{name}/captures",
-      [st, pool, owners, &server](HttpRequest& req, Responder res) {
-        if (!req.principal.is_admin()) {
-          Status may = HostMayCapture(server, req.principal.node, req.Param("name"));
-          if (!may.ok()) return res.SendError(may);
-        }
-        pool->Post([st, name = req.Param("name"), body = std::move(req.body), note = req.Query("note"),
-                    source = req.Query("source"), res, owners, who = req.principal]() mutable {
-          auto b = st->BeginCapture(name, std::move(body), note, source);
-          if (!b.ok()) return res.SendError(b.status());
-          if (!who.is_admin()) owners->Set(b->id, who.node);
-          Json missing = Json::array();
-          for (const auto& d : b->missing) missing.push_back(ToHex(d));
-          res.SendJson({{"capture", b->id}, {"manifest", ToHex(b->manifest)}, {"missing", missing}});
-        });
-      },
-      {.access = Access::kAuthenticated, .max_body = 512u << 20});
+  router.Add("POST", "/api/v1/images/{name}/captures",
+             [st, pool, owners, &server](HttpRequest& req, Responder res) {
+               if (!req.principal.is_admin()) {
+                 Status may = HostMayCapture(server, req.principal.node, req.Param("name"));
+                 if (!may.ok()) return res.SendError(may);
+               }
+               pool->Post([st, name = req.Param("name"), body = std::move(req.body),
+                           note = req.Query("note"), source = req.Query("source"), res, owners,
+                           who = req.principal]() mutable {
+                 auto b = st->BeginCapture(name, std::move(body), note, source);
+                 if (!b.ok()) return res.SendError(b.status());
+                 if (!who.is_admin()) owners->Set(b->id, who.node);
+                 Json missing = Json::array();
+                 for (const auto& d : b->missing) missing.push_back(ToHex(d));
+                 res.SendJson(
+                     {{"capture", b->id}, {"manifest", ToHex(b->manifest)}, {"missing", missing}});
+               });
+             },
+             {.access = Access::kAuthenticated, .max_body = 512u << 20});
 
-  router.Add(
-      "POST", "/api/v1/images/captures/{id}/objects",
-      [st, pool, owners](HttpRequest& req, Responder res) {
-        if (!owners->Allows(req.principal, req.Param("id")))
-          return res.SendError(PermissionDenied("capture " + req.Param("id") + " is not this node's"));
-        pool->Post([st, id = req.Param("id"), body = std::move(req.body), res] {
-          auto n = st->AddObjects(id, body);
-          if (!n.ok()) return res.SendError(n.status());
-          res.SendJson({{"stored", *n}});
-        });
-      },
-      {.access = Access::kAuthenticated, .max_body = 64u << 20});
+  router.Add("POST", "/api/v1/images/captures/{id}/objects",
+             [st, pool, owners](HttpRequest& req, Responder res) {
+               if (!owners->Allows(req.principal, req.Param("id")))
+                 return res.SendError(
+                     PermissionDenied("capture " + req.Param("id") + " is not this node's"));
+               pool->Post([st, id = req.Param("id"), body = std::move(req.body), res] {
+                 auto n = st->AddObjects(id, body);
+                 if (!n.ok()) return res.SendError(n.status());
+                 res.SendJson({{"stored", *n}});
+               });
+             },
+             {.access = Access::kAuthenticated, .max_body = 64u << 20});
 
-  router.Add(
-      "POST", "/api/v1/images/captures/{id}/commit",
-      [st, pool, owners](HttpRequest& req, Responder res) {
-        if (!owners->Allows(req.principal, req.Param("id")))
-          return res.SendError(PermissionDenied("capture " + req.Param("id") + " is not this node's"));
-        pool->Post([st, id = req.Param("id"), res] {
-          auto v = st->CommitCapture(id);
-          if (!v.ok()) return res.SendError(v.status());
-          Json vj = {{"version", v->version}, {"manifest", v->manifest}, {"created", v->created},
-                     {"note", v->note},       {"source", v->source},     {"entries", v->entries},
-                     {"bytes", v->bytes}};
-          res.SendJson({{"version", vj}});
-        });
-      },
-      {.access = Access::kAuthenticated});
+  router.Add("POST", "/api/v1/images/captures/{id}/commit",
+             [st, pool, owners](HttpRequest& req, Responder res) {
+               if (!owners->Allows(req.principal, req.Param("id")))
+                 return res.SendError(
+                     PermissionDenied("capture " + req.Param("id") + " is not this node's"));
+               pool->Post([st, id = req.Param("id"), res] {
+                 auto v = st->CommitCapture(id);
+                 if (!v.ok()) return res.SendError(v.status());
+                 Json vj = {{"version", v->version}, {"manifest", v->manifest},
+                            {"created", v->created}, {"note", v->note},
+                            {"source", v->source},   {"entries", v->entries},
+                            {"bytes", v->bytes}};
+                 res.SendJson({{"version", vj}});
+               });
+             },
+             {.access = Access::kAuthenticated});
 
   router.AddSync(
       "GET", "/api/v1/images/{name}/stream",
@@ -383,19 +389,19 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
       },
       {.access = kRead});
 
-  router.AddSync(
-      "GET", "/api/v1/images/objects/{digest}",
-      [st](HttpRequest& req) {
-        auto d = imager::ParseDigest(req.Param("digest"));
-        if (!d.ok()) return Err(d.status());
-        auto f = st->objects().OpenFrame(*d);
-        if (!f.ok()) return Err(f.status());
-        uint64_t size = f->size;
-        HttpResponse r = HttpResponse::File(f->fd.Release(), 0, size, "application/zstd");
-        r.headers.emplace_back("X-Kiln-Digest", req.Param("digest"));
-        return r;
-      },
-      {.access = kRead});
+  router.AddSync("GET", "/api/v1/images/objects/{digest}",
+                 [st](HttpRequest& req) {
+                   auto d = imager::ParseDigest(req.Param("digest"));
+                   if (!d.ok()) return Err(d.status());
+                   auto f = st->objects().OpenFrame(*d);
+                   if (!f.ok()) return Err(f.status());
+                   uint64_t size = f->size;
+                   HttpResponse r =
+                       HttpResponse::File(f->fd.Release(), 0, size, "application/zstd");
+                   r.headers.emplace_back("X-Kiln-Digest", req.Param("digest"));
+                   return r;
+                 },
+                 {.access = kRead});
 
   router.Add("POST", "/api/v1/images/gc", [st, pool](HttpRequest& req, Responder res) {
     std::optional<int> keep;
@@ -419,28 +425,27 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
     });
   });
 
-  router.Add(
-      "POST", "/api/v1/images/verify",
-      [st, pool](HttpRequest& req, Responder res) {
-        auto body = req.JsonBody();
-        if (!body.ok()) return res.SendError(body.status());
-        auto list = JsonField<std::vector<std::string>>(*body, "digests");
-        if (!list.ok()) return res.SendError(list.status());
-        pool->Post([st, digests = std::move(*list), res] {
-          Json bad = Json::array();
-          uint64_t ok = 0;
-          for (const auto& h : digests) {
-            auto d = imager::ParseDigest(h);
-            Status s = d.ok() ? st->objects().Verify(*d) : d.status();
-            if (s.ok())
-              ++ok;
-            else
-              bad.push_back({{"digest", h}, {"error", s.message()}});
-          }
-          res.SendJson({{"verified", ok}, {"bad", bad}});
-        });
-      },
-      {.access = Access::kAdmin, .max_body = 16u << 20});
+  router.Add("POST", "/api/v1/images/verify",
+             [st, pool](HttpRequest& req, Responder res) {
+               auto body = req.JsonBody();
+               if (!body.ok()) return res.SendError(body.status());
+               auto list = JsonField<std::vector<std::string>>(*body, "digests");
+               if (!list.ok()) return res.SendError(list.status());
+               pool->Post([st, digests = std::move(*list), res] {
+                 Json bad = Json::array();
+                 uint64_t ok = 0;
+                 for (const auto& h : digests) {
+                   auto d = imager::ParseDigest(h);
+                   Status s = d.ok() ? st->objects().Verify(*d) : d.status();
+                   if (s.ok())
+                     ++ok;
+                   else
+                     bad.push_back({{"digest", h}, {"error", s.message()}});
+                 }
+                 res.SendJson({{"verified", ok}, {"bad", bad}});
+               });
+             },
+             {.access = Access::kAdmin, .max_body = 16u << 20});
 
   return workers;
 }

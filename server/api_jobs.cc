@@ -1,8 +1,8 @@
 #include "server/api_jobs.h"
 
-#include <chrono>
-
 #include <fmt/format.h>
+
+#include <chrono>
 
 #include "common/strings.h"
 #include "server/http/router.h"
@@ -19,11 +19,14 @@ using http::HttpResponse;
 constexpr size_t kMaxOutput = 1u << 20;
 
 int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-std::string JobsPath(const std::string& node) { return std::string(inventory::kNodesPath) + "/" + node + "/jobs"; }
+std::string JobsPath(const std::string& node) {
+  return std::string(inventory::kNodesPath) + "/" + node + "/jobs";
+}
 
 bool IsJobId(const std::string& id) {
   if (id.size() != 12 || id[0] != 'j' || id[1] != '-') return false;
@@ -36,7 +39,8 @@ Result<inventory::Node> JobNode(Server& server, const HttpRequest& req) {
   inventory::Inventory* inv = server.inventory();
   if (!inv) return Unavailable("the node inventory is not available");
   std::string id = req.Param("id");
-  if (!req.principal.MayActAs(id)) return PermissionDenied("a node token may only act for its own node, not " + id);
+  if (!req.principal.MayActAs(id))
+    return PermissionDenied("a node token may only act for its own node, not " + id);
   return inv->Get(id);
 }
 
@@ -46,30 +50,37 @@ Status CheckJob(const Json& body) {
   const Json args = body.value("args", Json::object());
   if (!args.is_object()) return InvalidArgument("args: expected an object");
   if (kind == "run") {
-    if (!args.contains("command") || !args["command"].is_string() || args["command"].get<std::string>().empty())
+    if (!args.contains("command") || !args["command"].is_string() ||
+        args["command"].get<std::string>().empty())
       return InvalidArgument("args.command: the shell command to run");
-    if (args.contains("timeout_s") && (!args["timeout_s"].is_number_unsigned() || args["timeout_s"] == 0))
+    if (args.contains("timeout_s") &&
+        (!args["timeout_s"].is_number_unsigned() || args["timeout_s"] == 0))
       return InvalidArgument("args.timeout_s: a number of seconds from 1");
     return Status::Ok();
   }
   if (kind == "update") {
-    if (!args.contains("image") || !args["image"].is_string()) return InvalidArgument("args.image: the image name");
+    if (!args.contains("image") || !args["image"].is_string())
+      return InvalidArgument("args.image: the image name");
     if (!args.contains("version")) return InvalidArgument("args.version: the version to update to");
     return Status::Ok();
   }
   if (kind == "rollback" || kind == "diff") return Status::Ok();
   if (kind == "capture") {
-    if (!args.contains("image") || !args["image"].is_string()) return InvalidArgument("args.image: the image to capture into");
+    if (!args.contains("image") || !args["image"].is_string())
+      return InvalidArgument("args.image: the image to capture into");
     return Status::Ok();
   }
-  return InvalidArgument(fmt::format("kind \"{}\" is not run, update, rollback, diff or capture", kind));
+  return InvalidArgument(
+      fmt::format("kind \"{}\" is not run, update, rollback, diff or capture", kind));
 }
 
-Result<Json> ReadJob(Server& server, const std::string& node, const std::string& id, int32_t* version) {
+Result<Json> ReadJob(Server& server, const std::string& node, const std::string& id,
+                     int32_t* version) {
   if (!IsJobId(id)) return InvalidArgument("bad job id \"" + id + "\"");
   auto got = server.coord().Get(JobsPath(node) + "/" + id);
   if (!got.ok()) {
-    if (got.status().code() == Code::kNotFound) return NotFound(fmt::format("node {} has no job {}", node, id));
+    if (got.status().code() == Code::kNotFound)
+      return NotFound(fmt::format("node {} has no job {}", node, id));
     return got.status();
   }
   if (version) *version = got->stat.version;
@@ -79,91 +90,94 @@ Result<Json> ReadJob(Server& server, const std::string& node, const std::string&
 }  // namespace
 
 void RegisterJobRoutes(http::Router& router, Server& server) {
-  router.AddSync(
-      "POST", "/api/v1/nodes/{id}/jobs",
-      [&server](HttpRequest& req) {
-        auto node = JobNode(server, req);
-        if (!node.ok()) return HttpResponse::Error(node.status());
-        auto body = req.JsonBody();
-        if (!body.ok()) return HttpResponse::Error(body.status());
-        if (Status s = CheckJob(*body); !s.ok()) return HttpResponse::Error(s.WithContext("request body"));
-        Json job = {{"node", node->id},       {"kind", (*body)["kind"]},
-                    {"args", body->value("args", Json::object())},
-                    {"state", "queued"},      {"created_ms", NowMs()}, {"updated_ms", NowMs()}};
-        (void)server.coord().Create(JobsPath(node->id), "");  // first job of the node
-        auto made = server.coord().Create(
-            coord::CreateOp{JobsPath(node->id) + "/j-", job.dump(), false, true, 0});
-        if (!made.ok()) return HttpResponse::Error(made.status());
-        job["id"] = made->path.substr(made->path.rfind('/') + 1);
-        return HttpResponse::JsonBody(job, 201);
-      },
-      {.access = Access::kAdmin, .max_body = 64 << 10});
+  router.AddSync("POST", "/api/v1/nodes/{id}/jobs",
+                 [&server](HttpRequest& req) {
+                   auto node = JobNode(server, req);
+                   if (!node.ok()) return HttpResponse::Error(node.status());
+                   auto body = req.JsonBody();
+                   if (!body.ok()) return HttpResponse::Error(body.status());
+                   if (Status s = CheckJob(*body); !s.ok())
+                     return HttpResponse::Error(s.WithContext("request body"));
+                   Json job = {{"node", node->id},
+                               {"kind", (*body)["kind"]},
+                               {"args", body->value("args", Json::object())},
+                               {"state", "queued"},
+                               {"created_ms", NowMs()},
+                               {"updated_ms", NowMs()}};
+                   (void)server.coord().Create(JobsPath(node->id), "");  // first job of the node
+                   auto made = server.coord().Create(
+                       coord::CreateOp{JobsPath(node->id) + "/j-", job.dump(), false, true, 0});
+                   if (!made.ok()) return HttpResponse::Error(made.status());
+                   job["id"] = made->path.substr(made->path.rfind('/') + 1);
+                   return HttpResponse::JsonBody(job, 201);
+                 },
+                 {.access = Access::kAdmin, .max_body = 64 << 10});
 
-  router.AddSync(
-      "GET", "/api/v1/nodes/{id}/jobs",
-      [&server](HttpRequest& req) {
-        auto node = JobNode(server, req);
-        if (!node.ok()) return HttpResponse::Error(node.status());
-        std::string want = req.Query("state");
-        Json out = Json::array();
-        auto children = server.coord().Children(JobsPath(node->id));
-        if (children.ok()) {
-          for (const auto& c : children->children) {
-            auto j = ReadJob(server, node->id, c, nullptr);
-            if (!j.ok()) continue;  // removed meanwhile
-            (*j)["id"] = c;
-            if (want.empty() || (*j).value("state", "") == want) out.push_back(*j);
-          }
-        }
-        return HttpResponse::JsonBody({{"node", node->id}, {"jobs", out}});
-      },
-      {.access = Access::kAuthenticated});
+  router.AddSync("GET", "/api/v1/nodes/{id}/jobs",
+                 [&server](HttpRequest& req) {
+                   auto node = JobNode(server, req);
+                   if (!node.ok()) return HttpResponse::Error(node.status());
+                   std::string want = req.Query("state");
+                   Json out = Json::array();
+                   auto children = server.coord().Children(JobsPath(node->id));
+                   if (children.ok()) {
+                     for (const auto& c : children->children) {
+                       auto j = ReadJob(server, node->id, c, nullptr);
+                       if (!j.ok()) continue;  // removed meanwhile
+                       (*j)["id"] = c;
+                       if (want.empty() || (*j).value("state", "") == want) out.push_back(*j);
+                     }
+                   }
+                   return HttpResponse::JsonBody({{"node", node->id}, {"jobs", out}});
+                 },
+                 {.access = Access::kAuthenticated});
 
-  router.AddSync(
-      "GET", "/api/v1/nodes/{id}/jobs/{job}",
-      [&server](HttpRequest& req) {
-        auto node = JobNode(server, req);
-        if (!node.ok()) return HttpResponse::Error(node.status());
-        auto j = ReadJob(server, node->id, req.Param("job"), nullptr);
-        if (!j.ok()) return HttpResponse::Error(j.status());
-        (*j)["id"] = req.Param("job");
-        return HttpResponse::JsonBody(*j);
-      },
-      {.access = Access::kAuthenticated});
+  router.AddSync("GET", "/api/v1/nodes/{id}/jobs/{job}",
+                 [&server](HttpRequest& req) {
+                   auto node = JobNode(server, req);
+                   if (!node.ok()) return HttpResponse::Error(node.status());
+                   auto j = ReadJob(server, node->id, req.Param("job"), nullptr);
+                   if (!j.ok()) return HttpResponse::Error(j.status());
+                   (*j)["id"] = req.Param("job");
+                   return HttpResponse::JsonBody(*j);
+                 },
+                 {.access = Access::kAuthenticated});
 
-  router.AddSync(
-      "PUT", "/api/v1/nodes/{id}/jobs/{job}",
-      [&server](HttpRequest& req) {
-        auto node = JobNode(server, req);
-        if (!node.ok()) return HttpResponse::Error(node.status());
-        auto body = req.JsonBody();
-        if (!body.ok()) return HttpResponse::Error(body.status());
-        int32_t version = 0;
-        std::string id = req.Param("job");
-        auto j = ReadJob(server, node->id, id, &version);
-        if (!j.ok()) return HttpResponse::Error(j.status());
-        std::string from = j->value("state", ""), to = body->value("state", "");
-        bool ok = (from == "queued" && (to == "running" || to == "failed")) ||
-                  (from == "running" && (to == "done" || to == "failed"));
-        if (!ok)
-          return HttpResponse::Error(
-              FailedPrecondition(fmt::format("job {} is {}; it cannot become \"{}\"", id, from, to)));
-        (*j)["state"] = to;
-        (*j)["updated_ms"] = NowMs();
-        for (const char* k : {"exit_code", "message", "output", "result"})
-          if (body->contains(k)) (*j)[k] = (*body)[k];
-        if (j->contains("output") && (*j)["output"].is_string() && (*j)["output"].get<std::string>().size() > kMaxOutput)
-          (*j)["output"] = (*j)["output"].get<std::string>().substr(0, kMaxOutput) + "\n[kiln: output cut at 1 MiB]\n";
-        auto set = server.coord().Set(JobsPath(node->id) + "/" + id, j->dump(), version);
-        if (!set.ok()) {
-          if (set.status().code() == Code::kBadVersion)
-            return HttpResponse::Error(FailedPrecondition("job " + id + " changed meanwhile; read it again"));
-          return HttpResponse::Error(set.status());
-        }
-        (*j)["id"] = id;
-        return HttpResponse::JsonBody(*j);
-      },
-      {.access = Access::kAuthenticated, .max_body = 2u << 20});
+  router.AddSync("PUT", "/api/v1/nodes/{id}/jobs/{job}",
+                 [&server](HttpRequest& req) {
+                   auto node = JobNode(server, req);
+                   if (!node.ok()) return HttpResponse::Error(node.status());
+                   auto body = req.JsonBody();
+                   if (!body.ok()) return HttpResponse::Error(body.status());
+                   int32_t version = 0;
+                   std::string id = req.Param("job");
+                   auto j = ReadJob(server, node->id, id, &version);
+                   if (!j.ok()) return HttpResponse::Error(j.status());
+                   std::string from = j->value("state", ""), to = body->value("state", "");
+                   bool ok = (from == "queued" && (to == "running" || to == "failed")) ||
+                             (from == "running" && (to == "done" || to == "failed"));
+                   if (!ok)
+                     return HttpResponse::Error(FailedPrecondition(
+                         fmt::format("job {} is {}; it cannot become \"{}\"", id, from, to)));
+                   (*j)["state"] = to;
+                   (*j)["updated_ms"] = NowMs();
+                   for (const char* k : {"exit_code", "message", "output", "result"})
+                     if (body->contains(k)) (*j)[k] = (*body)[k];
+                   if (j->contains("output") && (*j)["output"].is_string() &&
+                       (*j)["output"].get<std::string>().size() > kMaxOutput)
+                     (*j)["output"] = (*j)["output"].get<std::string>().substr(0, kMaxOutput) +
+                                      "\n[kiln: output cut at 1 MiB]\n";
+                   auto set = server.coord().Set(JobsPath(node->id) + "/" + id, j->dump(), version);
+                   if (!set.ok()) {
+                     if (set.status().code() == Code::kBadVersion)
+                       return HttpResponse::Error(
+                           FailedPrecondition("job " + id + " changed meanwhile; read it again"));
+                     return HttpResponse::Error(set.status());
+                   }
+                   (*j)["id"] = id;
+                   return HttpResponse::JsonBody(*j);
+                 },
+                 {.access = Access::kAuthenticated, .max_body = 2u << 20});
 }
 
 }  // namespace kiln

@@ -7,7 +7,9 @@ namespace {
 
 constexpr int kMaxAttempts = 50;
 
-std::string PathOf(const std::string& name) { return std::string(kImagesZnode) + "/" + name; }
+std::string PathOf(const std::string& name) {
+  return std::string(kImagesZnode) + "/" + name;
+}
 
 }  // namespace
 
@@ -25,7 +27,8 @@ Result<imager::ImageRecord> CoordImageCatalog::Get(const std::string& name) {
   KILN_RETURN_IF_ERROR(imager::ValidateImageName(name));
   auto r = store_->Get(PathOf(name));
   if (!r.ok()) {
-    if (r.status().code() == Code::kNotFound) return NotFound(fmt::format("no image named \"{}\"", name));
+    if (r.status().code() == Code::kNotFound)
+      return NotFound(fmt::format("no image named \"{}\"", name));
     return r.status();
   }
   KILN_ASSIGN_OR_RETURN(Json j, ParseJson(r->data, PathOf(name)));
@@ -52,7 +55,8 @@ Result<imager::ImageRecord> CoordImageCatalog::Update(const std::string& name, c
                       : store_->Create(path, data).status();
     if (s.ok()) return r;
     // Someone else changed the record between our read and write: redo.
-    if (s.code() != Code::kBadVersion && s.code() != Code::kAlreadyExists && s.code() != Code::kNotFound)
+    if (s.code() != Code::kBadVersion && s.code() != Code::kAlreadyExists &&
+        s.code() != Code::kNotFound)
       return s.WithContext(path);
   }
   return Unavailable(fmt::format("{}: too many concurrent updates", path));

@@ -10,11 +10,16 @@
 namespace kiln::coordjson {
 
 Json StatJson(const coord::Stat& s) {
-  return {{"czxid", s.czxid},          {"mzxid", s.mzxid},
-          {"pzxid", s.pzxid},          {"ctime_ms", s.ctime_ms},
-          {"mtime_ms", s.mtime_ms},    {"version", s.version},
-          {"cversion", s.cversion},    {"ephemeral_owner", s.ephemeral_owner},
-          {"data_length", s.data_length}, {"num_children", s.num_children}};
+  return {{"czxid", s.czxid},
+          {"mzxid", s.mzxid},
+          {"pzxid", s.pzxid},
+          {"ctime_ms", s.ctime_ms},
+          {"mtime_ms", s.mtime_ms},
+          {"version", s.version},
+          {"cversion", s.cversion},
+          {"ephemeral_owner", s.ephemeral_owner},
+          {"data_length", s.data_length},
+          {"num_children", s.num_children}};
 }
 
 bool IsUtf8(std::string_view s) {
@@ -59,7 +64,8 @@ Result<std::string> GetData(const Json& j) {
 }
 
 Json ChangeJson(const coord::Change& c) {
-  Json j = {{"zxid", c.zxid}, {"type", std::string(coord::EventTypeName(c.type))}, {"path", c.path}};
+  Json j = {
+      {"zxid", c.zxid}, {"type", std::string(coord::EventTypeName(c.type))}, {"path", c.path}};
   if (c.type != coord::EventType::kDeleted) {
     PutData(j, c.data ? std::string_view(*c.data) : std::string_view());
     j["version"] = c.version;
@@ -151,12 +157,14 @@ Result<std::vector<coord::Op>> ParseOps(const Json& body, size_t max_ops) {
     return InvalidArgument("request body: expected {\"ops\": [...]}");
   const Json& ops = body["ops"];
   if (ops.size() > max_ops)
-    return InvalidArgument(fmt::format("{} operations in one request; at most {}", ops.size(), max_ops));
+    return InvalidArgument(
+        fmt::format("{} operations in one request; at most {}", ops.size(), max_ops));
   std::vector<coord::Op> out;
   out.reserve(ops.size());
   for (size_t i = 0; i < ops.size(); ++i) {
     auto op = ParseOp(ops[i]);
-    if (!op.ok()) return Status(op.status().code(), fmt::format("op {}: {}", i, op.status().message()));
+    if (!op.ok())
+      return Status(op.status().code(), fmt::format("op {}: {}", i, op.status().message()));
     out.push_back(std::move(*op));
   }
   return out;

@@ -8,7 +8,8 @@
 
 namespace kiln {
 
-ImageStreamBody::ImageStreamBody(const imager::ObjectStore* store, imager::StreamPlan plan, uint64_t offset)
+ImageStreamBody::ImageStreamBody(const imager::ObjectStore* store, imager::StreamPlan plan,
+                                 uint64_t offset)
     : store_(store), plan_(std::move(plan)) {
   // The segment holding the offset, then the position inside it.
   auto it = std::upper_bound(plan_.starts.begin(), plan_.starts.end(), offset);

@@ -32,9 +32,9 @@ class NodeEvents {
   explicit NodeEvents(coord::CoordStore& store) : store_(store) {}
 
   struct Appended {
-    uint64_t acked = 0;   // the highest seq stored for the run
-    size_t added = 0;     // events this call stored
-    bool new_run = false; // the first events of a run
+    uint64_t acked = 0;    // the highest seq stored for the run
+    size_t added = 0;      // events this call stored
+    bool new_run = false;  // the first events of a run
   };
 
   // events: JSON objects with "seq" (validated by the caller), ascending.

@@ -4,11 +4,14 @@
 
 namespace kiln {
 
-PlanService::PlanService(classes::SpaceServiceOptions options, Metrics* metrics) : metrics_(metrics) {
+PlanService::PlanService(classes::SpaceServiceOptions options, Metrics* metrics)
+    : metrics_(metrics) {
   if (!options.dir.empty()) space_ = std::make_unique<classes::SpaceService>(std::move(options));
 }
 
-PlanService::~PlanService() { Stop(); }
+PlanService::~PlanService() {
+  Stop();
+}
 
 void PlanService::Start() {
   if (!space_) return;
@@ -29,11 +32,12 @@ Result<Json> PlanService::PlanFor(const classes::NodeRecord& node, bool explain)
     metrics_->Counter("kiln_plans_total", "plans resolved, by result", {{"result", result}})
         .fetch_add(1, std::memory_order_relaxed);
   };
-  if (!space_) return Unavailable("this server has no config space (start it with kiln serve --space DIR)");
+  if (!space_)
+    return Unavailable("this server has no config space (start it with kiln serve --space DIR)");
   auto resolver = space_->current();
   if (!resolver)
-    return Unavailable("the config space " + space_->dir() + " has errors and no good version to plan with: " +
-                       space_->last_error());
+    return Unavailable("the config space " + space_->dir() +
+                       " has errors and no good version to plan with: " + space_->last_error());
   classes::Plan plan;
   classes::Diagnostic err;
   if (!resolver->Resolve(node, {.explain = explain}, &plan, &err)) {
@@ -54,7 +58,8 @@ Result<Json> PlanService::PlanForNode(const std::string& id, bool explain) {
   // calls SetNodeLookup when it lands; until then only POST /api/v1/plan
   // (a node record in the body) can resolve plans.
   if (!lookup)
-    return FailedPrecondition("no node inventory on this server yet: use POST /api/v1/plan with the node record");
+    return FailedPrecondition(
+        "no node inventory on this server yet: use POST /api/v1/plan with the node record");
   KILN_ASSIGN_OR_RETURN(classes::NodeRecord node, lookup(id));
   return PlanFor(node, explain);
 }

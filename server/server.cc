@@ -1,29 +1,27 @@
 #include "server/server.h"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "common/api_client.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "imager/image_store.h"
-#include "server/api_images.h"
-#include "server/coord_image_catalog.h"
-#include "server/api_coord.h"
-#include "server/api_meta.h"
-#include "server/coord_presence.h"
-#include "server/api_plan.h"
-#include "server/api_boot.h"
 #include "server/agent_sessions.h"
 #include "server/api_agent.h"
+#include "server/api_boot.h"
+#include "server/api_coord.h"
+#include "server/api_images.h"
 #include "server/api_jobs.h"
+#include "server/api_meta.h"
 #include "server/api_nodes.h"
-#include "server/node_events.h"
+#include "server/api_plan.h"
 #include "server/api_pxe.h"
+#include "server/coord_image_catalog.h"
 #include "server/coord_presence.h"
 #include "server/inventory/inventory.h"
+#include "server/node_events.h"
 
 namespace kiln {
 
@@ -59,9 +57,8 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   hopts.threads = options.http_threads;
   Server* raw = s.get();
   hopts.on_response = [raw](const http::Router::Route* route, const http::HttpRequest& req,
-                            int status, double seconds) {
-    raw->CountResponse(route, req, status, seconds);
-  };
+                            int status,
+                            double seconds) { raw->CountResponse(route, req, status, seconds); };
   KILN_ASSIGN_OR_RETURN(s->http_, http::HttpServer::Start(hopts, s->router_.get()));
 
   const auto& addr = s->http_->address();
@@ -69,16 +66,19 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
   if (host == "::") host = "::1";
   s->url_ = host.find(':') != std::string::npos ? fmt::format("http://[{}]:{}", host, addr.port)
-                                                 : fmt::format("http://{}:{}", host, addr.port);
+                                                : fmt::format("http://{}:{}", host, addr.port);
   KILN_RETURN_IF_ERROR(s->StartBootNetwork());
   Json info = {{"url", s->url_}, {"pid", ::getpid()}, {"listen", addr.ToString()}};
   KILN_RETURN_IF_ERROR(s->RegisterPresence());
   // Log before serve.json appears: whoever waits for the file (tests, the
   // CLI) may read the log right after.
   log::Info("serve", "listening",
-            {{"addr", addr.ToString()}, {"url", s->url_}, {"data", s->data_dir_->path()},
+            {{"addr", addr.ToString()},
+             {"url", s->url_},
+             {"data", s->data_dir_->path()},
              {"threads", options.http_threads}});
-  KILN_RETURN_IF_ERROR(WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
+  KILN_RETURN_IF_ERROR(
+      WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
 
   return s;
 }
@@ -111,14 +111,14 @@ Json Server::StatusJson() const {
       {"api", kApiVersion},
       {"pid", ::getpid()},
       {"uptime_s", uptime},
-      {"started_at", std::chrono::duration_cast<std::chrono::seconds>(
-                         started_wall_.time_since_epoch())
-                         .count()},
+      {"started_at",
+       std::chrono::duration_cast<std::chrono::seconds>(started_wall_.time_since_epoch()).count()},
       {"data_dir", data_dir_->path()},
       {"url", url_},
-      {"http", {{"listen", http_ ? http_->address().ToString() : ""},
-                {"threads", options_.http_threads},
-                {"state", "running"}}},
+      {"http",
+       {{"listen", http_ ? http_->address().ToString() : ""},
+        {"threads", options_.http_threads},
+        {"state", "running"}}},
   };
   std::lock_guard lock(status_mu_);
   for (const auto& [name, fn] : status_sections_) j[name] = fn();

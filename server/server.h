@@ -16,8 +16,8 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "server/auth.h"
-#include "server/coord/coord_store.h"
 #include "server/boot_service.h"
+#include "server/coord/coord_store.h"
 #include "server/data_dir.h"
 #include "server/http/http_server.h"
 #include "server/http/router.h"
@@ -42,8 +42,8 @@ struct ServerOptions {
   // The coordination store: "embedded:DIR" or "zk://host:port[,...]/chroot";
   // empty means embedded in DATA/coord.
   std::string coord_url;
-  std::string space_dir;      // config space (--space); "" = none
-  int space_poll_ms = 1000;   // how often to look for edits in it
+  std::string space_dir;     // config space (--space); "" = none
+  int space_poll_ms = 1000;  // how often to look for edits in it
   // Network boot: boot tree, TFTP, dnsmasq (server/boot_service.h).
   BootOptions boot;
 };

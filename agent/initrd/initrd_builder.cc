@@ -1,12 +1,11 @@
 #include "agent/initrd/initrd_builder.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <map>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "agent/initrd/init_script.h"
 #include "agent/initrd/module_deps.h"
@@ -101,10 +100,10 @@ Result<std::string> ModulesDir(const InitrdSpec& spec) {
   std::string a = spec.modules + "/lib/modules/" + spec.kernel_version;
   if (fs::exists(a + "/modules.dep")) return a;
   if (fs::exists(spec.modules + "/modules.dep")) return spec.modules;
-  return NotFound(fmt::format(
-      "--modules {}: no modules.dep in {} or in {} (unpack the kernel package and run "
-      "depmod -b ROOT {})",
-      spec.modules, a, spec.modules, spec.kernel_version));
+  return NotFound(
+      fmt::format("--modules {}: no modules.dep in {} or in {} (unpack the kernel package and run "
+                  "depmod -b ROOT {})",
+                  spec.modules, a, spec.modules, spec.kernel_version));
 }
 
 Status AddBinary(Tree& tree, const std::string& host, const std::string& at,
@@ -123,14 +122,38 @@ Status AddBinary(Tree& tree, const std::string& host, const std::string& at,
 const std::vector<std::string>& DefaultModules() {
   static const std::vector<std::string> mods = {
       // virtual machines
-      "virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi",
+      "virtio_pci",
+      "virtio_net",
+      "virtio_blk",
+      "virtio_scsi",
       // common NICs
-      "e1000", "e1000e", "igb", "ixgbe", "i40e", "r8169", "tg3", "bnx2", "bnxt_en", "mlx4_en",
-      "mlx5_core", "vmxnet3",
+      "e1000",
+      "e1000e",
+      "igb",
+      "ixgbe",
+      "i40e",
+      "r8169",
+      "tg3",
+      "bnx2",
+      "bnxt_en",
+      "mlx4_en",
+      "mlx5_core",
+      "vmxnet3",
       // disks
-      "ahci", "ata_piix", "nvme", "sd_mod", "sr_mod", "mptsas", "megaraid_sas",
+      "ahci",
+      "ata_piix",
+      "nvme",
+      "sd_mod",
+      "sr_mod",
+      "mptsas",
+      "megaraid_sas",
       // filesystems the agent makes
-      "crc32c_intel", "crc32c_generic", "ext4", "vfat", "nls_cp437", "nls_iso8859_1",
+      "crc32c_intel",
+      "crc32c_generic",
+      "ext4",
+      "vfat",
+      "nls_cp437",
+      "nls_iso8859_1",
       "nls_utf8",
   };
   return mods;
@@ -208,7 +231,8 @@ Result<InitrdReport> BuildInitrd(const InitrdSpec& spec,
     std::vector<std::string> names = {fs::path(at).filename().string()};
     for (const char* link : t.links) names.emplace_back(link);
     for (const auto& name : names)
-      for (const char* dir : {"/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/"}) tree.Remove(dir + name);
+      for (const char* dir : {"/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/"})
+        tree.Remove(dir + name);
     KILN_RETURN_IF_ERROR(AddBinary(tree, t.host, at, &libs, &report));
     for (size_t i = 1; i < names.size(); ++i)
       tree.Link((fs::path(at).parent_path() / names[i]).string(), names[0]);

@@ -9,6 +9,7 @@
 // Prints one JSON object: events sent and stored, achieved rate, report
 // latency percentiles and (with --pid) the server's CPU seconds.
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,8 +20,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "common/api_client.h"
 #include "common/file_util.h"
@@ -59,13 +58,20 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--server") o.server = v;
-    else if (k == "--token") o.token = v;
-    else if (k == "--agents") o.agents = std::stoi(v);
-    else if (k == "--interval-ms") o.interval_ms = std::stoi(v);
-    else if (k == "--seconds") o.seconds = std::stoi(v);
-    else if (k == "--threads") o.threads = std::stoi(v);
-    else if (k == "--pid") o.pid = std::stoi(v);
+    if (k == "--server")
+      o.server = v;
+    else if (k == "--token")
+      o.token = v;
+    else if (k == "--agents")
+      o.agents = std::stoi(v);
+    else if (k == "--interval-ms")
+      o.interval_ms = std::stoi(v);
+    else if (k == "--seconds")
+      o.seconds = std::stoi(v);
+    else if (k == "--threads")
+      o.threads = std::stoi(v);
+    else if (k == "--pid")
+      o.pid = std::stoi(v);
     else {
       fmt::print(stderr, "agent_progress_bench: unknown flag {}\n", k);
       return 2;
@@ -85,7 +91,8 @@ int main(int argc, char** argv) {
     a.id = fmt::format("sim{:04d}", i);
     std::string mac = fmt::format("02:00:00:00:{:02x}:{:02x}", i >> 8, i & 255);
     (void)admin.Delete("/api/v1/nodes/" + a.id);
-    auto n = admin.Post("/api/v1/nodes", Json{{"name", a.id}, {"macs", {mac}}, {"boot", "install"}});
+    auto n =
+        admin.Post("/api/v1/nodes", Json{{"name", a.id}, {"macs", {mac}}, {"boot", "install"}});
     if (!n.ok()) {
       fmt::print(stderr, "adding {}: {}\n", a.id, n.status().ToString());
       return 1;
@@ -121,16 +128,22 @@ int main(int argc, char** argv) {
       HttpClient http(o.server, "");
       std::vector<double> mine;
       std::vector<Agent*> own;
-      for (size_t i = size_t(t); i < agents.size(); i += size_t(o.threads)) own.push_back(&agents[i]);
+      for (size_t i = size_t(t); i < agents.size(); i += size_t(o.threads))
+        own.push_back(&agents[i]);
       for (;;) {
-        auto next = std::min_element(own.begin(), own.end(), [](Agent* a, Agent* b) { return a->due < b->due; });
+        auto next = std::min_element(own.begin(), own.end(),
+                                     [](Agent* a, Agent* b) { return a->due < b->due; });
         Agent* a = *next;
         if (a->due >= end) break;
         std::this_thread::sleep_until(a->due);
         uint64_t seq = a->seq + 1;
         Json body = {{"run", "bench"},
-                     {"events", Json::array({Json{{"seq", seq}, {"kind", "progress"}, {"phase", "image"},
-                                                  {"step", "stream"}, {"done", seq * 1000}, {"total", 1u << 30}}})}};
+                     {"events", Json::array({Json{{"seq", seq},
+                                                  {"kind", "progress"},
+                                                  {"phase", "image"},
+                                                  {"step", "stream"},
+                                                  {"done", seq * 1000},
+                                                  {"total", 1u << 30}}})}};
         http.set_token(a->token);
         auto t0 = Clock::now();
         auto r = http.Do("POST", "/api/v1/nodes/" + a->id + "/events", body.dump(),
@@ -171,21 +184,24 @@ int main(int argc, char** argv) {
   }
   std::sort(latencies.begin(), latencies.end());
   auto pct = [&](double p) {
-    return latencies.empty() ? 0.0 : latencies[std::min(latencies.size() - 1, size_t(p * double(latencies.size())))];
+    return latencies.empty()
+               ? 0.0
+               : latencies[std::min(latencies.size() - 1, size_t(p * double(latencies.size())))];
   };
-  Json out = {{"agents", o.agents},
-              {"interval_ms", o.interval_ms},
-              {"seconds", elapsed},
-              {"target_rate", double(o.agents) * 1000.0 / o.interval_ms},
-              {"events_acked", sent.load()},
-              {"errors", errors.load()},
-              {"events_stored", stored},
-              {"missing", missing},
-              {"out_of_order", out_of_order},
-              {"rate", double(sent.load()) / elapsed},
-              {"latency_ms", {{"p50", pct(0.5)}, {"p90", pct(0.9)}, {"p99", pct(0.99)}, {"max", pct(1.0)}}},
-              {"server_cpu_s", cpu},
-              {"server_cpu_per_1k_events_ms", sent ? cpu * 1e6 / double(sent.load()) : 0}};
+  Json out = {
+      {"agents", o.agents},
+      {"interval_ms", o.interval_ms},
+      {"seconds", elapsed},
+      {"target_rate", double(o.agents) * 1000.0 / o.interval_ms},
+      {"events_acked", sent.load()},
+      {"errors", errors.load()},
+      {"events_stored", stored},
+      {"missing", missing},
+      {"out_of_order", out_of_order},
+      {"rate", double(sent.load()) / elapsed},
+      {"latency_ms", {{"p50", pct(0.5)}, {"p90", pct(0.9)}, {"p99", pct(0.99)}, {"max", pct(1.0)}}},
+      {"server_cpu_s", cpu},
+      {"server_cpu_per_1k_events_ms", sent ? cpu * 1e6 / double(sent.load()) : 0}};
   fmt::print("{}\n", out.dump(2));
   return missing == 0 && out_of_order == 0 ? 0 : 1;
 }

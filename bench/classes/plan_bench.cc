@@ -5,6 +5,7 @@
 //
 //   classes_bench SPACE_DIR FACTS_DIR [--nodes N] [--cold N]
 
+#include <fmt/format.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -14,8 +15,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "classes/resolver.h"
 #include "classes/space.h"
@@ -31,7 +30,9 @@ namespace {
 // sizes, memory, GPUs and MACs all vary.
 std::vector<NodeRecord> MakeNodes(const std::string& facts_dir, int n) {
   // Each tier starts from the example machine of its kind.
-  auto load = [&](const char* name) { return *ParseJson(*ReadFile(facts_dir + "/" + name + ".json")); };
+  auto load = [&](const char* name) {
+    return *ParseJson(*ReadFile(facts_dir + "/" + name + ".json"));
+  };
   std::vector<Json> templates = {load("web01"), load("db01"), load("gpu01"), load("web02")};
   std::mt19937 rng(42);
   const char* tiers[] = {"web", "db", "gpu", "cache"};
@@ -41,9 +42,11 @@ std::vector<NodeRecord> MakeNodes(const std::string& facts_dir, int n) {
     Json facts = templates[static_cast<size_t>(i) % 4];
     std::string host = fmt::format("{}{:04d}", tiers[i % 4], i);
     facts["memory"]["total_bytes"] = (uint64_t{16} << 30) * (1 + rng() % 32);
-    for (auto& d : facts["disks"]) d["size_bytes"] = d["size_bytes"].get<uint64_t>() + (uint64_t{rng() % 1024} << 30);
+    for (auto& d : facts["disks"])
+      d["size_bytes"] = d["size_bytes"].get<uint64_t>() + (uint64_t{rng() % 1024} << 30);
     for (size_t k = 0; k < facts["nics"].size(); ++k) {
-      facts["nics"][k]["mac"] = fmt::format("52:54:{:02x}:{:02x}:{:02x}:{:02x}", (i >> 16) & 255, (i >> 8) & 255, i & 255, k);
+      facts["nics"][k]["mac"] = fmt::format("52:54:{:02x}:{:02x}:{:02x}:{:02x}", (i >> 16) & 255,
+                                            (i >> 8) & 255, i & 255, k);
       facts["nics"][k]["lldp"]["system_name"] = racks[rng() % 4];
     }
     NodeRecord rec;
@@ -107,16 +110,18 @@ int main(int argc, char** argv) {
       Plan plan;
       Diagnostic err;
       if (!resolver.Resolve(node, {.explain = explain}, &plan, &err)) {
-        if (errors++ == 0) std::fprintf(stderr, "first error (%s): %s\n", node.id.c_str(), err.OneLine().c_str());
+        if (errors++ == 0)
+          std::fprintf(stderr, "first error (%s): %s\n", node.id.c_str(), err.OneLine().c_str());
         continue;
       }
       if (json) bytes += PlanToJson(plan, explain).dump().size();
     }
     double s = Seconds(t0), cpu = CpuNow() - c0;
-    fmt::print("{{\"case\":\"{}\",\"nodes\":{},\"errors\":{},\"seconds\":{:.3f},\"plans_per_s\":{:.0f},"
-               "\"cpu_seconds\":{:.3f},\"plans_per_cpu_s\":{:.0f},\"json_bytes_per_plan\":{}}}\n",
-               name, nodes.size(), errors, s, nodes.size() / s, cpu, nodes.size() / cpu,
-               json ? bytes / nodes.size() : 0);
+    fmt::print(
+        "{{\"case\":\"{}\",\"nodes\":{},\"errors\":{},\"seconds\":{:.3f},\"plans_per_s\":{:.0f},"
+        "\"cpu_seconds\":{:.3f},\"plans_per_cpu_s\":{:.0f},\"json_bytes_per_plan\":{}}}\n",
+        name, nodes.size(), errors, s, nodes.size() / s, cpu, nodes.size() / cpu,
+        json ? bytes / nodes.size() : 0);
     return nodes.size() / cpu;
   };
   double warm = run("resolve", false, false);
@@ -130,9 +135,13 @@ int main(int argc, char** argv) {
     (void)fresh.Resolve(nodes[static_cast<size_t>(i) % nodes.size()]);
   }
   double cold = cold_n / (CpuNow() - c0);
-  fmt::print("{{\"case\":\"anchor: fresh Lua state per node\",\"nodes\":{},\"plans_per_cpu_s\":{:.0f}}}\n", cold_n, cold);
-  fmt::print("{{\"case\":\"summary\",\"space_load_ms\":{:.1f},\"lua_state_bytes\":{},\"max_rss_kb\":{},\"rss_before_kb\":{},"
-             "\"warm_over_anchor\":{:.1f}}}\n",
-             load_s * 1000, resolver.lua_bytes(), MaxRssKb(), rss0, warm / cold);
+  fmt::print(
+      "{{\"case\":\"anchor: fresh Lua state per node\",\"nodes\":{},\"plans_per_cpu_s\":{:.0f}}}\n",
+      cold_n, cold);
+  fmt::print(
+      "{{\"case\":\"summary\",\"space_load_ms\":{:.1f},\"lua_state_bytes\":{},\"max_rss_kb\":{},"
+      "\"rss_before_kb\":{},"
+      "\"warm_over_anchor\":{:.1f}}}\n",
+      load_s * 1000, resolver.lua_bytes(), MaxRssKb(), rss0, warm / cold);
   return 0;
 }

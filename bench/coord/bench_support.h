@@ -61,6 +61,8 @@ inline double Percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
-inline double Median(std::vector<double> v) { return Percentile(std::move(v), 0.5); }
+inline double Median(std::vector<double> v) {
+  return Percentile(std::move(v), 0.5);
+}
 
 }  // namespace kiln::bench

@@ -89,7 +89,8 @@ Target OpenZooKeeper(const Flags& f, int round, int clients) {
   Target t{"zookeeper", {}};
   CoordOptions o;
   o.url = fmt::format("zk://{}/bench-{}-{}", f.zk, round, RandomHex(4));
-  for (int i = 0; i < clients; ++i) t.stores.push_back(Check(CoordStore::Open(o), "opening " + o.url));
+  for (int i = 0; i < clients; ++i)
+    t.stores.push_back(Check(CoordStore::Open(o), "opening " + o.url));
   return t;
 }
 
@@ -124,7 +125,9 @@ double Throughput(Target& t, int clients, int inflight, double seconds, const Is
   return static_cast<double>(at_stop) / elapsed;
 }
 
-std::string Node(int i) { return fmt::format("/n/{:06}", i); }
+std::string Node(int i) {
+  return fmt::format("/n/{:06}", i);
+}
 
 void Populate(CoordStore& s, const Flags& f) {
   if (Status st = s.EnsurePath("/n"); !st.ok()) Die("creating /n: " + st.ToString());
@@ -193,17 +196,28 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) Die(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--zk") f.zk = next();
-    else if (a == "--dir") f.dir = next();
-    else if (a == "--seconds") f.seconds = std::stod(next());
-    else if (a == "--clients") f.clients = std::stoi(next());
-    else if (a == "--inflight") f.inflight = std::stoi(next());
-    else if (a == "--znodes") f.znodes = std::stoi(next());
-    else if (a == "--size") f.size = std::stoul(next());
-    else if (a == "--watchers") f.watchers = std::stoi(next());
-    else if (a == "--fanout-rounds") f.fanout_rounds = std::stoi(next());
-    else if (a == "--rounds") f.rounds = std::stoi(next());
-    else Die("unknown argument " + a + " (see the top of bench/coord/coord_bench.cc)");
+    if (a == "--zk")
+      f.zk = next();
+    else if (a == "--dir")
+      f.dir = next();
+    else if (a == "--seconds")
+      f.seconds = std::stod(next());
+    else if (a == "--clients")
+      f.clients = std::stoi(next());
+    else if (a == "--inflight")
+      f.inflight = std::stoi(next());
+    else if (a == "--znodes")
+      f.znodes = std::stoi(next());
+    else if (a == "--size")
+      f.size = std::stoul(next());
+    else if (a == "--watchers")
+      f.watchers = std::stoi(next());
+    else if (a == "--fanout-rounds")
+      f.fanout_rounds = std::stoi(next());
+    else if (a == "--rounds")
+      f.rounds = std::stoi(next());
+    else
+      Die("unknown argument " + a + " (see the top of bench/coord/coord_bench.cc)");
   }
   if (f.zk.empty() || f.dir.empty()) Die("--zk HOST:PORT and --dir DIR are required");
   log::SetLevel(log::Level::kWarn);
@@ -219,7 +233,8 @@ int main(int argc, char** argv) {
       Target t = embedded ? OpenEmbedded(f, round) : OpenZooKeeper(f, round, f.clients);
       Populate(t.For(0), f);
       auto set = [&](CoordStore& s, int c, uint64_t seq, std::function<void(bool)> done) {
-        int n = static_cast<int>((static_cast<uint64_t>(c) * 7919 + seq) % static_cast<uint64_t>(f.znodes));
+        int n = static_cast<int>((static_cast<uint64_t>(c) * 7919 + seq) %
+                                 static_cast<uint64_t>(f.znodes));
         s.SetAsync(SetOp{.path = Node(n), .data = data},
                    [done = std::move(done)](Result<SetResult> r) { done(r.ok()); });
       };
@@ -228,8 +243,10 @@ int main(int argc, char** argv) {
                       [done = std::move(done)](Result<CreateResult> r) { done(r.ok()); });
       };
       auto get = [&](CoordStore& s, int c, uint64_t seq, std::function<void(bool)> done) {
-        int n = static_cast<int>((static_cast<uint64_t>(c) * 7919 + seq) % static_cast<uint64_t>(f.znodes));
-        s.GetAsync(Node(n), nullptr, [done = std::move(done)](Result<GetResult> r) { done(r.ok()); });
+        int n = static_cast<int>((static_cast<uint64_t>(c) * 7919 + seq) %
+                                 static_cast<uint64_t>(f.znodes));
+        s.GetAsync(Node(n), nullptr,
+                   [done = std::move(done)](Result<GetResult> r) { done(r.ok()); });
       };
       auto& R = results;
       R["set"][t.name].push_back(Throughput(t, f.clients, f.inflight, f.seconds, set));
@@ -239,16 +256,20 @@ int main(int argc, char** argv) {
       auto fan = Fanout(t.For(0), f);
       R["fanout-p50-us"][t.name].push_back(Percentile(fan, 0.5));
       R["fanout-p99-us"][t.name].push_back(Percentile(fan, 0.99));
-      fmt::print(stderr, "round {} {}: set {:.0f}/s, create {:.0f}/s, get {:.0f}/s, fan-out p99 {:.0f} us\n",
-                 round + 1, t.name, R["set"][t.name].back(), R["create"][t.name].back(),
-                 R["get"][t.name].back(), R["fanout-p99-us"][t.name].back());
+      fmt::print(
+          stderr,
+          "round {} {}: set {:.0f}/s, create {:.0f}/s, get {:.0f}/s, fan-out p99 {:.0f} us\n",
+          round + 1, t.name, R["set"][t.name].back(), R["create"][t.name].back(),
+          R["get"][t.name].back(), R["fanout-p99-us"][t.name].back());
     }
   }
 
-  fmt::print("coord_bench: {} clients x {} in flight, {} znodes of {} bytes, {} s per run, "
-             "{} watchers, medians of {} rounds\n",
-             f.clients, f.inflight, f.znodes, f.size, f.seconds, f.watchers, f.rounds);
-  fmt::print("{:<16} {:>14} {:>14} {:>18}\n", "workload", "embedded", "zookeeper", "embedded/zookeeper");
+  fmt::print(
+      "coord_bench: {} clients x {} in flight, {} znodes of {} bytes, {} s per run, "
+      "{} watchers, medians of {} rounds\n",
+      f.clients, f.inflight, f.znodes, f.size, f.seconds, f.watchers, f.rounds);
+  fmt::print("{:<16} {:>14} {:>14} {:>18}\n", "workload", "embedded", "zookeeper",
+             "embedded/zookeeper");
   Json j = Json::object();
   for (const char* w : {"set", "set-1", "create", "get", "fanout-p50-us", "fanout-p99-us"}) {
     double e = Median(results[w]["embedded"]), z = Median(results[w]["zookeeper"]);

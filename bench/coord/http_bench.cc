@@ -93,8 +93,9 @@ size_t Append(char* p, size_t size, size_t n, void* out) {
 // Drives `conns` keep-alive connections from one thread until `stop` (or
 // `make` runs out), counting 2xx answers into `done` and requests that time
 // out into `lost`. Dies on any other failure.
-void MultiLoop(const Flags& f, int first_conn, int conns, const Make& make, const std::atomic<bool>& stop,
-               std::atomic<uint64_t>& done, std::atomic<uint64_t>& lost) {
+void MultiLoop(const Flags& f, int first_conn, int conns, const Make& make,
+               const std::atomic<bool>& stop, std::atomic<uint64_t>& done,
+               std::atomic<uint64_t>& lost) {
   CURLM* multi = curl_multi_init();
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(conns));
   curl_slist* headers = nullptr;
@@ -161,7 +162,8 @@ void MultiLoop(const Flags& f, int first_conn, int conns, const Make& make, cons
 // Runs `make` over f.inflight connections for `seconds` (or until it runs
 // out, when seconds <= 0); returns 2xx answers per second and adds
 // unanswered requests to `lost`.
-double HttpThroughput(const Flags& f, double seconds, const Make& make, std::atomic<uint64_t>& lost) {
+double HttpThroughput(const Flags& f, double seconds, const Make& make,
+                      std::atomic<uint64_t>& lost) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> done{0};
   std::vector<std::thread> threads;
@@ -187,10 +189,13 @@ double HttpThroughput(const Flags& f, double seconds, const Make& make, std::ato
   return static_cast<double>(at_stop) / elapsed;
 }
 
-std::string Node(int i) { return fmt::format("/n/{:06}", i); }
+std::string Node(int i) {
+  return fmt::format("/n/{:06}", i);
+}
 
 int Pick(const Flags& f, int conn, uint64_t seq) {
-  return static_cast<int>((static_cast<uint64_t>(conn) * 7919 + seq) % static_cast<uint64_t>(f.znodes));
+  return static_cast<int>((static_cast<uint64_t>(conn) * 7919 + seq) %
+                          static_cast<uint64_t>(f.znodes));
 }
 
 // kiln over HTTP: creates /hb-R/n/... then times sets on them.
@@ -203,16 +208,22 @@ double RunKiln(const Flags& f, int round, std::atomic<uint64_t>& lost) {
   }
   std::string body = Json{{"data", std::string(f.size, 'y')}}.dump();
   std::atomic<int> next{0};
-  HttpThroughput(f, 0, [&](int, uint64_t, Request& r) {
-    int i = next.fetch_add(1);
-    if (i >= f.znodes) return false;
-    r = Request{"POST", root + Node(i), body};
-    return true;
-  }, lost);
-  return HttpThroughput(f, f.seconds, [&](int conn, uint64_t seq, Request& r) {
-    r = Request{"PUT", root + Node(Pick(f, conn, seq)), body};
-    return true;
-  }, lost);
+  HttpThroughput(
+      f, 0,
+      [&](int, uint64_t, Request& r) {
+        int i = next.fetch_add(1);
+        if (i >= f.znodes) return false;
+        r = Request{"POST", root + Node(i), body};
+        return true;
+      },
+      lost);
+  return HttpThroughput(
+      f, f.seconds,
+      [&](int conn, uint64_t seq, Request& r) {
+        r = Request{"PUT", root + Node(Pick(f, conn, seq)), body};
+        return true;
+      },
+      lost);
 }
 
 // ZooKeeper through the native C client: the same sets, as many in flight.
@@ -220,7 +231,8 @@ double RunZooKeeper(const Flags& f, int round) {
   CoordOptions o;
   o.url = fmt::format("zk://{}/hb-{}-{}", f.zk, round, RandomHex(4));
   std::vector<std::unique_ptr<CoordStore>> stores;
-  for (int i = 0; i < f.zk_clients; ++i) stores.push_back(Check(CoordStore::Open(o), "opening " + o.url));
+  for (int i = 0; i < f.zk_clients; ++i)
+    stores.push_back(Check(CoordStore::Open(o), "opening " + o.url));
   CoordStore& s0 = *stores[0];
   if (Status st = s0.EnsurePath("/n"); !st.ok()) Die("creating /n: " + st.ToString());
   std::string data(f.size, 'y');
@@ -275,22 +287,35 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) Die("coord_http_bench: " + a + " needs a value");
       return argv[++i];
     };
-    if (a == "--url") f.url = next();
-    else if (a == "--token") f.token = next();
-    else if (a == "--zk") f.zk = next();
-    else if (a == "--seconds") f.seconds = std::stod(next());
-    else if (a == "--rounds") f.rounds = std::stoi(next());
-    else if (a == "--inflight") f.inflight = std::stoi(next());
-    else if (a == "--http-threads") f.http_threads = std::stoi(next());
-    else if (a == "--zk-clients") f.zk_clients = std::stoi(next());
-    else if (a == "--znodes") f.znodes = std::stoi(next());
-    else if (a == "--size") f.size = std::stoul(next());
-    else Die("coord_http_bench: unknown argument " + a + " (see the top of bench/coord/http_bench.cc)");
+    if (a == "--url")
+      f.url = next();
+    else if (a == "--token")
+      f.token = next();
+    else if (a == "--zk")
+      f.zk = next();
+    else if (a == "--seconds")
+      f.seconds = std::stod(next());
+    else if (a == "--rounds")
+      f.rounds = std::stoi(next());
+    else if (a == "--inflight")
+      f.inflight = std::stoi(next());
+    else if (a == "--http-threads")
+      f.http_threads = std::stoi(next());
+    else if (a == "--zk-clients")
+      f.zk_clients = std::stoi(next());
+    else if (a == "--znodes")
+      f.znodes = std::stoi(next());
+    else if (a == "--size")
+      f.size = std::stoul(next());
+    else
+      Die("coord_http_bench: unknown argument " + a +
+          " (see the top of bench/coord/http_bench.cc)");
   }
   if (f.url.empty() || f.token.empty() || f.zk.empty())
     Die("coord_http_bench: --url, --token and --zk are required");
   if (f.inflight < 1 || f.http_threads < 1 || f.zk_clients < 1 || f.znodes < 1 || f.seconds <= 0)
-    Die("coord_http_bench: --inflight, --http-threads, --zk-clients, --znodes and --seconds must be positive");
+    Die("coord_http_bench: --inflight, --http-threads, --zk-clients, --znodes and --seconds must "
+        "be positive");
   log::SetLevel(log::Level::kWarn);
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
@@ -301,14 +326,16 @@ int main(int argc, char** argv) {
       bool kiln = (b == 0) == (round % 2 == 0);
       double v = kiln ? RunKiln(f, round, lost) : RunZooKeeper(f, round);
       results[kiln ? "kiln-http" : "zookeeper"].push_back(v);
-      fmt::print(stderr, "round {} {}: set {:.0f}/s\n", round + 1, kiln ? "kiln HTTP" : "ZooKeeper", v);
+      fmt::print(stderr, "round {} {}: set {:.0f}/s\n", round + 1, kiln ? "kiln HTTP" : "ZooKeeper",
+                 v);
     }
   }
   double k = Median(results["kiln-http"]), z = Median(results["zookeeper"]);
-  fmt::print("coord_http_bench: {} sets in flight (kiln: {} connections over {} threads; ZooKeeper: {} "
-             "sessions x {}), {} znodes of {} bytes, {} s per run, medians of {} rounds\n",
-             f.inflight, f.inflight, f.http_threads, f.zk_clients, std::max(1, f.inflight / f.zk_clients),
-             f.znodes, f.size, f.seconds, f.rounds);
+  fmt::print(
+      "coord_http_bench: {} sets in flight (kiln: {} connections over {} threads; ZooKeeper: {} "
+      "sessions x {}), {} znodes of {} bytes, {} s per run, medians of {} rounds\n",
+      f.inflight, f.inflight, f.http_threads, f.zk_clients, std::max(1, f.inflight / f.zk_clients),
+      f.znodes, f.size, f.seconds, f.rounds);
   fmt::print("{:<28} {:>14} {:>14} {:>10}\n", "workload", "kiln HTTP", "zookeeper", "kiln/zk");
   fmt::print("{:<28} {:>14.0f} {:>14.0f} {:>9.2f}x\n", "set (durable updates/s)", k, z, k / z);
   Json j = {{"set", {{"kiln_http", k}, {"zookeeper", z}, {"ratio", k / z}}},

@@ -57,7 +57,9 @@ struct Flags {
   std::exit(1);
 }
 
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double Seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 CoordOptions Options(const Flags& f, const std::string& dir) {
   CoordOptions o;
@@ -119,12 +121,18 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) Die(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--dir") f.dir = next();
-    else if (a == "--znodes") f.znodes = std::stoll(next());
-    else if (a == "--size") f.size = std::stoul(next());
-    else if (a == "--rounds") f.rounds = std::stoi(next());
-    else if (a == "--segment-mb") f.segment_mb = std::stoull(next());
-    else Die("unknown argument " + a);
+    if (a == "--dir")
+      f.dir = next();
+    else if (a == "--znodes")
+      f.znodes = std::stoll(next());
+    else if (a == "--size")
+      f.size = std::stoul(next());
+    else if (a == "--rounds")
+      f.rounds = std::stoi(next());
+    else if (a == "--segment-mb")
+      f.segment_mb = std::stoull(next());
+    else
+      Die("unknown argument " + a);
   }
   if (f.dir.empty()) Die("--dir is required");
   log::SetLevel(log::Level::kWarn);
@@ -138,11 +146,11 @@ int main(int argc, char** argv) {
     Populate(f, *s);
     double secs = Seconds(Clock::now() - t0);
     populated = s->Describe();
-    fmt::print("populate: {} znodes of {} bytes in {:.1f} s ({:.0f} creates/s); "
-               "snapshots taken {}, log segments {}\n",
-               f.znodes, f.size, secs, static_cast<double>(f.znodes) / secs,
-               populated["snapshot"]["taken"].get<int64_t>(),
-               populated["log"]["segments"].get<int64_t>());
+    fmt::print(
+        "populate: {} znodes of {} bytes in {:.1f} s ({:.0f} creates/s); "
+        "snapshots taken {}, log segments {}\n",
+        f.znodes, f.size, secs, static_cast<double>(f.znodes) / secs,
+        populated["snapshot"]["taken"].get<int64_t>(), populated["log"]["segments"].get<int64_t>());
   }  // closed: no final snapshot, the tail stays in the log
 
   uint64_t bytes = 0;
@@ -162,20 +170,20 @@ int main(int argc, char** argv) {
     if (last["znodes"].get<int64_t>() != expect)
       Die(fmt::format("recovered {} znodes, expected {}", last["znodes"].get<int64_t>(), expect));
     times.push_back(secs);
-    fmt::print("round {}: open {:.3f} s; {} znodes; snapshot at zxid {} ({} znodes), "
-               "{} transactions replayed from the log\n",
-               r + 1, secs, last["znodes"].get<int64_t>(),
-               last["recovery"]["snapshot_zxid"].get<int64_t>(),
-               last["snapshot"]["znodes"].get<int64_t>(),
-               last["recovery"]["replayed"].get<int64_t>());
+    fmt::print(
+        "round {}: open {:.3f} s; {} znodes; snapshot at zxid {} ({} znodes), "
+        "{} transactions replayed from the log\n",
+        r + 1, secs, last["znodes"].get<int64_t>(),
+        last["recovery"]["snapshot_zxid"].get<int64_t>(), last["snapshot"]["znodes"].get<int64_t>(),
+        last["recovery"]["replayed"].get<int64_t>());
     s.reset();
   }
   fs::remove_all(f.dir + "/round");
   std::vector<double> sorted = times;
   std::sort(sorted.begin(), sorted.end());
   double median = sorted[sorted.size() / 2];
-  fmt::print("recovery: median open {:.3f} s over {} rounds ({} bytes on disk)\n", median,
-             f.rounds, bytes);
+  fmt::print("recovery: median open {:.3f} s over {} rounds ({} bytes on disk)\n", median, f.rounds,
+             bytes);
   Json out = {{"bench", "coord-recovery"},
               {"znodes", f.znodes},
               {"size", f.size},

@@ -47,7 +47,7 @@ struct Client {
   int fd = -1;
   sockaddr_in server{};  // the server's TID once known
   bool tid_known = false;
-  uint64_t next = 1;     // next expected block (64-bit)
+  uint64_t next = 1;  // next expected block (64-bit)
   uint64_t bytes = 0;
   int in_window = 0;
   uint64_t gap_acked = 0;  // the block a gap was last reported for
@@ -75,16 +75,26 @@ void SendTo(Client& c, const std::string& bytes, const sockaddr_in& to) {
 bool Parse(int argc, char** argv, Options* o) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--host") o->host = v;
-    else if (k == "--port") o->port = std::atoi(v.c_str());
-    else if (k == "--file") o->file = v;
-    else if (k == "--clients") o->clients = std::atoi(v.c_str());
-    else if (k == "--blksize") o->blksize = std::atoi(v.c_str());
-    else if (k == "--windowsize") o->windowsize = std::atoi(v.c_str());
-    else if (k == "--timeout-ms") o->timeout_ms = std::atoi(v.c_str());
-    else if (k == "--retries") o->retries = std::atoi(v.c_str());
-    else if (k == "--expect") o->expect = std::atoll(v.c_str());
-    else return false;
+    if (k == "--host")
+      o->host = v;
+    else if (k == "--port")
+      o->port = std::atoi(v.c_str());
+    else if (k == "--file")
+      o->file = v;
+    else if (k == "--clients")
+      o->clients = std::atoi(v.c_str());
+    else if (k == "--blksize")
+      o->blksize = std::atoi(v.c_str());
+    else if (k == "--windowsize")
+      o->windowsize = std::atoi(v.c_str());
+    else if (k == "--timeout-ms")
+      o->timeout_ms = std::atoi(v.c_str());
+    else if (k == "--retries")
+      o->retries = std::atoi(v.c_str());
+    else if (k == "--expect")
+      o->expect = std::atoll(v.c_str());
+    else
+      return false;
   }
   return !o->file.empty() && o->clients > 0;
 }
@@ -94,8 +104,10 @@ bool Parse(int argc, char** argv, Options* o) {
 int main(int argc, char** argv) {
   Options o;
   if (!Parse(argc, argv, &o)) {
-    std::fprintf(stderr, "usage: tftp_storm --port P --file NAME --clients N [--host H] "
-                         "[--blksize B] [--windowsize W] [--timeout-ms T] [--retries R] [--expect BYTES]\n");
+    std::fprintf(
+        stderr,
+        "usage: tftp_storm --port P --file NAME --clients N [--host H] "
+        "[--blksize B] [--windowsize W] [--timeout-ms T] [--retries R] [--expect BYTES]\n");
     return 2;
   }
   sockaddr_in server{};
@@ -106,7 +118,8 @@ int main(int argc, char** argv) {
   std::string rrq;
   rrq += std::string("\0\1", 2) + o.file + '\0' + "octet" + '\0';
   rrq += std::string("blksize") + '\0' + std::to_string(o.blksize) + '\0';
-  if (o.windowsize > 1) rrq += std::string("windowsize") + '\0' + std::to_string(o.windowsize) + '\0';
+  if (o.windowsize > 1)
+    rrq += std::string("windowsize") + '\0' + std::to_string(o.windowsize) + '\0';
 
   int ep = ::epoll_create1(0);
   std::vector<Client> clients(static_cast<size_t>(o.clients));
@@ -137,7 +150,8 @@ int main(int argc, char** argv) {
       for (;;) {
         sockaddr_in from{};
         socklen_t flen = sizeof from;
-        ssize_t len = ::recvfrom(c.fd, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&from), &flen);
+        ssize_t len =
+            ::recvfrom(c.fd, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&from), &flen);
         if (len < 0) break;
         if (c.done || len < 4) continue;
         if (!c.tid_known) {
@@ -146,11 +160,14 @@ int main(int argc, char** argv) {
         } else if (from.sin_port != c.server.sin_port) {
           continue;  // another TID: not ours
         }
-        uint16_t op = static_cast<uint16_t>((static_cast<uint8_t>(pkt[0]) << 8) | static_cast<uint8_t>(pkt[1]));
-        uint16_t block = static_cast<uint16_t>((static_cast<uint8_t>(pkt[2]) << 8) | static_cast<uint8_t>(pkt[3]));
+        uint16_t op = static_cast<uint16_t>((static_cast<uint8_t>(pkt[0]) << 8) |
+                                            static_cast<uint8_t>(pkt[1]));
+        uint16_t block = static_cast<uint16_t>((static_cast<uint8_t>(pkt[2]) << 8) |
+                                               static_cast<uint8_t>(pkt[3]));
         if (op == 5) {
           c.done = c.failed = true;
-          c.error = std::string(pkt.data() + 4, strnlen(pkt.data() + 4, static_cast<size_t>(len - 4)));
+          c.error =
+              std::string(pkt.data() + 4, strnlen(pkt.data() + 4, static_cast<size_t>(len - 4)));
           --remaining;
           break;
         }
@@ -225,17 +242,20 @@ int main(int argc, char** argv) {
   for (auto& c : clients) {
     bytes += c.bytes;
     bool good = !c.failed && (o.expect < 0 || static_cast<long long>(c.bytes) == o.expect);
-    if (good) ++ok;
+    if (good)
+      ++ok;
     else {
       ++failed;
-      if (first_error.empty()) first_error = c.failed ? c.error : "short file: " + std::to_string(c.bytes);
+      if (first_error.empty())
+        first_error = c.failed ? c.error : "short file: " + std::to_string(c.bytes);
     }
     ::close(c.fd);
   }
-  std::printf("{\"clients\":%d,\"completed\":%d,\"failed\":%d,\"bytes\":%llu,\"seconds\":%.3f,"
-              "\"mbps\":%.1f,\"retransmits\":%llu,\"first_error\":\"%s\"}\n",
-              o.clients, ok, failed, static_cast<unsigned long long>(bytes), secs,
-              static_cast<double>(bytes) / 1e6 / secs, static_cast<unsigned long long>(retransmits),
-              first_error.c_str());
+  std::printf(
+      "{\"clients\":%d,\"completed\":%d,\"failed\":%d,\"bytes\":%llu,\"seconds\":%.3f,"
+      "\"mbps\":%.1f,\"retransmits\":%llu,\"first_error\":\"%s\"}\n",
+      o.clients, ok, failed, static_cast<unsigned long long>(bytes), secs,
+      static_cast<double>(bytes) / 1e6 / secs, static_cast<unsigned long long>(retransmits),
+      first_error.c_str());
   return failed == 0 ? 0 : 1;
 }

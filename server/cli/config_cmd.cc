@@ -30,13 +30,16 @@ int RunCheck(const CheckFlags& f) {
                           {"text", d.OneLine()},
                           {"context", i < r.contexts.size() ? r.contexts[i] : ""}});
     }
-    PrintJson({{"space", f.dir}, {"ok", r.problems.empty()}, {"digest", r.digest}, {"plans", r.plans},
+    PrintJson({{"space", f.dir},
+               {"ok", r.problems.empty()},
+               {"digest", r.digest},
+               {"plans", r.plans},
                {"problems", problems}});
     return r.problems.empty() ? kExitOk : kExitFailed;
   }
   if (r.problems.empty()) {
-    fmt::print("{}: ok ({} classes, {} rules, {} files; {} sample plans resolved)\n", f.dir, r.classes,
-               r.rules, r.files, r.plans);
+    fmt::print("{}: ok ({} classes, {} rules, {} files; {} sample plans resolved)\n", f.dir,
+               r.classes, r.rules, r.files, r.plans);
     return kExitOk;
   }
   for (size_t i = 0; i < r.problems.size(); ++i) {

@@ -3,9 +3,8 @@
 
 #include "server/cli/coord_cmd.h"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -170,8 +169,8 @@ int RunWatch(const CoordFlags& f) {
     // Resolved again for every connection: a restarted server may listen
     // elsewhere, and --data follows it through its serve.json.
     ApiClient api(ResolveClientConfig(f.client));
-    std::string path = "/api/v1/watch?path=" + UrlEncode(f.path) +
-                       "&recursive=" + (f.no_recursive ? "0" : "1");
+    std::string path =
+        "/api/v1/watch?path=" + UrlEncode(f.path) + "&recursive=" + (f.no_recursive ? "0" : "1");
     if (position >= 0) path += "&since=" + std::to_string(position);
     SseParser parser;
     Status ended;       // the server's "end" event
@@ -294,8 +293,7 @@ void RegisterCoordCommand(CLI::App& app, CliState* state) {
     CLI::App* cmd = Sub(coord, "set", "Replace a znode's data", f);
     cmd->add_option("PATH", f->path, "znode path")->required();
     cmd->add_option("DATA", f->data, "the new data ('-' reads stdin)")->required();
-    cmd->add_option("--version", f->version,
-                    "fail unless the znode is at this version (-1: any)")
+    cmd->add_option("--version", f->version, "fail unless the znode is at this version (-1: any)")
         ->capture_default_str();
     cmd->footer("Example:\n  kiln coord set /app/config '{\"replicas\":4}' --version 0");
     cmd->callback([f, state] { state->exit_code = RunSet(*f); });
@@ -304,16 +302,15 @@ void RegisterCoordCommand(CLI::App& app, CliState* state) {
     auto f = std::make_shared<CoordFlags>();
     CLI::App* cmd = Sub(coord, "rm", "Delete a znode (it must have no children)", f);
     cmd->add_option("PATH", f->path, "znode path")->required();
-    cmd->add_option("--version", f->version,
-                    "fail unless the znode is at this version (-1: any)")
+    cmd->add_option("--version", f->version, "fail unless the znode is at this version (-1: any)")
         ->capture_default_str();
     cmd->footer("Example:\n  kiln coord rm /app/config --version 4");
     cmd->callback([f, state] { state->exit_code = RunRm(*f); });
   }
   {
     auto f = std::make_shared<CoordFlags>();
-    CLI::App* cmd = Sub(coord, "watch",
-                        "Print every change under a path as it happens, in zxid order", f);
+    CLI::App* cmd =
+        Sub(coord, "watch", "Print every change under a path as it happens, in zxid order", f);
     cmd->add_option("PATH", f->path, "znode path")->required();
     cmd->add_option("--since", f->since,
                     "start after this zxid (0: from the oldest retained change); default: now");

@@ -1,9 +1,9 @@
 #include "server/cli/image_cmd.h"
 
+#include <fmt/format.h>
+
 #include <ctime>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "common/strings.h"
 #include "imager/image_store.h"
@@ -30,7 +30,9 @@ std::string When(int64_t t) {
   return buf;
 }
 
-std::string ImagePath(const std::string& name) { return "/api/v1/images/" + UrlEncode(name); }
+std::string ImagePath(const std::string& name) {
+  return "/api/v1/images/" + UrlEncode(name);
+}
 
 int Ls(const Flags& f) {
   ApiClient api(ResolveClientConfig(f.client));
@@ -40,12 +42,12 @@ int Ls(const Flags& f) {
     PrintJson(*r);
     return kExitOk;
   }
-  fmt::print("{:<20} {:>7} {:>8} {:>8} {:>10}  {}\n", "IMAGE", "CURRENT", "VERSIONS", "ENTRIES", "SIZE",
-             "CAPTURED (UTC)");
+  fmt::print("{:<20} {:>7} {:>8} {:>8} {:>10}  {}\n", "IMAGE", "CURRENT", "VERSIONS", "ENTRIES",
+             "SIZE", "CAPTURED (UTC)");
   for (const auto& i : (*r)["images"])
     fmt::print("{:<20} {:>7} {:>8} {:>8} {:>10}  {}\n", i.value("name", ""), i.value("current", 0),
-               i.value("versions", 0), i.value("entries", 0), HumanBytes(i.value("bytes", uint64_t{0})),
-               When(i.value("created", int64_t{0})));
+               i.value("versions", 0), i.value("entries", 0),
+               HumanBytes(i.value("bytes", uint64_t{0})), When(i.value("created", int64_t{0})));
   return kExitOk;
 }
 
@@ -75,7 +77,8 @@ int Log(const Flags& f) {
 int Show(const Flags& f) {
   ApiClient api(ResolveClientConfig(f.client));
   auto [name, ver] = imager::SplitImageRef(f.ref);
-  auto r = api.Get(fmt::format("{}/versions/{}?entries=1", ImagePath(name), UrlEncode(ver.empty() ? "current" : ver)));
+  auto r = api.Get(fmt::format("{}/versions/{}?entries=1", ImagePath(name),
+                               UrlEncode(ver.empty() ? "current" : ver)));
   if (!r.ok()) return Fail("image show", r.status());
   if (f.json) {
     PrintJson(*r);
@@ -84,10 +87,12 @@ int Show(const Flags& f) {
   const Json& v = (*r)["version"];
   fmt::print("{}@{}  manifest {}\n", name, v.value("version", 0), v.value("manifest", ""));
   fmt::print("captured {} UTC from {}: {} entries, {}\n", When(v.value("created", int64_t{0})),
-             v.value("source", "?"), v.value("entries", 0), HumanBytes(v.value("bytes", uint64_t{0})));
+             v.value("source", "?"), v.value("entries", 0),
+             HumanBytes(v.value("bytes", uint64_t{0})));
   if (!v.value("note", "").empty()) fmt::print("note: {}\n", v.value("note", ""));
   std::string types;
-  for (const auto& [t, n] : (*r)["types"].items()) types += fmt::format(" {} {}", n.get<uint64_t>(), t);
+  for (const auto& [t, n] : (*r)["types"].items())
+    types += fmt::format(" {} {}", n.get<uint64_t>(), t);
   fmt::print("types:{}\n", types);
   for (const auto& e : (*r)["entries"]) {
     std::string type = e.value("type", "");
@@ -100,9 +105,10 @@ int Show(const Flags& f) {
       for (const auto& [k, _] : e["xattrs"].items()) names += (names.empty() ? "" : ",") + k;
       extra += " xattrs=" + names;
     }
-    fmt::print("{:<10} {:>6} {:>5}:{:<5} {:>10} {}{}\n", type, e.value("mode", ""), e.value("uid", 0),
-               e.value("gid", 0), type == "file" ? HumanBytes(e.value("size", uint64_t{0})) : "-",
-               e.value("path", ""), extra);
+    fmt::print("{:<10} {:>6} {:>5}:{:<5} {:>10} {}{}\n", type, e.value("mode", ""),
+               e.value("uid", 0), e.value("gid", 0),
+               type == "file" ? HumanBytes(e.value("size", uint64_t{0})) : "-", e.value("path", ""),
+               extra);
   }
   return kExitOk;
 }
@@ -111,8 +117,11 @@ int Diff(const Flags& f) {
   ApiClient api(ResolveClientConfig(f.client));
   auto [na, va] = imager::SplitImageRef(f.ref);
   auto [nb, vb] = imager::SplitImageRef(f.ref2);
-  if (na != nb) return Fail("image diff", InvalidArgument("both versions must be of one image: " + na + " and " + nb));
-  auto r = api.Get(fmt::format("{}/diff?from={}&to={}", ImagePath(na), UrlEncode(va.empty() ? "current" : va),
+  if (na != nb)
+    return Fail("image diff",
+                InvalidArgument("both versions must be of one image: " + na + " and " + nb));
+  auto r = api.Get(fmt::format("{}/diff?from={}&to={}", ImagePath(na),
+                               UrlEncode(va.empty() ? "current" : va),
                                UrlEncode(vb.empty() ? "current" : vb)));
   if (!r.ok()) return Fail("image diff", r.status());
   if (f.json) {
@@ -130,17 +139,19 @@ int Diff(const Flags& f) {
     fmt::print("{} {}{}\n", mark, c.value("path", ""), what);
   }
   const Json& s = (*r)["summary"];
-  fmt::print(stderr, "{}@{} -> {}@{}: {} added, {} removed, {} changed\n", na, (*r).value("from", 0), nb,
-             (*r).value("to", 0), s.value("added", 0), s.value("removed", 0), s.value("changed", 0));
+  fmt::print(stderr, "{}@{} -> {}@{}: {} added, {} removed, {} changed\n", na,
+             (*r).value("from", 0), nb, (*r).value("to", 0), s.value("added", 0),
+             s.value("removed", 0), s.value("changed", 0));
   return kExitOk;
 }
 
 int Tag(const Flags& f) {
   ApiClient api(ResolveClientConfig(f.client));
   auto [name, ver] = imager::SplitImageRef(f.ref);
-  Result<Json> r = f.remove ? api.Delete(fmt::format("{}/tags/{}", ImagePath(name), UrlEncode(f.tag)))
-                            : api.Put(fmt::format("{}/tags/{}", ImagePath(name), UrlEncode(f.tag)),
-                                      {{"version", ver.empty() ? "current" : ver}});
+  Result<Json> r = f.remove
+                       ? api.Delete(fmt::format("{}/tags/{}", ImagePath(name), UrlEncode(f.tag)))
+                       : api.Put(fmt::format("{}/tags/{}", ImagePath(name), UrlEncode(f.tag)),
+                                 {{"version", ver.empty() ? "current" : ver}});
   if (!r.ok()) return Fail("image tag", r.status());
   if (f.json) {
     PrintJson(*r);
@@ -187,7 +198,8 @@ int Verify(const Flags& f) {
     list = api.Get("/api/v1/images/objects");
   } else {
     auto [name, ver] = imager::SplitImageRef(f.ref);
-    list = api.Get(fmt::format("{}/versions/{}/objects", ImagePath(name), UrlEncode(ver.empty() ? "current" : ver)));
+    list = api.Get(fmt::format("{}/versions/{}/objects", ImagePath(name),
+                               UrlEncode(ver.empty() ? "current" : ver)));
   }
   if (!list.ok()) return Fail("image verify", list.status());
   const Json& objs = (*list)["objects"];
@@ -212,7 +224,8 @@ int Verify(const Flags& f) {
   if (f.json) {
     PrintJson({{"verified", verified}, {"bad", bad}});
   } else {
-    for (const auto& b : bad) fmt::print("BAD {}: {}\n", b.value("digest", ""), b.value("error", ""));
+    for (const auto& b : bad)
+      fmt::print("BAD {}: {}\n", b.value("digest", ""), b.value("error", ""));
     fmt::print("verify: {} objects verified, {} bad\n", verified, bad.size());
   }
   return bad.empty() ? kExitOk : kExitFailed;
@@ -230,14 +243,16 @@ CLI::App* Sub(CLI::App* image, const char* name, const char* desc, const std::sh
 }  // namespace
 
 void RegisterImageCommand(CLI::App& app, CliState* state) {
-  CLI::App* image = app.add_subcommand("image", "Golden images: capture, list, diff, deploy, roll back");
+  CLI::App* image =
+      app.add_subcommand("image", "Golden images: capture, list, diff, deploy, roll back");
   image->require_subcommand(1);
   image->footer(
       "An image is a named list of versions with a current pointer and tags. A version is a\n"
       "manifest of a filesystem tree; its SHA-256 names it. NAME@V picks a version: a number,\n"
       "a tag, `current` (the default) or `latest`.\n\n"
       "Examples:\n  kiln image capture web --from-dir /srv/golden --note 'nginx 1.22'\n"
-      "  kiln image log web\n  kiln image diff web@1 web@2\n  kiln image deploy web@2 --to /mnt/target\n"
+      "  kiln image log web\n  kiln image diff web@1 web@2\n  kiln image deploy web@2 --to "
+      "/mnt/target\n"
       "  kiln image rollback web");
 
   auto f = std::make_shared<Flags>();
@@ -246,18 +261,21 @@ void RegisterImageCommand(CLI::App& app, CliState* state) {
   Sub(image, "ls", "List images with their current version", f, "Example:\n  kiln image ls --json")
       ->callback(run([f] { return Ls(*f); }));
 
-  auto* log = Sub(image, "log", "List an image's versions, newest first", f, "Example:\n  kiln image log web");
+  auto* log = Sub(image, "log", "List an image's versions, newest first", f,
+                  "Example:\n  kiln image log web");
   log->add_option("NAME", f->ref, "image name")->required();
   log->callback(run([f] { return Log(*f); }));
 
-  auto* show = Sub(image, "show", "Show a version and its entries", f,
-                   "Example:\n  kiln image show web@3\n  kiln image show web --json | jq '.entries | length'");
+  auto* show = Sub(
+      image, "show", "Show a version and its entries", f,
+      "Example:\n  kiln image show web@3\n  kiln image show web --json | jq '.entries | length'");
   show->add_option("NAME[@V]", f->ref, "image and version (default: current)")->required();
   show->callback(run([f] { return Show(*f); }));
 
-  auto* diff = Sub(image, "diff", "Show what changed between two versions", f,
-                   "Lines: + added, - removed, ~ changed (content, mode, owner, mtime, xattrs, ...).\n\n"
-                   "Example:\n  kiln image diff web@3 web@4");
+  auto* diff =
+      Sub(image, "diff", "Show what changed between two versions", f,
+          "Lines: + added, - removed, ~ changed (content, mode, owner, mtime, xattrs, ...).\n\n"
+          "Example:\n  kiln image diff web@3 web@4");
   diff->add_option("A", f->ref, "NAME@V, the older version")->required();
   diff->add_option("B", f->ref2, "NAME@V, the newer version")->required();
   diff->callback(run([f] { return Diff(*f); }));
@@ -276,9 +294,10 @@ void RegisterImageCommand(CLI::App& app, CliState* state) {
   rb->add_option("--to", f->to, "version number or tag to make current");
   rb->callback(run([f] { return Rollback(*f); }));
 
-  auto* gc = Sub(image, "gc", "Remove objects no retained version uses", f,
-                 "With --keep N, each image keeps its newest N versions plus its current and tagged\n"
-                 "ones; older version records are dropped first.\n\nExample:\n  kiln image gc --keep 5");
+  auto* gc =
+      Sub(image, "gc", "Remove objects no retained version uses", f,
+          "With --keep N, each image keeps its newest N versions plus its current and tagged\n"
+          "ones; older version records are dropped first.\n\nExample:\n  kiln image gc --keep 5");
   gc->add_option("--keep", f->keep, "versions to keep per image")->check(CLI::PositiveNumber);
   gc->callback(run([f] { return Gc(*f); }));
 

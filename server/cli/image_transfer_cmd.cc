@@ -5,13 +5,12 @@
 // Deploy streams from the server and applies with kiln_imager's Applier,
 // the same code the agent runs.
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "common/strings.h"
 #include "imager/apply.h"
@@ -53,11 +52,16 @@ int Capture(const Flags& f) {
   const char* cmd = "image capture";
   int sources = !f.from_dir.empty() + !f.from_tar.empty() + !f.from_host.empty();
   if (sources != 1)
-    return Fail(cmd, InvalidArgument("give exactly one of --from-dir DIR, --from-tar FILE or --from-host NODE"));
+    return Fail(
+        cmd,
+        InvalidArgument("give exactly one of --from-dir DIR, --from-tar FILE or --from-host NODE"));
   if (auto s = imager::ValidateImageName(f.ref); !s.ok()) return Fail(cmd, s);
   if (!f.from_host.empty()) {
     // The host's agent walks its own tree and uploads what the server lacks.
-    Json args = {{"image", f.ref}, {"note", f.note}, {"excludes", f.excludes}, {"cross_filesystems", f.cross_fs}};
+    Json args = {{"image", f.ref},
+                 {"note", f.note},
+                 {"excludes", f.excludes},
+                 {"cross_filesystems", f.cross_fs}};
     return RunHostJob(f.client, {f.from_host}, cmd, "capture", args, f.json, 3600);
   }
   ApiClient api(ResolveClientConfig(f.client));
@@ -68,7 +72,8 @@ int Capture(const Flags& f) {
   opts.threads = f.threads;
   std::string source = f.from_dir.empty() ? "tar:" + Abs(f.from_tar) : "dir:" + Abs(f.from_dir);
   if (!f.from_dir.empty() && !f.no_stat_cache)
-    opts.stat_cache = f.stat_cache.empty() ? imager::DefaultStatCachePath(f.from_dir) : f.stat_cache;
+    opts.stat_cache =
+        f.stat_cache.empty() ? imager::DefaultStatCachePath(f.from_dir) : f.stat_cache;
   ProgressBar bar("capture");
   opts.progress = [&](const imager::CaptureProgress& p) {
     bar.Update(p.bytes, p.bytes_total, p.files, p.files_total, p.phase);
@@ -93,9 +98,10 @@ int Capture(const Flags& f) {
                {"bytes_sent", r->bytes_sent},
                {"seconds", secs}});
   } else {
-    fmt::print("{}@{}: {} entries, {} in {} files ({} hashed); sent {} of {} objects ({}) in {:.1f}s\n",
-               f.ref, r->version.version, r->entries, HumanBytes(r->bytes), r->files, r->files_hashed,
-               r->objects_sent, r->objects, HumanBytes(r->bytes_sent), secs);
+    fmt::print(
+        "{}@{}: {} entries, {} in {} files ({} hashed); sent {} of {} objects ({}) in {:.1f}s\n",
+        f.ref, r->version.version, r->entries, HumanBytes(r->bytes), r->files, r->files_hashed,
+        r->objects_sent, r->objects, HumanBytes(r->bytes_sent), secs);
     fmt::print("manifest {}\n", r->manifest);
   }
   return kExitOk;
@@ -115,7 +121,8 @@ int Deploy(const Flags& f) {
   opts.apply.sync = f.sync;
   std::string root = Abs(f.to);
   if (f.undo || !f.undo_dir.empty())
-    opts.apply.undo_dir = f.undo_dir.empty() ? root + "/" + imager::kDefaultUndoName : Abs(f.undo_dir);
+    opts.apply.undo_dir =
+        f.undo_dir.empty() ? root + "/" + imager::kDefaultUndoName : Abs(f.undo_dir);
   ProgressBar bar("deploy");
   opts.progress = [&](const imager::DeployProgress& p) {
     bar.Update(p.stream_bytes, p.stream_total, p.entries, p.entries_total);
@@ -146,11 +153,14 @@ int Deploy(const Flags& f) {
                {"seconds", secs}});
   } else {
     std::string kind = r->from ? fmt::format("delta from @{}", r->from) : "full";
-    fmt::print("{}@{} ({}) -> {}: {} entries, {} files, {} written, {} reused, {} deleted; {} received in {:.1f}s\n",
-               name, v, kind, root, r->apply.entries, r->apply.files, HumanBytes(r->apply.bytes_written),
-               HumanBytes(r->apply.bytes_copied), r->apply.deleted + r->apply.pruned, HumanBytes(r->received_bytes),
-               secs);
-    if (!opts.apply.undo_dir.empty()) fmt::print("undo snapshot in {} (kiln image undo --root {})\n", opts.apply.undo_dir, root);
+    fmt::print(
+        "{}@{} ({}) -> {}: {} entries, {} files, {} written, {} reused, {} deleted; {} received in "
+        "{:.1f}s\n",
+        name, v, kind, root, r->apply.entries, r->apply.files, HumanBytes(r->apply.bytes_written),
+        HumanBytes(r->apply.bytes_copied), r->apply.deleted + r->apply.pruned,
+        HumanBytes(r->received_bytes), secs);
+    if (!opts.apply.undo_dir.empty())
+      fmt::print("undo snapshot in {} (kiln image undo --root {})\n", opts.apply.undo_dir, root);
   }
   return kExitOk;
 }
@@ -168,10 +178,9 @@ int Export(const Flags& f) {
   ProgressBar bar("export", f.out != "-" && ProgressBar::IsTerminal());
   auto start = std::chrono::steady_clock::now();
   uint64_t sockets = 0;
-  auto run = imager::RunStream(&api.http(), fmt::format("/api/v1/images/{}/stream?version={}", UrlEncode(name), number),
-                               sink->get(), 8, 0, [&](uint64_t got, uint64_t total) {
-                                 bar.Update(got, total, 0, 0);
-                               });
+  auto run = imager::RunStream(
+      &api.http(), fmt::format("/api/v1/images/{}/stream?version={}", UrlEncode(name), number),
+      sink->get(), 8, 0, [&](uint64_t got, uint64_t total) { bar.Update(got, total, 0, 0); });
   bar.Done();
   sockets = (*sink)->skipped_sockets();
   sink->reset();
@@ -179,13 +188,18 @@ int Export(const Flags& f) {
     if (tmp != "-") ::unlink(tmp.c_str());
     return Fail(cmd, run.status());
   }
-  if (tmp != "-" && ::rename(tmp.c_str(), f.out.c_str()) != 0) return Fail(cmd, ErrnoError("rename to " + f.out, errno));
+  if (tmp != "-" && ::rename(tmp.c_str(), f.out.c_str()) != 0)
+    return Fail(cmd, ErrnoError("rename to " + f.out, errno));
   if (f.json)
-    PrintJson({{"image", name}, {"version", number}, {"out", f.out}, {"skipped_sockets", sockets},
+    PrintJson({{"image", name},
+               {"version", number},
+               {"out", f.out},
+               {"skipped_sockets", sockets},
                {"seconds", Since(start)}});
   else if (f.out != "-")
     fmt::print("{}@{} -> {}\n", name, number, f.out);
-  if (sockets && !f.json) fmt::print(stderr, "kiln image export: {} sockets left out (tar cannot hold them)\n", sockets);
+  if (sockets && !f.json)
+    fmt::print(stderr, "kiln image export: {} sockets left out (tar cannot hold them)\n", sockets);
   return kExitOk;
 }
 
@@ -212,23 +226,33 @@ void RegisterImageTransferCommands(CLI::App* image, CliState* state) {
   cap->add_flag("--json", f->json, "print the result as JSON");
   cap->add_option("NAME", f->ref, "image name (created on first capture)")->required();
   cap->add_option("--from-dir", f->from_dir, "capture this directory");
-  cap->add_option("--from-host", f->from_host, "capture a running installed host: its agent walks its tree "
-                                               "(never /proc, /sys, /dev, /run, /tmp, other mounts, its token)");
-  cap->add_option("--from-tar", f->from_tar, "capture this tar or cpio archive (.tar, .tar.gz, .tar.zst, .tar.xz, .cpio; - for stdin)");
-  cap->add_option("--exclude", f->excludes, "skip paths matching GLOB (repeatable); with a '/' it matches from the root, else any name");
+  cap->add_option("--from-host", f->from_host,
+                  "capture a running installed host: its agent walks its tree "
+                  "(never /proc, /sys, /dev, /run, /tmp, other mounts, its token)");
+  cap->add_option(
+      "--from-tar", f->from_tar,
+      "capture this tar or cpio archive (.tar, .tar.gz, .tar.zst, .tar.xz, .cpio; - for stdin)");
+  cap->add_option(
+      "--exclude", f->excludes,
+      "skip paths matching GLOB (repeatable); with a '/' it matches from the root, else any name");
   cap->add_option("--note", f->note, "a note stored with the version");
-  cap->add_option("--stat-cache", f->stat_cache, "stat cache file (default: under ~/.cache/kiln/statcache)");
+  cap->add_option("--stat-cache", f->stat_cache,
+                  "stat cache file (default: under ~/.cache/kiln/statcache)");
   cap->add_flag("--no-stat-cache", f->no_stat_cache, "hash every file again");
   cap->add_flag("--cross-filesystems", f->cross_fs, "descend into other mounted filesystems");
   cap->add_flag("--no-devices", f->no_devices, "refuse device nodes in the tree");
-  cap->add_option("--threads", f->threads, "compression threads for the upload")->capture_default_str()->check(CLI::Range(1, 64));
+  cap->add_option("--threads", f->threads, "compression threads for the upload")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   cap->footer(
       "The tree is scanned and hashed here; the manifest goes to the server first and only the\n"
       "objects it lacks are uploaded (and verified there). Unchanged files are not re-read\n"
       "thanks to the stat cache. Identical content always gives the same manifest digest.\n\n"
-      "Examples:\n  kiln image capture web --from-dir /srv/golden --exclude 'var/cache/*' --note 'nginx 1.22'\n"
+      "Examples:\n  kiln image capture web --from-dir /srv/golden --exclude 'var/cache/*' --note "
+      "'nginx 1.22'\n"
       "  kiln image capture base --from-tar rootfs.tar.zst\n"
-      "  kiln image capture web --from-host web01 --exclude 'var/log/*'   (SystemImager's golden client)");
+      "  kiln image capture web --from-host web01 --exclude 'var/log/*'   (SystemImager's golden "
+      "client)");
   cap->callback(run([f] { return Capture(*f); }));
 
   auto* dep = image->add_subcommand("deploy", "Write a version into a directory, exactly");
@@ -238,7 +262,8 @@ void RegisterImageTransferCommands(CLI::App* image, CliState* state) {
   dep->add_option("--to", f->to, "target directory (created if missing)")->required();
   dep->add_option("--from", f->from, "DIR holds this version already: send only the difference");
   dep->add_flag("--undo", f->undo, "record an undo snapshot in DIR/.kiln-undo first");
-  dep->add_option("--undo-dir", f->undo_dir, "record the undo snapshot here (same filesystem as DIR)");
+  dep->add_option("--undo-dir", f->undo_dir,
+                  "record the undo snapshot here (same filesystem as DIR)");
   dep->add_flag("--no-prune", f->no_prune, "keep files in DIR that the image does not have");
   dep->add_flag("--no-devices", f->no_devices, "refuse device nodes");
   dep->add_flag("--sync", f->sync, "flush the target filesystem before returning");
@@ -249,18 +274,23 @@ void RegisterImageTransferCommands(CLI::App* image, CliState* state) {
       "the image lacks (unless --no-prune); a delta (--from) changes only what differs.\n"
       "A broken connection resumes where it stopped.\n\n"
       "Examples:\n  kiln image deploy web@4 --to /mnt/target\n"
-      "  kiln image deploy web@5 --to /mnt/target --from 4 --undo\n  kiln image undo --root /mnt/target");
+      "  kiln image deploy web@5 --to /mnt/target --from 4 --undo\n  kiln image undo --root "
+      "/mnt/target");
   dep->callback(run([f] { return Deploy(*f); }));
 
   auto* exp = image->add_subcommand("export", "Write a version as an archive");
   AddClientOptions(exp, &f->client);
   exp->add_flag("--json", f->json, "print the result as JSON");
   exp->add_option("NAME[@V]", f->ref, "image and version (default: current)")->required();
-  exp->add_option("--out", f->out, "FILE.tar.zst, .tar.gz, .tar.xz or .tar; - for stdout (zstd)")->required();
-  exp->footer("Example:\n  kiln image export web@3 --out web-3.tar.zst\n  tar --xattrs -xpf web-3.tar.zst -C /mnt");
+  exp->add_option("--out", f->out, "FILE.tar.zst, .tar.gz, .tar.xz or .tar; - for stdout (zstd)")
+      ->required();
+  exp->footer(
+      "Example:\n  kiln image export web@3 --out web-3.tar.zst\n  tar --xattrs -xpf web-3.tar.zst "
+      "-C /mnt");
   exp->callback(run([f] { return Export(*f); }));
 
-  auto* undo = image->add_subcommand("undo", "Restore a directory from the undo snapshot of a deploy");
+  auto* undo =
+      image->add_subcommand("undo", "Restore a directory from the undo snapshot of a deploy");
   undo->add_flag("--json", f->json, "print the result as JSON");
   undo->add_option("--root", f->root, "the directory deployed to")->required();
   undo->add_option("--undo-dir", f->undo_dir, "where the snapshot is (default: ROOT/.kiln-undo)");

@@ -31,7 +31,9 @@ std::string Join(const Json& arr, const char* sep = ",") {
   return s;
 }
 
-std::string NodePath(const std::string& id) { return "/api/v1/nodes/" + UrlEncode(id); }
+std::string NodePath(const std::string& id) {
+  return "/api/v1/nodes/" + UrlEncode(id);
+}
 
 int Done(const NodeFlags& f, const Json& node, const std::string& line) {
   if (f.json)
@@ -67,8 +69,8 @@ int RunList(const NodeFlags& f) {
     fmt::print("no nodes (kiln node add NAME --mac MAC, or boot an unknown machine)\n");
     return kExitOk;
   }
-  fmt::print("{:<20} {:<11} {:<10} {:<14} {:<18} {}\n", "NAME", "STATE", "BOOT", "IMAGE",
-             "MACS", "CLASSES");
+  fmt::print("{:<20} {:<11} {:<10} {:<14} {:<18} {}\n", "NAME", "STATE", "BOOT", "IMAGE", "MACS",
+             "CLASSES");
   for (const auto& n : nodes) {
     // The image it is assigned, else the one it installed (from its plan).
     std::string image = n.value("image", "");
@@ -103,16 +105,17 @@ int RunShow(const NodeFlags& f) {
   if (agent.ok()) {
     auto a = ParseJson(agent->value("data", "{}"));
     if (a.ok())
-      line("agent", fmt::format("{} (image {}, kernel {}, session {})", a->value("mode", "?"), a->value("image", "-"),
-                                a->value("kernel", "-"), a->value("session", int64_t(0))));
+      line("agent", fmt::format("{} (image {}, kernel {}, session {})", a->value("mode", "?"),
+                                a->value("image", "-"), a->value("kernel", "-"),
+                                a->value("session", int64_t(0))));
   } else {
     line("agent", "none connected");
   }
   auto progress = api.Get("/api/v1/nodes/" + id + "/progress");
   if (progress.ok()) {
     const Json e = progress->value("event", Json::object());
-    line("last event", fmt::format("#{} {} {}: {}", e.value("seq", 0), e.value("kind", ""), e.value("phase", ""),
-                                   e.value("message", "")));
+    line("last event", fmt::format("#{} {} {}: {}", e.value("seq", 0), e.value("kind", ""),
+                                   e.value("phase", ""), e.value("message", "")));
   }
   if (n->contains("facts") && !(*n)["facts"].empty()) line("facts", (*n)["facts"].dump());
   return kExitOk;
@@ -168,11 +171,13 @@ CLI::App* Sub(CLI::App* parent, const char* name, const char* help, NodeFlags* f
 
 void RegisterNodeCommand(CLI::App& app, CliState* state) {
   auto f = std::make_shared<NodeFlags>();
-  CLI::App* node = app.add_subcommand("node", "Manage the machines kiln knows (the node inventory)");
+  CLI::App* node =
+      app.add_subcommand("node", "Manage the machines kiln knows (the node inventory)");
   node->require_subcommand(1);
   node->footer(
       "A node is named by its name or any of its MACs. Unknown machines that boot through kiln\n"
-      "appear as discovered nodes (mac-XXXXXXXXXXXX); `kiln node add` with their MAC adopts them.\n\n"
+      "appear as discovered nodes (mac-XXXXXXXXXXXX); `kiln node add` with their MAC adopts "
+      "them.\n\n"
       "Examples:\n"
       "  kiln node add web01 --mac 52:54:00:12:34:56 --class WEB --image web@3\n"
       "  kiln node install web01\n"
@@ -180,13 +185,16 @@ void RegisterNodeCommand(CLI::App& app, CliState* state) {
       "  kiln node ls --json");
 
   CLI::App* add = Sub(node, "add", "Add a node", f.get());
-  add->add_option("name", f->names, "node name (lower-case letters, digits, '-')")->required()->expected(1);
+  add->add_option("name", f->names, "node name (lower-case letters, digits, '-')")
+      ->required()
+      ->expected(1);
   add->add_option("--mac", f->macs, "a MAC it boots from (repeatable)")->required();
   add->add_option("--class", f->classes, "a class (repeatable; the config space adds more)");
   add->add_option("--image", f->image, "image to install: NAME or NAME@VERSION");
   add->add_option("--hostname", f->hostname, "hostname (default: the name)");
-  add->add_option("--boot", f->boot, "first boot target (default localboot: never wipe a machine "
-                                     "just because it was added)")
+  add->add_option("--boot", f->boot,
+                  "first boot target (default localboot: never wipe a machine "
+                  "just because it was added)")
       ->check(CLI::IsMember({"install", "localboot", "discover", "rescue"}));
   add->callback([f, state] { state->exit_code = RunAdd(*f); });
 

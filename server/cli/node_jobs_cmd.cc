@@ -1,11 +1,11 @@
 #include "server/cli/node_jobs_cmd.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <memory>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "common/api_client.h"
 #include "common/strings.h"
@@ -51,7 +51,8 @@ int RunJobs(const JobFlags& f, const std::string& cmd, const std::string& kind, 
   ApiClient api(ResolveClientConfig(f.client));
   auto selected = SelectNodes(api, f);
   if (!selected.ok()) return Fail(cmd, selected.status());
-  if (selected->empty()) return Fail(cmd, InvalidArgument("name the nodes, or select them with --class"));
+  if (selected->empty())
+    return Fail(cmd, InvalidArgument("name the nodes, or select them with --class"));
   const std::vector<std::string>& nodes = *selected;
   size_t limit = f.max_parallel > 0 ? static_cast<size_t>(f.max_parallel) : nodes.size();
   std::vector<std::string> job_of(nodes.size());
@@ -60,7 +61,8 @@ int RunJobs(const JobFlags& f, const std::string& cmd, const std::string& kind, 
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(f.wait_s);
   while (left > 0) {
     while (next < nodes.size() && in_flight < limit) {
-      auto j = api.Post("/api/v1/nodes/" + nodes[next] + "/jobs", Json{{"kind", kind}, {"args", args}});
+      auto j =
+          api.Post("/api/v1/nodes/" + nodes[next] + "/jobs", Json{{"kind", kind}, {"args", args}});
       if (!j.ok()) return Fail(cmd, j.status().WithContext(nodes[next]));
       job_of[next++] = (*j)["id"];
       ++in_flight;
@@ -77,7 +79,8 @@ int RunJobs(const JobFlags& f, const std::string& cmd, const std::string& kind, 
       if (f.json) {
         fmt::print("{}\n", j->dump());
       } else {
-        fmt::print("{}: {} ({})\n", nodes[i], state == "done" ? "ok" : "FAILED", j->value("message", ""));
+        fmt::print("{}: {} ({})\n", nodes[i], state == "done" ? "ok" : "FAILED",
+                   j->value("message", ""));
         std::string out = j->value("output", "");
         for (const auto& line : Split(std::string(Trim(out)), '\n'))
           if (!out.empty()) fmt::print("  {}\n", line);
@@ -89,7 +92,8 @@ int RunJobs(const JobFlags& f, const std::string& cmd, const std::string& kind, 
       for (size_t i = 0; i < nodes.size(); ++i)
         if (results[i].is_null())
           fmt::print(stderr, "kiln {}: {} {}\n", cmd, nodes[i],
-                     i < next ? "has not answered job " + job_of[i] + " (is its agent running? see kiln node show)"
+                     i < next ? "has not answered job " + job_of[i] +
+                                    " (is its agent running? see kiln node show)"
                               : std::string("was never started (--wait ran out)"));
       return kExitFailed;
     }
@@ -108,16 +112,19 @@ CLI::App* Sub(CLI::App* node, const char* name, const char* help, JobFlags* f) {
   CLI::App* c = node->add_subcommand(name, help);
   AddClientOptions(c, &f->client);
   c->add_flag("--json", f->json, "print each host's job as a JSON line");
-  c->add_option("--wait", f->wait_s, "give up waiting for the hosts after this many seconds")->capture_default_str();
+  c->add_option("--wait", f->wait_s, "give up waiting for the hosts after this many seconds")
+      ->capture_default_str();
   c->add_option("--class", f->classes, "also every node whose plan has this class (repeatable)");
-  c->add_option("--max-parallel", f->max_parallel, "at most this many hosts at once; the rest wait their turn");
+  c->add_option("--max-parallel", f->max_parallel,
+                "at most this many hosts at once; the rest wait their turn");
   return c;
 }
 
 }  // namespace
 
-int RunHostJob(const ClientFlags& client, const std::vector<std::string>& nodes, const std::string& cmd,
-               const std::string& kind, const Json& args, bool json, int wait_s) {
+int RunHostJob(const ClientFlags& client, const std::vector<std::string>& nodes,
+               const std::string& cmd, const std::string& kind, const Json& args, bool json,
+               int wait_s) {
   JobFlags f;
   f.client = client;
   f.nodes = nodes;
@@ -130,46 +137,64 @@ void RegisterNodeJobCommands(CLI::App& app, CliState* state) {
   CLI::App* node = app.get_subcommand("node");
 
   auto run = std::make_shared<JobFlags>();
-  CLI::App* r = Sub(node, "run", "Run a shell command on installed hosts, output and exit codes back", run.get());
+  CLI::App* r = Sub(
+      node, "run", "Run a shell command on installed hosts, output and exit codes back", run.get());
   r->add_option("nodes", run->nodes, "the hosts");
   r->add_option("--timeout", run->timeout_s, "kill the command on a host after this many seconds")
       ->capture_default_str();
-  r->add_option("-c,--command", run->command_text, "the shell command (sh -c on each host, in its root)")->required();
+  r->add_option("-c,--command", run->command_text,
+                "the shell command (sh -c on each host, in its root)")
+      ->required();
   r->footer(
-      "Examples:\n  kiln node run web01 web02 -c 'uptime; df -h /'\n  kiln node run --class WEB --max-parallel 10 -c 'systemctl reload nginx'\n"
+      "Examples:\n  kiln node run web01 web02 -c 'uptime; df -h /'\n  kiln node run --class WEB "
+      "--max-parallel 10 -c 'systemctl reload nginx'\n"
       "Exit status 1 when any host failed.");
   r->callback([run, state] {
     const std::string& command = run->command_text;
-    state->exit_code = RunJobs(*run, "node run", "run", Json{{"command", command}, {"timeout_s", run->timeout_s}});
+    state->exit_code =
+        RunJobs(*run, "node run", "run", Json{{"command", command}, {"timeout_s", run->timeout_s}});
   });
 
   auto up = std::make_shared<JobFlags>();
-  CLI::App* u = Sub(node, "update", "Update installed hosts to an image version (delta, undone on failure)", up.get());
+  CLI::App* u =
+      Sub(node, "update", "Update installed hosts to an image version (delta, undone on failure)",
+          up.get());
   u->add_option("nodes", up->nodes, "the hosts");
   u->add_option("--to", up->to, "IMAGE@VERSION")->required();
   u->footer(
-      "Examples:\n  kiln node update web01 web02 --to web@4\n  kiln node update --class WEB --to web@4 --max-parallel 5   (waves of 5)\n"
+      "Examples:\n  kiln node update web01 web02 --to web@4\n  kiln node update --class WEB --to "
+      "web@4 --max-parallel 5   (waves of 5)\n"
       "kiln node rollback returns them to where they were.");
   u->callback([up, state] {
     size_t at = up->to.rfind('@');
     if (at == std::string::npos || at == 0 || at + 1 == up->to.size()) {
-      state->exit_code = Fail("node update", InvalidArgument("--to " + up->to + ": expected IMAGE@VERSION"));
+      state->exit_code =
+          Fail("node update", InvalidArgument("--to " + up->to + ": expected IMAGE@VERSION"));
       return;
     }
-    state->exit_code = RunJobs(*up, "node update", "update",
-                               Json{{"image", up->to.substr(0, at)}, {"version", up->to.substr(at + 1)}});
+    state->exit_code =
+        RunJobs(*up, "node update", "update",
+                Json{{"image", up->to.substr(0, at)}, {"version", up->to.substr(at + 1)}});
   });
 
   auto df = std::make_shared<JobFlags>();
-  CLI::App* d = Sub(node, "diff", "List what on installed hosts differs from the image version they run", df.get());
+  CLI::App* d =
+      Sub(node, "diff", "List what on installed hosts differs from the image version they run",
+          df.get());
   d->add_option("nodes", df->nodes, "the hosts");
-  d->footer("Example:\n  kiln node diff web01\nchanged /etc/motd (content) -- class files and scripts show up here too.");
-  d->callback([df, state] { state->exit_code = RunJobs(*df, "node diff", "diff", Json::object()); });
+  d->footer(
+      "Example:\n  kiln node diff web01\nchanged /etc/motd (content) -- class files and scripts "
+      "show up here too.");
+  d->callback(
+      [df, state] { state->exit_code = RunJobs(*df, "node diff", "diff", Json::object()); });
 
   auto rb = std::make_shared<JobFlags>();
-  CLI::App* b = Sub(node, "rollback", "Return installed hosts to the version before their last update", rb.get());
+  CLI::App* b = Sub(node, "rollback",
+                    "Return installed hosts to the version before their last update", rb.get());
   b->add_option("nodes", rb->nodes, "the hosts");
-  b->callback([rb, state] { state->exit_code = RunJobs(*rb, "node rollback", "rollback", Json::object()); });
+  b->callback([rb, state] {
+    state->exit_code = RunJobs(*rb, "node rollback", "rollback", Json::object());
+  });
 }
 
 }  // namespace kiln::cli

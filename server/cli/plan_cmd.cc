@@ -49,9 +49,12 @@ Result<classes::NodeRecord> BuildNode(const PlanFlags& f) {
 }
 
 int Print(const PlanFlags& f, const Json& plan) {
-  if (f.json) PrintJson(plan);
-  else if (f.explain) fmt::print("{}", classes::RenderExplainText(plan));
-  else fmt::print("{}", classes::RenderPlanText(plan));
+  if (f.json)
+    PrintJson(plan);
+  else if (f.explain)
+    fmt::print("{}", classes::RenderExplainText(plan));
+  else
+    fmt::print("{}", classes::RenderPlanText(plan));
   return kExitOk;
 }
 
@@ -76,7 +79,8 @@ int RunOnline(const PlanFlags& f) {
     if (!node.ok()) return Fail("plan", node.status());
     plan = api.Post("/api/v1/plan", {{"node", classes::NodeToJson(*node)}, {"explain", f.explain}});
   } else {
-    plan = api.Get("/api/v1/nodes/" + UrlEncode(f.node) + "/plan" + (f.explain ? "?explain=1" : ""));
+    plan =
+        api.Get("/api/v1/nodes/" + UrlEncode(f.node) + "/plan" + (f.explain ? "?explain=1" : ""));
   }
   if (!plan.ok()) {
     // The space cannot make a plan for this node: exit 1, as offline (the
@@ -91,17 +95,21 @@ int RunOnline(const PlanFlags& f) {
 
 void RegisterPlanCommand(CLI::App& app, CliState* state) {
   auto flags = std::make_shared<PlanFlags>();
-  CLI::App* cmd = app.add_subcommand("plan", "Show what a node becomes: classes, image, disks, files, scripts");
+  CLI::App* cmd =
+      app.add_subcommand("plan", "Show what a node becomes: classes, image, disks, files, scripts");
   cmd->add_option("NODE", flags->node, "node id (also its hostname unless --hostname)")->required();
   cmd->add_option("--space", flags->space,
                   "resolve offline against this config space directory (no server needed)");
   cmd->add_option("--facts", flags->facts, "the node's facts, as the agent reports them (JSON)");
   cmd->add_option("--hostname", flags->hostname, "hostname, if not the node id");
-  cmd->add_option("--class", flags->classes, "an explicit class, as on the node record (repeatable)");
-  cmd->add_option("--mac", flags->macs, "a MAC address (repeatable; default: the MACs in the facts)");
+  cmd->add_option("--class", flags->classes,
+                  "an explicit class, as on the node record (repeatable)");
+  cmd->add_option("--mac", flags->macs,
+                  "a MAC address (repeatable; default: the MACs in the facts)");
   cmd->add_flag("--json", flags->json, "print the plan as JSON (the form the agent consumes)");
-  cmd->add_flag("--explain", flags->explain,
-                "show every decision with the class and file:line that made it, and what it overrode");
+  cmd->add_flag(
+      "--explain", flags->explain,
+      "show every decision with the class and file:line that made it, and what it overrode");
   AddClientOptions(cmd, &flags->client);
   cmd->footer(
       "With --space the plan is resolved here, so a config space can be tried before it is\n"

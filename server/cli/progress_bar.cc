@@ -1,23 +1,28 @@
 #include "server/cli/progress_bar.h"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "common/strings.h"
 
 namespace kiln::cli {
 
-ProgressBar::ProgressBar(std::string label, bool enabled) : label_(std::move(label)), enabled_(enabled) {}
-ProgressBar::~ProgressBar() { Done(); }
+ProgressBar::ProgressBar(std::string label, bool enabled)
+    : label_(std::move(label)), enabled_(enabled) {}
+ProgressBar::~ProgressBar() {
+  Done();
+}
 
-bool ProgressBar::IsTerminal() { return ::isatty(STDERR_FILENO) == 1; }
+bool ProgressBar::IsTerminal() {
+  return ::isatty(STDERR_FILENO) == 1;
+}
 
 void ProgressBar::Update(uint64_t bytes, uint64_t bytes_total, uint64_t files, uint64_t files_total,
                          std::string_view phase) {
   if (!enabled_) return;
   auto now = std::chrono::steady_clock::now();
-  if (drawn_ && now - last_ < std::chrono::milliseconds(100) && (bytes_total == 0 || bytes < bytes_total))
+  if (drawn_ && now - last_ < std::chrono::milliseconds(100) &&
+      (bytes_total == 0 || bytes < bytes_total))
     return;
   last_ = now;
   double secs = std::chrono::duration<double>(now - start_).count();
@@ -27,8 +32,8 @@ void ProgressBar::Update(uint64_t bytes, uint64_t bytes_total, uint64_t files, u
     double frac = std::min(1.0, static_cast<double>(bytes) / static_cast<double>(bytes_total));
     int width = 24, fill = static_cast<int>(frac * width);
     line += fmt::format(" [{}{}] {:3.0f}% {}/{}", std::string(static_cast<size_t>(fill), '#'),
-                        std::string(static_cast<size_t>(width - fill), ' '), frac * 100, HumanBytes(bytes),
-                        HumanBytes(bytes_total));
+                        std::string(static_cast<size_t>(width - fill), ' '), frac * 100,
+                        HumanBytes(bytes), HumanBytes(bytes_total));
   } else {
     line += " " + HumanBytes(bytes);
   }

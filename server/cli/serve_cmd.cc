@@ -5,8 +5,8 @@
 #include <memory>
 
 #include "common/log.h"
-#include "server/coord/coord_store.h"
 #include "server/cli/serve_boot_flags.h"
+#include "server/coord/coord_store.h"
 #include "server/http/listen_address.h"
 #include "server/server.h"
 
@@ -79,9 +79,10 @@ void RegisterServeCommand(CLI::App& app, CliState* state) {
                   "HTTP event loops; each serves many connections")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  cmd->add_option("--space", flags->options.space_dir,
-                  "config space directory (classes, rules, variables, files, disk layouts); reloaded "
-                  "when it changes, a broken edit keeps the last good version");
+  cmd->add_option(
+      "--space", flags->options.space_dir,
+      "config space directory (classes, rules, variables, files, disk layouts); reloaded "
+      "when it changes, a broken edit keeps the last good version");
   cmd->add_option("--space-poll", flags->options.space_poll_ms,
                   "how often to look for edits in the config space, in milliseconds")
       ->capture_default_str()

@@ -6,6 +6,8 @@
 
 #include "server/cli/watch_cmd.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,9 +15,6 @@
 #include <memory>
 #include <set>
 #include <thread>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "common/api_client.h"
 #include "common/sse_parser.h"
@@ -102,15 +101,20 @@ class Watcher {
                   if (!announced_ && at != std::string_view::npos) {
                     announced_ = true;
                     fmt::print(stderr, "kiln watch: following {}\n",
-                               f_.nodes.empty() ? std::string("every node") : fmt::format("{}", fmt::join(f_.nodes, " ")));
+                               f_.nodes.empty() ? std::string("every node")
+                                                : fmt::format("{}", fmt::join(f_.nodes, " ")));
                   }
                 });
           },
           opts);
       if (stop) break;
-      if (reply.ok() && reply->status >= 300) return Fail("watch", StatusFromErrorJson(reply->body, reply->status));
-      Status why = !reply.ok() ? reply.status() : !ended.ok() ? ended : Unavailable("stream closed");
-      if (why.code() != Code::kUnavailable && why.code() != Code::kTimeout) return Fail("watch", why);
+      if (reply.ok() && reply->status >= 300)
+        return Fail("watch", StatusFromErrorJson(reply->body, reply->status));
+      Status why = !reply.ok()   ? reply.status()
+                   : !ended.ok() ? ended
+                                 : Unavailable("stream closed");
+      if (why.code() != Code::kUnavailable && why.code() != Code::kTimeout)
+        return Fail("watch", why);
       fmt::print(stderr, "kiln watch: {}; reconnecting\n", why.message());
       std::this_thread::sleep_for(std::chrono::seconds(1));
     }
@@ -123,7 +127,8 @@ class Watcher {
 
  private:
   bool Wanted(ApiClient& api, const std::string& id) {
-    if (!f_.nodes.empty() && std::find(f_.nodes.begin(), f_.nodes.end(), id) == f_.nodes.end()) return false;
+    if (!f_.nodes.empty() && std::find(f_.nodes.begin(), f_.nodes.end(), id) == f_.nodes.end())
+      return false;
     if (f_.classes.empty()) return true;
     auto it = classes_of_.find(id);
     if (it == classes_of_.end()) {
@@ -190,9 +195,10 @@ class Watcher {
     } else if (tty_) {
       Draw();
     } else if (kind != "progress") {
-      std::string what = kind == "phase"    ? fmt::format("{}: {}", v.phase, v.message)
-                         : kind == "result" ? fmt::format("{}: {}", v.ok ? "done" : "FAILED", v.message)
-                                            : fmt::format("  {}", v.message);
+      std::string what = kind == "phase" ? fmt::format("{}: {}", v.phase, v.message)
+                         : kind == "result"
+                             ? fmt::format("{}: {}", v.ok ? "done" : "FAILED", v.message)
+                             : fmt::format("  {}", v.message);
       fmt::print("{:<16} {}\n", id, what);
       std::fflush(stdout);
     }
@@ -201,23 +207,28 @@ class Watcher {
   // One line per node, redrawn in place.
   void Draw() {
     auto now = std::chrono::steady_clock::now();
-    if (drawn_lines_ > 0 && now - last_draw_ < std::chrono::milliseconds(100) && !pending_.empty()) return;
+    if (drawn_lines_ > 0 && now - last_draw_ < std::chrono::milliseconds(100) && !pending_.empty())
+      return;
     last_draw_ = now;
     std::string out;
     if (drawn_lines_ > 0) out += fmt::format("\033[{}A", drawn_lines_);
     int lines = 0;
     for (const auto& [id, v] : views_) {
-      std::string status = v.finished ? (v.ok ? "done" : "FAILED") : v.phase.empty() ? v.state : v.phase;
+      std::string status = v.finished        ? (v.ok ? "done" : "FAILED")
+                           : v.phase.empty() ? v.state
+                                             : v.phase;
       std::string bar;
       if (!v.finished && v.total > 0) {
         double frac = std::min(1.0, double(v.done) / double(v.total));
         int fill = static_cast<int>(frac * 20);
-        bar = fmt::format("[{}{}] {:3.0f}%", std::string(size_t(fill), '#'), std::string(size_t(20 - fill), ' '),
-                          frac * 100);
-        if (v.rate > 0 && v.step == "stream") bar += fmt::format(" {}/s", HumanBytes(uint64_t(v.rate)));
+        bar = fmt::format("[{}{}] {:3.0f}%", std::string(size_t(fill), '#'),
+                          std::string(size_t(20 - fill), ' '), frac * 100);
+        if (v.rate > 0 && v.step == "stream")
+          bar += fmt::format(" {}/s", HumanBytes(uint64_t(v.rate)));
         if (v.eta >= 0) bar += " ETA " + HumanDuration(v.eta);
       }
-      out += fmt::format("\r\033[K{:<16} {:<10} {:<40} {}\n", id, status, bar, v.message.substr(0, 60));
+      out += fmt::format("\r\033[K{:<16} {:<10} {:<40} {}\n", id, status, bar,
+                         v.message.substr(0, 60));
       ++lines;
     }
     drawn_lines_ = lines;
@@ -239,15 +250,17 @@ class Watcher {
 
 void RegisterWatchCommand(CLI::App& app, CliState* state) {
   auto f = std::make_shared<WatchFlags>();
-  CLI::App* cmd = app.add_subcommand("watch", "Follow installs and updates live, one progress bar per node");
+  CLI::App* cmd =
+      app.add_subcommand("watch", "Follow installs and updates live, one progress bar per node");
   AddClientOptions(cmd, &f->client);
   cmd->add_option("nodes", f->nodes, "only these nodes (default: every node)");
   cmd->add_option("--class", f->classes, "only nodes whose plan has this class (repeatable)");
   cmd->add_flag("--json", f->json, "print every event as a JSON line {node, run, event}");
   cmd->add_flag("--plain", f->plain, "one line per phase, log and result even on a terminal");
-  cmd->add_flag("--until-done", f->until_done,
-                "exit when the nodes named (or every node installing now) have a result: 0 if all succeeded, "
-                "1 if any failed");
+  cmd->add_flag(
+      "--until-done", f->until_done,
+      "exit when the nodes named (or every node installing now) have a result: 0 if all succeeded, "
+      "1 if any failed");
   cmd->footer(
       "Examples:\n"
       "  kiln watch                      every node, until Ctrl-C\n"

@@ -35,13 +35,13 @@ inline constexpr int32_t kAnyVersion = -1;
 
 // A znode's metadata, as ZooKeeper's Stat.
 struct Stat {
-  Zxid czxid = 0;     // the update that created the znode
-  Zxid mzxid = 0;     // the update that last changed its data
-  Zxid pzxid = 0;     // the update that last added or removed a child
-  int64_t ctime_ms = 0;  // wall clock at create, ms since the Unix epoch
-  int64_t mtime_ms = 0;  // wall clock at the last data change
-  int32_t version = 0;   // number of data changes
-  int32_t cversion = 0;  // number of child list changes
+  Zxid czxid = 0;                 // the update that created the znode
+  Zxid mzxid = 0;                 // the update that last changed its data
+  Zxid pzxid = 0;                 // the update that last added or removed a child
+  int64_t ctime_ms = 0;           // wall clock at create, ms since the Unix epoch
+  int64_t mtime_ms = 0;           // wall clock at the last data change
+  int32_t version = 0;            // number of data changes
+  int32_t cversion = 0;           // number of child list changes
   SessionId ephemeral_owner = 0;  // the owning session, 0 for persistent
   int32_t data_length = 0;
   int32_t num_children = 0;
@@ -94,7 +94,7 @@ const std::string& OpPath(const Op& op);
 struct CreateResult {
   std::string path;  // the created path (with the sequence suffix, if any)
   Stat stat;
-  Zxid zxid = 0;     // the update's zxid
+  Zxid zxid = 0;  // the update's zxid
 };
 
 struct SetResult {
@@ -138,10 +138,10 @@ struct SessionInfo {
 // ---- Watches ---------------------------------------------------------------
 
 enum class EventType {
-  kCreated,      // a znode was created
-  kDeleted,      // a znode was deleted
-  kChanged,      // a znode's data was set
-  kChildren,     // a znode's child list changed (one-shot child watches only)
+  kCreated,   // a znode was created
+  kDeleted,   // a znode was deleted
+  kChanged,   // a znode's data was set
+  kChildren,  // a znode's child list changed (one-shot child watches only)
   // One-shot watches only: the watch will never fire (the store is closing,
   // or the connection to ZooKeeper was lost). Re-read and watch again.
   kNotWatching,

@@ -1,8 +1,8 @@
 #include "server/inventory/inventory.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "common/hash.h"
 #include "common/log.h"
@@ -11,9 +11,15 @@
 namespace kiln::inventory {
 namespace {
 
-std::string NodePath(const std::string& id) { return coord::JoinPath(kNodesPath, id); }
-std::string MacPath(const pxe::Mac& m) { return coord::JoinPath(kMacsPath, m.Hex()); }
-std::string NewEnrollToken() { return RandomHex(16); }
+std::string NodePath(const std::string& id) {
+  return coord::JoinPath(kNodesPath, id);
+}
+std::string MacPath(const pxe::Mac& m) {
+  return coord::JoinPath(kMacsPath, m.Hex());
+}
+std::string NewEnrollToken() {
+  return RandomHex(16);
+}
 
 bool NeedsToken(pxe::BootTarget t) {
   return t == pxe::BootTarget::kInstall || t == pxe::BootTarget::kDiscover;
@@ -67,7 +73,8 @@ Status Inventory::Load() {
   h.on_change = [this](const coord::ChangePtr& c) { OnChange(c); };
   h.on_end = [](Status s) {
     if (s.code() != Code::kUnavailable)
-      log::Error("inventory", "node watch stream ended; restart kiln serve", {{"error", s.ToString()}});
+      log::Error("inventory", "node watch stream ended; restart kiln serve",
+                 {{"error", s.ToString()}});
   };
   KILN_ASSIGN_OR_RETURN(stream_, store_.OpenStream(so, std::move(h)));
   log::Info("inventory", "loaded", {{"nodes", size()}});
@@ -93,7 +100,8 @@ void Inventory::OnChange(const coord::ChangePtr& c) {
   node->version = c->version;
   auto it = nodes_.find(id);
   // A replayed change older than what the initial load saw.
-  if (it != nodes_.end() && it->second.version > c->version && c->type == coord::EventType::kChanged)
+  if (it != nodes_.end() && it->second.version > c->version &&
+      c->type == coord::EventType::kChanged)
     return;
   pending_.erase(id);
   PutLocked(std::move(*node));
@@ -177,8 +185,9 @@ Result<Node> Inventory::Add(const NodeSpec& spec) {
   KILN_RETURN_IF_ERROR(ValidateNodeName(spec.name));
   if (!spec.hostname.empty()) {
     if (auto s = ValidateNodeName(spec.hostname); !s.ok())
-      return InvalidArgument(fmt::format(
-          "hostname \"{}\" is not valid: use 1-63 lower-case letters, digits and '-'", spec.hostname));
+      return InvalidArgument(
+          fmt::format("hostname \"{}\" is not valid: use 1-63 lower-case letters, digits and '-'",
+                      spec.hostname));
   }
   if (spec.macs.empty())
     return InvalidArgument(fmt::format("node {} needs at least one --mac to boot from", spec.name));
@@ -214,7 +223,8 @@ Result<Node> Inventory::Add(const NodeSpec& spec) {
       if (!owner.discovered())
         return AlreadyExists(
             fmt::format("MAC {} already belongs to node {}", m.ToString(), owner.id));
-      if (std::none_of(adopted.begin(), adopted.end(), [&](const Node& a) { return a.id == owner.id; }))
+      if (std::none_of(adopted.begin(), adopted.end(),
+                       [&](const Node& a) { return a.id == owner.id; }))
         adopted.push_back(owner);
     }
   }
@@ -231,9 +241,9 @@ Result<Node> Inventory::Add(const NodeSpec& spec) {
   auto r = store_.Multi(std::move(ops));
   if (!r.ok()) {
     if (r.status().code() == Code::kAlreadyExists)
-      return AlreadyExists(fmt::format(
-          "node {} or one of its MACs was added by someone else meanwhile ({})", n.id,
-          r.status().message()));
+      return AlreadyExists(
+          fmt::format("node {} or one of its MACs was added by someone else meanwhile ({})", n.id,
+                      r.status().message()));
     return r.status().WithContext("adding node " + n.id);
   }
   for (const auto& d : adopted)
@@ -290,7 +300,8 @@ Result<Node> Inventory::Update(std::string_view name_or_mac,
       n->version = r->stat.version;
       return *n;
     }
-    if (r.status().code() != Code::kBadVersion) return r.status().WithContext("updating node " + id);
+    if (r.status().code() != Code::kBadVersion)
+      return r.status().WithContext("updating node " + id);
     // Someone else (the agent, another server) wrote first: read again.
   }
   return Unavailable(fmt::format("node {} keeps changing under us; retry", name_or_mac));
@@ -303,7 +314,8 @@ Result<Node> Inventory::SetBoot(std::string_view name_or_mac, pxe::BootTarget ta
     return Status::Ok();
   });
   if (r.ok())
-    log::Info("inventory", "next boot set", {{"node", r->id}, {"boot", pxe::BootTargetName(target)}});
+    log::Info("inventory", "next boot set",
+              {{"node", r->id}, {"boot", pxe::BootTargetName(target)}});
   return r;
 }
 

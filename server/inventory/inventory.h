@@ -50,7 +50,7 @@ struct NodeSpec {
   std::vector<std::string> macs;  // any spelling ParseMac takes
   std::vector<std::string> classes;
   std::string image;
-  std::string hostname;  // default: the name
+  std::string hostname;                 // default: the name
   std::optional<pxe::BootTarget> boot;  // default: install when an image is set, else discover
 };
 
@@ -112,7 +112,8 @@ class Inventory : public pxe::BootResolver {
   size_t size() const;
 
  private:
-  explicit Inventory(coord::CoordStore& store, TokenHooks hooks) : store_(store), hooks_(std::move(hooks)) {}
+  explicit Inventory(coord::CoordStore& store, TokenHooks hooks)
+      : store_(store), hooks_(std::move(hooks)) {}
   Status Load();
   void OnChange(const coord::ChangePtr& c);
   // REQUIRES: mu_ held.
@@ -134,7 +135,7 @@ class Inventory : public pxe::BootResolver {
   std::map<std::string, Node> nodes_;
   std::unordered_map<std::string, std::string> by_mac_;    // "52:54:..." -> id
   std::unordered_map<std::string, std::string> by_token_;  // enroll token -> id
-  std::map<std::string, Node> pending_;  // discovered, write in flight
+  std::map<std::string, Node> pending_;                    // discovered, write in flight
 
   std::mutex write_mu_;  // one writer at a time (per server)
 

@@ -34,7 +34,8 @@ class FakeRunner : public CommandRunner {
     if (!opts.stdin_data.empty()) stdin_seen.push_back(opts.stdin_data);
     SubprocessResult r;
     r.exit_code = 0;
-    if (argv[0] == "blkid") r.out = argv[1] + ": UUID=\"uuid-of-" + argv[1].substr(5) + "\" TYPE=\"ext4\"\n";
+    if (argv[0] == "blkid")
+      r.out = argv[1] + ": UUID=\"uuid-of-" + argv[1].substr(5) + "\" TYPE=\"ext4\"\n";
     if (fail_on == argv[0]) {
       r.exit_code = 1;
       r.err = argv[0] + ": something broke\n";
@@ -60,10 +61,11 @@ Json PlanFor(const TempDir& t, const std::string& disk_name, const std::string& 
   classes::Resolver resolver(loaded);
   classes::NodeRecord node;
   node.id = node.hostname = "node1";
-  node.facts = {{"schema", 1},
-                {"disks", Json::array({{{"name", disk_name}, {"path", disk_path},
-                                        {"size_bytes", disk_bytes}}})},
-                {"firmware", {{"type", "bios"}}}};
+  node.facts = {
+      {"schema", 1},
+      {"disks",
+       Json::array({{{"name", disk_name}, {"path", disk_path}, {"size_bytes", disk_bytes}}})},
+      {"firmware", {{"type", "bios"}}}};
   auto plan = resolver.Resolve(node);
   INFO(plan.status().ToString());
   REQUIRE(plan.ok());
@@ -92,10 +94,12 @@ TEST_CASE("a resolved plan's disks become an sfdisk script, mkfs commands and fs
 
   std::string script = SfdiskScript(disk);
   CHECK(StartsWith(script, "label: gpt\nunit: sectors\n\n"));
-  CHECK(script.find("start=2048, size=65536, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"esp\"") !=
+  CHECK(script.find(
+            "start=2048, size=65536, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"esp\"") !=
         std::string::npos);
 
-  CHECK(*MkfsCommand(disk.parts[0]) == std::vector<std::string>{"mkfs.fat", "-F", "32", "/dev/vda1"});
+  CHECK(*MkfsCommand(disk.parts[0]) ==
+        std::vector<std::string>{"mkfs.fat", "-F", "32", "/dev/vda1"});
   CHECK(*MkfsCommand(disk.parts[1]) ==
         std::vector<std::string>{"mke2fs", "-F", "-q", "-t", "ext4", "-L", "kroot", "/dev/vda2"});
 
@@ -123,7 +127,8 @@ TEST_CASE("disk plans with bad fields name the JSON path") {
         "plan.disks[0].partitions[0].start_bytes: has the wrong type (string)");
   bad = good;
   bad["disks"][0]["table"] = "bsd";
-  CHECK(DiskPlanFromJson(bad).status().message() == "plan.disks[0].table: \"bsd\" is neither gpt nor msdos");
+  CHECK(DiskPlanFromJson(bad).status().message() ==
+        "plan.disks[0].table: \"bsd\" is neither gpt nor msdos");
   bad = good;
   bad["disks"][0]["device"] = "sda";
   CHECK(DiskPlanFromJson(bad).status().message().find("is not under /dev") != std::string::npos);
@@ -132,15 +137,18 @@ TEST_CASE("disk plans with bad fields name the JSON path") {
   CHECK(DiskPlanFromJson(bad).status().message().find("past the disk's") != std::string::npos);
   bad = good;
   bad["disks"][0]["partitions"][0]["number"] = 3;
-  CHECK(DiskPlanFromJson(bad).status().message().find("numbered 1, 2, ... in order") != std::string::npos);
+  CHECK(DiskPlanFromJson(bad).status().message().find("numbered 1, 2, ... in order") !=
+        std::string::npos);
   bad = good;
   bad["mounts"] = Json::array({{{"mount", "../etc"}, {"device", "/dev/sda1"}, {"fs", "ext4"}}});
-  CHECK(DiskPlanFromJson(bad).status().message() == "plan.mounts[0].mount: \"../etc\" is not an absolute path");
+  CHECK(DiskPlanFromJson(bad).status().message() ==
+        "plan.mounts[0].mount: \"../etc\" is not an absolute path");
   PartitionSpec zfs;
   zfs.number = 1;
   zfs.device = "/dev/sda1";
   zfs.fs = "zfs";
-  CHECK(MkfsCommand(zfs).status().message() == "partition 1 (/dev/sda1): kiln cannot make a \"zfs\" filesystem");
+  CHECK(MkfsCommand(zfs).status().message() ==
+        "partition 1 (/dev/sda1): kiln cannot make a \"zfs\" filesystem");
 }
 
 TEST_CASE("a disk smaller than the layout is refused before anything runs") {
@@ -149,11 +157,13 @@ TEST_CASE("a disk smaller than the layout is refused before anything runs") {
   auto dp = DiskPlanFromJson(plan);
   REQUIRE(dp.ok());
   FakeRunner runner;
-  DiskSetup setup(&runner, {.target = t.Sub("target"),
-                            .device_size = [](const std::string&) -> Result<uint64_t> { return 1ull << 30; }});
+  DiskSetup setup(
+      &runner, {.target = t.Sub("target"),
+                .device_size = [](const std::string&) -> Result<uint64_t> { return 1ull << 30; }});
   Status s = setup.CheckSizes(*dp);
   CHECK(s.code() == Code::kFailedPrecondition);
-  CHECK(s.message() == "disk /dev/vda (os) holds 1.0 GiB but the layout needs 8.0 GiB: nothing was written");
+  CHECK(s.message() ==
+        "disk /dev/vda (os) holds 1.0 GiB but the layout needs 8.0 GiB: nothing was written");
   CHECK(runner.calls.empty());
 }
 
@@ -167,8 +177,9 @@ TEST_CASE("setup runs sfdisk, mkfs and mount in order, and a failing tool names 
   auto dp = DiskPlanFromJson(plan);
   REQUIRE(dp.ok());
   FakeRunner runner;
-  DiskSetup setup(&runner, {.target = t.Sub("target"),
-                            .device_size = [](const std::string&) -> Result<uint64_t> { return 8ull << 30; }});
+  DiskSetup setup(
+      &runner, {.target = t.Sub("target"),
+                .device_size = [](const std::string&) -> Result<uint64_t> { return 8ull << 30; }});
   REQUIRE(setup.CheckSizes(*dp).ok());
   REQUIRE(setup.Partition(*dp).ok());
   REQUIRE(setup.Format(*dp).ok());

@@ -1,11 +1,11 @@
 #include "agent/facts.h"
-#include "classes/node.h"
 
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
 
+#include "classes/node.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
@@ -29,7 +29,8 @@ void FakeSystem(const TempDir& t) {
   WriteTestFile(proc + "/meminfo", "MemTotal:        8046392 kB\nMemFree:  1 kB\n");
 
   WriteTestFile(sys + "/devices/pci0000:00/0000:00:04.0/virtio1/block/vda/size", "4194304\n");
-  WriteTestFile(sys + "/devices/pci0000:00/0000:00:04.0/virtio1/block/vda/serial", "disk-serial-1\n");
+  WriteTestFile(sys + "/devices/pci0000:00/0000:00:04.0/virtio1/block/vda/serial",
+                "disk-serial-1\n");
   WriteTestFile(sys + "/devices/pci0000:00/0000:00:04.0/virtio1/block/vda/queue/rotational", "0\n");
   WriteTestFile(sys + "/devices/pci0000:00/0000:00:04.0/virtio1/block/vda/removable", "0\n");
   WriteTestFile(sys + "/devices/virtual/block/loop0/size", "0\n");
@@ -48,7 +49,8 @@ void FakeSystem(const TempDir& t) {
   WriteTestFile(sys + "/devices/virtual/net/lo/address", "00:00:00:00:00:00\n");
   WriteTestFile(sys + "/devices/virtual/net/br0/address", "aa:aa:aa:aa:aa:aa\n");
   fs::create_directories(sys + "/class/net");
-  fs::create_symlink("../../devices/pci0000:00/0000:00:03.0/virtio0/net/eth0", sys + "/class/net/eth0");
+  fs::create_symlink("../../devices/pci0000:00/0000:00:03.0/virtio0/net/eth0",
+                     sys + "/class/net/eth0");
   fs::create_symlink("../../devices/virtual/net/lo", sys + "/class/net/lo");
   fs::create_symlink("../../devices/virtual/net/br0", sys + "/class/net/br0");
 
@@ -126,7 +128,8 @@ TEST_CASE("an empty /sys still gives a facts document") {
 
 TEST_CASE("the real machine's facts have the documented shape") {
   Json f = CollectFacts();
-  for (const char* k : {"schema", "hostname", "firmware", "cpu", "memory", "disks", "nics", "dmi", "pci"})
+  for (const char* k :
+       {"schema", "hostname", "firmware", "cpu", "memory", "disks", "nics", "dmi", "pci"})
     CHECK(f.contains(k));
   CHECK(f["cpu"]["threads"].get<int>() >= 1);
   auto valid = classes::ValidateFacts(f);

@@ -4,9 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
-
 #include <catch2/catch.hpp>
+#include <filesystem>
 
 #include "agent/bootloader.h"
 #include "agent/plan_scripts.h"
@@ -23,8 +22,9 @@ namespace {
 
 Json File(const std::string& path, const std::string& content, const std::string& mode = "0644",
           const std::string& owner = "root", const std::string& group = "root") {
-  return {{"path", path}, {"content", content}, {"mode", mode}, {"owner", owner}, {"group", group},
-          {"source", "files" + path + "/TEST"}, {"encoding", "utf-8"}};
+  return {{"path", path},       {"content", content}, {"mode", mode},
+          {"owner", owner},     {"group", group},     {"source", "files" + path + "/TEST"},
+          {"encoding", "utf-8"}};
 }
 
 }  // namespace
@@ -33,12 +33,15 @@ TEST_CASE("class files land under the root with the target's owners and their mo
   test::TempDir t;
   std::string root = t.Sub("root");
   fs::create_directories(root + "/etc");
-  REQUIRE(WriteFileAtomic(root + "/etc/passwd", "root:x:0:0::/root:/bin/sh\npg:x:1234:1235::/:/bin/false\n", 0644).ok());
+  REQUIRE(WriteFileAtomic(root + "/etc/passwd",
+                          "root:x:0:0::/root:/bin/sh\npg:x:1234:1235::/:/bin/false\n", 0644)
+              .ok());
   REQUIRE(WriteFileAtomic(root + "/etc/group", "root:x:0:\npg:x:1235:\n", 0644).ok());
   Json binary = File("/usr/lib/blob", "");
   binary["encoding"] = "base64";
   binary["content"] = Base64Encode(std::string("\x00\xff\x10", 3));
-  Json files = Json::array({File("/etc/motd", "hello\n"), File("/etc/pg/pg.conf", "x=1\n", "0640", "pg", "pg"),
+  Json files = Json::array({File("/etc/motd", "hello\n"),
+                            File("/etc/pg/pg.conf", "x=1\n", "0640", "pg", "pg"),
                             File("/etc/sudoers.d/ops", "ops ALL\n", "0440"), binary});
   auto r = InstallFiles(root, files);
   REQUIRE(r.ok());
@@ -57,10 +60,12 @@ TEST_CASE("class files land under the root with the target's owners and their mo
   // Replacing a file leaves no temporary behind.
   REQUIRE(InstallFiles(root, Json::array({File("/etc/motd", "again\n")})).ok());
   CHECK(ReadFile(root + "/etc/motd").value() == "again\n");
-  for (const auto& e : fs::directory_iterator(root + "/etc")) CHECK(e.path().filename().string().find("kiln-tmp") == std::string::npos);
+  for (const auto& e : fs::directory_iterator(root + "/etc"))
+    CHECK(e.path().filename().string().find("kiln-tmp") == std::string::npos);
 }
 
-TEST_CASE("a class file never escapes the root: no symlink in the target is followed, no .. is taken") {
+TEST_CASE(
+    "a class file never escapes the root: no symlink in the target is followed, no .. is taken") {
   test::TempDir t;
   std::string root = t.Sub("root"), outside = t.Sub("outside");
   fs::create_directories(root);
@@ -98,8 +103,10 @@ TEST_CASE("bad class file fields are named") {
   } cases[] = {
       {File("/etc/a", "x", "0999"), "mode \"0999\": expected an octal number"},
       {File("/etc/a", "x", "rw-r--r--"), "mode \"rw-r--r--\""},
-      {File("/etc/a", "x", "0644", "nobody-here"), "\"nobody-here\" is not in the target's /etc/passwd"},
-      {File("/etc/a", "x", "0644", "root", "nogroup"), "\"nogroup\" is not in the target's /etc/group"},
+      {File("/etc/a", "x", "0644", "nobody-here"),
+       "\"nobody-here\" is not in the target's /etc/passwd"},
+      {File("/etc/a", "x", "0644", "root", "nogroup"),
+       "\"nogroup\" is not in the target's /etc/group"},
       {Json{{"content", "x"}}, "path"},
   };
   for (const auto& c : cases) {
@@ -117,13 +124,20 @@ TEST_CASE("scripts get the plan's variables and kiln's own in their environment"
   Json plan = {{"node", {{"id", "web01"}, {"hostname", "web01.example"}}},
                {"classes", {"DEFAULT", "WEB", "web01", "LAST"}},
                {"variables",
-                {{"TIMEZONE", "UTC"}, {"WORKERS", 8}, {"DEBUG", true}, {"PACKAGES", {"nginx", "chrony"}},
-                 {"bad-name", "x"}, {"KILN_NODE", "spoof"}, {"NESTED", {{"a", 1}}}}}};
+                {{"TIMEZONE", "UTC"},
+                 {"WORKERS", 8},
+                 {"DEBUG", true},
+                 {"PACKAGES", {"nginx", "chrony"}},
+                 {"bad-name", "x"},
+                 {"KILN_NODE", "spoof"},
+                 {"NESTED", {{"a", 1}}}}}};
   ScriptContext ctx;
   ctx.target = "/target";
   ctx.log_path = "/tmp/kiln-install.log";
   auto env = PlanEnvironment(plan, ctx, "scripts");
-  auto has = [&](const std::string& kv) { return std::find(env.begin(), env.end(), kv) != env.end(); };
+  auto has = [&](const std::string& kv) {
+    return std::find(env.begin(), env.end(), kv) != env.end();
+  };
   CHECK(has("TIMEZONE=UTC"));
   CHECK(has("WORKERS=8"));
   CHECK(has("DEBUG=true"));
@@ -148,14 +162,21 @@ TEST_CASE("hooks run in order with their phase, and a failing one names itself a
   std::string out;
   ctx.on_output = [&](std::string_view s) { out += s; };
   Json plan = {{"hooks",
-                {{{"phase", "image"}, {"source", "hooks/image.DEFAULT"}, {"content", "echo one $KILN_PHASE"}},
+                {{{"phase", "image"},
+                  {"source", "hooks/image.DEFAULT"},
+                  {"content", "echo one $KILN_PHASE"}},
                  {{"phase", "files"}, {"source", "hooks/files.DEFAULT"}, {"content", "echo never"}},
-                 {{"phase", "image"}, {"source", "hooks/image.WEB"}, {"content", "#!/bin/sh\necho two $target"}}}}};
+                 {{"phase", "image"},
+                  {"source", "hooks/image.WEB"},
+                  {"content", "#!/bin/sh\necho two $target"}}}}};
   PlanScripts s(&runner, ctx);
   REQUIRE(s.RunHooks(plan, "image").ok());
   CHECK(out == "one image\ntwo " + ctx.target + "\n");
   CHECK(s.ran() == 2);
-  Json failing = {{"hooks", {{{"phase", "finish"}, {"source", "hooks/finish.DB"}, {"content", "echo first\necho 'disk on fire' >&2\nexit 4"}}}}};
+  Json failing = {{"hooks",
+                   {{{"phase", "finish"},
+                     {"source", "hooks/finish.DB"},
+                     {"content", "echo first\necho 'disk on fire' >&2\nexit 4"}}}}};
   Status st = s.RunHooks(failing, "finish");
   REQUIRE(!st.ok());
   CHECK(st.message() == "hook finish.DB (hooks/finish.DB) exited with 4: disk on fire");
@@ -168,7 +189,8 @@ TEST_CASE("scripts need a shell in the target") {
   ScriptContext ctx;
   ctx.target = t.Sub("target");
   PlanScripts s(&runner, ctx);
-  Json plan = {{"scripts", {{{"name", "10-x"}, {"source", "scripts/DEFAULT/10-x"}, {"content", "true"}}}}};
+  Json plan = {
+      {"scripts", {{{"name", "10-x"}, {"source", "scripts/DEFAULT/10-x"}, {"content", "true"}}}}};
   Status st = s.RunScripts(plan);
   REQUIRE(!st.ok());
   CHECK(st.message().find("the target has no /bin/sh") != std::string::npos);
@@ -177,19 +199,22 @@ TEST_CASE("scripts need a shell in the target") {
 TEST_CASE("the boot loader boots the newest kernel of the image") {
   test::TempDir t;
   fs::create_directories(t.Sub("boot"));
-  for (const char* f : {"vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-13-amd64", "initrd.img-6.1.0-13-amd64",
-                        "initrd.img-6.1.0-9-amd64", "config-6.1.0-13-amd64"})
+  for (const char* f :
+       {"vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-13-amd64", "initrd.img-6.1.0-13-amd64",
+        "initrd.img-6.1.0-9-amd64", "config-6.1.0-13-amd64"})
     REQUIRE(WriteFileAtomic(t.Sub(std::string("boot/") + f), "x", 0644).ok());
   auto k = FindKernel(t.Sub("boot"));
   REQUIRE(k.ok());
   CHECK(k->kernel == "vmlinuz-6.1.0-13-amd64");
   CHECK(k->initrd == "initrd.img-6.1.0-13-amd64");
   CHECK(ExtlinuxConfig(*k, "/boot/", "1234-abcd", "console=ttyS0") ==
-        "# Written by kiln-agent at install time.\nDEFAULT linux\nTIMEOUT 0\nPROMPT 0\n\nLABEL linux\n"
+        "# Written by kiln-agent at install time.\nDEFAULT linux\nTIMEOUT 0\nPROMPT 0\n\nLABEL "
+        "linux\n"
         "  LINUX /boot/vmlinuz-6.1.0-13-amd64\n  INITRD /boot/initrd.img-6.1.0-13-amd64\n"
         "  APPEND root=UUID=1234-abcd ro console=ttyS0\n");
   fs::create_directories(t.Sub("empty"));
-  CHECK(FindKernel(t.Sub("empty")).status().message().find("has no vmlinuz-*") != std::string::npos);
+  CHECK(FindKernel(t.Sub("empty")).status().message().find("has no vmlinuz-*") !=
+        std::string::npos);
 }
 
 TEST_CASE("base64 round-trips any bytes and names what is wrong") {

@@ -1,11 +1,11 @@
 // The disk layout language: parsing, errors with line and caret, fitting
 // layouts to disks, and a fuzz loop over the parser.
 
-#include <catch2/catch.hpp>
+#include "classes/disk_layout.h"
 
+#include <catch2/catch.hpp>
 #include <random>
 
-#include "classes/disk_layout.h"
 #include "classes/disk_resolve.h"
 
 using namespace kiln;
@@ -21,7 +21,8 @@ std::string ParseError(const std::string& text) {
   return d.Render();
 }
 
-FactDisk Disk(const std::string& name, uint64_t size, bool rotational = false, std::string transport = "sata") {
+FactDisk Disk(const std::string& name, uint64_t size, bool rotational = false,
+              std::string transport = "sata") {
   FactDisk d;
   d.name = name;
   d.path = "/dev/" + name;
@@ -36,8 +37,8 @@ struct Fitted {
   std::string error;
 };
 
-Fitted Fit(const std::vector<std::pair<std::string, std::string>>& class_texts, const std::vector<FactDisk>& disks,
-           const std::string& firmware = "") {
+Fitted Fit(const std::vector<std::pair<std::string, std::string>>& class_texts,
+           const std::vector<FactDisk>& disks, const std::string& firmware = "") {
   static std::vector<DiskLayout> keep;
   keep.clear();
   keep.reserve(class_texts.size());
@@ -47,7 +48,8 @@ Fitted Fit(const std::vector<std::pair<std::string, std::string>>& class_texts, 
     keep.push_back(ParseDiskLayout(text, "disk/" + cls, &d));
     REQUIRE(d.Render() == "");
   }
-  for (size_t i = 0; i < class_texts.size(); ++i) layouts.push_back({class_texts[i].first, &keep[i]});
+  for (size_t i = 0; i < class_texts.size(); ++i)
+    layouts.push_back({class_texts[i].first, &keep[i]});
   Fitted f;
   Diagnostic err;
   if (!ResolveDisks(layouts, disks, firmware, &f.disks, &err)) f.error = err.Render();
@@ -116,45 +118,60 @@ TEST_CASE("layout errors name the line and point at the problem") {
         "                 ^ near here");
   CHECK(ParseError("part root size=1G\n") ==
         "disk/WEB:1: part before any disk (start with: disk ROLE)\npart root size=1G\n^ near here");
-  CHECK(ParseError("disk os\n  part root size=1G fs=ext5 mount=/\n") ==
-        "disk/WEB:2: unknown filesystem \"ext5\" (ext2, ext3, ext4, xfs, btrfs, vfat, swap or none)\n"
-        "  part root size=1G fs=ext5 mount=/\n                       ^ near here");
+  CHECK(
+      ParseError("disk os\n  part root size=1G fs=ext5 mount=/\n") ==
+      "disk/WEB:2: unknown filesystem \"ext5\" (ext2, ext3, ext4, xfs, btrfs, vfat, swap or none)\n"
+      "  part root size=1G fs=ext5 mount=/\n                       ^ near here");
   CHECK(ParseError("disk os\n  part root size=1G fs=ext4 mount=/var/../etc\n") ==
         "disk/WEB:2: mount point \"/var/../etc\" is not a clean absolute path\n"
-        "  part root size=1G fs=ext4 mount=/var/../etc\n                                  ^ near here");
+        "  part root size=1G fs=ext4 mount=/var/../etc\n                                  ^ near "
+        "here");
   CHECK(ParseError("disk os\n  part esp size=1G type=esp fs=ext4 mount=/boot/efi\n") ==
         "disk/WEB:2: an EFI system partition must be fs=vfat\n"
-        "  part esp size=1G type=esp fs=ext4 mount=/boot/efi\n                               ^ near here");
+        "  part esp size=1G type=esp fs=ext4 mount=/boot/efi\n                               ^ "
+        "near here");
   CHECK(ParseError("disk os\n  part b size=1M type=bios mount=/boot\n") ==
         "disk/WEB:2: a BIOS boot partition holds GRUB's core image: no fs and no mount\n"
         "  part b size=1M type=bios mount=/boot\n                                 ^ near here");
-  CHECK(ParseError("disk os table=msdos\n  part b size=1M type=bios\n  part r size=1G fs=ext4 mount=/\n") ==
-        "disk/WEB:2: a BIOS boot partition is for GPT disks; msdos disks boot from the MBR gap\n"
-        "  part b size=1M type=bios\n  ^ near here");
-  CHECK(ParseError("disk os\n  part a size=rest fs=ext4 mount=/\n  part b size=1G- fs=ext4 mount=/b\n") ==
-        "disk/WEB:3: partitions \"a\" (line 2) and \"b\" both grow without limit; only one per disk may (rest or SIZE-)\n"
+  CHECK(
+      ParseError(
+          "disk os table=msdos\n  part b size=1M type=bios\n  part r size=1G fs=ext4 mount=/\n") ==
+      "disk/WEB:2: a BIOS boot partition is for GPT disks; msdos disks boot from the MBR gap\n"
+      "  part b size=1M type=bios\n  ^ near here");
+  CHECK(ParseError(
+            "disk os\n  part a size=rest fs=ext4 mount=/\n  part b size=1G- fs=ext4 mount=/b\n") ==
+        "disk/WEB:3: partitions \"a\" (line 2) and \"b\" both grow without limit; only one per "
+        "disk may (rest or SIZE-)\n"
         "  part b size=1G- fs=ext4 mount=/b\n  ^ near here");
-  CHECK(ParseError("disk os\n  part a size=60% fs=ext4 mount=/\n  part b size=50% fs=ext4 mount=/b\n") ==
+  CHECK(ParseError(
+            "disk os\n  part a size=60% fs=ext4 mount=/\n  part b size=50% fs=ext4 mount=/b\n") ==
         "disk/WEB:1: disk os: the partitions ask for 110% of the disk\ndisk os\n^ near here");
   CHECK(ParseError("disk os\n  part a size=1G fs=ext4 mount=/\ndisk os\n  part b size=1G\n") ==
         "disk/WEB:3: disk role \"os\" already defined at line 1\ndisk os\n     ^ near here");
   CHECK(ParseError("disk os\n  part a size=1G\n  part a size=2G\n") ==
-        "disk/WEB:3: partition \"a\" already defined at line 2\n  part a size=2G\n       ^ near here");
+        "disk/WEB:3: partition \"a\" already defined at line 2\n  part a size=2G\n       ^ near "
+        "here");
   CHECK(ParseError("disk os on=fastest\n  part a size=1G\n") ==
-        "disk/WEB:1: unknown disk selector \"fastest\" (use N, largest, smallest, ssd, hdd, nvme, sata, name:X, "
+        "disk/WEB:1: unknown disk selector \"fastest\" (use N, largest, smallest, ssd, hdd, nvme, "
+        "sata, name:X, "
         "serial:X, model:X, min:SIZE)\ndisk os on=fastest\n           ^ near here");
   CHECK(ParseError("disk os on=ssd,largest,2\n  part a size=1G\n") ==
         "disk/WEB:1: a disk selector picks one way only (N, largest or smallest)\n"
         "disk os on=ssd,largest,2\n                       ^ near here");
   CHECK(ParseError("disk os\n  part a size=1G label=\"unterminated\n") ==
-        "disk/WEB:2: unterminated quote\n  part a size=1G label=\"unterminated\n                       ^ near here");
+        "disk/WEB:2: unterminated quote\n  part a size=1G label=\"unterminated\n                   "
+        "    ^ near here");
   CHECK(ParseError("raid md0 level=1\n") ==
-        "disk/WEB:1: \"raid\" is not supported yet (reserved for RAID, LVM and LUKS)\nraid md0 level=1\n^ near here");
+        "disk/WEB:1: \"raid\" is not supported yet (reserved for RAID, LVM and LUKS)\nraid md0 "
+        "level=1\n^ near here");
   CHECK(ParseError("disk os\n  part a size=1G type=lvm\n") ==
-        "disk/WEB:2: partition type \"lvm\" is not supported yet\n  part a size=1G type=lvm\n                      ^ near here");
+        "disk/WEB:2: partition type \"lvm\" is not supported yet\n  part a size=1G type=lvm\n      "
+        "                ^ near here");
   CHECK(ParseError("disk os\n") == "disk/WEB:1: disk os has no partitions\ndisk os\n^ near here");
-  CHECK(ParseError("disk os table=msdos\n part a size=1G\n part b size=1G\n part c size=1G\n part d size=1G\n part e size=1G\n") ==
-        "disk/WEB:6: an msdos table holds at most 4 partitions here (no logical partitions); use table=gpt\n"
+  CHECK(ParseError("disk os table=msdos\n part a size=1G\n part b size=1G\n part c size=1G\n part "
+                   "d size=1G\n part e size=1G\n") ==
+        "disk/WEB:6: an msdos table holds at most 4 partitions here (no logical partitions); use "
+        "table=gpt\n"
         " part e size=1G\n ^ near here");
 }
 
@@ -193,25 +210,32 @@ TEST_CASE("fitting: fixed, ranges, rest, alignment and device names") {
   // space by headroom (20 GiB for the range, all of the free space for rest).
   const auto& sp = small.disks[0].parts;
   uint64_t free = small.disks[0].usable_bytes - 512 * kMiB - 20 * GiB - 4 * GiB;
-  CHECK(sp[1].size_bytes == 20 * GiB + static_cast<uint64_t>((long double)free * (20 * GiB) / (20 * GiB + free)) / kMiB * kMiB);
+  CHECK(sp[1].size_bytes ==
+        20 * GiB + static_cast<uint64_t>((long double)free * (20 * GiB) / (20 * GiB + free)) /
+                       kMiB * kMiB);
   CHECK(sp[3].size_bytes > 0);
   CHECK(sp[1].size_bytes + sp[3].size_bytes + 512 * kMiB + 4 * GiB == small.disks[0].usable_bytes);
 }
 
 TEST_CASE("bounded ranges share free space by headroom; percentages are of usable space") {
-  auto f = Fit({{"DB", "disk os\n part a size=10G-20G fs=ext4 mount=/\n part b size=10G-40G fs=ext4 mount=/b\n"
-                       " part c size=10% fs=ext4 mount=/c\n"}},
-               {Disk("sda", 100 * GiB)});
+  auto f =
+      Fit({{"DB",
+            "disk os\n part a size=10G-20G fs=ext4 mount=/\n part b size=10G-40G fs=ext4 mount=/b\n"
+            " part c size=10% fs=ext4 mount=/c\n"}},
+          {Disk("sda", 100 * GiB)});
   REQUIRE(f.error == "");
   const auto& p = f.disks[0].parts;
   uint64_t usable = f.disks[0].usable_bytes;
   CHECK(p[2].size_bytes == usable / 10 / kMiB * kMiB);
   CHECK(p[0].size_bytes == 20 * GiB);
   CHECK(p[1].size_bytes == 40 * GiB);
-  CHECK(f.disks[0].unallocated_bytes == usable - p[0].size_bytes - p[1].size_bytes - p[2].size_bytes);
+  CHECK(f.disks[0].unallocated_bytes ==
+        usable - p[0].size_bytes - p[1].size_bytes - p[2].size_bytes);
 
-  auto tight = Fit({{"DB", "disk os\n part a size=10G-20G fs=ext4 mount=/\n part b size=10G-40G fs=ext4 mount=/b\n"}},
-                   {Disk("sda", 30 * GiB)});
+  auto tight = Fit(
+      {{"DB",
+        "disk os\n part a size=10G-20G fs=ext4 mount=/\n part b size=10G-40G fs=ext4 mount=/b\n"}},
+      {Disk("sda", 30 * GiB)});
   REQUIRE(tight.error == "");
   uint64_t free = tight.disks[0].usable_bytes - 20 * GiB;
   // 1:3 headroom split of the free space.
@@ -219,26 +243,36 @@ TEST_CASE("bounded ranges share free space by headroom; percentages are of usabl
 }
 
 TEST_CASE("sizes that do not fit are errors naming the disk and the partitions") {
-  auto f = Fit({{"DB", "disk os\n  part root size=30G fs=ext4 mount=/\n  part var size=20G-  fs=ext4 mount=/var\n"}},
+  auto f = Fit({{"DB",
+                 "disk os\n  part root size=30G fs=ext4 mount=/\n  part var size=20G-  fs=ext4 "
+                 "mount=/var\n"}},
                {Disk("sda", 40 * GiB)});
   CHECK(f.error ==
-        "disk/DB:1: disk os does not fit on sda (40.0 GiB, 40.0 GiB usable): the partitions need at least "
+        "disk/DB:1: disk os does not fit on sda (40.0 GiB, 40.0 GiB usable): the partitions need "
+        "at least "
         "50.0 GiB (root 30.0 GiB + var 20.0 GiB)\ndisk os\n^ near here");
-  auto none = Fit({{"DB", "disk os\n part a size=50% fs=ext4 mount=/\n part b size=50% fs=ext4 mount=/b\n part c size=rest\n"}},
+  auto none = Fit({{"DB",
+                    "disk os\n part a size=50% fs=ext4 mount=/\n part b size=50% fs=ext4 "
+                    "mount=/b\n part c size=rest\n"}},
                   {Disk("sda", 10 * GiB)});
   CHECK(none.error ==
-        "disk/DB:4: partition c (size=rest) gets no space on sda: the other partitions take all 10.0 GiB\n"
+        "disk/DB:4: partition c (size=rest) gets no space on sda: the other partitions take all "
+        "10.0 GiB\n"
         " part c size=rest\n ^ near here");
-  auto msdos = Fit({{"DB", "disk os table=msdos\n part a size=rest fs=ext4 mount=/\n"}}, {Disk("sda", 4096 * GiB)});
-  CHECK(msdos.error.find("disk/DB:1: disk os: an msdos table cannot address past 2 TiB (sda is 4.0 TiB); use table=gpt") == 0);
+  auto msdos = Fit({{"DB", "disk os table=msdos\n part a size=rest fs=ext4 mount=/\n"}},
+                   {Disk("sda", 4096 * GiB)});
+  CHECK(msdos.error.find("disk/DB:1: disk os: an msdos table cannot address past 2 TiB (sda is 4.0 "
+                         "TiB); use table=gpt") == 0);
 }
 
 TEST_CASE("disks are chosen by order, size, kind and name; removable and USB disks never") {
   std::vector<FactDisk> disks = {Disk("sda", 4000 * GiB, true), Disk("sdb", 480 * GiB),
-                                 Disk("nvme0n1", 960 * GiB, false, "nvme"), Disk("sdc", 16 * GiB, false, "usb")};
-  auto f = Fit({{"DB", "disk os on=ssd,smallest\n part r size=rest fs=ext4 mount=/\n"
-                       "disk data on=largest\n part d size=rest fs=xfs mount=/data\n"
-                       "disk fast on=nvme\n part f size=rest fs=xfs mount=/fast\n"}},
+                                 Disk("nvme0n1", 960 * GiB, false, "nvme"),
+                                 Disk("sdc", 16 * GiB, false, "usb")};
+  auto f = Fit({{"DB",
+                 "disk os on=ssd,smallest\n part r size=rest fs=ext4 mount=/\n"
+                 "disk data on=largest\n part d size=rest fs=xfs mount=/data\n"
+                 "disk fast on=nvme\n part f size=rest fs=xfs mount=/fast\n"}},
                disks);
   REQUIRE(f.error == "");
   CHECK(f.disks[0].name == "sdb");
@@ -248,19 +282,24 @@ TEST_CASE("disks are chosen by order, size, kind and name; removable and USB dis
   CHECK(second.disks[0].name == "sdb");
   auto missing = Fit({{"DB", "disk os on=hdd,min:8T\n part r size=rest fs=ext4 mount=/\n"}}, disks);
   CHECK(missing.error ==
-        "disk/DB:1: disk os (on=hdd,min:8T): no disk of this node matches (its disks: sda 3.9 TiB hdd sata, "
+        "disk/DB:1: disk os (on=hdd,min:8T): no disk of this node matches (its disks: sda 3.9 TiB "
+        "hdd sata, "
         "sdb 480.0 GiB ssd sata, nvme0n1 960.0 GiB ssd nvme)\ndisk os on=hdd,min:8T\n^ near here");
-  auto clash = Fit({{"DB", "disk os on=1\n part r size=rest fs=ext4 mount=/\ndisk data on=name:sda\n part d size=rest fs=xfs mount=/d\n"}},
+  auto clash = Fit({{"DB",
+                     "disk os on=1\n part r size=rest fs=ext4 mount=/\ndisk data on=name:sda\n "
+                     "part d size=rest fs=xfs mount=/d\n"}},
                    disks);
   CHECK(clash.error ==
-        "disk/DB:3: disk data (on=name:sda) would take sda, which disk os already took (disk/DB:1, class DB)\n"
+        "disk/DB:3: disk data (on=name:sda) would take sda, which disk os already took (disk/DB:1, "
+        "class DB)\n"
         "disk data on=name:sda\n^ near here");
 }
 
 TEST_CASE("a higher class wins a disk role; contradictions across classes name both places") {
   const char* def = "disk os\n part root size=rest fs=ext4 mount=/\n";
-  const char* db = "disk os\n part root size=20G fs=ext4 mount=/\n part var size=rest fs=ext4 mount=/var\n"
-                   "disk data\n part pg size=rest fs=xfs mount=/var/lib/postgresql\n";
+  const char* db =
+      "disk os\n part root size=20G fs=ext4 mount=/\n part var size=rest fs=ext4 mount=/var\n"
+      "disk data\n part pg size=rest fs=xfs mount=/var/lib/postgresql\n";
   auto f = Fit({{"DEFAULT", def}, {"DB", db}}, {Disk("sda", 100 * GiB), Disk("sdb", 1000 * GiB)});
   REQUIRE(f.error == "");
   REQUIRE(f.disks.size() == 2);
@@ -273,27 +312,38 @@ TEST_CASE("a higher class wins a disk role; contradictions across classes name b
   auto twice = Fit({{"DEFAULT", def}, {"DB", "disk data\n part x size=rest fs=xfs mount=/\n"}},
                    {Disk("sda", 100 * GiB), Disk("sdb", 100 * GiB)});
   CHECK(twice.error ==
-        "disk/DB:2: mount point / is also mounted by disk/DEFAULT:2 (class DEFAULT, disk os, partition root)\n"
+        "disk/DB:2: mount point / is also mounted by disk/DEFAULT:2 (class DEFAULT, disk os, "
+        "partition root)\n"
         " part x size=rest fs=xfs mount=/\n ^ near here");
-  auto esp = Fit({{"DEFAULT", "disk os\n part e size=100M type=esp mount=/boot/efi\n part r size=rest fs=ext4 mount=/\n"},
-                  {"GPU", "disk scratch\n part e2 size=100M type=esp\n"}},
-                 {Disk("sda", 100 * GiB), Disk("sdb", 100 * GiB)});
-  CHECK(esp.error ==
-        "disk/GPU:2: a second EFI system partition; the first is at disk/DEFAULT:2 (class DEFAULT)\n"
-        " part e2 size=100M type=esp\n ^ near here");
-  auto noroot = Fit({{"DB", "disk data\n part d size=rest fs=xfs mount=/data\n"}}, {Disk("sda", 100 * GiB)});
-  CHECK(noroot.error == "disk/DB:1: no partition mounts / (the layout comes from disk/DB:1)\ndisk data\n^ near here");
-  auto uefi = Fit({{"DB", "disk os\n part r size=rest fs=ext4 mount=/\n"}}, {Disk("sda", 100 * GiB)}, "uefi");
-  CHECK(uefi.error.find("disk/DB:1: this node boots UEFI but its disk layout has no EFI system partition (type=esp)") == 0);
+  auto esp = Fit(
+      {{"DEFAULT",
+        "disk os\n part e size=100M type=esp mount=/boot/efi\n part r size=rest fs=ext4 mount=/\n"},
+       {"GPU", "disk scratch\n part e2 size=100M type=esp\n"}},
+      {Disk("sda", 100 * GiB), Disk("sdb", 100 * GiB)});
+  CHECK(
+      esp.error ==
+      "disk/GPU:2: a second EFI system partition; the first is at disk/DEFAULT:2 (class DEFAULT)\n"
+      " part e2 size=100M type=esp\n ^ near here");
+  auto noroot =
+      Fit({{"DB", "disk data\n part d size=rest fs=xfs mount=/data\n"}}, {Disk("sda", 100 * GiB)});
+  CHECK(
+      noroot.error ==
+      "disk/DB:1: no partition mounts / (the layout comes from disk/DB:1)\ndisk data\n^ near here");
+  auto uefi = Fit({{"DB", "disk os\n part r size=rest fs=ext4 mount=/\n"}},
+                  {Disk("sda", 100 * GiB)}, "uefi");
+  CHECK(uefi.error.find("disk/DB:1: this node boots UEFI but its disk layout has no EFI system "
+                        "partition (type=esp)") == 0);
 }
 
 TEST_CASE("fuzz: mutated layouts never crash the parser and every error has a place") {
   std::mt19937 rng(20261126);
-  const std::string seeds[] = {
-      kBasic,
-      "disk os on=ssd,smallest table=msdos\n part root size=10%-50% fs=ext4 mount=/ options=noatime\n part s size=2G fs=swap\n",
-      "disk data on=name:nvme0n1 table=gpt\n part d size=100% fs=xfs mount=/srv label=\"data \\\"x\\\"\" mkfs=\"-K\"\n"};
-  const std::string alphabet = "disk part size= fs= mount= on= table= type= esp bios rest 0123456789%-.MGTK/\"\\#\n\t =,:";
+  const std::string seeds[] = {kBasic,
+                               "disk os on=ssd,smallest table=msdos\n part root size=10%-50% "
+                               "fs=ext4 mount=/ options=noatime\n part s size=2G fs=swap\n",
+                               "disk data on=name:nvme0n1 table=gpt\n part d size=100% fs=xfs "
+                               "mount=/srv label=\"data \\\"x\\\"\" mkfs=\"-K\"\n"};
+  const std::string alphabet =
+      "disk part size= fs= mount= on= table= type= esp bios rest 0123456789%-.MGTK/\"\\#\n\t =,:";
   int parsed_ok = 0;
   for (int iter = 0; iter < 20000; ++iter) {
     std::string text = seeds[rng() % 3];
@@ -302,8 +352,12 @@ TEST_CASE("fuzz: mutated layouts never crash the parser and every error has a pl
       size_t pos = text.empty() ? 0 : rng() % (text.size() + 1);
       switch (rng() % 4) {
         case 0: text.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
-        case 1: if (pos < text.size()) text.erase(pos, 1 + rng() % 8); break;
-        case 2: if (pos < text.size()) text[pos] = static_cast<char>(rng() % 256); break;
+        case 1:
+          if (pos < text.size()) text.erase(pos, 1 + rng() % 8);
+          break;
+        case 2:
+          if (pos < text.size()) text[pos] = static_cast<char>(rng() % 256);
+          break;
         case 3: {
           size_t from = rng() % (text.size() + 1);
           text.insert(pos, text.substr(from, rng() % 24));
@@ -327,7 +381,9 @@ TEST_CASE("fuzz: mutated layouts never crash the parser and every error has a pl
       // A layout that parses can be fitted (or refused) without crashing.
       std::vector<ResolvedDisk> out;
       Diagnostic err;
-      ResolveDisks({{"FUZZ", &l}}, {Disk("sda", 100 * GiB), Disk("nvme0n1", 500 * GiB, false, "nvme")}, "", &out, &err);
+      ResolveDisks({{"FUZZ", &l}},
+                   {Disk("sda", 100 * GiB), Disk("nvme0n1", 500 * GiB, false, "nvme")}, "", &out,
+                   &err);
     }
   }
   CHECK(parsed_ok > 100);  // the loop explores valid layouts too

@@ -1,12 +1,12 @@
 // Plan resolution: class order, later-wins merging, files, substitution,
 // the image, scripts and hooks, and the explanation of every decision.
 
-#include <catch2/catch.hpp>
+#include "classes/resolver.h"
 
+#include <catch2/catch.hpp>
 #include <thread>
 
 #include "classes/plan_text.h"
-#include "classes/resolver.h"
 #include "common/file_util.h"
 #include "tests/classes/space_builder.h"
 
@@ -31,7 +31,8 @@ std::shared_ptr<const Space> Example() {
   return s;
 }
 
-const Decision* Find(const Plan& p, const std::string& what, const std::string& subject, size_t nth = 0) {
+const Decision* Find(const Plan& p, const std::string& what, const std::string& subject,
+                     size_t nth = 0) {
   for (const auto& d : p.explain)
     if (d.what == what && d.subject == subject && nth-- == 0) return &d;
   return nullptr;
@@ -49,7 +50,8 @@ TEST_CASE("class order: DEFAULT, rules in file order, hosts file, explicit, host
   n.classes = {"GPU"};
   Plan p;
   REQUIRE(ResolveError(r, n, &p, true) == "");
-  CHECK(p.classes == std::vector<std::string>{"DEFAULT", "WEB", "DB", "EXTRA", "GPU", "web01", "LAST"});
+  CHECK(p.classes ==
+        std::vector<std::string>{"DEFAULT", "WEB", "DB", "EXTRA", "GPU", "web01", "LAST"});
   const Decision* removed = Find(p, "class", "GPU", 1);
   REQUIRE(removed);
   CHECK(removed->action == "removed");
@@ -68,21 +70,27 @@ TEST_CASE("explicit classes and hostnames are checked") {
   Resolver r(b.Load());
   NodeRecord n = TestNode();
   n.classes = {"NOPE"};
-  CHECK(ResolveError(r, n) == "node web01: explicit class \"NOPE\" is not declared in classes.list");
+  CHECK(ResolveError(r, n) ==
+        "node web01: explicit class \"NOPE\" is not declared in classes.list");
   n.classes = {};
   n.hostname = "Web_01";
   CHECK(ResolveError(r, n) == "node web01: hostname \"Web_01\" is not a short lower-case hostname");
-  CHECK(NodeFromJson({{"id", "x"}, {"facts", {{"disks", {{{"name", "sda"}, {"size_bytes", "big"}}}}}}}).status().message() ==
+  CHECK(NodeFromJson(
+            {{"id", "x"}, {"facts", {{"disks", {{{"name", "sda"}, {"size_bytes", "big"}}}}}}})
+            .status()
+            .message() ==
         "node record: facts.disks[0].size_bytes: expected an unsigned integer, got string");
-  CHECK(NodeFromJson({{"id", "x"}, {"macs", {"nope"}}}).status().message() == "node record: \"nope\" is not a MAC address");
+  CHECK(NodeFromJson({{"id", "x"}, {"macs", {"nope"}}}).status().message() ==
+        "node record: \"nope\" is not a MAC address");
 }
 
 TEST_CASE("variables: later classes override and extend earlier ones") {
-  SpaceBuilder b({{"class/10.lua", "add('WEB')\n"},
-                  {"vars/DEFAULT.lua", "A = 1\nLIST = {'a'}\nGONE = 'x'\nMAP = {k = 'v'}\n"},
-                  {"vars/WEB.lua", "A = A + 1\ntable.insert(LIST, 'b')\nGONE = nil\nB = var('NOPE') == nil\n"},
-                  {"vars/web01.lua", "C = MAP.k .. '!'\n"},
-                  {"hosts/web01", ""}});
+  SpaceBuilder b(
+      {{"class/10.lua", "add('WEB')\n"},
+       {"vars/DEFAULT.lua", "A = 1\nLIST = {'a'}\nGONE = 'x'\nMAP = {k = 'v'}\n"},
+       {"vars/WEB.lua", "A = A + 1\ntable.insert(LIST, 'b')\nGONE = nil\nB = var('NOPE') == nil\n"},
+       {"vars/web01.lua", "C = MAP.k .. '!'\n"},
+       {"hosts/web01", ""}});
   Resolver r(b.Load());
   Plan p;
   REQUIRE(ResolveError(r, TestNode(), &p, true) == "");
@@ -115,9 +123,10 @@ TEST_CASE("files: the highest class wins; owner, mode and ${VAR} substitution") 
                   {"files/etc/list/WEB.attrs", "subst=yes\n"}});
   Resolver r(b.Load());
   Plan p;
-  CHECK(ResolveError(r, TestNode(), &p) ==
-        "files/etc/list/WEB:1: ${L} is a list (set at vars/DEFAULT.lua:4); only strings, numbers and "
-        "booleans substitute\n${L}\n^ near here");
+  CHECK(
+      ResolveError(r, TestNode(), &p) ==
+      "files/etc/list/WEB:1: ${L} is a list (set at vars/DEFAULT.lua:4); only strings, numbers and "
+      "booleans substitute\n${L}\n^ near here");
   SpaceBuilder ok({{"class/10.lua", "add('WEB')\n"},
                    {"vars/DEFAULT.lua", "NAME = 'kiln'\nN = 3\nON = true\n"},
                    {"files/etc/motd/DEFAULT", "default\n"},
@@ -138,10 +147,12 @@ TEST_CASE("files: the highest class wins; owner, mode and ${VAR} substitution") 
   CHECK(motd.overrode[0].cls == "DEFAULT");
   CHECK(p.files[1].content == "${NOT_SUBSTITUTED}\n");
 
-  SpaceBuilder unset({{"files/etc/x/DEFAULT", "a\nb ${MISSING} c\n"}, {"files/etc/x/DEFAULT.attrs", "subst=yes\n"}});
+  SpaceBuilder unset({{"files/etc/x/DEFAULT", "a\nb ${MISSING} c\n"},
+                      {"files/etc/x/DEFAULT.attrs", "subst=yes\n"}});
   Resolver r3(unset.Load());
   CHECK(ResolveError(r3, TestNode()) ==
-        "files/etc/x/DEFAULT:2: ${MISSING}: no class of this node sets variable MISSING\nb ${MISSING} c\n  ^ near here");
+        "files/etc/x/DEFAULT:2: ${MISSING}: no class of this node sets variable MISSING\nb "
+        "${MISSING} c\n  ^ near here");
 }
 
 TEST_CASE("the image comes from the IMAGE variable") {
@@ -156,7 +167,8 @@ TEST_CASE("the image comes from the IMAGE variable") {
   SpaceBuilder bad({{"vars/DEFAULT.lua", "\nIMAGE = 'web@'\n"}});
   Resolver r2(bad.Load());
   CHECK(ResolveError(r2, TestNode()) ==
-        "vars/DEFAULT.lua:2: IMAGE = \"web@\": an image is \"name\" or \"name@version\" (letters, digits, '-', "
+        "vars/DEFAULT.lua:2: IMAGE = \"web@\": an image is \"name\" or \"name@version\" (letters, "
+        "digits, '-', "
         "'_', '.')\nIMAGE = 'web@'");
   SpaceBuilder none({});
   Resolver r3(none.Load());
@@ -189,7 +201,8 @@ TEST_CASE("the example space: web01's plan and its explanation read like a story
   Resolver r(Example());
   Plan p;
   REQUIRE(ResolveError(r, ExampleNode("web01"), &p, true) == "");
-  CHECK(p.classes == std::vector<std::string>{"DEFAULT", "WEB", "RACK_A1", "DEBUG", "web01", "LAST"});
+  CHECK(p.classes ==
+        std::vector<std::string>{"DEFAULT", "WEB", "RACK_A1", "DEBUG", "web01", "LAST"});
   CHECK(p.image->ref == "web@3");
   CHECK(p.vars.at("NTP_SERVER").value == "10.1.1.123");
   CHECK(p.vars.at("PACKAGES").value.back() == "tcpdump");
@@ -198,25 +211,31 @@ TEST_CASE("the example space: web01's plan and its explanation read like a story
   Json j = PlanToJson(p, true);
   std::string text = RenderExplainText(j);
   INFO(text);
-  for (const char* line : {
-           "  added    WEB       by class/10-tier.lua:4: add(\"WEB\")\n",
-           "  added    RACK_A1   by class/30-rack.lua:6: if rack then return \"RACK_\" .. rack:upper() end\n",
-           "  added    DEBUG     by hosts/web01:2 (listed for this host)\n",
-           "  IMAGE = \"web@3\" by WEB at vars/WEB.lua:2, overriding \"base@1\" from DEFAULT at vars/DEFAULT.lua:2\n",
-           "  NTP_SERVER = \"10.1.1.123\" by RACK_A1 at vars/RACK_A1.lua:3, overriding \"10.0.0.123\" from DEFAULT at vars/DEFAULT.lua:5\n",
-           "Image: web@3 chosen by WEB at vars/WEB.lua:2, overriding \"base@1\" from DEFAULT\n",
-           "  os -> /dev/sda (447.1 GiB, gpt), layout of DEFAULT from disk/DEFAULT:2\n",
-           "  /etc/motd from web01: files/etc/motd/web01 root:root 0644, ${VAR} substituted; overrides DEFAULT, WEB\n",
-           "  3. scripts/WEB/10-nginx (WEB)\n"})
+  for (const char* line :
+       {"  added    WEB       by class/10-tier.lua:4: add(\"WEB\")\n",
+        "  added    RACK_A1   by class/30-rack.lua:6: if rack then return \"RACK_\" .. "
+        "rack:upper() end\n",
+        "  added    DEBUG     by hosts/web01:2 (listed for this host)\n",
+        "  IMAGE = \"web@3\" by WEB at vars/WEB.lua:2, overriding \"base@1\" from DEFAULT at "
+        "vars/DEFAULT.lua:2\n",
+        "  NTP_SERVER = \"10.1.1.123\" by RACK_A1 at vars/RACK_A1.lua:3, overriding \"10.0.0.123\" "
+        "from DEFAULT at vars/DEFAULT.lua:5\n",
+        "Image: web@3 chosen by WEB at vars/WEB.lua:2, overriding \"base@1\" from DEFAULT\n",
+        "  os -> /dev/sda (447.1 GiB, gpt), layout of DEFAULT from disk/DEFAULT:2\n",
+        "  /etc/motd from web01: files/etc/motd/web01 root:root 0644, ${VAR} substituted; "
+        "overrides DEFAULT, WEB\n",
+        "  3. scripts/WEB/10-nginx (WEB)\n"})
     CHECK(text.find(line) != std::string::npos);
-  CHECK(j["files"][2]["content"] == "web01: THE CANARY. New images land here first; log level debug.\n");
+  CHECK(j["files"][2]["content"] ==
+        "web01: THE CANARY. New images land here first; log level debug.\n");
 }
 
 TEST_CASE("the example space: db01 gets two disks, a removed GPU, and rule output") {
   Resolver r(Example());
   Plan p;
   REQUIRE(ResolveError(r, ExampleNode("db01"), &p, true) == "");
-  CHECK(p.classes == std::vector<std::string>{"DEFAULT", "DB", "BIGMEM", "RACK_A1", "db01", "LAST"});
+  CHECK(p.classes ==
+        std::vector<std::string>{"DEFAULT", "DB", "BIGMEM", "RACK_A1", "db01", "LAST"});
   REQUIRE(p.disks.size() == 2);
   CHECK(p.disks[0].device == "/dev/sda");
   CHECK(p.disks[1].device == "/dev/nvme0n1");
@@ -236,7 +255,8 @@ TEST_CASE("the example space: db01 gets two disks, a removed GPU, and rule outpu
   CHECK_FALSE(j.contains("explain"));
   CHECK(j["mounts"][0]["mount"] == "/");
   CHECK(j["files"][3]["path"] == "/etc/postgresql/15/main/conf.d/kiln.conf");
-  CHECK(j["files"][3]["content"] == "# Managed by kiln\nshared_buffers = 65536MB\nlisten_addresses = '*'\n");
+  CHECK(j["files"][3]["content"] ==
+        "# Managed by kiln\nshared_buffers = 65536MB\nlisten_addresses = '*'\n");
 }
 
 TEST_CASE("a node whose disk is too small gets a clear error") {
@@ -244,7 +264,8 @@ TEST_CASE("a node whose disk is too small gets a clear error") {
   NodeRecord n = ExampleNode("web02");
   n.facts["disks"][0]["size_bytes"] = 16ull << 30;
   CHECK(ResolveError(r, n) ==
-        "disk/DEFAULT:2: disk os does not fit on sda (16.0 GiB, 16.0 GiB usable): the partitions need at least "
+        "disk/DEFAULT:2: disk os does not fit on sda (16.0 GiB, 16.0 GiB usable): the partitions "
+        "need at least "
         "24.5 GiB (esp 512.0 MiB + bios 1.0 MiB + root 20.0 GiB + swap 4.0 GiB)\n"
         "disk os on=smallest table=gpt\n^ near here");
 }

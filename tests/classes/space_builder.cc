@@ -5,7 +5,8 @@
 namespace kiln::test {
 
 SpaceBuilder::SpaceBuilder(Files files) {
-  if (!files.count("classes.list")) files["classes.list"] = "WEB web\nDB database\nGPU gpu\nEXTRA extra\n";
+  if (!files.count("classes.list"))
+    files["classes.list"] = "WEB web\nDB database\nGPU gpu\nEXTRA extra\n";
   for (const auto& [path, content] : files) WriteTestFile(tmp_.Sub(path), content);
 }
 
@@ -44,8 +45,8 @@ classes::NodeRecord TestNode(const std::string& host) {
   return n;
 }
 
-std::string ResolveError(const classes::Resolver& r, const classes::NodeRecord& n, classes::Plan* plan,
-                         bool explain) {
+std::string ResolveError(const classes::Resolver& r, const classes::NodeRecord& n,
+                         classes::Plan* plan, bool explain) {
   classes::Plan p;
   classes::Diagnostic err;
   if (!r.Resolve(n, {.explain = explain}, &p, &err)) return err.Render();

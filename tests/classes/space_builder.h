@@ -15,7 +15,8 @@ namespace kiln::test {
 class SpaceBuilder {
  public:
   using Files = std::map<std::string, std::string>;
-  explicit SpaceBuilder(std::initializer_list<Files::value_type> files) : SpaceBuilder(Files(files)) {}
+  explicit SpaceBuilder(std::initializer_list<Files::value_type> files)
+      : SpaceBuilder(Files(files)) {}
   explicit SpaceBuilder(Files files);
   const std::string& dir() const { return tmp_.path(); }
   // Loads; REQUIREs success.

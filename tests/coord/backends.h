@@ -10,7 +10,6 @@
 // Without the zookeeper package they pass with a "SKIP: ..." warning.
 
 #include <catch2/catch.hpp>
-
 #include <memory>
 #include <string>
 
@@ -73,19 +72,19 @@ inline void MustOk(const Status& s) {
 }  // namespace kiln::test
 
 #define KILN_CONF_FN_(line) KILN_CONCAT_(kiln_conformance_, line)
-#define CONFORMANCE_TEST_IMPL_(name, fn)                               \
-  static void fn(::kiln::test::Backend& b);                            \
-  TEST_CASE("embedded: " name, "[embedded]") {                         \
-    ::kiln::test::EmbeddedBackend b;                                   \
-    fn(b);                                                             \
-  }                                                                    \
-  TEST_CASE("zookeeper: " name, "[zookeeper]") {                       \
-    if (!::kiln::test::ZkAvailable()) {                                \
-      WARN("SKIP: " << ::kiln::test::ZkUnavailableReason());          \
-      return;                                                          \
-    }                                                                  \
-    ::kiln::test::ZooKeeperBackend b;                                  \
-    fn(b);                                                             \
-  }                                                                    \
+#define CONFORMANCE_TEST_IMPL_(name, fn)                     \
+  static void fn(::kiln::test::Backend& b);                  \
+  TEST_CASE("embedded: " name, "[embedded]") {               \
+    ::kiln::test::EmbeddedBackend b;                         \
+    fn(b);                                                   \
+  }                                                          \
+  TEST_CASE("zookeeper: " name, "[zookeeper]") {             \
+    if (!::kiln::test::ZkAvailable()) {                      \
+      WARN("SKIP: " << ::kiln::test::ZkUnavailableReason()); \
+      return;                                                \
+    }                                                        \
+    ::kiln::test::ZooKeeperBackend b;                        \
+    fn(b);                                                   \
+  }                                                          \
   static void fn([[maybe_unused]] ::kiln::test::Backend& b)
 #define CONFORMANCE_TEST(name) CONFORMANCE_TEST_IMPL_(name, KILN_CONF_FN_(__LINE__))

@@ -197,8 +197,8 @@ CONFORMANCE_TEST("ephemeral znodes belong to a session and vanish when it closes
   auto session = Must(s.CreateSession(10s));
   CHECK(session.id != 0);
   Must(s.Create("/live"));
-  auto e = Must(s.Create(CreateOp{.path = "/live/me", .data = "x", .ephemeral = true,
-                                  .session = session.id}));
+  auto e = Must(s.Create(
+      CreateOp{.path = "/live/me", .data = "x", .ephemeral = true, .session = session.id}));
   CHECK(e.stat.ephemeral_owner == session.id);
   CHECK(Must(s.Get("/live/me")).stat.ephemeral_owner == session.id);
 
@@ -253,9 +253,9 @@ CONFORMANCE_TEST("multi applies all operations as one update, or none") {
   auto& s = b.store();
   Must(s.Create("/m"));
   Must(s.Create("/m/a", "1"));
-  auto ok = Must(s.Multi({CreateOp{.path = "/m/b", .data = "2"}, SetOp{.path = "/m/a", .data = "3", .version = 0},
-                          CheckOp{.path = "/m", .version = 0},
-                          CreateOp{.path = "/m/seq-", .sequential = true}}));
+  auto ok = Must(s.Multi(
+      {CreateOp{.path = "/m/b", .data = "2"}, SetOp{.path = "/m/a", .data = "3", .version = 0},
+       CheckOp{.path = "/m", .version = 0}, CreateOp{.path = "/m/seq-", .sequential = true}}));
   REQUIRE(ok.results.size() == 4);
   CHECK(ok.results[0].path == "/m/b");
   CHECK(ok.results[1].stat.version == 1);
@@ -376,7 +376,8 @@ CONFORMANCE_TEST("a watch stream delivers every later change under its path, in 
   CHECK(ev.changes[3]->path == "/s/a/deep");
   CHECK(ev.changes[4]->path == "/s/pre");
   CHECK(*ev.changes[4]->data == "changed");
-  for (size_t i = 1; i < ev.changes.size(); ++i) CHECK(ev.changes[i]->zxid >= ev.changes[i - 1]->zxid);
+  for (size_t i = 1; i < ev.changes.size(); ++i)
+    CHECK(ev.changes[i]->zxid >= ev.changes[i - 1]->zxid);
   CHECK(ev.changes[4]->zxid > ev.changes[0]->zxid);
 }
 
@@ -480,9 +481,7 @@ CONFORMANCE_TEST("concurrent asynchronous writers all get exactly one completion
                       [&](Result<CreateResult> r) { (r.ok() ? ok : failed)++; });
         // Every other one collides with an earlier create.
         s.CreateAsync(CreateOp{.path = "/c/" + std::to_string(t) + "-" + std::to_string(i / 2)},
-                      [&](Result<CreateResult> r) {
-                        (r.ok() ? ok : failed)++;
-                      });
+                      [&](Result<CreateResult> r) { (r.ok() ? ok : failed)++; });
       }
     });
   }

@@ -3,9 +3,10 @@
 // stream resume across restarts and retention, sessions across restarts,
 // and shutdown.
 
-#include <catch2/catch.hpp>
+#include "server/coord/embedded/embedded_store.h"
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -13,7 +14,6 @@
 
 #include "common/log.h"
 #include "server/coord/coord_store.h"
-#include "server/coord/embedded/embedded_store.h"
 #include "tests/coord/backends.h"
 #include "tests/coord/fault_env.h"
 #include "tests/support/process.h"
@@ -43,7 +43,8 @@ std::map<std::string, std::pair<std::string, Stat>> Dump(CoordStore& s) {
     todo.pop_back();
     auto g = Must(s.Get(p));
     out[p] = {g.data, g.stat};
-    for (const auto& c : Must(s.Children(p)).children) todo.push_back(p == "/" ? "/" + c : p + "/" + c);
+    for (const auto& c : Must(s.Children(p)).children)
+      todo.push_back(p == "/" ? "/" + c : p + "/" + c);
   }
   return out;
 }
@@ -166,8 +167,9 @@ TEST_CASE("streams resume from the retained log across a restart; older resumes 
   Zxid oldest = s->OldestResumableZxid();
   CHECK(oldest > 0);
   std::vector<ChangePtr> seen;
-  auto stream = s->OpenStream(StreamOptions{.path = "/r", .since = oldest},
-                              StreamHandlers{[&](const ChangePtr& c) { seen.push_back(c); }, nullptr});
+  auto stream =
+      s->OpenStream(StreamOptions{.path = "/r", .since = oldest},
+                    StreamHandlers{[&](const ChangePtr& c) { seen.push_back(c); }, nullptr});
   REQUIRE(stream.ok());
   CHECK(seen.size() == 20);  // delivered during OpenStream
   CHECK(seen.back()->zxid == s->LastZxid());
@@ -192,9 +194,11 @@ TEST_CASE("a multi's changes reach a stream together, the last one marked") {
   TempDir t;
   auto s = Open(t.Sub("c"));
   std::vector<ChangePtr> seen;
-  auto stream = Must(s->OpenStream(StreamOptions{.path = "/"},
-                                   StreamHandlers{[&](const ChangePtr& c) { seen.push_back(c); }, nullptr}));
-  Must(s->Multi({CreateOp{.path = "/a"}, CreateOp{.path = "/a/b"}, SetOp{.path = "/a", .data = "x"}}));
+  auto stream =
+      Must(s->OpenStream(StreamOptions{.path = "/"},
+                         StreamHandlers{[&](const ChangePtr& c) { seen.push_back(c); }, nullptr}));
+  Must(s->Multi(
+      {CreateOp{.path = "/a"}, CreateOp{.path = "/a/b"}, SetOp{.path = "/a", .data = "x"}}));
   REQUIRE(seen.size() == 3);
   CHECK(seen[0]->zxid == seen[2]->zxid);
   CHECK(!seen[0]->txn_end);
@@ -226,8 +230,9 @@ TEST_CASE("closing the store answers watchers and streams, and refuses new calls
   std::vector<WatchEvent> events;
   Must(s->Get("/x", [&](const WatchEvent& e) { events.push_back(e); }));
   Status ended;
-  auto stream = Must(s->OpenStream(StreamOptions{.path = "/"},
-                                   StreamHandlers{[](const ChangePtr&) {}, [&](Status st) { ended = st; }}));
+  auto stream =
+      Must(s->OpenStream(StreamOptions{.path = "/"},
+                         StreamHandlers{[](const ChangePtr&) {}, [&](Status st) { ended = st; }}));
   s.reset();
   REQUIRE(events.size() == 1);
   CHECK(events[0].type == EventType::kNotWatching);
@@ -265,8 +270,11 @@ TEST_CASE("prepared results match the tree after apply, over random operations")
     const std::string& p = paths[rng() % paths.size()];
     switch (rng() % 5) {
       case 0: {
-        auto r = s->Create(CreateOp{.path = p, .data = "c", .ephemeral = rng() % 4 == 0,
-                                    .sequential = rng() % 3 == 0, .session = sess.id});
+        auto r = s->Create(CreateOp{.path = p,
+                                    .data = "c",
+                                    .ephemeral = rng() % 4 == 0,
+                                    .sequential = rng() % 3 == 0,
+                                    .session = sess.id});
         if (r.ok()) {
           CHECK(Must(s->Get(r->path)).stat == r->stat);
           ++applied;
@@ -274,7 +282,8 @@ TEST_CASE("prepared results match the tree after apply, over random operations")
         break;
       }
       case 1: {
-        auto r = s->Set(p, std::string(rng() % 10, 's'), rng() % 2 ? -1 : static_cast<int>(rng() % 3));
+        auto r =
+            s->Set(p, std::string(rng() % 10, 's'), rng() % 2 ? -1 : static_cast<int>(rng() % 3));
         if (r.ok()) {
           CHECK(Must(s->Get(p)).stat == r->stat);
           ++applied;
@@ -296,7 +305,8 @@ TEST_CASE("prepared results match the tree after apply, over random operations")
       default: {
         // Children counts agree with stats.
         auto g = s->Get(p);
-        if (g.ok()) CHECK(static_cast<size_t>(g->stat.num_children) == Must(s->Children(p)).children.size());
+        if (g.ok())
+          CHECK(static_cast<size_t>(g->stat.num_children) == Must(s->Children(p)).children.size());
       }
     }
   }

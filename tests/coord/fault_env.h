@@ -19,7 +19,8 @@ class FaultEnv : public coord::embedded::FileEnv {
   std::atomic<int> sync_delay_ms{0};
   std::atomic<int> syncs{0};
 
-  Result<std::unique_ptr<coord::embedded::AppendFile>> OpenAppend(const std::string& path) override {
+  Result<std::unique_ptr<coord::embedded::AppendFile>> OpenAppend(
+      const std::string& path) override {
     auto real = coord::embedded::DefaultFileEnv()->OpenAppend(path);
     if (!real.ok()) return real.status();
     return std::unique_ptr<coord::embedded::AppendFile>(new File(this, std::move(*real)));

@@ -1,7 +1,6 @@
 // Znode path rules and the API's JSON mapping of coordination values.
 
 #include <catch2/catch.hpp>
-
 #include <random>
 
 #include "server/coord/coord_store.h"
@@ -12,7 +11,8 @@ using namespace kiln;
 using namespace kiln::coord;
 
 TEST_CASE("paths follow ZooKeeper's rules, and errors say what is wrong where") {
-  for (const char* ok : {"/", "/a", "/a/b", "/kiln/nodes/web01", "/a-b_c.d", "/\xc3\xa9t\xc3\xa9", "/..a", "/a."})
+  for (const char* ok :
+       {"/", "/a", "/a/b", "/kiln/nodes/web01", "/a-b_c.d", "/\xc3\xa9t\xc3\xa9", "/..a", "/a."})
     CHECK(ValidatePath(ok).ok());
   auto msg = [](std::string_view p, bool seq = false) { return ValidatePath(p, seq).message(); };
   CHECK(msg("") == "malformed path \"\": empty (paths start with '/')");
@@ -24,9 +24,11 @@ TEST_CASE("paths follow ZooKeeper's rules, and errors say what is wrong where") 
   CHECK(msg(std::string("/a\0b", 4)) == "malformed path \"/a\\x00b\": NUL byte at byte 2");
   CHECK(msg("/a\tb") == "malformed path \"/a\\x09b\": control character at byte 2");
   CHECK(msg("/a\xff") == "malformed path \"/a\\xff\": invalid UTF-8 at byte 2");
-  CHECK(msg("/\xc2\x85") == "malformed path \"/\\xc2\\x85\": invalid UTF-8 at byte 1");  // C1 control
-  CHECK(msg("/\xed\xa0\x80") .find("invalid UTF-8") != std::string::npos);       // surrogate
-  CHECK(msg("/" + std::string(kMaxPathLength, 'x')).find("longer than 4096 bytes") != std::string::npos);
+  CHECK(msg("/\xc2\x85") ==
+        "malformed path \"/\\xc2\\x85\": invalid UTF-8 at byte 1");        // C1 control
+  CHECK(msg("/\xed\xa0\x80").find("invalid UTF-8") != std::string::npos);  // surrogate
+  CHECK(msg("/" + std::string(kMaxPathLength, 'x')).find("longer than 4096 bytes") !=
+        std::string::npos);
   // Sequential creates may end in '/', but need a parent.
   CHECK(ValidatePath("/q/", true).ok());
   CHECK(ValidatePath("/q/item-", true).ok());
@@ -58,7 +60,8 @@ TEST_CASE("coordination URLs") {
   CHECK(z->hosts == "10.0.0.1:2181,10.0.0.2:2181");
   CHECK(z->chroot == "/kiln");
   CHECK(ParseCoordUrl("zk://h:2181")->chroot.empty());
-  for (const char* bad : {"", "embedded:", "zk://", "zk://host/x", "zk://h:0/x", "zk://h:99999", "zk://h:1/a//b", "etcd://x"}) {
+  for (const char* bad : {"", "embedded:", "zk://", "zk://host/x", "zk://h:0/x", "zk://h:99999",
+                          "zk://h:1/a//b", "etcd://x"}) {
     INFO(bad);
     auto r = ParseCoordUrl(bad);
     CHECK(r.status().code() == Code::kInvalidArgument);
@@ -74,7 +77,8 @@ TEST_CASE("base64 and data fields") {
     CHECK(*back == s);
   }
   CHECK(coordjson::Base64Encode("hello") == "aGVsbG8=");
-  for (const char* bad : {"a", "ab=c", "====", "a b ", "ab$="}) CHECK(!coordjson::Base64Decode(bad).ok());
+  for (const char* bad : {"a", "ab=c", "====", "a b ", "ab$="})
+    CHECK(!coordjson::Base64Decode(bad).ok());
   Json j;
   coordjson::PutData(j, "text");
   CHECK(j["data"] == "text");
@@ -88,27 +92,37 @@ TEST_CASE("base64 and data fields") {
 }
 
 TEST_CASE("operations parse strictly") {
-  auto op = coordjson::ParseOp(Json::parse(R"({"op":"create","path":"/a","data":"x","sequential":true})"));
+  auto op = coordjson::ParseOp(
+      Json::parse(R"({"op":"create","path":"/a","data":"x","sequential":true})"));
   REQUIRE(op.ok());
   CHECK(std::get<CreateOp>(*op).sequential);
   CHECK(coordjson::ParseOp(Json::parse(R"({"op":"set","path":"/a","version":3})")).ok());
-  auto msg = [](const char* text) { return coordjson::ParseOp(Json::parse(text)).status().message(); };
-  CHECK(msg(R"({"op":"set","path":"/a","version":-2})") == "version must be an integer >= -1, got -2");
-  CHECK(msg(R"({"op":"delete","path":"/a","data":"x"})") == "unknown field \"data\" in a delete operation");
+  auto msg = [](const char* text) {
+    return coordjson::ParseOp(Json::parse(text)).status().message();
+  };
+  CHECK(msg(R"({"op":"set","path":"/a","version":-2})") ==
+        "version must be an integer >= -1, got -2");
+  CHECK(msg(R"({"op":"delete","path":"/a","data":"x"})") ==
+        "unknown field \"data\" in a delete operation");
   CHECK(msg(R"({"path":"/a"})") == "missing field \"op\"");
-  CHECK(msg(R"({"op":"create","path":"/a","ephemeral":"yes"})").find("\"ephemeral\"") != std::string::npos);
+  CHECK(msg(R"({"op":"create","path":"/a","ephemeral":"yes"})").find("\"ephemeral\"") !=
+        std::string::npos);
   CHECK(msg(R"({"op":"create","path":"/a","session":"7"})").find("session") != std::string::npos);
-  auto ops = coordjson::ParseOps(Json::parse(R"({"ops":[{"op":"check","path":"/a"},{"op":"x","path":"/"}]})"), 10);
+  auto ops = coordjson::ParseOps(
+      Json::parse(R"({"ops":[{"op":"check","path":"/a"},{"op":"x","path":"/"}]})"), 10);
   CHECK(ops.status().message().find("op 1: unknown op \"x\"") == 0);
-  CHECK(coordjson::ParseOps(Json::parse(R"({"ops":[1,2,3]})"), 2).status().message().find("at most 2") != std::string::npos);
+  CHECK(coordjson::ParseOps(Json::parse(R"({"ops":[1,2,3]})"), 2)
+            .status()
+            .message()
+            .find("at most 2") != std::string::npos);
 }
 
 TEST_CASE("fuzz: operation parsing never throws") {
   std::mt19937 rng(3);
-  const std::vector<Json> values = {nullptr, true, 1, -1, -2, 1.5, "s", "/a", Json::array(), Json::object(),
-                                    99999999999LL};
-  const std::vector<std::string> keys = {"op", "path", "data", "data_base64", "version", "ephemeral",
-                                         "sequential", "session", "x"};
+  const std::vector<Json> values = {
+      nullptr, true, 1, -1, -2, 1.5, "s", "/a", Json::array(), Json::object(), 99999999999LL};
+  const std::vector<std::string> keys = {
+      "op", "path", "data", "data_base64", "version", "ephemeral", "sequential", "session", "x"};
   const std::vector<std::string> kinds = {"create", "set", "delete", "check", "bogus"};
   for (int i = 0; i < 5000; ++i) {
     Json j = Json::object();

@@ -3,9 +3,8 @@
 // failover when the leader's session ends, and group members appearing and
 // disappearing. Waits are on conditions, never on durations.
 
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <mutex>
 #include <thread>
 
@@ -155,7 +154,8 @@ TEST_CASE("lock: a waiter whose own session ends gets kSessionExpired") {
   CHECK(!lw.held());
 }
 
-TEST_CASE("leader: the lowest candidate leads, and it fails over when the leader's session closes") {
+TEST_CASE(
+    "leader: the lowest candidate leads, and it fails over when the leader's session closes") {
   log::SetLevel(log::Level::kError);
   EmbeddedBackend b;
   auto& s = b.store();
@@ -167,10 +167,11 @@ TEST_CASE("leader: the lowest candidate leads, and it fails over when the leader
   std::optional<Status> lost_a;
   LeaderElection ea(s, "/kiln/leader", sa, "a",
                     {.on_elected = [&] { ++elected_a; },
-                     .on_lost = [&](Status st) {
-                       std::lock_guard lock(mu);
-                       lost_a = st;
-                     }});
+                     .on_lost =
+                         [&](Status st) {
+                           std::lock_guard lock(mu);
+                           lost_a = st;
+                         }});
   LeaderElection eb(s, "/kiln/leader", sb, "b", {.on_elected = [&] { ++elected_b; }});
   LeaderElection ec(s, "/kiln/leader", sc, "c", {.on_elected = [&] { ++elected_c; }});
 
@@ -193,10 +194,12 @@ TEST_CASE("leader: the lowest candidate leads, and it fails over when the leader
   MustOk(s.CloseSession(sa));
   REQUIRE(WaitUntil([&] { return elected_b == 1; }, 30s));
   CHECK(eb.is_leader());
-  REQUIRE(WaitUntil([&] {
-    std::lock_guard lock(mu);
-    return lost_a.has_value();
-  }, 30s));
+  REQUIRE(WaitUntil(
+      [&] {
+        std::lock_guard lock(mu);
+        return lost_a.has_value();
+      },
+      30s));
   {
     std::lock_guard lock(mu);
     CHECK(lost_a->code() == Code::kSessionExpired);
@@ -302,10 +305,12 @@ TEST_CASE("group: members appear and disappear, with their data") {
 
   // The group directory deleted: the watch ends with kNotFound.
   MustOk(s.Delete("/kiln/servers"));
-  REQUIRE(WaitUntil([&] {
-    std::lock_guard lock(mu);
-    return ended.has_value();
-  }, 30s));
+  REQUIRE(WaitUntil(
+      [&] {
+        std::lock_guard lock(mu);
+        return ended.has_value();
+      },
+      30s));
   std::lock_guard lock(mu);
   CHECK(ended->code() == Code::kNotFound);
 }

@@ -7,9 +7,8 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <random>
 
 #include "common/file_util.h"
@@ -75,7 +74,8 @@ TEST_CASE("a torn tail is cut off and reported; everything before it survives") 
   std::string torn = d["recovery"]["torn_tail"];
   CHECK(torn.find(seg[0]) == 0);
   CHECK(torn.find("runs past the end of the file") != std::string::npos);
-  for (int i = 0; i < 9; ++i) CHECK(Must(s->Get("/r/" + std::to_string(i))).data == std::to_string(i));
+  for (int i = 0; i < 9; ++i)
+    CHECK(Must(s->Get("/r/" + std::to_string(i))).data == std::to_string(i));
   CHECK(!Must(s->Exists("/r/9")).has_value());
   // The store goes on appending where the good records end.
   Must(s->Create("/r/9", "again"));
@@ -166,10 +166,12 @@ TEST_CASE("fuzz: recovery from a damaged log either works or reports corruption"
     auto sess = Must(s->CreateSession(std::chrono::seconds(60)));
     std::string second;
     for (int i = 0; i < 30; ++i) {
-      auto c = Must(s->Create(CreateOp{.path = "/f/n-", .data = std::to_string(i), .sequential = true}));
+      auto c =
+          Must(s->Create(CreateOp{.path = "/f/n-", .data = std::to_string(i), .sequential = true}));
       if (i == 1) second = c.path;
       if (i % 5 == 0)
-        Must(s->Create(CreateOp{.path = "/f/e" + std::to_string(i), .ephemeral = true, .session = sess.id}));
+        Must(s->Create(
+            CreateOp{.path = "/f/e" + std::to_string(i), .ephemeral = true, .session = sess.id}));
     }
     Must(s->Multi({SetOp{.path = "/f", .data = "m"}, DeleteOp{.path = second}}));
   }

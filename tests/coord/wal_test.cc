@@ -3,7 +3,6 @@
 // after it). Plus a fuzz of the reader and the transaction decoder.
 
 #include <catch2/catch.hpp>
-
 #include <random>
 
 #include "server/coord/embedded/txn.h"
@@ -46,8 +45,10 @@ Txn SampleTxn() {
   Txn t;
   t.zxid = 42;
   t.time_ms = 1700000000000;
-  t.ops.push_back(TxnOp{TxnOpKind::kCreate, "/a", std::make_shared<const std::string>("x"), 7, 0, 0});
-  t.ops.push_back(TxnOp{TxnOpKind::kSet, "/b", std::make_shared<const std::string>(std::string("\0y", 2)), 0, 3, 0});
+  t.ops.push_back(
+      TxnOp{TxnOpKind::kCreate, "/a", std::make_shared<const std::string>("x"), 7, 0, 0});
+  t.ops.push_back(TxnOp{TxnOpKind::kSet, "/b",
+                        std::make_shared<const std::string>(std::string("\0y", 2)), 0, 3, 0});
   t.ops.push_back(TxnOp{TxnOpKind::kDelete, "/c", nullptr, 0, 0, 0});
   t.ops.push_back(TxnOp{TxnOpKind::kCreateSession, "", nullptr, 9, 0, 5000});
   t.ops.push_back(TxnOp{TxnOpKind::kCloseSession, "", nullptr, 9, 0, 0});

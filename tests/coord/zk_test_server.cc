@@ -42,7 +42,9 @@ std::string ZkUnavailableReason() {
   return "";
 }
 
-bool ZkAvailable() { return ZkUnavailableReason().empty(); }
+bool ZkAvailable() {
+  return ZkUnavailableReason().empty();
+}
 
 std::string ZkFourLetter(int port, const std::string& cmd) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -74,22 +76,30 @@ ZkTestServer::ZkTestServer() : dir_(std::make_unique<TempDir>()) {
                 "tickTime=100\n"
                 "minSessionTimeout=200\n"
                 "maxSessionTimeout=600000\n"
-                "dataDir=" + d + "/data\n"
-                "clientPort=" + std::to_string(port_) + "\n"
-                "clientPortAddress=127.0.0.1\n"
-                "admin.enableServer=false\n"
-                "4lw.commands.whitelist=ruok,srvr,stat,mntr\n"
-                "maxClientCnxns=0\n");
+                "dataDir=" +
+                    d +
+                    "/data\n"
+                    "clientPort=" +
+                    std::to_string(port_) +
+                    "\n"
+                    "clientPortAddress=127.0.0.1\n"
+                    "admin.enableServer=false\n"
+                    "4lw.commands.whitelist=ruok,srvr,stat,mntr\n"
+                    "maxClientCnxns=0\n");
   WriteTestFile(d + "/log4j.properties",
                 "log4j.rootLogger=WARN, F\n"
                 "log4j.appender.F=org.apache.log4j.FileAppender\n"
-                "log4j.appender.F.File=" + d + "/zookeeper.log\n"
-                "log4j.appender.F.layout=org.apache.log4j.PatternLayout\n"
-                "log4j.appender.F.layout.ConversionPattern=%d %p %c{1} %m%n\n");
-  std::string cp = d + ":/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:"
-                       "/usr/share/java/log4j-1.2.jar";
+                "log4j.appender.F.File=" +
+                    d +
+                    "/zookeeper.log\n"
+                    "log4j.appender.F.layout=org.apache.log4j.PatternLayout\n"
+                    "log4j.appender.F.layout.ConversionPattern=%d %p %c{1} %m%n\n");
+  std::string cp = d +
+                   ":/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:"
+                   "/usr/share/java/log4j-1.2.jar";
   // setpriv: the JVM dies with the test process, even when a test crashes.
-  auto p = Process::Start({"setpriv", "--pdeathsig", "KILL", "--", "java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+  auto p = Process::Start({"setpriv", "--pdeathsig", "KILL", "--", "java", "-Xmx256m",
+                           "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                            "-Djute.maxbuffer=8388608", "-Dzookeeper.log.dir=" + d,
                            "-Dlog4j.configuration=file:" + d + "/log4j.properties", "-cp", cp,
                            "org.apache.zookeeper.server.ZooKeeperServerMain", d + "/zoo.cfg"});
@@ -101,8 +111,8 @@ ZkTestServer::ZkTestServer() : dir_(std::make_unique<TempDir>()) {
                ZkFourLetter(port_, "srvr").find("Zookeeper version") != std::string::npos;
       },
       std::chrono::seconds(60));
-  INFO("zookeeper output:\n" << process_->Stdout() << process_->Stderr()
-                             << ReadFile(d + "/zookeeper.log").value_or(""));
+  INFO("zookeeper output:\n"
+       << process_->Stdout() << process_->Stderr() << ReadFile(d + "/zookeeper.log").value_or(""));
   REQUIRE(up);
   REQUIRE(process_->Running());
 }
@@ -119,6 +129,8 @@ ZkTestServer& ZkTestServer::Shared() {
   return server;
 }
 
-std::string ZkTestServer::hostport() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string ZkTestServer::hostport() const {
+  return "127.0.0.1:" + std::to_string(port_);
+}
 
 }  // namespace kiln::test

@@ -4,10 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
-
-#include <catch2/catch.hpp>
 
 #include "common/file_util.h"
 #include "imager/codec.h"
@@ -31,7 +30,8 @@ bool Exists(const std::string& p) {
 }
 }  // namespace
 
-TEST_CASE("a captured tree deploys exactly: every type, owner, mode, xattr, ACL, capability, time") {
+TEST_CASE(
+    "a captured tree deploys exactly: every type, owner, mode, xattr, ACL, capability, time") {
   TempDir t;
   MakeRichTree(t.Sub("src"));
   LocalStore ls;
@@ -44,7 +44,8 @@ TEST_CASE("a captured tree deploys exactly: every type, owner, mode, xattr, ACL,
   CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
   CHECK(ScanDiff(t.Sub("src"), t.Sub("dst")) == "");
   // Hard links really are one inode.
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   REQUIRE(::stat(t.Sub("dst/usr/bin/ash").c_str(), &a) == 0);
   REQUIRE(::stat(t.Sub("dst/etc/busy-link").c_str(), &b) == 0);
   CHECK(a.st_ino == b.st_ino);
@@ -219,7 +220,8 @@ TEST_CASE("device nodes are refused where they are not allowed, naming the entry
   co.allow_devices = false;
   auto cap = ls.TryCapture("img", t.Sub("src"), co);
   REQUIRE(!cap.ok());
-  CHECK(cap.status().message().find("/dev/loop9: device nodes are not allowed") != std::string::npos);
+  CHECK(cap.status().message().find("/dev/loop9: device nodes are not allowed") !=
+        std::string::npos);
 }
 
 TEST_CASE("the applier never writes outside its root, whatever symlinks the target holds") {
@@ -255,6 +257,7 @@ TEST_CASE("the applier never writes outside its root, whatever symlinks the targ
   REQUIRE(::symlink(t.Sub("outside").c_str(), t.Sub("dst/etc").c_str()) == 0);
   auto d = ls.Deploy("img", "2", t.Sub("dst"), "1");
   REQUIRE(!d.ok());
-  CHECK(d.status().message().find("/etc in " + t.Sub("dst") + " is not a directory") != std::string::npos);
+  CHECK(d.status().message().find("/etc in " + t.Sub("dst") + " is not a directory") !=
+        std::string::npos);
   CHECK(*ReadFile(t.Sub("outside/passwd")) == "outside passwd\n");
 }

@@ -51,7 +51,8 @@ void WriteTar(const std::string& path, const std::vector<Member>& members, bool 
       archive_entry_set_rdevmajor(e, 1);
       archive_entry_set_rdevminor(e, 3);
     }
-    if (m.type == AE_IFREG && m.hardlink.empty()) archive_entry_set_size(e, static_cast<la_int64_t>(m.data.size()));
+    if (m.type == AE_IFREG && m.hardlink.empty())
+      archive_entry_set_size(e, static_cast<la_int64_t>(m.data.size()));
     REQUIRE(archive_write_header(a, e) == ARCHIVE_OK);
     if (!m.data.empty() && m.hardlink.empty()) archive_write_data(a, m.data.data(), m.data.size());
     archive_entry_free(e);
@@ -63,7 +64,8 @@ void WriteTar(const std::string& path, const std::vector<Member>& members, bool 
 Status ScanStatus(const std::string& path, bool allow_devices = true) {
   ArchiveScanOptions o;
   o.allow_devices = allow_devices;
-  return ScanArchive(path, o, [](const Sha256Digest&, std::string_view) { return Status::Ok(); }).status();
+  return ScanArchive(path, o, [](const Sha256Digest&, std::string_view) { return Status::Ok(); })
+      .status();
 }
 
 }  // namespace
@@ -76,8 +78,8 @@ TEST_CASE("a tar of a tree captures to the same manifest as the tree itself") {
   SetMtime(t.Sub("src/tmp"), 1700000500, 0);
   for (const char* ext : {"tar", "tar.zst", "tar.xz", "tar.gz"}) {
     std::string tar = t.Sub(std::string("img.") + ext);
-    auto r = Run({"tar", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner", "-a", "-cf", tar, "-C",
-                  t.Sub("src"), "."});
+    auto r = Run({"tar", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner", "-a", "-cf",
+                  tar, "-C", t.Sub("src"), "."});
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     LocalStore ls;
@@ -107,7 +109,8 @@ TEST_CASE("a tar of a tree captures to the same manifest as the tree itself") {
 TEST_CASE("cpio archives capture too") {
   TempDir t;
   kiln::test::WriteTestFile(t.Sub("src/a/b"), "cpio content");
-  auto r = Run({"/bin/sh", "-c", "cd " + t.Sub("src") + " && find . | cpio -o -H newc > " + t.Sub("x.cpio")});
+  auto r = Run({"/bin/sh", "-c",
+                "cd " + t.Sub("src") + " && find . | cpio -o -H newc > " + t.Sub("x.cpio")});
   REQUIRE(r.exit_code == 0);
   LocalStore ls;
   LocalCaptureTarget target(&ls.store(), "c", "", "");
@@ -120,7 +123,8 @@ TEST_CASE("cpio archives capture too") {
 
 TEST_CASE("hostile archives are refused with an error naming the member") {
   TempDir t;
-  auto expect = [&](const std::vector<Member>& ms, const std::string& needle, bool allow_devices = true) {
+  auto expect = [&](const std::vector<Member>& ms, const std::string& needle,
+                    bool allow_devices = true) {
     std::string path = t.Sub("bad.tar");
     WriteTar(path, ms);
     Status s = ScanStatus(path, allow_devices);

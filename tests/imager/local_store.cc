@@ -12,12 +12,14 @@ LocalStore::LocalStore() {
   store_ = std::move(*s);
 }
 
-Result<CaptureReport> LocalStore::TryCapture(const std::string& image, const std::string& dir, CaptureOptions opts) {
+Result<CaptureReport> LocalStore::TryCapture(const std::string& image, const std::string& dir,
+                                             CaptureOptions opts) {
   LocalCaptureTarget target(store_.get(), image, "", "dir:" + dir);
   return CaptureDirectory(dir, opts, &target);
 }
 
-CaptureReport LocalStore::Capture(const std::string& image, const std::string& dir, CaptureOptions opts) {
+CaptureReport LocalStore::Capture(const std::string& image, const std::string& dir,
+                                  CaptureOptions opts) {
   auto r = TryCapture(image, dir, opts);
   INFO(r.status().ToString());
   REQUIRE(r.ok());
@@ -32,7 +34,8 @@ std::string Materialize(const ObjectStore& store, const StreamPlan& plan) {
       auto f = store.OpenFrame(s.object);
       REQUIRE(f.ok());
       std::string frame(f->size, '\0');
-      REQUIRE(::pread(f->fd.get(), frame.data(), frame.size(), 0) == static_cast<ssize_t>(frame.size()));
+      REQUIRE(::pread(f->fd.get(), frame.data(), frame.size(), 0) ==
+              static_cast<ssize_t>(frame.size()));
       out += frame;
     }
   }
@@ -40,7 +43,8 @@ std::string Materialize(const ObjectStore& store, const StreamPlan& plan) {
   return out;
 }
 
-std::string LocalStore::Stream(const std::string& image, const std::string& version, const std::string& from) {
+std::string LocalStore::Stream(const std::string& image, const std::string& version,
+                               const std::string& from) {
   auto t = store_->Resolve(image, version);
   REQUIRE(t.ok());
   auto tm = store_->LoadManifest(t->digest);
@@ -59,7 +63,8 @@ std::string LocalStore::Stream(const std::string& image, const std::string& vers
   return Materialize(store_->objects(), *plan);
 }
 
-Result<ApplyStats> LocalStore::Apply(const std::string& stream, const std::string& root, ApplyOptions opts) {
+Result<ApplyStats> LocalStore::Apply(const std::string& stream, const std::string& root,
+                                     ApplyOptions opts) {
   KILN_ASSIGN_OR_RETURN(auto applier, Applier::Open(root, opts));
   StreamReader reader(applier.get());
   // Odd-sized pieces exercise the reader's buffering.
@@ -82,8 +87,9 @@ Result<ApplyStats> LocalStore::Apply(const std::string& stream, const std::strin
   return applier->stats();
 }
 
-Result<ApplyStats> LocalStore::Deploy(const std::string& image, const std::string& version, const std::string& root,
-                                      const std::string& from, ApplyOptions opts) {
+Result<ApplyStats> LocalStore::Deploy(const std::string& image, const std::string& version,
+                                      const std::string& root, const std::string& from,
+                                      ApplyOptions opts) {
   return Apply(Stream(image, version, from), root, opts);
 }
 

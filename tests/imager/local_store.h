@@ -20,15 +20,19 @@ class LocalStore {
 
   // Captures dir as the next version of `image`; REQUIREs success.
   CaptureReport Capture(const std::string& image, const std::string& dir, CaptureOptions opts = {});
-  Result<CaptureReport> TryCapture(const std::string& image, const std::string& dir, CaptureOptions opts = {});
+  Result<CaptureReport> TryCapture(const std::string& image, const std::string& dir,
+                                   CaptureOptions opts = {});
 
   // The stream bytes for image@version (delta from `from` when not empty).
-  std::string Stream(const std::string& image, const std::string& version, const std::string& from = "");
+  std::string Stream(const std::string& image, const std::string& version,
+                     const std::string& from = "");
 
   // Feeds stream bytes into an Applier on root.
-  Result<ApplyStats> Apply(const std::string& stream, const std::string& root, ApplyOptions opts = {});
-  Result<ApplyStats> Deploy(const std::string& image, const std::string& version, const std::string& root,
-                            const std::string& from = "", ApplyOptions opts = {});
+  Result<ApplyStats> Apply(const std::string& stream, const std::string& root,
+                           ApplyOptions opts = {});
+  Result<ApplyStats> Deploy(const std::string& image, const std::string& version,
+                            const std::string& root, const std::string& from = "",
+                            ApplyOptions opts = {});
 
  private:
   kiln::test::TempDir tmp_;

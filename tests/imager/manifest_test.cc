@@ -1,12 +1,12 @@
 // Manifest encoding, validation and the fuzzed decoder; the chunker.
 
-#include <random>
+#include "imager/manifest.h"
 
 #include <catch2/catch.hpp>
+#include <random>
 
 #include "imager/chunker.h"
 #include "imager/codec.h"
-#include "imager/manifest.h"
 #include "imager/path_util.h"
 #include "imager/scan.h"
 #include "tests/imager/tree_fixture.h"
@@ -125,14 +125,16 @@ TEST_CASE("validation refuses every broken invariant, naming the entry") {
 TEST_CASE("path validation and archive name normalisation") {
   CHECK(ValidateEntryPath("").ok());
   CHECK(ValidateEntryPath("a/b.c/..d").ok());
-  for (const std::string bad : {"/a", "a//b", "a/./b", "a/..", "../a", "a/"}) CHECK(!ValidateEntryPath(bad).ok());
+  for (const std::string bad : {"/a", "a//b", "a/./b", "a/..", "../a", "a/"})
+    CHECK(!ValidateEntryPath(bad).ok());
   CHECK(!ValidateEntryPath(std::string("a\0b", 3)).ok());
   CHECK(!ValidateEntryPath(std::string(300, 'x')).ok());
   CHECK(*NormalizeArchivePath("./etc/") == "etc");
   CHECK(*NormalizeArchivePath("./") == "");
   CHECK(*NormalizeArchivePath(".") == "");
   CHECK(!NormalizeArchivePath("/etc/passwd").ok());
-  CHECK(NormalizeArchivePath("../../etc/passwd").status().message().find("\"..\"") != std::string::npos);
+  CHECK(NormalizeArchivePath("../../etc/passwd").status().message().find("\"..\"") !=
+        std::string::npos);
   CHECK(!NormalizeArchivePath("a/../../b").ok());
   CHECK(IsUnder("a/b", "a"));
   CHECK(!IsUnder("ab", "a"));

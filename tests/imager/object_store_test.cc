@@ -1,12 +1,13 @@
 // The object store: atomic, verified, never half-written.
 
+#include "imager/object_store.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include "common/file_util.h"
-#include "imager/object_store.h"
 #include "imager/zstd_util.h"
 #include "tests/imager/tree_fixture.h"
 #include "tests/support/process.h"
@@ -75,7 +76,8 @@ TEST_CASE("uploads are verified: a wrong digest stores nothing, temporaries vani
   CHECK(tmp.out == "0\n");
   // Truncated and oversized frames.
   ObjectBatch b2(store->get());
-  CHECK(b2.AddVerified(Sha256Of("real bytes"), frame.substr(0, frame.size() - 2)).code() == Code::kCorruption);
+  CHECK(b2.AddVerified(Sha256Of("real bytes"), frame.substr(0, frame.size() - 2)).code() ==
+        Code::kCorruption);
   std::string huge_frame;
   c.Compress(std::string(2 << 20, 'x'), &huge_frame);
   Status big = b2.AddVerified(Sha256Of(std::string(2 << 20, 'x')), huge_frame);

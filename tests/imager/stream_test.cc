@@ -1,12 +1,12 @@
 // The stream reader against damaged and hostile streams, and fuzzed.
 
-#include <random>
+#include "imager/stream.h"
 
 #include <catch2/catch.hpp>
+#include <random>
 
 #include "common/file_util.h"
 #include "imager/codec.h"
-#include "imager/stream.h"
 #include "imager/zstd_util.h"
 #include "tests/imager/local_store.h"
 #include "tests/imager/tree_fixture.h"
@@ -89,17 +89,21 @@ std::string End(uint64_t entries, uint64_t objects, uint64_t deletes) {
 
 }  // namespace
 
-TEST_CASE("an object whose bytes do not match its digest is refused, naming the entry, and nothing lands") {
+TEST_CASE(
+    "an object whose bytes do not match its digest is refused, naming the entry, and nothing "
+    "lands") {
   TempDir t;
   Sha256Digest claimed = Sha256Of("the real content");
-  std::string s = Header(StreamKind::kFull) + EntryRecord("", EntryType::kDir) +
-                  EntryRecord("victim", EntryType::kFile, "", {{Piece::Kind::kChunk, claimed, 0, 16}}) +
-                  ObjectRecord(claimed, "forged content!!") + End(2, 1, 0);
+  std::string s =
+      Header(StreamKind::kFull) + EntryRecord("", EntryType::kDir) +
+      EntryRecord("victim", EntryType::kFile, "", {{Piece::Kind::kChunk, claimed, 0, 16}}) +
+      ObjectRecord(claimed, "forged content!!") + End(2, 1, 0);
   LocalStore ls;
   auto st = ls.Apply(s, t.Sub("dst"));
   REQUIRE(!st.ok());
   CHECK(st.status().code() == Code::kCorruption);
-  CHECK(st.status().message() == "/victim: object " + ToHex(claimed) + ": its bytes do not match its digest");
+  CHECK(st.status().message() ==
+        "/victim: object " + ToHex(claimed) + ": its bytes do not match its digest");
   // Neither the file nor its temporary exists.
   auto ls_out = kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("dst")});
   CHECK(ls_out.out == "");

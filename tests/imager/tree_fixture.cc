@@ -7,9 +7,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <random>
-
 #include <catch2/catch.hpp>
+#include <random>
 
 #include "common/file_util.h"
 #include "imager/diff.h"
@@ -96,18 +95,21 @@ void MakeRichTree(const std::string& d, unsigned seed) {
   // xattrs: user, a file capability (cap_net_raw, raw v2 form), ACLs.
   Sh("setfattr -n user.origin -v golden '" + d + "/etc/hostname'");
   Sh("setfattr -n user.bin -v 0x00ff00 '" + d + "/var/big.img'");
-  Sh("setfattr -n security.capability -v 0x0100000200200000000000000000000000000000 '" + d + "/usr/bin/ping'");
+  Sh("setfattr -n security.capability -v 0x0100000200200000000000000000000000000000 '" + d +
+     "/usr/bin/ping'");
   Sh("setfacl -m u:1234:rw,g:4321:r '" + d + "/etc/sub/config'");
   Sh("setfacl -d -m u:1234:rwx '" + d + "/srv/shared'");
   // Nanosecond mtimes, children before parents (touching a child's name
   // changes its directory's mtime).
-  const char* leaves[] = {"/etc/hostname", "/etc/empty", "/etc/sub/config", "/usr/bin/tool", "/usr/bin/ping",
-                          "/var/big.img", "/var/private/secret", "/usr/bin/busy", "/etc/config-link",
-                          "/etc/abs-link", "/etc/dangling", "/tmp/fifo", "/dev/null", "/dev/loop9", "/tmp/sock"};
+  const char* leaves[] = {"/etc/hostname",       "/etc/empty",    "/etc/sub/config",
+                          "/usr/bin/tool",       "/usr/bin/ping", "/var/big.img",
+                          "/var/private/secret", "/usr/bin/busy", "/etc/config-link",
+                          "/etc/abs-link",       "/etc/dangling", "/tmp/fifo",
+                          "/dev/null",           "/dev/loop9",    "/tmp/sock"};
   int64_t t = 1700000000 + seed * 1000;
   for (const char* l : leaves) SetMtime(d + l, t++, 123456789);
-  const char* dirs[] = {"/etc/sub", "/etc", "/usr/bin", "/usr", "/var/private", "/var", "/tmp", "/srv/shared", "/srv",
-                        "/dev", ""};
+  const char* dirs[] = {"/etc/sub",    "/etc", "/usr/bin", "/usr", "/var/private", "/var", "/tmp",
+                        "/srv/shared", "/srv", "/dev",     ""};
   for (const char* x : dirs) SetMtime(d + x, t++, 987654321);
 }
 
@@ -126,8 +128,7 @@ std::string ScanDiff(const std::string& a, const std::string& b) {
   auto mb = ScanDirectory(b, {});
   if (!ma.ok()) return ma.status().ToString();
   if (!mb.ok()) return mb.status().ToString();
-  for (const auto& c : DiffManifests(ma->manifest, mb->manifest))
-    return ChangeToJson(c).dump();
+  for (const auto& c : DiffManifests(ma->manifest, mb->manifest)) return ChangeToJson(c).dump();
   return "";
 }
 

@@ -7,9 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
-
 #include <catch2/catch.hpp>
+#include <filesystem>
 
 #include "common/file_util.h"
 #include "common/json.h"
@@ -35,7 +34,8 @@ void Put(const std::string& path, const std::string& content, mode_t mode = 0644
 // mount below `target`) when the test ends.
 struct LoopDisk {
   std::string dev, target;
-  LoopDisk(const std::string& file, const std::string& size, std::string target_dir) : target(std::move(target_dir)) {
+  LoopDisk(const std::string& file, const std::string& size, std::string target_dir)
+      : target(std::move(target_dir)) {
     REQUIRE(Run({"truncate", "-s", size, file}).exit_code == 0);
     auto r = Run({"losetup", "--find", "--show", file});
     INFO(r.err);
@@ -63,14 +63,15 @@ struct DiskSite {
         "  part bios size=1M type=bios\n"
         "  part root size=rest fs=ext4 mount=/ options=noatime\n");
     Put(sp + "/files/etc/hostname/DEFAULT", "m1\n");
-    Put(sp + "/scripts/DEFAULT/10-mark", "#!/bin/sh\nset -eu\necho \"installed by $KILN_NODE\" > /etc/kiln-mark\n",
-        0755);
+    Put(sp + "/scripts/DEFAULT/10-mark",
+        "#!/bin/sh\nset -eu\necho \"installed by $KILN_NODE\" > /etc/kiln-mark\n", 0755);
     server = std::make_unique<KilnServer>(std::vector<std::string>{"--space", sp});
 
     std::string tree = work.Sub("tree");
     fs::create_directories(tree + "/bin");
     fs::copy_file("/bin/busybox", tree + "/bin/busybox");
-    for (const char* app : {"sh", "echo", "cat"}) fs::create_symlink("busybox", tree + "/bin/" + app);
+    for (const char* app : {"sh", "echo", "cat"})
+      fs::create_symlink("busybox", tree + "/bin/" + app);
     Put(tree + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
     Put(tree + "/etc/group", "root:x:0:\n");
     Put(tree + "/boot/vmlinuz-6.1.0-1-amd64", "a kernel\n");
@@ -85,8 +86,13 @@ struct DiskSite {
   // web01's facts with the loop device as its only disk, claiming size.
   std::string Facts(const std::string& disk, uint64_t size) {
     Json f = ParseJson(ReadFile(kExamples + "/facts/web01.json").value()).value();
-    f["disks"] = Json::array({Json{{"name", disk}, {"path", "/dev/" + disk}, {"size_bytes", size},
-                                   {"rotational", false}, {"removable", false}, {"model", "loop"}, {"serial", ""}}});
+    f["disks"] = Json::array({Json{{"name", disk},
+                                   {"path", "/dev/" + disk},
+                                   {"size_bytes", size},
+                                   {"rotational", false},
+                                   {"removable", false},
+                                   {"model", "loop"},
+                                   {"serial", ""}}});
     f["firmware"]["type"] = "bios";
     std::string path = work.Sub("facts.json");
     REQUIRE(WriteFileAtomic(path, f.dump(2), 0644).ok());
@@ -95,8 +101,8 @@ struct DiskSite {
 
   RunResult Install(const std::string& facts, const std::string& target) {
     return Run({KILN_AGENT_EXE, "install", "--no-reboot", "--server", server->url(), "--node-token",
-                server->token(), "--node", "m1", "--facts", facts, "--target", target, "--state", work.Sub("state"),
-                "--log", work.Sub("install.log")},
+                server->token(), "--node", "m1", "--facts", facts, "--target", target, "--state",
+                work.Sub("state"), "--log", work.Sub("install.log")},
                {}, std::chrono::seconds(180));
   }
 };

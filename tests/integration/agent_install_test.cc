@@ -2,15 +2,14 @@
 // with examples/space, an image captured with `kiln image capture`, the
 // agent binary, and checks through the HTTP API and the tree it wrote.
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-
-#include <catch2/catch.hpp>
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "common/http_client.h"
@@ -41,7 +40,8 @@ void MakeSystemTree(const std::string& root) {
   fs::copy_file("/bin/busybox", root + "/bin/busybox");
   for (const char* app : {"sh", "ln", "rm", "cp", "mkdir", "cat", "echo", "chown"})
     fs::create_symlink("busybox", root + "/bin/" + app);
-  Put(root + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\n");
+  Put(root + "/etc/passwd",
+      "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\n");
   Put(root + "/etc/group", "root:x:0:\nwww-data:x:33:\n");
   Put(root + "/etc/motd", "the image's motd\n");
   Put(root + "/etc/ssh/ssh_host_ed25519_key", "not a real key\n", 0600);
@@ -79,10 +79,14 @@ struct Site {
     REQUIRE(r.exit_code == 0);
   }
 
-  RunResult DirInstall(const std::string& node, const std::string& root, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {KILN_AGENT_EXE, "dirinstall", "--server", server->url(), "--root", root,
-                                     "--state", work.Sub("state-" + node), "--log", work.Sub(node + ".log"),
-                                     "--facts", kExamples + "/facts/" + node + ".json"};
+  RunResult DirInstall(const std::string& node, const std::string& root,
+                       std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {KILN_AGENT_EXE, "dirinstall",
+                                     "--server",     server->url(),
+                                     "--root",       root,
+                                     "--state",      work.Sub("state-" + node),
+                                     "--log",        work.Sub(node + ".log"),
+                                     "--facts",      kExamples + "/facts/" + node + ".json"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     return Run(argv, {}, std::chrono::seconds(120));
   }
@@ -94,19 +98,24 @@ struct Site {
   }
 };
 
-std::string ReadOr(const std::string& path) { return ReadFile(path).value_or("<missing>"); }
+std::string ReadOr(const std::string& path) {
+  return ReadFile(path).value_or("<missing>");
+}
 
 }  // namespace
 
-TEST_CASE("dirinstall: the tree is the image plus the class files, scripts ran in order, the story is told") {
+TEST_CASE(
+    "dirinstall: the tree is the image plus the class files, scripts ran in order, the story is "
+    "told") {
   Site site;
   // `kiln watch` follows the install from before it starts.
-  auto watch = Process::Start({KILN_EXE, "watch", "web01", "--until-done", "--json", "--server", site.server->url(),
-                               "--token", site.server->token()});
+  auto watch = Process::Start({KILN_EXE, "watch", "web01", "--until-done", "--json", "--server",
+                               site.server->url(), "--token", site.server->token()});
   REQUIRE(watch.ok());
   REQUIRE(WaitUntil([&] { return watch->Stderr().find("following web01") != std::string::npos; }));
   std::string root = site.work.Sub("root");
-  auto r = site.DirInstall("web01", root, {"--node-token", site.server->token(), "--node", "web01"});
+  auto r =
+      site.DirInstall("web01", root, {"--node-token", site.server->token(), "--node", "web01"});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   REQUIRE(watch->Wait(std::chrono::seconds(30)) == 0);
@@ -135,16 +144,18 @@ TEST_CASE("dirinstall: the tree is the image plus the class files, scripts ran i
   CHECK(ReadOr(root + "/etc/motd").find("web01") != std::string::npos);
   // The scripts ran inside the target, in plan order.
   CHECK(fs::read_symlink(root + "/etc/localtime") == "/usr/share/zoneinfo/UTC");
-  CHECK(fs::read_symlink(root + "/etc/nginx/sites-enabled/default") == "/etc/nginx/sites-available/default");
+  CHECK(fs::read_symlink(root + "/etc/nginx/sites-enabled/default") ==
+        "/etc/nginx/sites-available/default");
   CHECK(!fs::exists(root + "/etc/ssh/ssh_host_ed25519_key"));
   CHECK(!fs::exists(root + "/tmp/.kiln-scripts/0-10-timezone"));
   // The daemon starts at boot on a systemd target.
-  CHECK(ReadOr(root + "/etc/systemd/system/kiln-agent.service").find("ExecStart=/usr/bin/kiln-agent daemon") !=
-        std::string::npos);
+  CHECK(ReadOr(root + "/etc/systemd/system/kiln-agent.service")
+            .find("ExecStart=/usr/bin/kiln-agent daemon") != std::string::npos);
   CHECK(fs::read_symlink(root + "/etc/systemd/system/multi-user.target.wants/kiln-agent.service") ==
         "../kiln-agent.service");
   // The finish hook ran in the install environment with $target and $KILN_LOG.
-  CHECK(ReadOr(root + "/var/log/kiln-install.log").find("running 10-timezone") != std::string::npos);
+  CHECK(ReadOr(root + "/var/log/kiln-install.log").find("running 10-timezone") !=
+        std::string::npos);
 
   // The events tell the whole story, in order, with nothing missing.
   Json ev = site.Get("/api/v1/nodes/web01/events");
@@ -157,7 +168,8 @@ TEST_CASE("dirinstall: the tree is the image plus the class files, scripts ran i
     CHECK(events[i]["seq"].get<uint64_t>() == i + 1);
     if (events[i]["kind"] == "phase") phases.push_back(events[i]["phase"]);
     std::string msg = events[i].value("message", "");
-    if (events[i]["kind"] == "log" && StartsWith(msg, "running ")) scripts.push_back(msg.substr(8, msg.find(' ', 8) - 8));
+    if (events[i]["kind"] == "log" && StartsWith(msg, "running "))
+      scripts.push_back(msg.substr(8, msg.find(' ', 8) - 8));
   }
   CHECK(phases == std::vector<std::string>{"plan", "image", "files", "scripts", "finish"});
   std::vector<std::string> want;
@@ -184,9 +196,12 @@ TEST_CASE("dirinstall: the tree is the image plus the class files, scripts ran i
   CHECK(admin.Do("GET", "/api/v1/coord/data/kiln/nodes/web01/agent")->status == 404);
 }
 
-TEST_CASE("a script that fails stops the install: its output in the log, the node failed, not installed") {
+TEST_CASE(
+    "a script that fails stops the install: its output in the log, the node failed, not "
+    "installed") {
   Site site(/*copy_space=*/true);
-  Put(site.space + "/scripts/WEB/20-broken", "#!/bin/sh\necho 'nginx: config broken'\nexit 3\n", 0755);
+  Put(site.space + "/scripts/WEB/20-broken", "#!/bin/sh\necho 'nginx: config broken'\nexit 3\n",
+      0755);
   // The server reloads the space when it changes (the plan needs the
   // node's facts: its disks).
   HttpClient admin(site.server->url(), site.server->token());
@@ -198,7 +213,8 @@ TEST_CASE("a script that fails stops the install: its output in the log, the nod
     return p.ok() && p->dump().find("20-broken") != std::string::npos;
   }));
   std::string root = site.work.Sub("root");
-  auto r = site.DirInstall("web01", root, {"--node-token", site.server->token(), "--node", "web01"});
+  auto r =
+      site.DirInstall("web01", root, {"--node-token", site.server->token(), "--node", "web01"});
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("kiln-agent dirinstall: script 20-broken (scripts/WEB/20-broken) exited with 3: "
                    "nginx: config broken") != std::string::npos);
@@ -214,7 +230,8 @@ TEST_CASE("a script that fails stops the install: its output in the log, the nod
   CHECK(!fs::exists(root + "/var/log/kiln-install.log"));
 }
 
-TEST_CASE("the agent enrolls with the one-time token and its node token acts for its own node only") {
+TEST_CASE(
+    "the agent enrolls with the one-time token and its node token acts for its own node only") {
   Site site;
   REQUIRE(site.server->Kiln({"node", "add", "web02", "--mac", "52:54:00:00:01:02"}).exit_code == 0);
   REQUIRE(site.server->Kiln({"node", "install", "web01"}).exit_code == 0);
@@ -239,45 +256,61 @@ TEST_CASE("the agent enrolls with the one-time token and its node token acts for
   REQUIRE(site.server->Kiln({"node", "install", "web01"}).exit_code == 0);
   script = anon.Do("GET", std::string("/boot/ipxe?mac=") + kWeb01Mac);
   at = script->body.find("kiln.token=");
-  auto e = anon.Do("POST", "/api/v1/enroll", Json{{"token", script->body.substr(at + 11, 32)}}.dump(),
-                   {.content_type = "application/json"});
+  auto e =
+      anon.Do("POST", "/api/v1/enroll", Json{{"token", script->body.substr(at + 11, 32)}}.dump(),
+              {.content_type = "application/json"});
   REQUIRE(e.ok());
   REQUIRE(e->status == 200);
   HttpClient web01(site.server->url(), ParseJson(e->body)->at("token").get<std::string>());
   CHECK(web01.Do("GET", "/api/v1/nodes/web01/plan")->status == 200);
   CHECK(web01.Do("GET", "/api/v1/nodes/web02/plan")->status == 403);
-  Json batch = {{"run", "r1"}, {"events", Json::array({Json{{"seq", 1}, {"kind", "phase"}, {"phase", "plan"}}})}};
-  CHECK(web01.Do("POST", "/api/v1/nodes/web02/events", batch.dump(), {.content_type = "application/json"})->status ==
-        403);
-  CHECK(web01.Do("PUT", "/api/v1/nodes/web02/facts", "{\"schema\":1}", {.content_type = "application/json"})->status ==
-        403);
-  CHECK(web01.Do("POST", "/api/v1/nodes/web02/session", "{}", {.content_type = "application/json"})->status == 403);
-  CHECK(web01.Do("PUT", "/api/v1/nodes/web02/log?run=r1", "x", {.content_type = "text/plain"})->status == 403);
-  CHECK(web01.Do("POST", "/api/v1/nodes/web02/installed", "{}", {.content_type = "application/json"})->status ==
-        403);
+  Json batch = {{"run", "r1"},
+                {"events", Json::array({Json{{"seq", 1}, {"kind", "phase"}, {"phase", "plan"}}})}};
+  CHECK(web01
+            .Do("POST", "/api/v1/nodes/web02/events", batch.dump(),
+                {.content_type = "application/json"})
+            ->status == 403);
+  CHECK(web01
+            .Do("PUT", "/api/v1/nodes/web02/facts", "{\"schema\":1}",
+                {.content_type = "application/json"})
+            ->status == 403);
+  CHECK(web01.Do("POST", "/api/v1/nodes/web02/session", "{}", {.content_type = "application/json"})
+            ->status == 403);
+  CHECK(web01.Do("PUT", "/api/v1/nodes/web02/log?run=r1", "x", {.content_type = "text/plain"})
+            ->status == 403);
+  CHECK(
+      web01.Do("POST", "/api/v1/nodes/web02/installed", "{}", {.content_type = "application/json"})
+          ->status == 403);
   CHECK(site.Get("/api/v1/nodes/web02")["state"] != "installed");
 }
 
-TEST_CASE("the server dies and comes back mid-install: the agent carries on and no event is lost or reordered") {
+TEST_CASE(
+    "the server dies and comes back mid-install: the agent carries on and no event is lost or "
+    "reordered") {
   Site site(/*copy_space=*/true);
   // A hook holds the install just before the image phase until the test
   // has killed the server.
   std::string go = site.work.Sub("go");
-  Put(site.space + "/hooks/image.DEFAULT", "#!/bin/sh\nwhile [ ! -e " + go + " ]; do sleep 0.05; done\n", 0755);
+  Put(site.space + "/hooks/image.DEFAULT",
+      "#!/bin/sh\nwhile [ ! -e " + go + " ]; do sleep 0.05; done\n", 0755);
   HttpClient admin(site.server->url(), site.server->token());
-  REQUIRE(admin.Do("PUT", "/api/v1/nodes/web01/facts", ReadOr(kExamples + "/facts/web01.json"),
-                   {.content_type = "application/json"})->status == 200);
+  REQUIRE(admin
+              .Do("PUT", "/api/v1/nodes/web01/facts", ReadOr(kExamples + "/facts/web01.json"),
+                  {.content_type = "application/json"})
+              ->status == 200);
   REQUIRE(WaitUntil([&] {
     auto p = site.server->Client().Get("/api/v1/nodes/web01/plan");
     return p.ok() && p->dump().find("hooks/image.DEFAULT") != std::string::npos;
   }));
   std::string root = site.work.Sub("root");
-  auto agent = Process::Start({KILN_AGENT_EXE, "dirinstall", "--server", site.server->url(), "--root", root,
-                               "--state", site.work.Sub("state"), "--log", site.work.Sub("web01.log"), "--facts",
-                               kExamples + "/facts/web01.json", "--node-token", site.server->token(), "--node",
-                               "web01", "--session-timeout-ms", "3000"});
+  auto agent =
+      Process::Start({KILN_AGENT_EXE, "dirinstall", "--server", site.server->url(), "--root", root,
+                      "--state", site.work.Sub("state"), "--log", site.work.Sub("web01.log"),
+                      "--facts", kExamples + "/facts/web01.json", "--node-token",
+                      site.server->token(), "--node", "web01", "--session-timeout-ms", "3000"});
   REQUIRE(agent.ok());
-  REQUIRE(WaitUntil([&] { return agent->Stderr().find("running image.DEFAULT") != std::string::npos; }));
+  REQUIRE(WaitUntil(
+      [&] { return agent->Stderr().find("running image.DEFAULT") != std::string::npos; }));
 
   std::string port = Split(site.server->url(), ':').back();
   site.server->process().Signal(SIGKILL);
@@ -287,7 +320,8 @@ TEST_CASE("the server dies and comes back mid-install: the agent carries on and 
   // on the same address with the same data.
   REQUIRE(WaitUntil([&] { return agent->Stderr().find("==> image") != std::string::npos; }));
   ::usleep(500 * 1000);
-  KilnServer again(site.server->data_dir(), {"--space", site.space, "--listen", "127.0.0.1:" + port});
+  KilnServer again(site.server->data_dir(),
+                   {"--space", site.space, "--listen", "127.0.0.1:" + port});
   int agent_exit = agent->Wait(std::chrono::seconds(120));
   INFO(agent->Stderr());
   REQUIRE(agent_exit == 0);
@@ -310,7 +344,8 @@ TEST_CASE("the server dies and comes back mid-install: the agent carries on and 
 TEST_CASE("the installed system's daemon reports in with the image it runs") {
   Site site;
   std::string root = site.work.Sub("root");
-  auto r = site.DirInstall("web01", root, {"--node-token", site.server->token(), "--node", "web01"});
+  auto r =
+      site.DirInstall("web01", root, {"--node-token", site.server->token(), "--node", "web01"});
   REQUIRE(r.exit_code == 0);
   std::string conf = root + "/etc/kiln/agent.json";
   struct stat st {};
@@ -321,7 +356,8 @@ TEST_CASE("the installed system's daemon reports in with the image it runs") {
   CHECK(c["image"] == "web@3");
   CHECK(c["server"] == site.server->url());
 
-  auto daemon = Process::Start({KILN_AGENT_EXE, "daemon", "--config", conf, "--session-timeout-ms", "2000"});
+  auto daemon =
+      Process::Start({KILN_AGENT_EXE, "daemon", "--config", conf, "--session-timeout-ms", "2000"});
   REQUIRE(daemon.ok());
   HttpClient admin(site.server->url(), site.server->token());
   Json agent;
@@ -360,7 +396,8 @@ TEST_CASE("an unknown machine boots discover, and its agent registers it with it
   REQUIRE(WaitUntil([&] {
     auto r = anon.Do("GET", "/boot/ipxe?mac=" + mac);
     script = r.ok() ? r->body : "";
-    return script.find("kiln.mode=discover") != std::string::npos && script.find("kiln.token=") != std::string::npos;
+    return script.find("kiln.mode=discover") != std::string::npos &&
+           script.find("kiln.token=") != std::string::npos;
   }));
   size_t at = script.find("kiln.token=");
   std::string token = script.substr(at + 11, 32);
@@ -375,9 +412,10 @@ TEST_CASE("an unknown machine boots discover, and its agent registers it with it
   REQUIRE(nodes.size() == 1);
   CHECK(nodes[0]["macs"][0] == mac);
   CHECK(nodes[0]["facts"]["schema"] == 1);
-  CHECK(nodes[0]["facts"]["cpu"]["model"] == ParseJson(ReadOr(kExamples + "/facts/gpu01.json")).value()["cpu"]["model"]);
+  CHECK(nodes[0]["facts"]["cpu"]["model"] ==
+        ParseJson(ReadOr(kExamples + "/facts/gpu01.json")).value()["cpu"]["model"]);
   // The token was for one use.
-  auto again = Run({KILN_AGENT_EXE, "discover", "--server", server.url(), "--token", token, "--facts",
-                    kExamples + "/facts/gpu01.json"});
+  auto again = Run({KILN_AGENT_EXE, "discover", "--server", server.url(), "--token", token,
+                    "--facts", kExamples + "/facts/gpu01.json"});
   CHECK(again.exit_code == 1);
 }

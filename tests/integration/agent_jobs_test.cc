@@ -5,9 +5,8 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-#include <filesystem>
-
 #include <catch2/catch.hpp>
+#include <filesystem>
 
 #include "common/file_util.h"
 #include "common/http_client.h"
@@ -29,7 +28,9 @@ void Put(const std::string& path, const std::string& content, mode_t mode = 0644
   REQUIRE(WriteFileAtomic(path, content, mode).ok());
 }
 
-std::string ReadOr(const std::string& path) { return ReadFile(path).value_or("<missing>"); }
+std::string ReadOr(const std::string& path) {
+  return ReadFile(path).value_or("<missing>");
+}
 
 struct Fleet {
   TempDir work;
@@ -37,7 +38,8 @@ struct Fleet {
   std::vector<std::unique_ptr<Process>> daemons;
 
   void Capture(const std::string& note) {
-    auto r = server.Kiln({"image", "capture", "web", "--from-dir", work.Sub("tree"), "--note", note});
+    auto r =
+        server.Kiln({"image", "capture", "web", "--from-dir", work.Sub("tree"), "--note", note});
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
   }
@@ -60,13 +62,15 @@ struct Fleet {
     for (const char* n : {"web01", "web02"}) {
       std::string mac = std::string("52:54:00:00:02:0") + (n[4] == '1' ? "1" : "2");
       REQUIRE(server.Kiln({"node", "add", n, "--mac", mac}).exit_code == 0);
-      auto r = Run({KILN_AGENT_EXE, "dirinstall", "--server", server.url(), "--node-token", server.token(), "--node",
-                    n, "--root", work.Sub(n), "--state", work.Sub(std::string("state-") + n), "--log",
-                    work.Sub(std::string(n) + ".log"), "--facts", kExamples + "/facts/web01.json"});
+      auto r = Run({KILN_AGENT_EXE, "dirinstall", "--server", server.url(), "--node-token",
+                    server.token(), "--node", n, "--root", work.Sub(n), "--state",
+                    work.Sub(std::string("state-") + n), "--log", work.Sub(std::string(n) + ".log"),
+                    "--facts", kExamples + "/facts/web01.json"});
       INFO(r.err);
       REQUIRE(r.exit_code == 0);
-      auto d = Process::Start({KILN_AGENT_EXE, "daemon", "--root", work.Sub(n), "--config",
-                               work.Sub(std::string(n) + "/etc/kiln/agent.json"), "--poll-ms", "100"});
+      auto d =
+          Process::Start({KILN_AGENT_EXE, "daemon", "--root", work.Sub(n), "--config",
+                          work.Sub(std::string(n) + "/etc/kiln/agent.json"), "--poll-ms", "100"});
       REQUIRE(d.ok());
       daemons.push_back(std::make_unique<Process>(std::move(*d)));
     }
@@ -90,12 +94,15 @@ struct Fleet {
     auto script = anon.Do("GET", "/boot/ipxe?mac=52:54:00:00:02:01");
     size_t t = script.ok() ? script->body.find("kiln.token=") : std::string::npos;
     REQUIRE(t != std::string::npos);
-    auto e = anon.Do("POST", "/api/v1/enroll", Json{{"token", script->body.substr(t + 11, 32)}}.dump(),
-                     {.content_type = "application/json"});
+    auto e =
+        anon.Do("POST", "/api/v1/enroll", Json{{"token", script->body.substr(t + 11, 32)}}.dump(),
+                {.content_type = "application/json"});
     REQUIRE(e.ok());
     return ParseJson(e->body).value()["token"].get<std::string>();
   }
-  Json Config(const std::string& n) { return ParseJson(ReadOr(work.Sub(n + "/etc/kiln/agent.json"))).value(); }
+  Json Config(const std::string& n) {
+    return ParseJson(ReadOr(work.Sub(n + "/etc/kiln/agent.json"))).value();
+  }
 };
 
 }  // namespace
@@ -140,23 +147,27 @@ TEST_CASE("kiln node run, update and rollback on installed hosts") {
   Put(f.work.Sub("tree/usr/share/big"), big);
   Put(f.work.Sub("tree/etc/kiln-release"), "web 5\n");
   f.Capture("v5");
-  auto job = admin.Do("POST", "/api/v1/nodes/web01/jobs",
-                      Json{{"kind", "update"}, {"args", {{"image", "web"}, {"version", "5"}, {"break_after_bytes", 100000}}}}.dump(),
-                      {.content_type = "application/json"});
+  auto job =
+      admin.Do("POST", "/api/v1/nodes/web01/jobs",
+               Json{{"kind", "update"},
+                    {"args", {{"image", "web"}, {"version", "5"}, {"break_after_bytes", 100000}}}}
+                   .dump(),
+               {.content_type = "application/json"});
   REQUIRE(job->status == 201);
   std::string id = ParseJson(job->body).value()["id"];
   Json done;
-  REQUIRE(WaitUntil([&] {
-    auto g = admin.Do("GET", "/api/v1/nodes/web01/jobs/" + id);
-    done = ParseJson(g->body).value_or(Json());
-    return done.value("state", "") == "failed" || done.value("state", "") == "done";
-  }, std::chrono::seconds(30)));
+  REQUIRE(WaitUntil(
+      [&] {
+        auto g = admin.Do("GET", "/api/v1/nodes/web01/jobs/" + id);
+        done = ParseJson(g->body).value_or(Json());
+        return done.value("state", "") == "failed" || done.value("state", "") == "done";
+      },
+      std::chrono::seconds(30)));
   CHECK(done["state"] == "failed");
   CHECK(done["message"].get<std::string>().find("the host is back at web@4") != std::string::npos);
   CHECK(ReadOr(r1 + "/etc/kiln-release") == "web 4\n");
   CHECK(!fs::exists(r1 + "/usr/share/big"));
   CHECK(f.Config("web01")["image"] == "web@4");
-
 }
 
 TEST_CASE("rollback returns a host to the version before its update, also without the server") {
@@ -184,7 +195,8 @@ TEST_CASE("rollback returns a host to the version before its update, also withou
   int stopped = f.server.Stop();
   INFO(f.server.process().Stderr());
   REQUIRE(stopped == 0);
-  auto local = Run({KILN_AGENT_EXE, "rollback", "--root", r2, "--config", r2 + "/etc/kiln/agent.json"});
+  auto local =
+      Run({KILN_AGENT_EXE, "rollback", "--root", r2, "--config", r2 + "/etc/kiln/agent.json"});
   INFO(local.err);
   CHECK(local.exit_code == 0);
   CHECK(ReadOr(r2 + "/etc/kiln-release") == "web 3\n");
@@ -215,7 +227,8 @@ TEST_CASE("a host is captured as a new image, and a second capture moves almost 
   Fleet f;
   std::string r1 = f.work.Sub("web01");
   Put(r1 + "/srv/app/data.bin", std::string(200000, 'd'));
-  auto c = f.server.Kiln({"image", "capture", "golden", "--from-host", "web01", "--note", "from web01", "--json"});
+  auto c = f.server.Kiln(
+      {"image", "capture", "golden", "--from-host", "web01", "--note", "from web01", "--json"});
   INFO(c.out << c.err);
   REQUIRE(c.exit_code == 0);
   Json first = ParseJson(c.out).value();
@@ -240,14 +253,16 @@ TEST_CASE("a host is captured as a new image, and a second capture moves almost 
 
   // A node token cannot upload a capture on its own (a real one, enrolled).
   HttpClient node(f.server.url(), f.EnrollWeb01());
-  auto denied = node.Do("POST", "/api/v1/images/golden/captures", "x", {.content_type = "application/octet-stream"});
+  auto denied = node.Do("POST", "/api/v1/images/golden/captures", "x",
+                        {.content_type = "application/octet-stream"});
   CHECK(denied->status == 403);
   CHECK(denied->body.find("capture job") != std::string::npos);
 }
 
 TEST_CASE("hosts picked by class run in waves of max-parallel") {
   Fleet f;
-  auto r = f.server.Kiln({"node", "run", "--class", "WEB", "--max-parallel", "1", "-c", "cat etc/kiln-release"});
+  auto r = f.server.Kiln(
+      {"node", "run", "--class", "WEB", "--max-parallel", "1", "-c", "cat etc/kiln-release"});
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("web01: ok") != std::string::npos);
@@ -265,7 +280,8 @@ TEST_CASE("hosts picked by class run in waves of max-parallel") {
 
 TEST_CASE("jobs: a hanging command is cut off, others finish, and only the admin may queue") {
   Fleet f;
-  auto r = f.server.Kiln({"node", "run", "web01", "web02", "--timeout", "1", "-c", "test -e etc/motd && sleep 30; echo fine"});
+  auto r = f.server.Kiln({"node", "run", "web01", "web02", "--timeout", "1", "-c",
+                          "test -e etc/motd && sleep 30; echo fine"});
   INFO(r.out << r.err);
   CHECK(r.exit_code == 1);
   size_t timeouts = 0, at = 0;
@@ -276,14 +292,16 @@ TEST_CASE("jobs: a hanging command is cut off, others finish, and only the admin
 
   HttpClient admin(f.server.url(), f.server.token());
   HttpClient web01(f.server.url(), f.EnrollWeb01());
-  auto denied = web01.Do("POST", "/api/v1/nodes/web01/jobs", Json{{"kind", "run"}, {"args", {{"command", "id"}}}}.dump(),
+  auto denied = web01.Do("POST", "/api/v1/nodes/web01/jobs",
+                         Json{{"kind", "run"}, {"args", {{"command", "id"}}}}.dump(),
                          {.content_type = "application/json"});
   CHECK(denied->status == 403);
   auto bad = admin.Do("POST", "/api/v1/nodes/web01/jobs", Json{{"kind", "dance"}}.dump(),
                       {.content_type = "application/json"});
   CHECK(bad->status == 400);
   CHECK(bad->body.find("is not run, update, rollback, diff or capture") != std::string::npos);
-  auto noupd = admin.Do("POST", "/api/v1/nodes/web01/jobs", Json{{"kind", "update"}, {"args", {{"image", "web"}}}}.dump(),
+  auto noupd = admin.Do("POST", "/api/v1/nodes/web01/jobs",
+                        Json{{"kind", "update"}, {"args", {{"image", "web"}}}}.dump(),
                         {.content_type = "application/json"});
   CHECK(noupd->status == 400);
   CHECK(f.server.Kiln({"node", "update", "web01", "--to", "web"}).exit_code != 0);

@@ -31,7 +31,8 @@ TEST_CASE("kiln serve --coord zk:// works with the same commands as embedded", "
   CHECK((*st)["coord"]["state"] == "ok");
 
   CHECK(server.Kiln({"coord", "create", "/app", "v0"}).exit_code == 0);
-  CHECK(server.Kiln({"coord", "create", "/app/job-", "--sequential"}).out == "/app/job-0000000000\n");
+  CHECK(server.Kiln({"coord", "create", "/app/job-", "--sequential"}).out ==
+        "/app/job-0000000000\n");
   CHECK(server.Kiln({"coord", "set", "/app", "v1", "--version", "0"}).exit_code == 0);
   auto stale = server.Kiln({"coord", "set", "/app", "v2", "--version", "0"});
   CHECK(stale.exit_code == 1);
@@ -49,9 +50,9 @@ TEST_CASE("kiln serve --coord zk:// works with the same commands as embedded", "
     return s.ok() ? (*s)["coord"]["streams"].get<int>() : -1;
   };
   int before = streams();
-  Process watch = std::move(*Process::Start({KILN_EXE, "coord", "watch", "/app", "--count", "1",
-                                              "--json", "--server", server.url(), "--token",
-                                              server.token()}));
+  Process watch =
+      std::move(*Process::Start({KILN_EXE, "coord", "watch", "/app", "--count", "1", "--json",
+                                 "--server", server.url(), "--token", server.token()}));
   REQUIRE(WaitUntil([&] { return streams() > before; }));
   CHECK(server.Kiln({"coord", "set", "/app", "v3"}).exit_code == 0);
   CHECK(watch.Wait() == 0);
@@ -84,7 +85,8 @@ TEST_CASE("kiln serve --coord zk:// works with the same commands as embedded", "
 
 TEST_CASE("kiln serve refuses a malformed or unreachable --coord with one line") {
   TempDir t;
-  auto bad = Run({KILN_EXE, "serve", "--data", t.Sub("d"), "--listen", "127.0.0.1:0", "--coord", "zk://nohost"});
+  auto bad = Run({KILN_EXE, "serve", "--data", t.Sub("d"), "--listen", "127.0.0.1:0", "--coord",
+                  "zk://nohost"});
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("--coord: coordination URL \"zk://nohost\"") != std::string::npos);
   auto down = Run({KILN_EXE, "serve", "--data", t.Sub("d2"), "--listen", "127.0.0.1:0", "--coord",

@@ -18,9 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <mutex>
 #include <thread>
 
@@ -70,7 +69,7 @@ struct Netns {
 };
 
 struct Offer {
-  int type = 0;  // option 53
+  int type = 0;        // option 53
   std::string server;  // option 54
   std::string yiaddr, siaddr, file;
 };
@@ -132,7 +131,8 @@ class OfferCapture {
       o.yiaddr = ip;
       ::inet_ntop(AF_INET, buf + 20, ip, sizeof ip);
       o.siaddr = ip;
-      o.file.assign(reinterpret_cast<char*>(buf + 108), strnlen(reinterpret_cast<char*>(buf + 108), 128));
+      o.file.assign(reinterpret_cast<char*>(buf + 108),
+                    strnlen(reinterpret_cast<char*>(buf + 108), 128));
       for (ssize_t i = 240; i + 1 < n && buf[i] != 255;) {
         if (buf[i] == 0) {
           ++i;
@@ -175,7 +175,8 @@ struct BootNet {
     srv.Exec({"ip", "link", "set", bridge, "up"});
     for (Netns* ns : {&cli, &site}) {
       std::string leg = "kpxv" + id + ns->name.back();
-      srv.Exec({"ip", "link", "add", leg, "type", "veth", "peer", "name", "eth0", "netns", ns->name});
+      srv.Exec(
+          {"ip", "link", "add", leg, "type", "veth", "peer", "name", "eth0", "netns", ns->name});
       srv.Exec({"ip", "link", "set", leg, "master", bridge, "up"});
       ns->Exec({"ip", "link", "set", "eth0", "up"});
     }
@@ -184,15 +185,14 @@ struct BootNet {
 
   // Starts `kiln serve` inside kiln's namespace and waits for serve.json.
   std::unique_ptr<Process> Kiln(std::vector<std::string> args) {
-    std::vector<std::string> argv = srv.Cmd({KILN_EXE, "serve", "--data", dir.Sub("data"),
-                                             "--listen", "127.0.0.1:0"});
+    std::vector<std::string> argv =
+        srv.Cmd({KILN_EXE, "serve", "--data", dir.Sub("data"), "--listen", "127.0.0.1:0"});
     argv.insert(argv.end(), args.begin(), args.end());
     auto p = Process::Start(argv);
     REQUIRE(p.ok());
     auto proc = std::make_unique<Process>(std::move(*p));
-    bool up = WaitUntil([&] {
-      return !proc->Running() || access(dir.Sub("data/serve.json").c_str(), F_OK) == 0;
-    });
+    bool up = WaitUntil(
+        [&] { return !proc->Running() || access(dir.Sub("data/serve.json").c_str(), F_OK) == 0; });
     INFO(proc->Stderr());
     REQUIRE(up);
     REQUIRE(proc->Running());
@@ -215,23 +215,29 @@ struct BootNet {
   }
 };
 
-const std::vector<std::string> kBiosPxe = {"-V", "PXEClient:Arch:00000:UNDI:002001", "-x",
-                                           "0x5d:0000", "-x", "0x5e:010201"};
-const std::vector<std::string> kUefiPxe = {"-V", "PXEClient:Arch:00007:UNDI:003016", "-x",
-                                           "0x5d:0007", "-x", "0x5e:010300"};
-const std::vector<std::string> kIpxe = {"-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000",
-                                        "-x", "0x4d:69505845", "-x", "175:0101"};
+const std::vector<std::string> kBiosPxe = {
+    "-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000", "-x", "0x5e:010201"};
+const std::vector<std::string> kUefiPxe = {
+    "-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "0x5d:0007", "-x", "0x5e:010300"};
+const std::vector<std::string> kIpxe = {
+    "-V",      "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000", "-x", "0x4d:69505845", "-x",
+    "175:0101"};
 
 }  // namespace
 
-TEST_CASE("proxy-DHCP beside a site DHCP server: PXE offers carry kiln's TFTP server and boot file") {
+TEST_CASE(
+    "proxy-DHCP beside a site DHCP server: PXE offers carry kiln's TFTP server and boot file") {
   BootNet net;
   std::string site_conf = net.dir.Sub("site.conf");
-  WriteTestFile(site_conf, "port=0\ninterface=eth0\nbind-interfaces\npid-file=\nno-ping\n"
-                           "dhcp-range=" + net.subnet + ".100," + net.subnet + ".150,255.255.255.0,1h\n"
-                           "dhcp-leasefile=" + net.dir.Sub("site.leases") + "\n");
-  auto site = Process::Start(net.site.Cmd({"dnsmasq", "--keep-in-foreground", "--conf-file=" + site_conf,
-                                           "--log-facility=-"}));
+  WriteTestFile(site_conf,
+                "port=0\ninterface=eth0\nbind-interfaces\npid-file=\nno-ping\n"
+                "dhcp-range=" +
+                    net.subnet + ".100," + net.subnet +
+                    ".150,255.255.255.0,1h\n"
+                    "dhcp-leasefile=" +
+                    net.dir.Sub("site.leases") + "\n");
+  auto site = Process::Start(net.site.Cmd(
+      {"dnsmasq", "--keep-in-foreground", "--conf-file=" + site_conf, "--log-facility=-"}));
   REQUIRE(site.ok());
   auto kiln = net.Kiln({"--interface", net.bridge, "--dhcp-log"});  // proxy is the default
   std::string server = net.subnet + ".1";
@@ -259,10 +265,14 @@ TEST_CASE("proxy-DHCP beside a site DHCP server: PXE offers carry kiln's TFTP se
   net.Udhcpc(kIpxe);
   std::string ipxe_url = "http://" + server + ":" +
                          Split(ReadFile(net.dir.Sub("data/serve.json")).value_or(""), ':').back();
-  CHECK(WaitUntil([&] {
-    return cap.Has([&](const Offer& o) { return o.server == server && StartsWith(o.file, "http://" + server + ":") &&
-                                                EndsWith(o.file, "/boot/ipxe"); });
-  }, 10s));
+  CHECK(WaitUntil(
+      [&] {
+        return cap.Has([&](const Offer& o) {
+          return o.server == server && StartsWith(o.file, "http://" + server + ":") &&
+                 EndsWith(o.file, "/boot/ipxe");
+        });
+      },
+      10s));
   // A plain DHCP client (no PXE vendor class) gets nothing from kiln.
   cap.Clear();
   net.Udhcpc({});
@@ -283,7 +293,8 @@ TEST_CASE("proxy-DHCP beside a site DHCP server: PXE offers carry kiln's TFTP se
   ::kill(pid, SIGKILL);
   REQUIRE(WaitUntil([&] {
     auto d = net.Status()["dhcp"];
-    return d.value("starts", 0) == 2 && d.value("state", "") == "running" && d.value("pid", 0) != pid;
+    return d.value("starts", 0) == 2 && d.value("state", "") == "running" &&
+           d.value("pid", 0) != pid;
   }));
   CHECK(net.Status()["dhcp"]["last_exit"] == "killed by signal 9");
   cap.Clear();
@@ -320,18 +331,21 @@ TEST_CASE("full DHCP on an isolated network: the lease itself names the boot ser
 
 TEST_CASE("DHCP settings kiln cannot use stop kiln serve with a clear error") {
   TempDir t;
-  auto no_if = Run({KILN_EXE, "serve", "--data", t.Sub("d"), "--listen", "127.0.0.1:0", "--dhcp", "proxy"});
+  auto no_if =
+      Run({KILN_EXE, "serve", "--data", t.Sub("d"), "--listen", "127.0.0.1:0", "--dhcp", "proxy"});
   CHECK(no_if.exit_code == 2);
-  CHECK(no_if.err.find("kiln serve: --dhcp proxy needs --interface (the boot network)") != std::string::npos);
+  CHECK(no_if.err.find("kiln serve: --dhcp proxy needs --interface (the boot network)") !=
+        std::string::npos);
   auto missing = Run({KILN_EXE, "serve", "--data", t.Sub("d"), "--listen", "127.0.0.1:0",
                       "--interface", "kpxe-nonexistent0"});
   CHECK(missing.exit_code == 1);
-  CHECK(missing.err.find("network interface kpxe-nonexistent0 does not exist") != std::string::npos);
+  CHECK(missing.err.find("network interface kpxe-nonexistent0 does not exist") !=
+        std::string::npos);
 
   BootNet net;
-  std::vector<std::string> argv = net.srv.Cmd({KILN_EXE, "serve", "--data", net.dir.Sub("data"),
-                                               "--listen", "127.0.0.1:0", "--interface", net.bridge,
-                                               "--dhcp", "full", "--dhcp-range", "10.0.0.5,banana"});
+  std::vector<std::string> argv =
+      net.srv.Cmd({KILN_EXE, "serve", "--data", net.dir.Sub("data"), "--listen", "127.0.0.1:0",
+                   "--interface", net.bridge, "--dhcp", "full", "--dhcp-range", "10.0.0.5,banana"});
   auto bad = Run(argv);
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("dnsmasq rejects") != std::string::npos);

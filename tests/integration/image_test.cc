@@ -1,14 +1,13 @@
 // Drives images the way an operator does: `kiln serve` and the `kiln image`
 // commands, plus the HTTP API where a client could misbehave.
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
-
-#include <catch2/catch.hpp>
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "common/http_client.h"
@@ -43,20 +42,22 @@ Json RunJson(const KilnServer& s, std::vector<std::string> args) {
 
 std::vector<std::string> DiffPaths(const Json& diff) {
   std::vector<std::string> out;
-  for (const auto& c : diff["changes"]) out.push_back(c["change"].get<std::string>() + " " + c["path"].get<std::string>());
+  for (const auto& c : diff["changes"])
+    out.push_back(c["change"].get<std::string>() + " " + c["path"].get<std::string>());
   return out;
 }
 
 }  // namespace
 
-TEST_CASE("kiln image: capture, log, show, diff, deploy, delta, tag, rollback, export, verify, gc") {
+TEST_CASE(
+    "kiln image: capture, log, show, diff, deploy, delta, tag, rollback, export, verify, gc") {
   KilnServer server;
   TempDir t;
   MakeRichTree(t.Sub("src"));
   // Files younger than the stat cache's racy window are hashed every time.
   std::this_thread::sleep_for(std::chrono::milliseconds(2 * imager::kRacyWindowNs / 1'000'000));
-  Json c1 = RunJson(server, {"image", "capture", "web", "--from-dir", t.Sub("src"), "--note", "first",
-                             "--stat-cache", t.Sub("sc")});
+  Json c1 = RunJson(server, {"image", "capture", "web", "--from-dir", t.Sub("src"), "--note",
+                             "first", "--stat-cache", t.Sub("sc")});
   CHECK(c1["version"] == 1);
   CHECK(c1["objects_sent"] == c1["objects"]);
 
@@ -72,12 +73,15 @@ TEST_CASE("kiln image: capture, log, show, diff, deploy, delta, tag, rollback, e
   SetMtime(t.Sub("src/etc/hostname"), 1800000000, 1);
   SetMtime(t.Sub("src/etc/added"), 1800000000, 2);
   SetMtime(t.Sub("src/etc"), 1800000000, 3);
-  Json c2 = RunJson(server, {"image", "capture", "web", "--from-dir", t.Sub("src"), "--stat-cache", t.Sub("sc")});
+  Json c2 = RunJson(
+      server, {"image", "capture", "web", "--from-dir", t.Sub("src"), "--stat-cache", t.Sub("sc")});
   CHECK(c2["version"] == 2);
-  CHECK(c2["files_hashed"] == 3);  // hostname, added, tool (chmod changes ctime); the cache knew the rest
+  CHECK(c2["files_hashed"] ==
+        3);  // hostname, added, tool (chmod changes ctime); the cache knew the rest
   Json diff = RunJson(server, {"image", "diff", "web@1", "web@2"});
-  CHECK(DiffPaths(diff) == std::vector<std::string>{"changed /etc", "added /etc/added", "removed /etc/empty",
-                                                    "changed /etc/hostname", "changed /usr/bin/tool"});
+  CHECK(DiffPaths(diff) == std::vector<std::string>{"changed /etc", "added /etc/added",
+                                                    "removed /etc/empty", "changed /etc/hostname",
+                                                    "changed /usr/bin/tool"});
   CHECK(diff["changes"][4]["what"] == Json::array({"mode"}));
   auto text = server.Kiln({"image", "diff", "web@1", "web@2"});
   CHECK(text.out.find("~ /etc/hostname (content") != std::string::npos);
@@ -86,7 +90,8 @@ TEST_CASE("kiln image: capture, log, show, diff, deploy, delta, tag, rollback, e
 
   // A delta turns a copy of v1 into v2 exactly.
   RunJson(server, {"image", "deploy", "web@1", "--to", t.Sub("copy")});
-  Json dd = RunJson(server, {"image", "deploy", "web@2", "--to", t.Sub("copy"), "--from", "1", "--undo"});
+  Json dd =
+      RunJson(server, {"image", "deploy", "web@2", "--to", t.Sub("copy"), "--from", "1", "--undo"});
   CHECK(dd["from"] == 1);
   CHECK(dd["entries"].get<int>() <= 6);
   CHECK(RsyncDiff(t.Sub("src"), t.Sub("copy"), ".kiln-undo") == "");
@@ -175,12 +180,16 @@ TEST_CASE("kiln image errors are one line, naming what was wrong") {
   CHECK(none.err == "kiln image deploy: no image named \"nope\"\n");
   auto bad_name = server.Kiln({"image", "capture", "Bad/Name", "--from-dir", t.path()});
   CHECK(bad_name.exit_code == 2);
-  CHECK(bad_name.err == "kiln image capture: image name \"Bad/Name\" must start with a letter or digit\n");
+  CHECK(bad_name.err ==
+        "kiln image capture: image name \"Bad/Name\" must start with a letter or digit\n");
   auto both = server.Kiln({"image", "capture", "x"});
   CHECK(both.exit_code == 2);
-  CHECK(both.err == "kiln image capture: give exactly one of --from-dir DIR, --from-tar FILE or --from-host NODE\n");
+  CHECK(both.err ==
+        "kiln image capture: give exactly one of --from-dir DIR, --from-tar FILE or --from-host "
+        "NODE\n");
   auto help = server.Kiln({"image", "deploy", "--help"});
-  for (const char* w : {"--to", "--from", "--undo", "Examples"}) CHECK(help.out.find(w) != std::string::npos);
+  for (const char* w : {"--to", "--from", "--undo", "Examples"})
+    CHECK(help.out.find(w) != std::string::npos);
 }
 
 TEST_CASE("the server never trusts an upload: wrong bytes are refused and no version appears") {
@@ -191,7 +200,8 @@ TEST_CASE("the server never trusts an upload: wrong bytes are refused and no ver
   REQUIRE(scan.ok());
   std::string manifest = imager::EncodeManifest(scan->manifest);
   HttpClient http(server.url(), server.token());
-  auto begin = http.Do("POST", "/api/v1/images/evil/captures", manifest, {.content_type = "application/octet-stream"});
+  auto begin = http.Do("POST", "/api/v1/images/evil/captures", manifest,
+                       {.content_type = "application/octet-stream"});
   REQUIRE(begin.ok());
   REQUIRE(begin->status == 200);
   auto j = ParseJson(begin->body);
@@ -202,7 +212,8 @@ TEST_CASE("the server never trusts an upload: wrong bytes are refused and no ver
   imager::Compressor comp;
   std::string forged;
   comp.Compress("forged content!", &forged);
-  auto up = http.Do("POST", "/api/v1/images/captures/" + id + "/objects", imager::EncodeObjectBatch({{digest, forged}}));
+  auto up = http.Do("POST", "/api/v1/images/captures/" + id + "/objects",
+                    imager::EncodeObjectBatch({{digest, forged}}));
   REQUIRE(up.ok());
   CHECK(up->status == 500);
   CHECK(up->body.find("\"corruption\"") != std::string::npos);
@@ -261,7 +272,8 @@ TEST_CASE("a Debian minbase captures, deploys, deltas and rolls back exactly") {
   std::string minbase(Trim(mb.out));
   KilnServer server;
   TempDir t;
-  Json c1 = RunJson(server, {"image", "capture", "debian", "--from-dir", minbase, "--no-stat-cache"});
+  Json c1 =
+      RunJson(server, {"image", "capture", "debian", "--from-dir", minbase, "--no-stat-cache"});
   CHECK(c1["entries"].get<int>() > 6000);
   RunJson(server, {"image", "deploy", "debian", "--to", t.Sub("v1")});
   CHECK(RsyncDiff(minbase, t.Sub("v1")) == "");
@@ -277,8 +289,9 @@ TEST_CASE("a Debian minbase captures, deploys, deltas and rolls back exactly") {
   SetMtime(v2 + "/etc/motd", 1800000000, 0);
   RunJson(server, {"image", "capture", "debian", "--from-dir", v2, "--no-stat-cache"});
   Json diff = RunJson(server, {"image", "diff", "debian@1", "debian@2"});
-  CHECK(DiffPaths(diff) == std::vector<std::string>{"changed /etc", "changed /etc/hostname", "removed /etc/issue.net",
-                                                    "changed /etc/motd", "changed /usr/bin/dpkg"});
+  CHECK(DiffPaths(diff) == std::vector<std::string>{"changed /etc", "changed /etc/hostname",
+                                                    "removed /etc/issue.net", "changed /etc/motd",
+                                                    "changed /usr/bin/dpkg"});
 
   RunJson(server, {"image", "deploy", "debian@1", "--to", t.Sub("copy")});
   Json dd = RunJson(server, {"image", "deploy", "debian@2", "--to", t.Sub("copy"), "--from", "1"});

@@ -2,7 +2,6 @@
 // would: the binary, a real server with --space, edits while it runs.
 
 #include <catch2/catch.hpp>
-
 #include <filesystem>
 
 #include "common/file_util.h"
@@ -33,24 +32,28 @@ TEST_CASE("kiln plan --explain against examples/space reads like a story") {
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   for (const char* line :
-       {"Plan for web01 from config space ", "  added    DEFAULT   every node starts with DEFAULT\n",
+       {"Plan for web01 from config space ",
+        "  added    DEFAULT   every node starts with DEFAULT\n",
         "  added    WEB       by class/10-tier.lua:4: add(\"WEB\")\n",
         "  added    DEBUG     by hosts/web01:2 (listed for this host)\n",
         "  => DEFAULT WEB RACK_A1 DEBUG web01 LAST\n",
-        "  GATEWAY = \"10.1.1.1\" by RACK_A1 at vars/RACK_A1.lua:2, overriding \"10.0.0.1\" from DEFAULT at vars/DEFAULT.lua:7\n",
+        "  GATEWAY = \"10.1.1.1\" by RACK_A1 at vars/RACK_A1.lua:2, overriding \"10.0.0.1\" from "
+        "DEFAULT at vars/DEFAULT.lua:7\n",
         "Image: web@3 chosen by WEB at vars/WEB.lua:2, overriding \"base@1\" from DEFAULT\n",
         "    /dev/sda3          40.0 GiB  ext4  /                     disk/DEFAULT:5\n",
-        "  /etc/motd from web01: files/etc/motd/web01 root:root 0644, ${VAR} substituted; overrides DEFAULT, WEB\n",
+        "  /etc/motd from web01: files/etc/motd/web01 root:root 0644, ${VAR} substituted; "
+        "overrides DEFAULT, WEB\n",
         "  before finish hooks/finish.DEFAULT (DEFAULT)\n"})
     CHECK(r.out.find(line) != std::string::npos);
 
   auto db = Run({KILN_EXE, "plan", "db01", "--space", kExamples + "/space", "--facts",
                  kExamples + "/facts/db01.json", "--explain"});
   REQUIRE(db.exit_code == 0);
-  CHECK(db.out.find("  removed  GPU       by class/90-policy.lua:3: if has(\"DB\") and has(\"GPU\") then remove(\"GPU\") end\n") !=
-        std::string::npos);
+  CHECK(db.out.find("  removed  GPU       by class/90-policy.lua:3: if has(\"DB\") and "
+                    "has(\"GPU\") then remove(\"GPU\") end\n") != std::string::npos);
   CHECK(db.out.find("  class/20-hardware.lua:9: found 1 NVIDIA GPU(s)\n") != std::string::npos);
-  CHECK(db.out.find("  disk os: DB's layout overrides DEFAULT's at disk/DEFAULT:2\n") != std::string::npos);
+  CHECK(db.out.find("  disk os: DB's layout overrides DEFAULT's at disk/DEFAULT:2\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("kiln plan --json is the agent's plan; the summary is short") {
@@ -76,38 +79,48 @@ TEST_CASE("kiln plan --json is the agent's plan; the summary is short") {
 TEST_CASE("kiln plan names the file and line when the space or the node is wrong") {
   TempDir t;
   std::string space = CopySpace(t);
-  WriteTestFile(space + "/vars/WEB.lua", "IMAGE = \"web@3\"\nNGINX_WORKERS = facts.cpu.threadz * 2\n");
-  auto r = Run({KILN_EXE, "plan", "web01", "--space", space, "--facts", kExamples + "/facts/web01.json"});
+  WriteTestFile(space + "/vars/WEB.lua",
+                "IMAGE = \"web@3\"\nNGINX_WORKERS = facts.cpu.threadz * 2\n");
+  auto r = Run(
+      {KILN_EXE, "plan", "web01", "--space", space, "--facts", kExamples + "/facts/web01.json"});
   CHECK(r.exit_code == 1);
-  CHECK(r.err ==
-        "kiln plan: vars/WEB.lua:2: attempt to perform arithmetic on a nil value (field 'threadz')\n"
-        "NGINX_WORKERS = facts.cpu.threadz * 2\n"
-        "                          ^ near here\n");
+  CHECK(
+      r.err ==
+      "kiln plan: vars/WEB.lua:2: attempt to perform arithmetic on a nil value (field 'threadz')\n"
+      "NGINX_WORKERS = facts.cpu.threadz * 2\n"
+      "                          ^ near here\n");
 
   WriteTestFile(space + "/vars/WEB.lua", "IMAGE = \"web@3\"\nif x then\n");
-  auto syntax = Run({KILN_EXE, "plan", "web01", "--space", space, "--facts", kExamples + "/facts/web01.json"});
+  auto syntax = Run(
+      {KILN_EXE, "plan", "web01", "--space", space, "--facts", kExamples + "/facts/web01.json"});
   CHECK(syntax.exit_code == 1);
-  CHECK(syntax.err ==
-        "kiln plan: config space " + space + " has problems:\nvars/WEB.lua:3: 'end' expected (to close 'if' at line 2) near <eof>\n");
+  CHECK(
+      syntax.err ==
+      "kiln plan: config space " + space +
+          " has problems:\nvars/WEB.lua:3: 'end' expected (to close 'if' at line 2) near <eof>\n");
 }
 
 TEST_CASE("kiln config check reports every problem at once, with file:line") {
-  auto good = Run({KILN_EXE, "config", "check", kExamples + "/space", "--facts", kExamples + "/facts"});
+  auto good =
+      Run({KILN_EXE, "config", "check", kExamples + "/space", "--facts", kExamples + "/facts"});
   INFO(good.err);
   CHECK(good.exit_code == 0);
-  CHECK(good.out == kExamples + "/space: ok (9 classes, 4 rules, 7 files; 12 sample plans resolved)\n");
+  CHECK(good.out ==
+        kExamples + "/space: ok (9 classes, 4 rules, 7 files; 12 sample plans resolved)\n");
 
   TempDir t;
   std::string space = CopySpace(t);
   WriteTestFile(space + "/class/40-loop.lua", "while true do end\n");
-  WriteTestFile(space + "/disk/GPU", "disk scratch on=nvme\n  part s size=100G fs=xfs mount=/var\n");
+  WriteTestFile(space + "/disk/GPU",
+                "disk scratch on=nvme\n  part s size=100G fs=xfs mount=/var\n");
   WriteTestFile(space + "/files/etc/motd/WEBB", "typo\n");
   auto bad = Run({KILN_EXE, "config", "check", space});
   CHECK(bad.exit_code == 1);
   CHECK(bad.err ==
         "files/etc/motd/WEBB: class WEBB does not exist (declare it in classes.list)\n"
         "  (while loading the space)\n"
-        "kiln config check: " + space + ": 1 problem\n");
+        "kiln config check: " +
+            space + ": 1 problem\n");
   std::filesystem::remove(space + "/files/etc/motd/WEBB");
   auto bad2 = Run({KILN_EXE, "config", "check", space, "--json"});
   CHECK(bad2.exit_code == 1);
@@ -116,7 +129,8 @@ TEST_CASE("kiln config check reports every problem at once, with file:line") {
   std::string texts;
   for (const auto& p : (*j)["problems"]) texts += p["text"].get<std::string>() + "\n";
   CHECK(texts ==
-        "class/40-loop.lua:1: instruction budget of 10000000 instructions exceeded (a loop that never ends?)\n");
+        "class/40-loop.lua:1: instruction budget of 10000000 instructions exceeded (a loop that "
+        "never ends?)\n");
 }
 
 TEST_CASE("the server plans from --space, reloads edits, and survives a broken one") {
@@ -144,7 +158,8 @@ TEST_CASE("the server plans from --space, reloads edits, and survives a broken o
   REQUIRE(WaitUntil([&] {
     auto s = server.Kiln({"status", "--json"});
     auto j = ParseJson(s.out);
-    return j.ok() && (*j)["classes"].value("error", "") == "vars/WEB.lua:2: unexpected symbol near '='";
+    return j.ok() &&
+           (*j)["classes"].value("error", "") == "vars/WEB.lua:2: unexpected symbol near '='";
   }));
   auto still = plan("web01", facts);
   REQUIRE(still.exit_code == 0);
@@ -181,18 +196,23 @@ TEST_CASE("the plan API: access, bad bodies, unknown nodes, no space") {
   TempDir t;
   KilnServer server({"--space", CopySpace(t)});
   HttpClient anon(server.url(), "");
-  auto r = anon.Do("POST", "/api/v1/plan", R"({"node":{"id":"web01"}})", {.content_type = "application/json"});
+  auto r = anon.Do("POST", "/api/v1/plan", R"({"node":{"id":"web01"}})",
+                   {.content_type = "application/json"});
   REQUIRE(r.ok());
   CHECK(r->status == 401);
   auto api = server.Client();
-  auto ok = api.Post("/api/v1/plan?explain=1", {{"node", {{"id", "web01"}, {"facts", *ParseJson(*ReadFile(kExamples + "/facts/web01.json"))}}}});
+  auto ok = api.Post(
+      "/api/v1/plan?explain=1",
+      {{"node",
+        {{"id", "web01"}, {"facts", *ParseJson(*ReadFile(kExamples + "/facts/web01.json"))}}}});
   REQUIRE(ok.ok());
   CHECK((*ok).contains("explain"));
   auto bad = api.Post("/api/v1/plan", {{"id", "web01"}});
   CHECK(bad.status().message() == "request body: expected {\"node\": {...}, \"explain\": false}");
   auto bad_host = api.Post("/api/v1/plan", {{"node", {{"id", "Web 01"}}}});
   CHECK(bad_host.status().message() ==
-        "node record: hostname \"Web 01\" is not a short lower-case hostname ([a-z0-9-], at most 63)");
+        "node record: hostname \"Web 01\" is not a short lower-case hostname ([a-z0-9-], at most "
+        "63)");
   auto node = api.Get("/api/v1/nodes/web01/plan");
   // The inventory answers for GET: a node it does not have is not found.
   CHECK(node.status().code() == Code::kNotFound);
@@ -201,7 +221,8 @@ TEST_CASE("the plan API: access, bad bodies, unknown nodes, no space") {
   KilnServer bare;
   auto none = bare.Client().Post("/api/v1/plan", {{"node", {{"id", "web01"}}}});
   CHECK(none.status().code() == Code::kUnavailable);
-  CHECK(none.status().message() == "this server has no config space (start it with kiln serve --space DIR)");
+  CHECK(none.status().message() ==
+        "this server has no config space (start it with kiln serve --space DIR)");
 }
 
 TEST_CASE("a server started on a broken space runs, says why, and plans once it is fixed") {
@@ -209,11 +230,13 @@ TEST_CASE("a server started on a broken space runs, says why, and plans once it 
   std::string space = CopySpace(t);
   WriteTestFile(space + "/classes.list", "WEB web\nweb-tier oops\n");
   KilnServer server({"--space", space, "--space-poll", "100"});
-  Json node = {{"node", {{"id", "web01"}, {"facts", *ParseJson(*ReadFile(kExamples + "/facts/web01.json"))}}}};
+  Json node = {
+      {"node",
+       {{"id", "web01"}, {"facts", *ParseJson(*ReadFile(kExamples + "/facts/web01.json"))}}}};
   auto r = server.Client().Post("/api/v1/plan", node);
   CHECK(r.status().code() == Code::kUnavailable);
-  CHECK(r.status().message().find("has errors and no good version to plan with: classes.list:2: \"web-tier\" is not a class name") !=
-        std::string::npos);
+  CHECK(r.status().message().find("has errors and no good version to plan with: classes.list:2: "
+                                  "\"web-tier\" is not a class name") != std::string::npos);
   std::filesystem::copy_file(kExamples + "/space/classes.list", space + "/classes.list",
                              std::filesystem::copy_options::overwrite_existing);
   CHECK(WaitUntil([&] { return server.Client().Post("/api/v1/plan", node).ok(); }));
@@ -222,7 +245,8 @@ TEST_CASE("a server started on a broken space runs, says why, and plans once it 
 TEST_CASE("kiln plan and kiln config check explain themselves in --help") {
   auto plan = Run({KILN_EXE, "plan", "--help"});
   CHECK(plan.exit_code == 0);
-  for (const char* word : {"--space", "--facts", "--explain", "--json", "--class", "Exit status", "Examples"})
+  for (const char* word :
+       {"--space", "--facts", "--explain", "--json", "--class", "Exit status", "Examples"})
     CHECK(plan.out.find(word) != std::string::npos);
   auto check = Run({KILN_EXE, "config", "check", "--help"});
   CHECK(check.exit_code == 0);
@@ -235,8 +259,10 @@ TEST_CASE("kiln plan and kiln config check explain themselves in --help") {
   auto no_space = Run({KILN_EXE, "plan", "web01", "--space", "/nonexistent/space"});
   CHECK(no_space.exit_code == 1);
   CHECK(no_space.err ==
-        "kiln plan: config space /nonexistent/space has problems:\n/nonexistent/space: config space not found (not a directory)\n");
-  auto bad_facts = Run({KILN_EXE, "plan", "web01", "--space", kExamples + "/space", "--facts", "/nonexistent.json"});
+        "kiln plan: config space /nonexistent/space has problems:\n/nonexistent/space: config "
+        "space not found (not a directory)\n");
+  auto bad_facts = Run(
+      {KILN_EXE, "plan", "web01", "--space", kExamples + "/space", "--facts", "/nonexistent.json"});
   CHECK(bad_facts.exit_code == 4);  // not found
   CHECK(bad_facts.err.find("kiln plan: ") == 0);
   CHECK(bad_facts.err.find("/nonexistent.json") != std::string::npos);

@@ -99,7 +99,8 @@ TEST_CASE("tftp-hpa and curl fetch pxelinux.0 and a node's config, which follows
   INFO(cfg);
   CHECK(cfg.find("# kiln: web01 (52:54:00:12:34:56) boots install\n") == 0);
   CHECK(cfg.find("  KERNEL kiln/vmlinuz\n  INITRD kiln/initrd.img\n") != std::string::npos);
-  CHECK(cfg.find("APPEND kiln.server=" + s.server.url() + " kiln.mode=install kiln.node=web01 "
+  CHECK(cfg.find("APPEND kiln.server=" + s.server.url() +
+                 " kiln.mode=install kiln.node=web01 "
                  "kiln.token=") != std::string::npos);
   CHECK(cfg.find(" console=ttyS0\n  IPAPPEND 2\n") != std::string::npos);
   CHECK(TokenIn(cfg).size() == 32);
@@ -142,7 +143,8 @@ TEST_CASE("an unknown MAC boots discover, appears in kiln node ls, and kiln node
   // The same token on the next request: one discovered node, not two.
   CHECK(TokenIn(s.CurlGet("pxelinux.cfg/01-52-54-00-ab-cd-ef")) == TokenIn(cfg));
 
-  auto add = s.Kiln({"node", "add", "db01", "--mac", "52-54-00-AB-CD-EF", "--boot", "install", "--json"});
+  auto add =
+      s.Kiln({"node", "add", "db01", "--mac", "52-54-00-AB-CD-EF", "--boot", "install", "--json"});
   REQUIRE(add.exit_code == 0);
   CHECK((*ParseJson(add.out))["boot"] == "install");
   auto ls = *ParseJson(s.Kiln({"node", "ls", "--json"}).out);
@@ -151,7 +153,8 @@ TEST_CASE("an unknown MAC boots discover, appears in kiln node ls, and kiln node
   CHECK(s.CurlGet("pxelinux.cfg/01-52-54-00-ab-cd-ef").find("kiln.node=db01") != std::string::npos);
 }
 
-TEST_CASE("iPXE gets its script over HTTP, kernel and initrd by sendfile, and a token that works once") {
+TEST_CASE(
+    "iPXE gets its script over HTTP, kernel and initrd by sendfile, and a token that works once") {
   PxeServer s;
   std::string kernel(300000, 'K');
   WriteTestFile(s.server.data_dir() + "/boot/kiln/vmlinuz", kernel);
@@ -167,11 +170,14 @@ TEST_CASE("iPXE gets its script over HTTP, kernel and initrd by sendfile, and a 
   std::string script = s.Http("/boot/ipxe?mac=52-54-00-12-34-56&platform=pcbios&arch=x86_64");
   INFO(script);
   CHECK(script.find("#!ipxe\n# kiln: web01 (52:54:00:12:34:56) boots install\n") == 0);
-  CHECK(script.find("kernel " + s.server.url() + "/boot/files/kiln/vmlinuz initrd=initrd.img "
-                    "kiln.server=" + s.server.url() + " kiln.mode=install kiln.node=web01 "
+  CHECK(script.find("kernel " + s.server.url() +
+                    "/boot/files/kiln/vmlinuz initrd=initrd.img "
+                    "kiln.server=" +
+                    s.server.url() +
+                    " kiln.mode=install kiln.node=web01 "
                     "kiln.token=") != std::string::npos);
-  CHECK(script.find("initrd --name initrd.img " + s.server.url() + "/boot/files/kiln/initrd.img\n") !=
-        std::string::npos);
+  CHECK(script.find("initrd --name initrd.img " + s.server.url() +
+                    "/boot/files/kiln/initrd.img\n") != std::string::npos);
   CHECK(s.Http("/boot/files/kiln/vmlinuz") == kernel);
   CHECK(s.Http("/boot/files//kiln/./initrd.img") == "INITRD");
 
@@ -200,7 +206,9 @@ TEST_CASE("iPXE gets its script over HTTP, kernel and initrd by sendfile, and a 
   CHECK(agent.Do("GET", "/api/v1/nodes/web01")->status == 200);
   CHECK(agent.Do("GET", "/api/v1/nodes/web02")->status == 403);
   CHECK(agent.Do("GET", "/api/v1/nodes/nobody")->status == 403);
-  CHECK(agent.Do("POST", "/api/v1/nodes/web02/installed", "{}", {.content_type = "application/json"})->status == 403);
+  CHECK(
+      agent.Do("POST", "/api/v1/nodes/web02/installed", "{}", {.content_type = "application/json"})
+          ->status == 403);
   CHECK(agent.Do("GET", "/api/v1/nodes")->status == 403);
   auto done = agent.Do("POST", "/api/v1/nodes/web01/installed", R"({"image":"web@7"})",
                        {.content_type = "application/json"});
@@ -251,8 +259,9 @@ TEST_CASE("kiln node gives clear one-line errors for bad MACs, names, targets an
   PxeServer s;
   auto bad_mac = s.Kiln({"node", "add", "web01", "--mac", "52:54:00:12:34"});
   CHECK(bad_mac.exit_code == 2);
-  CHECK(bad_mac.err == "kiln node add: \"52:54:00:12:34\" is not a MAC address (expected six hex "
-                       "pairs like 52:54:00:12:34:56)\n");
+  CHECK(bad_mac.err ==
+        "kiln node add: \"52:54:00:12:34\" is not a MAC address (expected six hex "
+        "pairs like 52:54:00:12:34:56)\n");
   auto bad_name = s.Kiln({"node", "add", "Web_01", "--mac", kMac});
   CHECK(bad_name.exit_code == 2);
   CHECK(bad_name.err.find("kiln node add: node name \"Web_01\" is not valid") == 0);
@@ -288,7 +297,8 @@ TEST_CASE("nodes survive a restart of kiln serve") {
   TempDir keep;
   {
     KilnServer server({"--tftp", "127.0.0.1:0"});
-    REQUIRE(server.Kiln({"node", "add", "web01", "--mac", kMac, "--boot", "install"}).exit_code == 0);
+    REQUIRE(server.Kiln({"node", "add", "web01", "--mac", kMac, "--boot", "install"}).exit_code ==
+            0);
     data = server.data_dir();
     REQUIRE(server.Stop() == 0);
     REQUIRE(Run({"cp", "-a", data, keep.Sub("data")}).exit_code == 0);

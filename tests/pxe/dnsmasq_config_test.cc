@@ -1,10 +1,11 @@
 // dnsmasq configurations: pinned text for proxy and full mode, checked by
 // the real `dnsmasq --test`, and refused input with clear errors.
 
+#include "pxe/dnsmasq_config.h"
+
 #include <catch2/catch.hpp>
 
 #include "common/file_util.h"
-#include "pxe/dnsmasq_config.h"
 #include "tests/support/temp_dir.h"
 
 using namespace kiln;

@@ -1,12 +1,12 @@
 // Image records in the embedded coordination store.
 
+#include "server/coord_image_catalog.h"
+
+#include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
 
-#include <catch2/catch.hpp>
-
 #include "server/coord/coord_store.h"
-#include "server/coord_image_catalog.h"
 #include "tests/support/temp_dir.h"
 
 using namespace kiln;
@@ -43,7 +43,8 @@ TEST_CASE("image records live at /kiln/images/<name> and concurrent updates neve
   REQUIRE(rec.ok());
   CHECK(rec->versions.size() == 40);
   CHECK(rec->next == 41);
-  for (size_t i = 0; i < rec->versions.size(); ++i) CHECK(rec->versions[i].version == static_cast<int>(i + 1));
+  for (size_t i = 0; i < rec->versions.size(); ++i)
+    CHECK(rec->versions[i].version == static_cast<int>(i + 1));
   CHECK(*(*cat)->List() == std::vector<std::string>{"web"});
 
   // The znode holds the documented JSON.

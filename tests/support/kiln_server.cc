@@ -1,9 +1,8 @@
 #include "tests/support/kiln_server.h"
 
-#include <algorithm>
-
 #include <signal.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "common/file_util.h"
@@ -54,7 +53,9 @@ std::string KilnServer::token() const {
   return std::string(Trim(ReadFile(data_dir_ + "/admin.token").value_or("")));
 }
 
-ApiClient KilnServer::Client() const { return ApiClient(ClientConfig{url_, token()}); }
+ApiClient KilnServer::Client() const {
+  return ApiClient(ClientConfig{url_, token()});
+}
 
 RunResult KilnServer::Kiln(std::vector<std::string> args) const {
   std::vector<std::string> argv = {KILN_EXE};

@@ -42,7 +42,9 @@ int64_t NowMs() {
 // from watchers on that thread must not lock again.
 thread_local const void* t_exclusive_owner = nullptr;
 
-Status Closing() { return Unavailable("the coordination store is closing"); }
+Status Closing() {
+  return Unavailable("the coordination store is closing");
+}
 
 }  // namespace
 
@@ -241,8 +243,7 @@ Status EmbeddedStore::Init() {
   if (!lock.ok()) return lock.status().WithContext("coordination store " + dir_);
   dir_lock_.emplace(std::move(*lock));
 
-  KILN_ASSIGN_OR_RETURN(RecoveredState rec,
-                        Recover(dir_, &tree_, &changes_, opts_.retain_changes));
+  KILN_ASSIGN_OR_RETURN(RecoveredState rec, Recover(dir_, &tree_, &changes_, opts_.retain_changes));
   recovery_ = rec.report;
   applied_zxid_ = tree_.last_zxid();
   preparer_ = std::make_unique<Preparer>(&tree_, rec.last_zxid + 1);
@@ -260,9 +261,12 @@ Status EmbeddedStore::Init() {
     KILN_RETURN_IF_ERROR(StartSegment(rec.last_zxid + 1));
   }
   log::Info("coord", "embedded store open",
-            {{"dir", dir_}, {"zxid", tree_.last_zxid()}, {"nodes", tree_.node_count()},
+            {{"dir", dir_},
+             {"zxid", tree_.last_zxid()},
+             {"nodes", tree_.node_count()},
              {"sessions", tree_.sessions().size()},
-             {"snapshot_zxid", recovery_.snapshot_zxid}, {"replayed", recovery_.replayed_txns},
+             {"snapshot_zxid", recovery_.snapshot_zxid},
+             {"replayed", recovery_.replayed_txns},
              {"seconds", fmt::format("{:.3f}", recovery_.seconds)}});
 
   log_thread_ = std::thread([this] { LogLoop(); });
@@ -447,7 +451,8 @@ void EmbeddedStore::CommitLoop() {
       batch.swap(pipeline_);
     }
     Status durable = Failure();
-    bool any_txn = std::any_of(batch.begin(), batch.end(), [](const Entry& e) { return e.txn.zxid != 0; });
+    bool any_txn =
+        std::any_of(batch.begin(), batch.end(), [](const Entry& e) { return e.txn.zxid != 0; });
     if (durable.ok() && any_txn) {
       // One fdatasync covers every record written so far: group commit. A
       // segment roll leaves entries in two files; sync them in order.
@@ -534,9 +539,8 @@ Status EmbeddedStore::Roll() {
 void EmbeddedStore::SetFailed(const Status& s) {
   std::lock_guard lock(fail_mu_);
   if (!failed_.ok()) return;
-  failed_ = Status(Code::kIoError,
-                   "the coordination log failed (" + s.message() +
-                       "); it refuses writes until kiln restarts and recovers it");
+  failed_ = Status(Code::kIoError, "the coordination log failed (" + s.message() +
+                                       "); it refuses writes until kiln restarts and recovers it");
   log::Error("coord", "write-ahead log failed: refusing writes", {{"error", s.message()}});
 }
 
@@ -588,7 +592,9 @@ void EmbeddedStore::SnapshotLoop() {
     ++snapshots_;
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     log::Info("coord", "snapshot written",
-              {{"zxid", st->zxid}, {"nodes", st->nodes}, {"bytes", st->bytes},
+              {{"zxid", st->zxid},
+               {"nodes", st->nodes},
+               {"bytes", st->bytes},
                {"seconds", fmt::format("{:.3f}", secs)}});
     {
       std::lock_guard lock(snap_mu_);
@@ -720,7 +726,9 @@ void EmbeddedStore::CreateSessionAsync(std::chrono::milliseconds timeout,
   Submit(std::move(r));
 }
 
-void EmbeddedStore::HeartbeatAsync(SessionId id, StatusCallback done) { done(sessions_.Touch(id)); }
+void EmbeddedStore::HeartbeatAsync(SessionId id, StatusCallback done) {
+  done(sessions_.Touch(id));
+}
 
 void EmbeddedStore::CloseSessionAsync(SessionId id, StatusCallback done) {
   Request r;
@@ -755,8 +763,8 @@ Result<std::unique_ptr<WatchStream>> EmbeddedStore::OpenStream(const StreamOptio
   {
     ReadLock lock(this);
     if (pos > tree_.last_zxid())
-      return InvalidArgument(fmt::format(
-          "since={} is ahead of the store, whose last zxid is {}", pos, tree_.last_zxid()));
+      return InvalidArgument(fmt::format("since={} is ahead of the store, whose last zxid is {}",
+                                         pos, tree_.last_zxid()));
   }
   // Catch up from the retained log without holding the lock while the
   // handler runs; the last step registers under the exclusive lock, so no
@@ -836,7 +844,8 @@ Json EmbeddedStore::Describe() const {
   }
   {
     std::lock_guard lock(snap_mu_);
-    j["snapshot"] = {{"zxid", last_snapshot_.zxid}, {"znodes", last_snapshot_.nodes},
+    j["snapshot"] = {{"zxid", last_snapshot_.zxid},
+                     {"znodes", last_snapshot_.nodes},
                      {"taken", snapshots_.load()}};
   }
   j["recovery"] = {{"snapshot_zxid", recovery_.snapshot_zxid},
@@ -860,8 +869,8 @@ std::vector<std::pair<std::string, double>> EmbeddedStore::Counters() const {
 Result<std::unique_ptr<CoordStore>> OpenEmbeddedStore(const CoordOptions& options,
                                                       const std::string& dir,
                                                       embedded::FileEnv* env) {
-  auto store = std::make_unique<embedded::EmbeddedStore>(
-      options, dir, env ? env : embedded::DefaultFileEnv());
+  auto store = std::make_unique<embedded::EmbeddedStore>(options, dir,
+                                                         env ? env : embedded::DefaultFileEnv());
   KILN_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<CoordStore>(std::move(store));
 }

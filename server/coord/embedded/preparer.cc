@@ -81,12 +81,13 @@ void Preparer::Rollback(size_t mark) {
 namespace {
 Status CheckVersion(const std::string& path, int32_t expected, int32_t actual) {
   if (expected != kAnyVersion && expected != actual)
-    return {Code::kBadVersion,
-            fmt::format("{}: expected version {}, the znode is at version {}", path, expected,
-                        actual)};
+    return {Code::kBadVersion, fmt::format("{}: expected version {}, the znode is at version {}",
+                                           path, expected, actual)};
   return Status::Ok();
 }
-Status NoNode(const std::string& path) { return NotFound(fmt::format("{}: no such znode", path)); }
+Status NoNode(const std::string& path) {
+  return NotFound(fmt::format("{}: no such znode", path));
+}
 }  // namespace
 
 Result<OpResult> Preparer::Create(const CreateOp& op, Zxid zxid, int64_t time_ms, Txn* txn) {
@@ -100,16 +101,16 @@ Result<OpResult> Preparer::Create(const CreateOp& op, Zxid zxid, int64_t time_ms
   if (!parent.exists)
     return NotFound(fmt::format("{}: parent {} does not exist", op.path, parent_path));
   if (parent.stat.ephemeral_owner != 0)
-    return Status(Code::kNoChildrenForEphemerals,
-                  fmt::format("{}: parent {} is ephemeral and cannot have children", op.path,
-                              parent_path));
+    return Status(
+        Code::kNoChildrenForEphemerals,
+        fmt::format("{}: parent {} is ephemeral and cannot have children", op.path, parent_path));
   if (op.ephemeral) {
     if (op.session == 0)
       return InvalidArgument(fmt::format("{}: an ephemeral znode needs a session", op.path));
     if (!SessionLive(op.session))
-      return Status(Code::kSessionExpired,
-                    fmt::format("{}: session {} has expired or does not exist", op.path,
-                                op.session));
+      return Status(
+          Code::kSessionExpired,
+          fmt::format("{}: session {} has expired or does not exist", op.path, op.session));
   }
   std::string path = op.path;
   // ZooKeeper numbers sequential children by how many children the parent
@@ -201,8 +202,8 @@ Result<OpResult> Preparer::PrepareOp(const Op& op, Zxid zxid, int64_t time_ms, T
   return OpResult{check.path, Stat{}};
 }
 
-Result<MultiResult> Preparer::PrepareMulti(const std::vector<Op>& ops, int64_t time_ms,
-                                           bool single, Txn* txn) {
+Result<MultiResult> Preparer::PrepareMulti(const std::vector<Op>& ops, int64_t time_ms, bool single,
+                                           Txn* txn) {
   Zxid zxid = next_zxid_;
   txn->zxid = zxid;
   txn->time_ms = time_ms;

@@ -21,8 +21,8 @@ Result<std::vector<Member>> ListMembers(CoordStore& store, const std::string& di
   return out;
 }
 
-GroupMember::GroupMember(CoordStore& store, std::string dir, std::string name,
-                         SessionId session, std::string data)
+GroupMember::GroupMember(CoordStore& store, std::string dir, std::string name, SessionId session,
+                         std::string data)
     : store_(store),
       dir_(std::move(dir)),
       name_(std::move(name)),
@@ -39,10 +39,8 @@ Status GroupMember::Join() {
     return InvalidArgument("group " + dir_ + ": member name '" + name_ +
                            "' must be one path component");
   KILN_RETURN_IF_ERROR(store_.EnsurePath(dir_));
-  auto created = store_.Create(CreateOp{.path = JoinPath(dir_, name_),
-                                        .data = data_,
-                                        .ephemeral = true,
-                                        .session = session_});
+  auto created = store_.Create(CreateOp{
+      .path = JoinPath(dir_, name_), .data = data_, .ephemeral = true, .session = session_});
   if (!created.ok()) return created.status();
   joined_ = true;
   return Status::Ok();
@@ -132,7 +130,9 @@ GroupWatch::GroupWatch(CoordStore& store, std::string dir,
   state_->on_end = std::move(on_end);
 }
 
-GroupWatch::~GroupWatch() { Stop(); }
+GroupWatch::~GroupWatch() {
+  Stop();
+}
 
 Status GroupWatch::Start() {
   KILN_RETURN_IF_ERROR(state_->store->EnsurePath(state_->dir));

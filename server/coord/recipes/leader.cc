@@ -103,9 +103,8 @@ void Check(const StatePtr& s) {
     auto order = SortBySequence(std::move(r->children));
     auto it = std::find(order.begin(), order.end(), std::string(BaseName(node)));
     if (it == order.end()) {
-      return Lose(s, Status(Code::kSessionExpired,
-                            "election " + s->dir + ": candidate " + node +
-                                " vanished (its session ended)"));
+      return Lose(s, Status(Code::kSessionExpired, "election " + s->dir + ": candidate " + node +
+                                                       " vanished (its session ended)"));
     }
     if (it == order.begin()) return BecomeLeader(s, node);
     std::string prev = JoinPath(s->dir, *(it - 1));
@@ -130,7 +129,9 @@ LeaderElection::LeaderElection(CoordStore& store, std::string dir, SessionId ses
   state_->callbacks = std::move(callbacks);
 }
 
-LeaderElection::~LeaderElection() { (void)Resign(); }
+LeaderElection::~LeaderElection() {
+  (void)Resign();
+}
 
 Status LeaderElection::Start() {
   {

@@ -43,11 +43,10 @@ Status Lock::Acquire(std::chrono::milliseconds timeout) {
   if (dir_ == "/") return InvalidArgument("lock directory must not be the root");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   KILN_RETURN_IF_ERROR(store_.EnsurePath(dir_));
-  KILN_ASSIGN_OR_RETURN(auto created,
-                        store_.Create(CreateOp{.path = JoinPath(dir_, "lock-"),
-                                               .ephemeral = true,
-                                               .sequential = true,
-                                               .session = session_}));
+  KILN_ASSIGN_OR_RETURN(auto created, store_.Create(CreateOp{.path = JoinPath(dir_, "lock-"),
+                                                             .ephemeral = true,
+                                                             .sequential = true,
+                                                             .session = session_}));
   const std::string mine(BaseName(created.path));
   // Leaves the queue on failure, so later contenders do not wait on us.
   auto withdraw = [&](Status s) {
@@ -62,7 +61,7 @@ Status Lock::Acquire(std::chrono::milliseconds timeout) {
     auto it = std::find(order.begin(), order.end(), mine);
     if (it == order.end()) {
       return Status(Code::kSessionExpired, "lock " + dir_ + ": contender " + created.path +
-                            " vanished while waiting (its session ended)");
+                                               " vanished while waiting (its session ended)");
     }
     if (it == order.begin()) {
       node_ = created.path;
@@ -71,14 +70,14 @@ Status Lock::Acquire(std::chrono::milliseconds timeout) {
     // Watch only the predecessor: when it goes (unlock, expiry, or its own
     // timeout), re-read the queue; we may still have others before us.
     auto signal = std::make_shared<Signal>();
-    auto prev = store_.Exists(JoinPath(dir_, *(it - 1)),
-                              [signal](const WatchEvent&) { signal->Notify(); });
+    auto prev =
+        store_.Exists(JoinPath(dir_, *(it - 1)), [signal](const WatchEvent&) { signal->Notify(); });
     if (!prev.ok()) return withdraw(prev.status());
     if (!prev->has_value()) continue;  // gone between the two reads
     if (!signal->WaitUntil(deadline)) {
       return withdraw(Timeout("lock " + dir_ + ": not acquired within " +
-                              std::to_string(timeout.count()) + " ms (waiting behind " +
-                              *(it - 1) + ")"));
+                              std::to_string(timeout.count()) + " ms (waiting behind " + *(it - 1) +
+                              ")"));
     }
   }
 }

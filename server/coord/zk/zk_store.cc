@@ -37,8 +37,8 @@ int CreateMode(bool ephemeral, bool sequential) {
 
 Status CheckData(const std::string& path, const std::string& data) {
   if (data.size() > kMaxDataSize)
-    return TooLarge(fmt::format("{}: data of {} bytes exceeds the {} byte limit", path,
-                                data.size(), kMaxDataSize));
+    return TooLarge(fmt::format("{}: data of {} bytes exceeds the {} byte limit", path, data.size(),
+                                kMaxDataSize));
   return Status::Ok();
 }
 
@@ -169,18 +169,19 @@ Status ZkStore::Init() {
         return FromRc(rc, prefix).WithContext("creating the zookeeper chroot");
     }
   }
-  KILN_ASSIGN_OR_RETURN(main_, Handle::Connect(hosts_ + chroot_, std::chrono::seconds(30),
-                                               opts_.connect_timeout, [this](int state) {
-                                                 if (state == ZOO_EXPIRED_SESSION_STATE) {
-                                                   main_expired_ = true;
-                                                   log::Error("coord",
-                                                              "ZooKeeper session expired; restart kiln",
-                                                              {{"hosts", hosts_}});
-                                                 }
-                                               }));
+  KILN_ASSIGN_OR_RETURN(
+      main_,
+      Handle::Connect(
+          hosts_ + chroot_, std::chrono::seconds(30), opts_.connect_timeout, [this](int state) {
+            if (state == ZOO_EXPIRED_SESSION_STATE) {
+              main_expired_ = true;
+              log::Error("coord", "ZooKeeper session expired; restart kiln", {{"hosts", hosts_}});
+            }
+          }));
   reaper_ = std::thread([this] { ReaperLoop(); });
   log::Info("coord", "zookeeper store open",
-            {{"hosts", hosts_}, {"chroot", chroot_.empty() ? "/" : chroot_},
+            {{"hosts", hosts_},
+             {"chroot", chroot_.empty() ? "/" : chroot_},
              {"session", main_->session_id()}});
   return Status::Ok();
 }
@@ -267,7 +268,8 @@ Result<std::shared_ptr<ZkStore::Session>> ZkStore::SessionFor(SessionId id) {
   std::lock_guard lock(sessions_mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second->closing)
-    return Status(Code::kSessionExpired, fmt::format("session {} has expired or does not exist", id));
+    return Status(Code::kSessionExpired,
+                  fmt::format("session {} has expired or does not exist", id));
   return it->second;
 }
 
@@ -304,19 +306,22 @@ void ZkStore::CreateAsync(CreateOp op, Callback<CreateResult> done) {
   if (Status s = CheckData(op.path, op.data); !s.ok()) return done(s);
   if (op.path == "/") return done(AlreadyExists("/: the root znode always exists"));
   zhandle_t* zh = main_->zh();
-  auto call = std::make_unique<CreateCall>(CreateCall{this, op.path, std::move(done), nullptr, false});
+  auto call =
+      std::make_unique<CreateCall>(CreateCall{this, op.path, std::move(done), nullptr, false});
   if (op.ephemeral) {
     if (op.session == 0)
       return call->done(InvalidArgument(op.path + ": an ephemeral znode needs a session"));
     auto s = SessionFor(op.session);
-    if (!s.ok()) return call->done(Status(s.status().code(), op.path + ": " + s.status().message()));
+    if (!s.ok())
+      return call->done(Status(s.status().code(), op.path + ": " + s.status().message()));
     zh = (*s)->handle->zh();
     call->keep = *s;
     call->on_session = true;
   }
   CreateCall* raw = call.release();
-  int rc = zoo_acreate2(zh, op.path.c_str(), op.data.data(), static_cast<int>(op.data.size()),
-                        &ZOO_OPEN_ACL_UNSAFE, CreateMode(op.ephemeral, op.sequential), OnCreated, raw);
+  int rc =
+      zoo_acreate2(zh, op.path.c_str(), op.data.data(), static_cast<int>(op.data.size()),
+                   &ZOO_OPEN_ACL_UNSAFE, CreateMode(op.ephemeral, op.sequential), OnCreated, raw);
   if (rc != ZOK) OnCreated(rc, nullptr, nullptr, raw);
 }
 
@@ -408,9 +413,9 @@ void OnMultiDone(int rc, const void* data) {
       if (err != ZOK && err != ZRUNTIMEINCONSISTENCY) {
         Status s = FromRc(err, OpPath(c->ops[i]));
         return Invoke("completion", c->done,
-                      Result<MultiResult>(Status(s.code(), fmt::format("op {} ({} {}): {}", i,
-                                                                       OpName(c->ops[i]),
-                                                                       OpPath(c->ops[i]), s.message()))));
+                      Result<MultiResult>(
+                          Status(s.code(), fmt::format("op {} ({} {}): {}", i, OpName(c->ops[i]),
+                                                       OpPath(c->ops[i]), s.message()))));
       }
     }
     return Invoke("completion", c->done, Result<MultiResult>(FromRc(rc, "multi")));
@@ -442,7 +447,8 @@ void OnMultiDone(int rc, const void* data) {
       if (erc == ZOK && stat) rd->call->out.results[rd->index].stat = FromStat(*stat);
       if (--rd->call->stat_reads_left == 0) FinishMulti(rd->call);
     };
-    if (zoo_aexists(c->zh, c->out.results[i].path.c_str(), 0, cb, read) != ZOK) cb(ZCLOSING, nullptr, read);
+    if (zoo_aexists(c->zh, c->out.results[i].path.c_str(), 0, cb, read) != ZOK)
+      cb(ZCLOSING, nullptr, read);
   }
 }
 
@@ -456,7 +462,8 @@ void ZkStore::MultiAsync(std::vector<Op> ops, Callback<MultiResult> done) {
   SessionId session = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
     auto fail = [&](const Status& s) {
-      done(Status(s.code(), fmt::format("op {} ({} {}): {}", i, OpName(ops[i]), OpPath(ops[i]), s.message())));
+      done(Status(s.code(), fmt::format("op {} ({} {}): {}", i, OpName(ops[i]), OpPath(ops[i]),
+                                        s.message())));
     };
     if (auto* c = std::get_if<CreateOp>(&ops[i])) {
       if (Status s = ValidatePath(c->path, c->sequential); !s.ok()) return fail(s);
@@ -489,12 +496,13 @@ void ZkStore::MultiAsync(std::vector<Op> ops, Callback<MultiResult> done) {
     Op& op = call->ops[i];
     if (auto* c = std::get_if<CreateOp>(&op)) {
       call->path_bufs[i].assign(c->path.size() + 32, '\0');
-      zoo_create_op_init(&call->zops[i], c->path.c_str(), c->data.data(), static_cast<int>(c->data.size()),
-                         &ZOO_OPEN_ACL_UNSAFE, CreateMode(c->ephemeral, c->sequential),
-                         call->path_bufs[i].data(), static_cast<int>(call->path_bufs[i].size()));
+      zoo_create_op_init(&call->zops[i], c->path.c_str(), c->data.data(),
+                         static_cast<int>(c->data.size()), &ZOO_OPEN_ACL_UNSAFE,
+                         CreateMode(c->ephemeral, c->sequential), call->path_bufs[i].data(),
+                         static_cast<int>(call->path_bufs[i].size()));
     } else if (auto* s = std::get_if<SetOp>(&op)) {
-      zoo_set_op_init(&call->zops[i], s->path.c_str(), s->data.data(), static_cast<int>(s->data.size()),
-                      s->version, &call->stats[i]);
+      zoo_set_op_init(&call->zops[i], s->path.c_str(), s->data.data(),
+                      static_cast<int>(s->data.size()), s->version, &call->stats[i]);
     } else if (auto* d = std::get_if<DeleteOp>(&op)) {
       zoo_delete_op_init(&call->zops[i], d->path.c_str(), d->version);
     } else {
@@ -504,7 +512,8 @@ void ZkStore::MultiAsync(std::vector<Op> ops, Callback<MultiResult> done) {
   }
   call->done = std::move(done);
   MultiCall* raw = call.release();
-  int rc = zoo_amulti(raw->zh, static_cast<int>(n), raw->zops.data(), raw->results.data(), OnMultiDone, raw);
+  int rc = zoo_amulti(raw->zh, static_cast<int>(n), raw->zops.data(), raw->results.data(),
+                      OnMultiDone, raw);
   if (rc != ZOK) {
     for (auto& r : raw->results) r.err = ZOK;
     OnMultiDone(rc, raw);
@@ -580,7 +589,8 @@ void ZkStore::ExistsAsync(std::string path, Watcher watch, Callback<std::optiona
   auto cb = [](int rc, const ::Stat* stat, const void* data) {
     std::unique_ptr<Call> c(static_cast<Call*>(const_cast<void*>(data)));
     StoreCallbackScope scope;
-    if (rc == ZNONODE) return Invoke("completion", c->done, Result<std::optional<Stat>>(std::nullopt));
+    if (rc == ZNONODE)
+      return Invoke("completion", c->done, Result<std::optional<Stat>>(std::nullopt));
     if (rc != ZOK) {
       if (c->watch) c->store->FreeWatch(c->watch);
       return Invoke("completion", c->done, Result<std::optional<Stat>>(FromRc(rc, c->path)));
@@ -618,7 +628,8 @@ void ZkStore::ChildrenAsync(std::string path, Watcher watch, Callback<ChildrenRe
     c->store->Saw(out.zxid);
     Invoke("completion", c->done, Result<ChildrenResult>(std::move(out)));
   };
-  int rc = zoo_awget_children2(main_->zh(), path.c_str(), w ? &ZkStore::OnWatch : nullptr, w, cb, call);
+  int rc =
+      zoo_awget_children2(main_->zh(), path.c_str(), w ? &ZkStore::OnWatch : nullptr, w, cb, call);
   if (rc != ZOK) cb(rc, nullptr, nullptr, call);
 }
 
@@ -678,7 +689,9 @@ void ZkStore::CloseSessionAsync(SessionId id, StatusCallback done) {
       sessions_.erase(it);
     }
   }
-  if (!s) return done(Status(Code::kSessionExpired, fmt::format("session {} has expired or does not exist", id)));
+  if (!s)
+    return done(
+        Status(Code::kSessionExpired, fmt::format("session {} has expired or does not exist", id)));
   Reap(std::move(s), std::move(done));
 }
 
@@ -694,7 +707,9 @@ void ZkStore::Reap(std::shared_ptr<Session> s, StatusCallback done) {
 
 // ---- Streams ----------------------------------------------------------------------
 
-ZkStream::~ZkStream() { store_->StopStream(mirror_); }
+ZkStream::~ZkStream() {
+  store_->StopStream(mirror_);
+}
 
 Result<std::unique_ptr<WatchStream>> ZkStore::OpenStream(const StreamOptions& options,
                                                          StreamHandlers handlers) {
@@ -724,7 +739,9 @@ Json ZkStore::Describe() const {
   Json j = {{"backend", "zookeeper"},
             {"url", "zk://" + hosts_ + chroot_},
             {"zxid", last_zxid_.load()},
-            {"state", main_expired_ ? "expired" : zoo_state(main_->zh()) == ZOO_CONNECTED_STATE ? "ok" : "connecting"},
+            {"state", main_expired_                                   ? "expired"
+                      : zoo_state(main_->zh()) == ZOO_CONNECTED_STATE ? "ok"
+                                                                      : "connecting"},
             {"session", main_->session_id()}};
   {
     std::lock_guard lock(sessions_mu_);

@@ -18,8 +18,7 @@ struct Mirror::Ctx {
   Ctx* watch = nullptr;  // completions: the watcher context registered with them
 };
 
-Mirror::Mirror(zhandle_t* zh, std::string path, bool recursive, Zxid since,
-               StreamHandlers handlers)
+Mirror::Mirror(zhandle_t* zh, std::string path, bool recursive, Zxid since, StreamHandlers handlers)
     : zh_(zh),
       root_(std::move(path)),
       recursive_(recursive),
@@ -54,7 +53,9 @@ void Mirror::FreeContexts() {
   for (Ctx* c : all) delete c;
 }
 
-bool Mirror::ChildrenInScope(const std::string& path) const { return path == root_ || recursive_; }
+bool Mirror::ChildrenInScope(const std::string& path) const {
+  return path == root_ || recursive_;
+}
 
 Status Mirror::Start(std::chrono::milliseconds timeout) {
   {
@@ -306,7 +307,8 @@ void Mirror::RemoveSubtree(const std::string& path, Zxid zxid) {
     Emit(EventType::kDeleted, *it, "", 0, 0, zxid, 0);
   }
   std::string parent(ParentPath(path));
-  if (auto p = known_.find(parent); p != known_.end()) p->second.children.erase(std::string(BaseName(path)));
+  if (auto p = known_.find(parent); p != known_.end())
+    p->second.children.erase(std::string(BaseName(path)));
 }
 
 void Mirror::Emit(EventType type, const std::string& path, std::string data, int32_t version,

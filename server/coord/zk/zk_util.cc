@@ -25,10 +25,10 @@ Status FromRc(int rc, const std::string& path) {
     case ZOPERATIONTIMEOUT:
     case ZCLOSING:
     case ZINVALIDSTATE:
-    case ZSESSIONMOVED:
-      return Unavailable(fmt::format("{}: ZooKeeper: {}", path, zerror(rc)));
+    case ZSESSIONMOVED: return Unavailable(fmt::format("{}: ZooKeeper: {}", path, zerror(rc)));
     case ZMARSHALLINGERROR:
-      return TooLarge(fmt::format("{}: ZooKeeper could not marshal the request ({})", path, zerror(rc)));
+      return TooLarge(
+          fmt::format("{}: ZooKeeper could not marshal the request ({})", path, zerror(rc)));
     default: return Internal(fmt::format("{}: ZooKeeper: {} ({})", path, zerror(rc), rc));
   }
 }
@@ -68,8 +68,8 @@ Result<std::unique_ptr<Handle>> Handle::Connect(const std::string& hosts,
   static std::once_flag quiet;
   std::call_once(quiet, [] { zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR); });
   std::unique_ptr<Handle> h(new Handle);
-  h->zh_ = zookeeper_init(hosts.c_str(), &Handle::Watcher, static_cast<int>(session_timeout.count()),
-                          nullptr, h.get(), 0);
+  h->zh_ = zookeeper_init(hosts.c_str(), &Handle::Watcher,
+                          static_cast<int>(session_timeout.count()), nullptr, h.get(), 0);
   if (!h->zh_) return Unavailable(fmt::format("zookeeper {}: cannot start a client", hosts));
   std::unique_lock lock(h->mu_);
   bool up = h->cv_.wait_for(lock, connect_timeout, [&] {
@@ -78,8 +78,8 @@ Result<std::unique_ptr<Handle>> Handle::Connect(const std::string& hosts,
   });
   if (!up || h->state_ != ZOO_CONNECTED_STATE) {
     lock.unlock();
-    return Unavailable(fmt::format("zookeeper {}: no session within {} ms", hosts,
-                                   connect_timeout.count()));
+    return Unavailable(
+        fmt::format("zookeeper {}: no session within {} ms", hosts, connect_timeout.count()));
   }
   h->on_state_ = std::move(on_state);
   return h;
@@ -89,7 +89,9 @@ Handle::~Handle() {
   if (zh_) zookeeper_close(zh_);
 }
 
-SessionId Handle::session_id() const { return zoo_client_id(zh_)->client_id; }
+SessionId Handle::session_id() const {
+  return zoo_client_id(zh_)->client_id;
+}
 
 std::chrono::milliseconds Handle::timeout() const {
   return std::chrono::milliseconds(zoo_recv_timeout(zh_));
