@@ -22,6 +22,7 @@ struct JobFlags {
   int wait_s = 900;
   int max_parallel = 0;  // 0: all at once
   std::vector<std::string> classes;
+  std::vector<std::string> excludes;
   bool json = false;
 };
 
@@ -143,14 +144,27 @@ void RegisterNodeJobCommands(CLI::App& app, CliState* state) {
   r->add_option("--timeout", run->timeout_s, "kill the command on a host after this many seconds")
       ->capture_default_str();
   r->add_option("-c,--command", run->command_text,
-                "the shell command (sh -c on each host, in its root)")
-      ->required();
+                "the shell command (sh -c on each host, in its root); or give it after --");
   r->footer(
-      "Examples:\n  kiln node run web01 web02 -c 'uptime; df -h /'\n  kiln node run --class WEB "
-      "--max-parallel 10 -c 'systemctl reload nginx'\n"
-      "Exit status 1 when any host failed.");
+      "Examples:\n  kiln node run web01 web02 -c 'uptime; df -h /'\n"
+      "  kiln node run --class WEB --max-parallel 10 -- systemctl reload nginx\n"
+      "  kiln node run db01 --timeout 30 -- 'pg_isready && echo up'\n"
+      "The words after -- are joined with spaces (as ssh does) and run by sh -c.\n"
+      "Exit status 1 when any host failed or timed out.");
   r->callback([run, state] {
-    const std::string& command = run->command_text;
+    if (!run->command_text.empty() && state->has_trailing_command) {
+      state->exit_code =
+          Fail("node run", InvalidArgument("give the command with -c or after --, not both"));
+      return;
+    }
+    const std::string command =
+        state->has_trailing_command ? state->trailing_command : run->command_text;
+    if (command.empty()) {
+      state->exit_code =
+          Fail("node run",
+               InvalidArgument("no command: kiln node run HOSTS -- COMMAND (or -c COMMAND)"));
+      return;
+    }
     state->exit_code =
         RunJobs(*run, "node run", "run", Json{{"command", command}, {"timeout_s", run->timeout_s}});
   });
@@ -161,10 +175,16 @@ void RegisterNodeJobCommands(CLI::App& app, CliState* state) {
           up.get());
   u->add_option("nodes", up->nodes, "the hosts");
   u->add_option("--to", up->to, "IMAGE@VERSION")->required();
+  u->add_option("--exclude", up->excludes,
+                "leave these paths alone on the hosts (glob, repeatable; added to the defaults "
+                "and the class variable UPDATE_EXCLUDE)");
   u->footer(
       "Examples:\n  kiln node update web01 web02 --to web@4\n  kiln node update --class WEB --to "
       "web@4 --max-parallel 5   (waves of 5)\n"
-      "kiln node rollback returns them to where they were.");
+      "  kiln node update db01 --to db@7 --exclude /etc/postgresql --exclude '*.pem'\n"
+      "Always left alone: /etc/hostname /etc/machine-id /etc/fstab /etc/ssh/ssh_host_* /var/log\n"
+      "and the agent's own state. kiln watch follows the updates; kiln node rollback\n"
+      "returns the hosts to where they were.");
   u->callback([up, state] {
     size_t at = up->to.rfind('@');
     if (at == std::string::npos || at == 0 || at + 1 == up->to.size()) {
@@ -172,9 +192,9 @@ void RegisterNodeJobCommands(CLI::App& app, CliState* state) {
           Fail("node update", InvalidArgument("--to " + up->to + ": expected IMAGE@VERSION"));
       return;
     }
-    state->exit_code =
-        RunJobs(*up, "node update", "update",
-                Json{{"image", up->to.substr(0, at)}, {"version", up->to.substr(at + 1)}});
+    Json args = {{"image", up->to.substr(0, at)}, {"version", up->to.substr(at + 1)}};
+    if (!up->excludes.empty()) args["excludes"] = up->excludes;
+    state->exit_code = RunJobs(*up, "node update", "update", args);
   });
 
   auto df = std::make_shared<JobFlags>();
