@@ -60,6 +60,7 @@ int RunJobs(const JobFlags& f, const std::string& cmd, const std::string& kind, 
   std::vector<Json> results(nodes.size());
   size_t next = 0, in_flight = 0, left = nodes.size();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(f.wait_s);
+  std::chrono::milliseconds poll(20);
   while (left > 0) {
     while (next < nodes.size() && in_flight < limit) {
       auto j =
@@ -98,7 +99,9 @@ int RunJobs(const JobFlags& f, const std::string& cmd, const std::string& kind, 
                               : std::string("was never started (--wait ran out)"));
       return kExitFailed;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    // Quick jobs answer quickly: ask again soon, then less often.
+    std::this_thread::sleep_for(poll);
+    poll = std::min(poll * 3 / 2, std::chrono::milliseconds(500));
   }
   size_t failed = 0;
   for (const Json& r : results)
