@@ -36,6 +36,11 @@ Status CheckValue(std::string_view what, std::string_view v) {
 
 }  // namespace
 
+bool IsPxelinuxLoader(std::string_view loader) {
+  std::string_view base = loader.substr(loader.find_last_of('/') + 1);
+  return base == "pxelinux.0" || base == "lpxelinux.0";
+}
+
 Result<std::string> RenderDnsmasqConfig(const DnsmasqConfig& c) {
   if (c.mode == DhcpMode::kOff) return InvalidArgument("DHCP is off: there is nothing to render");
   if (c.interface.empty()) return InvalidArgument("DHCP needs an interface (--interface)");
@@ -83,6 +88,11 @@ Result<std::string> RenderDnsmasqConfig(const DnsmasqConfig& c) {
     }
   }
 
+  // With PXELINUX as the BIOS loader every BIOS machine boots PXELINUX over
+  // TFTP, whatever its PXE ROM: the operator chose one path for the BIOS
+  // fleet, and an iPXE ROM provides the PXE API that PXELINUX needs. Only
+  // iPXE on UEFI (chainloaded from the UEFI loader) still gets the script.
+  const bool bios_pxelinux = IsPxelinuxLoader(c.bios_loader);
   out += fmt::format(
       "\n# Who is asking: client architecture (option 93), and iPXE.\n"
       "dhcp-match=set:bios,option:client-arch,0\n"
@@ -91,10 +101,11 @@ Result<std::string> RenderDnsmasqConfig(const DnsmasqConfig& c) {
       "dhcp-match=set:ipxe,175\n"
       "dhcp-userclass=set:ipxe,iPXE\n"
       "\n# iPXE fetches its script over HTTP; firmware chainloads a loader over TFTP.\n"
-      "dhcp-boot=tag:ipxe,{0},,{3}\n"
+      "dhcp-boot=tag:ipxe,{4}{0},,{3}\n"
       "dhcp-boot=tag:!ipxe,tag:efi64,{1},,{3}\n"
-      "dhcp-boot=tag:!ipxe,tag:bios,{2},,{3}\n",
-      c.ipxe_url, c.efi_loader, c.bios_loader, c.server_ip);
+      "dhcp-boot={5}tag:bios,{2},,{3}\n",
+      c.ipxe_url, c.efi_loader, c.bios_loader, c.server_ip, bios_pxelinux ? "tag:!bios," : "",
+      bios_pxelinux ? "" : "tag:!ipxe,");
   if (c.mode == DhcpMode::kProxy) {
     // dnsmasq answers proxy requests only with a PXE menu configured, and
     // BIOS PXE firmware expects one: one entry, no prompt. UEFI gets no
@@ -104,8 +115,8 @@ Result<std::string> RenderDnsmasqConfig(const DnsmasqConfig& c) {
     // and server straight into the offer.
     out += fmt::format(
         "pxe-prompt=\"kiln\",0\n"
-        "pxe-service=tag:!ipxe,x86PC,\"kiln\",{0},{1}\n",
-        c.bios_loader, c.server_ip);
+        "pxe-service={2}x86PC,\"kiln\",{0},{1}\n",
+        c.bios_loader, c.server_ip, bios_pxelinux ? "" : "tag:!ipxe,");
   } else {
     // Tell iPXE not to wait for proxy-DHCP offers (encapsulated 175.176).
     out += "dhcp-option=tag:ipxe,encap:175,176,1\n";

@@ -9,7 +9,8 @@
 //          given ranges and answers boot options itself
 //
 // Machines are told apart by client architecture (option 93): BIOS gets
-// bios_loader (iPXE's undionly.kpxe, or pxelinux.0), x86-64 UEFI gets
+// bios_loader (iPXE's undionly.kpxe, or pxelinux.0: then iPXE ROMs on BIOS
+// get it too, for one PXELINUX path over TFTP), x86-64 UEFI gets
 // efi_loader (ipxe.efi, or grubnetx64.efi / shimx64.efi for Secure Boot).
 // iPXE is recognised by option 175 or its user class "iPXE" and gets the
 // HTTP script URL instead, so the chainload ends. In proxy mode every answer
@@ -45,6 +46,10 @@ struct DnsmasqConfig {
   std::string ipv6;        // full: when set, router advertisements on
   bool log_dhcp = false;   // dnsmasq's per-packet DHCP log
 };
+
+// pxelinux.0 or lpxelinux.0 (in any directory): BIOS machines then boot
+// PXELINUX even when their PXE ROM is iPXE.
+bool IsPxelinuxLoader(std::string_view loader);
 
 // REQUIRES: mode != kOff. Values are checked (no newlines, ranges given in
 // full mode); the result still goes through `dnsmasq --test`.

@@ -44,7 +44,9 @@ void AddBootFlags(CLI::App* cmd, BootOptions* b) {
                   "they reached>:<HTTP port>)")
       ->group(g);
   cmd->add_option("--bios-loader", b->bios_loader,
-                  "what BIOS firmware loads over TFTP: undionly.kpxe (iPXE) or pxelinux.0")
+                  "what BIOS firmware loads over TFTP: undionly.kpxe (iPXE, then the script over "
+                  "HTTP) or pxelinux.0 (PXELINUX and everything over TFTP, also for BIOS machines "
+                  "whose PXE ROM is iPXE)")
       ->capture_default_str()
       ->group(g);
   cmd->add_option("--uefi-loader", b->uefi_loader,

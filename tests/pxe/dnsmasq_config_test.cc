@@ -78,10 +78,30 @@ TEST_CASE("full DHCP config: ranges, leases, no waits, router advertisements") {
        {"dhcp-range=10.0.0.100,10.0.0.200,255.255.255.0,1h\n", "dhcp-authoritative\n", "no-ping\n",
         "dhcp-leasefile=/var/lib/kiln/dnsmasq/leases\n", "enable-ra\n",
         "dhcp-range=::,constructor:eth1,ra-only\n", "dhcp-option=tag:ipxe,encap:175,176,1\n",
-        "dhcp-boot=tag:!ipxe,tag:bios,pxelinux.0,,10.0.0.1\n"})
+        "dhcp-boot=tag:bios,pxelinux.0,,10.0.0.1\n",
+        "dhcp-boot=tag:ipxe,tag:!bios,http://10.0.0.1:7070/boot/ipxe,,10.0.0.1\n"})
     CHECK(text->find(line) != std::string::npos);
   CHECK(text->find("pxe-service") == std::string::npos);
   CHECK(text->find("proxy") == std::string::npos);
+  TempDir t;
+  REQUIRE(WriteFileAtomic(t.Sub("d.conf"), *text).ok());
+  CHECK(TestDnsmasqConfig("dnsmasq", t.Sub("d.conf")).ok());
+}
+
+TEST_CASE(
+    "with PXELINUX as the BIOS loader, iPXE ROMs on BIOS boot it too; UEFI iPXE keeps the script") {
+  CHECK(IsPxelinuxLoader("pxelinux.0"));
+  CHECK(IsPxelinuxLoader("lpxelinux.0"));
+  CHECK(IsPxelinuxLoader("bios/pxelinux.0"));
+  CHECK_FALSE(IsPxelinuxLoader("undionly.kpxe"));
+  CHECK_FALSE(IsPxelinuxLoader("mypxelinux.0"));
+  DnsmasqConfig c = Proxy();
+  c.bios_loader = "lpxelinux.0";
+  auto text = RenderDnsmasqConfig(c);
+  REQUIRE(text.ok());
+  CHECK(text->find("dhcp-boot=tag:bios,lpxelinux.0,,10.0.0.1\n") != std::string::npos);
+  CHECK(text->find("dhcp-boot=tag:ipxe,tag:!bios,http://") != std::string::npos);
+  CHECK(text->find("pxe-service=x86PC,\"kiln\",lpxelinux.0,10.0.0.1\n") != std::string::npos);
   TempDir t;
   REQUIRE(WriteFileAtomic(t.Sub("d.conf"), *text).ok());
   CHECK(TestDnsmasqConfig("dnsmasq", t.Sub("d.conf")).ok());

@@ -74,6 +74,49 @@ def build_small_image(h, kiln_bin, version, tree, release="small 1"):
     return initrd, img
 
 
+def overlay_missing(src, root):
+    """Copies every entry of src into root that root does not have yet,
+    through root's own directory symlinks (Debian's merged /usr: bin ->
+    usr/bin); never replaces what root holds."""
+    for dirpath, dirnames, filenames in os.walk(src):
+        rel = os.path.relpath(dirpath, src)
+        dest_dir = os.path.realpath(os.path.join(root, rel))
+        if not dest_dir.startswith(os.path.realpath(root)):
+            raise harness.VmTestError(f"{rel} leaves the image root")
+        for name in dirnames + filenames:
+            s_path, d_path = os.path.join(dirpath, name), os.path.join(dest_dir, name)
+            if os.path.lexists(d_path):
+                continue
+            if os.path.islink(s_path):
+                os.symlink(os.readlink(s_path), d_path)
+            elif os.path.isdir(s_path):
+                os.makedirs(d_path)
+                shutil.copystat(s_path, d_path)
+            else:
+                shutil.copy2(s_path, d_path)
+
+
+def build_minbase_image(h, small, release="minbase 1"):
+    """A Debian 12 minbase golden image (scripts/minbase, debootstrap, cached
+    between runs) that boots the way the small one does: its kernel,
+    install-environment initrd, NIC modules, kiln-agent with its libraries
+    and the busybox applets minbase lacks are added from the small image,
+    never over a file of Debian's; /sbin/init is the small system's."""
+    cached = harness.run([os.path.join(harness.ROOT, "scripts", "minbase")]).stdout.strip()
+    img = os.path.join(h.work, "minbase")
+    harness.run(["cp", "-a", cached, img])
+    overlay_missing(small, img)
+    init = os.path.join(img, "sbin", "init")
+    if os.path.lexists(init):
+        os.remove(init)
+    with open(init, "w") as f:
+        f.write(SYSTEM_INIT)
+    os.chmod(init, 0o755)
+    with open(os.path.join(img, "etc", "kiln-release"), "w") as f:
+        f.write(release + "\n")
+    return img
+
+
 def write_space(path, image="small@1"):
     """A config space for the small image: BIOS layout on the first disk."""
     def put(rel, text, mode=0o644):
@@ -98,7 +141,7 @@ def write_space(path, image="small@1"):
 class Site:
     """`kiln serve` on the boot network with DHCP, the boot files, a space."""
 
-    def __init__(self, h, kiln_bin, initrd, version, tree, space):
+    def __init__(self, h, kiln_bin, initrd, version, tree, space, serve_args=()):
         self.h = h
         self.kiln = os.path.join(kiln_bin, "server", "kiln")
         self.data = os.path.join(h.work, "data")
@@ -109,7 +152,7 @@ class Site:
         self.proc = h.start([self.kiln, "serve", "--data", self.data, "--listen", f"{harness.SERVER_IP}:{PORT}",
                              "--interface", "kbr0", "--dhcp", "full",
                              "--dhcp-range", f"{harness.NET_PREFIX}.100,{harness.NET_PREFIX}.200,255.255.255.0,1h",
-                             "--space", space, "--kernel-args", "console=ttyS0"], "kiln")
+                             "--space", space, "--kernel-args", "console=ttyS0", *serve_args], "kiln")
         deadline = time.time() + 60
         while not os.path.exists(os.path.join(self.data, "serve.json")):
             if time.time() > deadline or not self.proc.running():
@@ -151,17 +194,20 @@ class Site:
         return [x["event"] for x in e["events"]] if e else []
 
 
-def prepare(h, kiln_bin, image_release="small 1"):
-    """The usual start of a scenario: kernel, install environment, small
-    image captured as small@1, the space and the server. Returns
-    (site, image tree)."""
+def prepare(h, kiln_bin, image_release="small 1", serve_args=(), image="small"):
+    """The usual start of a scenario: kernel, install environment, the
+    golden image captured as <image>@1 (image "small", or "minbase": Debian
+    12 minbase made bootable the same way), the space and the server
+    (serve_args: more `kiln serve` flags). Returns (site, image tree)."""
     version, tree = harness.kernel_tree()
-    initrd, image = build_small_image(h, kiln_bin, version, tree, release=image_release)
+    initrd, tree_dir = build_small_image(h, kiln_bin, version, tree, release=image_release)
+    if image == "minbase":
+        tree_dir = build_minbase_image(h, tree_dir, release=image_release)
     space = os.path.join(h.work, "space")
-    write_space(space)
-    s = Site(h, kiln_bin, initrd, version, tree, space)
-    s.cli("image", "capture", "small", "--from-dir", image)
-    return s, image
+    write_space(space, image=f"{image}@1")
+    s = Site(h, kiln_bin, initrd, version, tree, space, serve_args)
+    s.cli("image", "capture", image, "--from-dir", tree_dir)
+    return s, tree_dir
 
 
 def wait_installed_and_running(s, vm, name, image="small@1", release="small 1"):
