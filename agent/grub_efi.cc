@@ -1,5 +1,6 @@
 #include "agent/grub_efi.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
