@@ -31,6 +31,16 @@ void Put(const std::string& path, const std::string& content, mode_t mode = 0644
   REQUIRE(WriteFileAtomic(path, content, mode).ok());
 }
 
+// Bytes that do not compress (xorshift), so a stream of them is long.
+std::string Noise(size_t n, uint64_t seed) {
+  std::string out(n, '\0');
+  for (char& c : out) {
+    seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+    c = static_cast<char>(seed);
+  }
+  return out;
+}
+
 std::string ReadOr(const std::string& path) {
   return ReadFile(path).value_or("<missing>");
 }
@@ -152,12 +162,7 @@ TEST_CASE("kiln node run, update and rollback on installed hosts") {
 
   // An update that breaks part-way leaves the host exactly where it was.
   // Random bytes: the stream must be long, not compressible to nothing.
-  std::string big(3 << 20, '\0');
-  uint64_t x = 88172645463325252ull;
-  for (char& c : big) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    c = static_cast<char>(x);
-  }
+  const std::string big = Noise(3 << 20, 88172645463325252ull);
   Put(f.work.Sub("tree/usr/share/big"), big);
   Put(f.work.Sub("tree/etc/kiln-release"), "web 5\n");
   f.Capture("v5");
@@ -395,12 +400,7 @@ TEST_CASE("the server goes away during an update: the host ends whole, and the a
   Fleet f;
   std::string r1 = f.work.Sub("web01");
   // A long stream: random bytes do not compress.
-  std::string big(24 << 20, '\0');
-  uint64_t x = 0x9E3779B97F4A7C15ull;
-  for (char& c : big) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    c = static_cast<char>(x);
-  }
+  const std::string big = Noise(24 << 20, 0x9E3779B97F4A7C15ull);
   Put(f.work.Sub("tree/usr/share/big"), big);
   Put(f.work.Sub("tree/etc/kiln-release"), "web 5\n");
   f.Capture("v5");
