@@ -155,6 +155,9 @@ const std::vector<std::string>& DefaultModules() {
       "crc32c_generic",
       "ext4",
       "vfat",
+      // Debian's kernel mounts FAT with iocharset=ascii by default: without
+      // nls_ascii an ESP does not mount ("IO charset ascii not found").
+      "nls_ascii",
       "nls_cp437",
       "nls_iso8859_1",
       "nls_utf8",

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 #include <set>
 
@@ -84,6 +86,13 @@ TEST_CASE("unknown modules fail unless optional; a broken index names its line")
   CHECK(dangling->Resolve({"a"}, false).status().code() == Code::kCorruption);
   auto cycle = ModuleIndex::Parse("a.ko: b.ko\nb.ko: a.ko\n", "m");
   CHECK(cycle->Resolve({"a"}, false).status().message().find("cycle") != std::string::npos);
+}
+
+TEST_CASE("the default modules can mount what the agent makes, an ESP included") {
+  const auto& mods = DefaultModules();
+  auto has = [&](const char* m) { return std::find(mods.begin(), mods.end(), m) != mods.end(); };
+  for (const char* m : {"ext4", "vfat", "nls_ascii", "nls_cp437", "virtio_blk", "virtio_net"})
+    CHECK(has(m));
 }
 
 TEST_CASE("the cpio writer produces an archive the real cpio tool reads") {
