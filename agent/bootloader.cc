@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <regex>
 
+#include "agent/grub_efi.h"
+#include "agent/initrd/grub_image.h"
 #include "common/file_util.h"
 #include "common/strings.h"
 
@@ -68,12 +70,64 @@ std::string ExtlinuxConfig(const KernelFiles& k, const std::string& kernel_dir,
   return s;
 }
 
+const PartitionSpec* EspPartition(const DiskPlan& plan) {
+  const PartitionSpec* boot = plan.BootPartition();
+  const DiskSpec* boot_disk = boot ? plan.DiskOf(boot) : nullptr;
+  const PartitionSpec* first = nullptr;
+  for (const auto& d : plan.disks)
+    for (const auto& p : d.parts) {
+      if (p.type != "esp") continue;
+      if (&d == boot_disk) return &p;
+      if (!first) first = &p;
+    }
+  return first;
+}
+
+std::string BootloaderDescription(const std::string& firmware) {
+  return firmware == "uefi" ? "installing GRUB for UEFI" : "installing EXTLINUX";
+}
+
+namespace {
+
+Result<std::string> FsUuid(CommandRunner* runner, const PartitionSpec& p) {
+  auto blkid = runner->Output({"blkid", p.device});
+  static const std::regex kUuid("UUID=\"([^\"]+)\"");
+  std::smatch m;
+  if (!blkid.ok() || !std::regex_search(*blkid, m, kUuid))
+    return FailedPrecondition(fmt::format("{} ({}) has no filesystem UUID: was it formatted?",
+                                          p.device, p.mount.empty() ? p.name : p.mount));
+  return std::string(m[1]);
+}
+
+Status InstallGrubEfi(CommandRunner* runner, const DiskPlan& plan, const KernelFiles& k,
+                      const std::string& kernel_dir, const std::string& boot_uuid,
+                      const std::string& root_uuid, const std::string& args,
+                      const BootloaderOptions& opts) {
+  const PartitionSpec* esp = EspPartition(plan);
+  if (!esp)
+    return FailedPrecondition(
+        "this machine boots by UEFI and its disk layout has no EFI system partition: add "
+        "`part esp size=512M type=esp mount=/boot/efi` to the disk layout");
+  if (!esp->fs.empty() && esp->fs != "vfat" && esp->fs != "fat32")  // empty: vfat, implied
+    return FailedPrecondition(
+        fmt::format("the EFI system partition {} has fs={}: UEFI firmware reads only vfat",
+                    esp->name, esp->fs));
+  auto image = ReadFile(opts.grub_efi_image);
+  if (!image.ok())
+    return FailedPrecondition(fmt::format(
+        "{}: the install environment has no GRUB EFI image (was it built with --no-uefi?): {}",
+        opts.grub_efi_image, image.status().message()));
+  auto files =
+      EspFiles(std::move(*image), GrubEfiConfig(k, kernel_dir, boot_uuid, root_uuid, args));
+  if (!esp->mount.empty() && esp->mount != "none")
+    return WriteEspDir(opts.target + esp->mount, files);
+  return WriteEspMtools(runner, esp->device, files, opts.scratch_dir);
+}
+
+}  // namespace
+
 Status InstallBootloader(CommandRunner* runner, const DiskPlan& plan, const Json& variables,
                          const BootloaderOptions& opts) {
-  if (opts.firmware == "uefi")
-    return FailedPrecondition(
-        "this machine boots by UEFI and the install environment carries only EXTLINUX (BIOS); "
-        "switch the machine to legacy BIOS boot");
   const PartitionSpec* boot = plan.BootPartition();
   const PartitionSpec* root = nullptr;
   for (const auto& d : plan.disks)
@@ -83,23 +137,25 @@ Status InstallBootloader(CommandRunner* runner, const DiskPlan& plan, const Json
   const DiskSpec* disk = plan.DiskOf(boot);
   bool separate_boot = boot->mount == "/boot";
 
-  auto blkid = runner->Output({"blkid", root->device});
-  static const std::regex kUuid("UUID=\"([^\"]+)\"");
-  std::smatch m;
-  if (!blkid.ok() || !std::regex_search(*blkid, m, kUuid))
-    return FailedPrecondition(
-        fmt::format("{} (/) has no filesystem UUID: was it formatted?", root->device));
-  std::string uuid = m[1];
+  KILN_ASSIGN_OR_RETURN(std::string uuid, FsUuid(runner, *root));
 
   KILN_ASSIGN_OR_RETURN(KernelFiles k, FindKernel(opts.target + "/boot"));
   std::string args;
   if (variables.is_object() && variables.contains("CONSOLE") && variables["CONSOLE"].is_string())
     args = "console=" + variables["CONSOLE"].get<std::string>();
   if (!opts.extra_args.empty()) args += (args.empty() ? "" : " ") + opts.extra_args;
+  std::string kernel_dir = separate_boot ? "/" : "/boot/";
+  if (opts.firmware == "uefi") {
+    std::string boot_uuid = uuid;
+    if (boot != root) {
+      KILN_ASSIGN_OR_RETURN(boot_uuid, FsUuid(runner, *boot));
+    }
+    return InstallGrubEfi(runner, plan, k, kernel_dir, boot_uuid, uuid, args, opts);
+  }
   std::string dir = opts.target + "/boot/extlinux";
   KILN_RETURN_IF_ERROR(MakeDirs(dir, 0755));
-  KILN_RETURN_IF_ERROR(WriteFileAtomic(
-      dir + "/extlinux.conf", ExtlinuxConfig(k, separate_boot ? "/" : "/boot/", uuid, args), 0644));
+  KILN_RETURN_IF_ERROR(
+      WriteFileAtomic(dir + "/extlinux.conf", ExtlinuxConfig(k, kernel_dir, uuid, args), 0644));
   KILN_RETURN_IF_ERROR(runner->Check({"extlinux", "--install", dir}));
 
   bool gpt = disk->table == "gpt";

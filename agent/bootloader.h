@@ -6,13 +6,15 @@
 // (mbr.bin for msdos tables, gptmbr.bin for GPT) and marks the boot
 // partition active (msdos) or LegacyBIOSBootable (GPT).
 //
-// UEFI machines need GRUB, which the install environment does not carry
-// yet: Install says so rather than writing something that cannot boot.
+// UEFI machines (firmware "uefi") get the install environment's standalone
+// GRUB on the plan's EFI system partition instead (agent/grub_efi.h), with
+// the same kernel command line.
 
 #include <string>
 
 #include "agent/command_runner.h"
 #include "agent/disk_plan.h"
+#include "agent/initrd/grub_image.h"
 #include "common/json.h"
 #include "common/status.h"
 
@@ -23,7 +25,18 @@ struct BootloaderOptions {
   std::string firmware = "bios";  // facts.firmware.type
   std::string syslinux_dir = "/usr/lib/EXTLINUX";
   std::string extra_args;  // appended to the kernel command line
+  // UEFI: the GRUB EFI image, and where to stage files for mtools when the
+  // plan does not mount the ESP.
+  std::string grub_efi_image = initrd::kGrubEfiImagePath;
+  std::string scratch_dir = "/tmp/kiln-esp";
 };
+
+// The plan's EFI system partition (type=esp) for a UEFI install: the one on
+// the boot partition's disk, else the first one; null when there is none.
+const PartitionSpec* EspPartition(const DiskPlan& plan);
+
+// What the bootloader phase says it does, by firmware.
+std::string BootloaderDescription(const std::string& firmware);
 
 // The newest vmlinuz-* in DIR (version order) and its initrd.img-* if any.
 struct KernelFiles {

@@ -15,6 +15,7 @@ struct Flags {
       state_dir = "/var/lib/kiln-agent";
   std::string log_path = "/tmp/kiln-install.log";
   std::string interface;
+  std::string grub_efi;  // empty: the install environment's
   bool no_reboot = false, json = false;
   int session_timeout_ms = 15000;
 };
@@ -104,6 +105,7 @@ int RunInstallCmd(const std::string& cmd, Flags f, bool disks) {
   o.facts = facts;
   o.state_dir = f.state_dir;
   o.log_path = f.log_path;
+  if (!f.grub_efi.empty()) o.grub_efi_image = f.grub_efi;
   o.session_timeout = std::chrono::milliseconds(f.session_timeout_ms);
   o.runner = &runner;
   bool json = f.json;
@@ -131,6 +133,9 @@ void RegisterInstallCommands(CLI::App& app, int* exit_code) {
       ->add_option("--target", install_flags.target,
                    "where the new system is mounted while it is built")
       ->capture_default_str();
+  install->add_option("--grub-efi", install_flags.grub_efi,
+                      "the GRUB EFI image UEFI machines get (default: the install "
+                      "environment's /usr/lib/kiln/grubx64.efi)");
   install->add_flag("--no-reboot", install_flags.no_reboot, "stay up after a successful install");
   install->add_flag("--json", install_flags.json, "print each progress event as a JSON line");
   install->add_option("--log", install_flags.log_path, "the local install log")

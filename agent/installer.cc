@@ -216,14 +216,14 @@ class Install {
         !st.ok())
       return st;
     if (o_.disks) {
-      if (Status st = Phase("bootloader", "installing EXTLINUX",
+      BootloaderOptions b;
+      b.target = o_.target;
+      if (!o_.grub_efi_image.empty()) b.grub_efi_image = o_.grub_efi_image;
+      b.scratch_dir = o_.work_dir + "/kiln-esp";
+      b.firmware =
+          o_.facts.is_object() ? o_.facts.value("/firmware/type"_json_pointer, "bios") : "bios";
+      if (Status st = Phase("bootloader", BootloaderDescription(b.firmware),
                             [&]() -> Status {
-                              BootloaderOptions b;
-                              b.target = o_.target;
-                              b.firmware =
-                                  o_.facts.is_object()
-                                      ? o_.facts.value("/firmware/type"_json_pointer, "bios")
-                                      : "bios";
                               return InstallBootloader(o_.runner, disks,
                                                        plan_.value("variables", Json::object()), b);
                             });

@@ -37,6 +37,7 @@ struct InstallOptions {
   std::string state_dir = "/var/lib/kiln-agent";  // journals
   std::string log_path = "/tmp/kiln-install.log";
   std::string work_dir = "/tmp";
+  std::string grub_efi_image;  // UEFI boot loader; empty: BootloaderOptions' default
   std::chrono::milliseconds session_timeout{15000};
   CommandRunner* runner = nullptr;
   // The local echo of every event (the console).

@@ -492,7 +492,7 @@ Status Applier::Delete(const std::string& path, bool pruning) {
   return Status::Ok();
 }
 
-Status Applier::PruneDir(const std::string& dir) {
+Status Applier::PruneDir(const std::string& dir, dev_t root_dev) {
   KILN_ASSIGN_OR_RETURN(int fd, tree_.Dir(dir));
   int dup = ::dup(fd);
   DIR* d = ::fdopendir(dup);
@@ -518,17 +518,27 @@ Status Applier::PruneDir(const std::string& dir) {
   for (const auto& [n, is_dir] : children) {
     std::string p = dir.empty() ? n : dir + "/" + n;
     if (undo_ && tree_.root() + "/" + p == undo_->dir) continue;
+    if (is_dir) {
+      // Another filesystem mounted under the target is not the image's to
+      // remove or to look into (the installer's ESP at /boot/efi).
+      struct stat st {};
+      if (::fstatat(fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev != root_dev)
+        continue;
+    }
     if (!seen_.count(p)) {
       KILN_RETURN_IF_ERROR(Delete(p, true));
     } else if (is_dir) {
-      KILN_RETURN_IF_ERROR(PruneDir(p));
+      KILN_RETURN_IF_ERROR(PruneDir(p, root_dev));
     }
   }
   return Status::Ok();
 }
 
 Status Applier::Prune() {
-  return PruneDir("");
+  KILN_ASSIGN_OR_RETURN(int fd, tree_.Dir(""));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoError("stat " + What(""), errno);
+  return PruneDir("", st.st_dev);
 }
 
 Status Applier::OnEnd(const StreamCounts&) {

@@ -44,6 +44,8 @@ struct ApplyOptions {
   bool allow_devices = true;  // refuse device nodes (naming the entry) when false
   bool set_owner = true;      // chown to the image's owners (needs root)
   // Full streams: remove what is in the target but not in the image.
+  // Never across a mount point: a directory on another filesystem (an ESP
+  // mounted at /boot/efi by the installer) is left whole.
   bool prune = true;
   std::string undo_dir;  // record an undo snapshot here (same filesystem)
   // Paths left exactly as they are in the target (IsExcluded's globs: a
@@ -94,7 +96,7 @@ class Applier : public StreamSink {
   bool Kept(const std::string& path) const;
   Status Delete(const std::string& path, bool pruning);
   Status Prune();
-  Status PruneDir(const std::string& dir);
+  Status PruneDir(const std::string& dir, dev_t root_dev);
   Status Journal(int dirfd, const std::string& name, const std::string& path, bool save_data);
   Status JournalParent(const std::string& path);
   // Before anything is created, renamed or removed in path's directory:

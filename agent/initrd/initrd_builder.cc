@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "agent/initrd/grub_image.h"
 #include "agent/initrd/init_script.h"
 #include "agent/initrd/module_deps.h"
 #include "common/file_util.h"
@@ -37,6 +38,8 @@ const std::vector<Tool>& Tools() {
       {"/usr/sbin/blkid", {}},
       {"/usr/sbin/mkfs.xfs", {}, true},
       {"/usr/sbin/mkfs.btrfs", {}, true},
+      // Writes the ESP of a UEFI install when the plan does not mount it.
+      {"/usr/bin/mtools", {"mcopy", "mmd"}, true},
   };
   return tools;
 }
@@ -152,6 +155,9 @@ const std::vector<std::string>& DefaultModules() {
       "crc32c_generic",
       "ext4",
       "vfat",
+      // Debian's kernel mounts FAT with iocharset=ascii by default: without
+      // nls_ascii an ESP does not mount ("IO charset ascii not found").
+      "nls_ascii",
       "nls_cp437",
       "nls_iso8859_1",
       "nls_utf8",
@@ -243,6 +249,12 @@ Result<InitrdReport> BuildInitrd(const InitrdSpec& spec,
   for (const auto& [host, at] : DataFiles()) {
     if (!fs::exists(host)) return NotFound(fmt::format("{} is missing", host));
     tree.File(at, host);
+  }
+  if (spec.uefi) {
+    KILN_ASSIGN_OR_RETURN(std::string grub,
+                          BuildGrubEfiImage(spec.grub_dir, spec.out + ".grubx64.efi.tmp"));
+    say(fmt::format("GRUB EFI image ({} bytes) for UEFI installs", grub.size()));
+    tree.Data(kGrubEfiImagePath, std::move(grub), 0644);
   }
   for (const auto& f : spec.extra_files) {
     if (!fs::exists(f)) return NotFound(fmt::format("--file {}: no such file", f));

@@ -1,9 +1,9 @@
 #pragma once
 // Builds kiln's install environment: a compressed newc cpio with busybox,
 // kiln-agent and the shared libraries it needs, the disk tools (sfdisk,
-// mke2fs, mkfs.fat, extlinux and its MBRs), the kernel modules for common
-// NICs and disks with their dependencies, and an /init that brings up the
-// network by DHCP and starts the agent (see init_script.h).
+// mke2fs, mkfs.fat, extlinux and its MBRs, a GRUB EFI image for UEFI), the kernel modules for
+// common NICs and disks with their dependencies, and an /init that brings up the network by DHCP
+// and starts the agent (see init_script.h).
 
 #include <functional>
 #include <string>
@@ -23,6 +23,11 @@ struct InitrdSpec {
   std::vector<std::string> extra_modules;
   // Host files to include at the same path (scripts, keys, tools).
   std::vector<std::string> extra_files;
+  // A standalone GRUB EFI image for UEFI installs (grub_image.h), built from
+  // grub_dir's modules; false leaves UEFI out (the agent then refuses UEFI
+  // machines, naming why).
+  bool uefi = true;
+  std::string grub_dir = "/usr/lib/grub/x86_64-efi";
   Compression compression = Compression::kZstd;
 };
 

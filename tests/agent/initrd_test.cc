@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <set>
 
@@ -5,6 +6,7 @@
 #include "agent/initrd/init_script.h"
 #include "agent/initrd/initrd_builder.h"
 #include "agent/initrd/module_deps.h"
+#include "common/file_util.h"
 #include "common/strings.h"
 #include "common/subprocess.h"
 #include "tests/support/process.h"
@@ -18,7 +20,8 @@ using kiln::test::WriteTestFile;
 namespace {
 
 const char* kDep =
-    "kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko\n"
+    "kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko "
+    "kernel/net/core/failover.ko\n"
     "kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko\n"
     "kernel/net/core/failover.ko:\n"
     "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko\n"
@@ -42,7 +45,9 @@ std::string FakeModules(const TempDir& t, const std::string& version) {
   WriteTestFile(dir + "/modules.dep", kDep);
   for (const auto& line : Split(kDep, '\n')) {
     if (line.empty()) continue;
-    WriteTestFile(dir + "/" + line.substr(0, line.find(':')), "\x7f" "ELF fake module");
+    WriteTestFile(dir + "/" + line.substr(0, line.find(':')),
+                  "\x7f"
+                  "ELF fake module");
   }
   return t.Sub("k");
 }
@@ -82,6 +87,13 @@ TEST_CASE("unknown modules fail unless optional; a broken index names its line")
   CHECK(cycle->Resolve({"a"}, false).status().message().find("cycle") != std::string::npos);
 }
 
+TEST_CASE("the default modules can mount what the agent makes, an ESP included") {
+  const auto& mods = DefaultModules();
+  auto has = [&](const char* m) { return std::find(mods.begin(), mods.end(), m) != mods.end(); };
+  for (const char* m : {"ext4", "vfat", "nls_ascii", "nls_cp437", "virtio_blk", "virtio_net"})
+    CHECK(has(m));
+}
+
 TEST_CASE("the cpio writer produces an archive the real cpio tool reads") {
   TempDir t;
   std::string out = t.Sub("a.cpio.zst");
@@ -93,12 +105,16 @@ TEST_CASE("the cpio writer produces an archive the real cpio tool reads") {
   REQUIRE((*w)->Finish().ok());
   auto names = ListArchive(out);
   CHECK(names == std::set<std::string>{"etc", "etc/hello", "etc/link"});
-  auto content = RunSubprocess({"sh", "-c", "cd '" + t.path() + "' && zstd -dc a.cpio.zst | cpio -i --quiet && cat etc/hello && readlink etc/link"});
+  auto content = RunSubprocess(
+      {"sh", "-c",
+       "cd '" + t.path() +
+           "' && zstd -dc a.cpio.zst | cpio -i --quiet && cat etc/hello && readlink etc/link"});
   REQUIRE(content.ok());
   CHECK(content->out == "hello world\nhello\n");
 }
 
-TEST_CASE("an initramfs holds init, busybox, the tools, the agent with its libraries and the modules") {
+TEST_CASE(
+    "an initramfs holds init, busybox, the tools, the agent with its libraries and the modules") {
   TempDir t;
   std::string modules = FakeModules(t, "6.1.0-test");
   InitrdSpec spec;
@@ -111,12 +127,13 @@ TEST_CASE("an initramfs holds init, busybox, the tools, the agent with its libra
   INFO(report.status().ToString());
   REQUIRE(report.ok());
   auto names = ListArchive(spec.out);
-  for (const char* p : {"init", "bin/busybox", "bin/sh", "usr/bin/kiln-agent", "usr/sbin/sfdisk",
-                        "usr/sbin/mke2fs", "usr/sbin/mkfs.ext4", "usr/sbin/mkfs.fat",
-                        "usr/bin/extlinux", "usr/lib/EXTLINUX/mbr.bin", "etc/mke2fs.conf",
-                        "lib64/ld-linux-x86-64.so.2", "etc/kiln/modules",
-                        "lib/modules/6.1.0-test/kernel/drivers/net/virtio_net.ko",
-                        "lib/modules/6.1.0-test/kernel/fs/jbd2/jbd2.ko"}) {
+  for (const char* p :
+       {"init", "bin/busybox", "bin/sh", "usr/bin/kiln-agent", "usr/sbin/sfdisk", "usr/sbin/mke2fs",
+        "usr/sbin/mkfs.ext4", "usr/sbin/mkfs.fat", "usr/bin/extlinux", "usr/lib/EXTLINUX/mbr.bin",
+        "etc/mke2fs.conf", "lib64/ld-linux-x86-64.so.2", "etc/kiln/modules",
+        "lib/modules/6.1.0-test/kernel/drivers/net/virtio_net.ko",
+        "lib/modules/6.1.0-test/kernel/fs/jbd2/jbd2.ko", "usr/lib/kiln/grubx64.efi",
+        "usr/bin/mtools", "usr/bin/mcopy"}) {
     INFO(p);
     CHECK(names.count(p) == 1);
   }
@@ -126,9 +143,52 @@ TEST_CASE("an initramfs holds init, busybox, the tools, the agent with its libra
   CHECK(curl);
   // busybox's own mke2fs (ext2 only) must not shadow the real one.
   CHECK(names.count("sbin/mke2fs") == 1);
-  auto link = RunSubprocess({"sh", "-c", "cd '" + t.path() + "' && mkdir x && cd x && zstd -dc ../initrd.zst | cpio -id --quiet sbin/mke2fs && readlink sbin/mke2fs"});
+  auto link = RunSubprocess({"sh", "-c",
+                             "cd '" + t.path() +
+                                 "' && mkdir x && cd x && zstd -dc ../initrd.zst | cpio -id "
+                                 "--quiet sbin/mke2fs && readlink sbin/mke2fs"});
   REQUIRE(link.ok());
   CHECK(link->out == "/usr/sbin/mke2fs\n");
+}
+
+TEST_CASE(
+    "the install environment carries a GRUB EFI image for UEFI installs, unless told not to") {
+  TempDir t;
+  InitrdSpec spec;
+  spec.kernel_version = "6.1.0-test";
+  spec.modules = FakeModules(t, "6.1.0-test");
+  spec.out = t.Sub("initrd.zst");
+  spec.agent_binary = KILN_AGENT_EXE;
+  REQUIRE(BuildInitrd(spec).ok());
+  auto x = RunSubprocess({"sh", "-c",
+                          "cd '" + t.path() +
+                              "' && mkdir x && cd x && zstd -dc ../initrd.zst | cpio "
+                              "-id --quiet usr/lib/kiln/grubx64.efi"});
+  REQUIRE(x.ok());
+  std::string image = ReadFile(t.Sub("x/usr/lib/kiln/grubx64.efi")).value_or("");
+  // A PE/COFF executable for x86-64 (machine 0x8664) with its prefix and
+  // the modules the agent's grub.cfg needs built in.
+  REQUIRE(image.size() > 0x40);
+  CHECK(image.substr(0, 2) == "MZ");
+  uint32_t pe = static_cast<uint8_t>(image[0x3c]) | static_cast<uint8_t>(image[0x3d]) << 8;
+  REQUIRE(image.size() > pe + 6);
+  CHECK(image.substr(pe, 4) == std::string("PE\0\0", 4));
+  CHECK(image.substr(pe + 4, 2) == "\x64\x86");
+  CHECK(image.find("/EFI/kiln") != std::string::npos);
+  for (const char* mod : {"search_fs_uuid", "part_gpt", "ext2", "linux"}) {
+    INFO(mod);
+    CHECK(image.find(mod) != std::string::npos);
+  }
+
+  spec.uefi = false;
+  spec.out = t.Sub("plain.zst");
+  REQUIRE(BuildInitrd(spec).ok());
+  CHECK(ListArchive(spec.out).count("usr/lib/kiln/grubx64.efi") == 0);
+
+  spec.uefi = true;
+  spec.grub_dir = t.Sub("no-grub");
+  CHECK(BuildInitrd(spec).status().message().find(
+            "has no GRUB EFI modules: install grub-efi-amd64-bin") != std::string::npos);
 }
 
 TEST_CASE("initrd build errors name what is missing") {
@@ -143,7 +203,8 @@ TEST_CASE("initrd build errors name what is missing") {
 
   spec.modules = FakeModules(t, "6.1.0-test");
   spec.extra_modules = {"no_such_driver"};
-  CHECK(BuildInitrd(spec).status().message() == "kernel module no_such_driver is not in modules.dep");
+  CHECK(BuildInitrd(spec).status().message() ==
+        "kernel module no_such_driver is not in modules.dep");
 
   spec.extra_modules = {};
   spec.agent_binary = t.Sub("missing-agent");
@@ -159,16 +220,16 @@ TEST_CASE("kiln initrd build works from the command line") {
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("\"kernel_version\": \"6.1.0-test\"") != std::string::npos);
 
-  auto bad = kiln::test::Run({KILN_EXE, "initrd", "build", "--modules", t.Sub("none"), "--out",
-                              t.Sub("i.zst")});
+  auto bad = kiln::test::Run(
+      {KILN_EXE, "initrd", "build", "--modules", t.Sub("none"), "--out", t.Sub("i.zst")});
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("--kernel-version is needed") != std::string::npos);
 }
 
 TEST_CASE("the init script reads kiln's kernel parameters and has a rescue path") {
   std::string init = InitScript();
-  for (const char* p : {"kiln.server=", "kiln.token=", "kiln.mode=", "BOOTIF=", "udhcpc",
-                        "kiln-agent", "rescue"})
+  for (const char* p :
+       {"kiln.server=", "kiln.token=", "kiln.mode=", "BOOTIF=", "udhcpc", "kiln-agent", "rescue"})
     CHECK(init.find(p) != std::string::npos);
   // Both scripts are valid shell.
   for (const auto& script : {InitScript(), UdhcpcScript()}) {

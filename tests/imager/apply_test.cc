@@ -1,11 +1,14 @@
 // Capture into a local store, stream, apply: exactness, deltas, undo,
 // the stat cache, and confinement of the applier.
 
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "common/file_util.h"
@@ -303,4 +306,30 @@ TEST_CASE("kept paths survive a delta and a full deploy untouched; the rest beco
   // Beside the kept paths, the tree is exactly version 2.
   CHECK(RsyncDiff(t.Sub("src/usr"), t.Sub("dst/usr")) == "");
   CHECK(*ReadFile(t.Sub("dst/etc/motd")) == "version 2\n");
+}
+
+TEST_CASE("a full deploy never prunes across a mount point under the target") {
+  TempDir t;
+  MakeRichTree(t.Sub("src"));
+  WriteTestFile(t.Sub("src/boot/vmlinuz"), "kernel");
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  // The installer mounts an ESP at boot/efi before deploying; the image has
+  // no boot/efi.
+  REQUIRE(MakeDirs(t.Sub("dst/boot/efi")).ok());
+  if (::mount("esp", t.Sub("dst/boot/efi").c_str(), "tmpfs", 0, "size=1m") != 0) {
+    WARN("cannot mount a tmpfs here (not root?): " << strerror(errno) << "; not tested");
+    return;
+  }
+  WriteTestFile(t.Sub("dst/boot/efi/EFI/BOOT/BOOTX64.EFI"), "grub");
+  WriteTestFile(t.Sub("dst/stray"), "not in the image");
+  auto full = ls.Deploy("img", "1", t.Sub("dst"));
+  auto esp_file = ReadFile(t.Sub("dst/boot/efi/EFI/BOOT/BOOTX64.EFI"));
+  std::string esp = esp_file.ok() ? *esp_file : "gone";
+  ::umount2(t.Sub("dst/boot/efi").c_str(), MNT_DETACH);
+  INFO(full.status().ToString());
+  REQUIRE(full.ok());
+  CHECK(esp == "grub");
+  CHECK(!Exists(t.Sub("dst/stray")));  // the target's own filesystem is still pruned
+  CHECK(RsyncDiff(t.Sub("src/usr"), t.Sub("dst/usr")) == "");
 }

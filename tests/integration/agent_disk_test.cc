@@ -54,14 +54,15 @@ struct DiskSite {
   TempDir work;
   std::unique_ptr<KilnServer> server;
 
-  DiskSite() {
+  explicit DiskSite(const std::string& layout =
+                        "disk os on=smallest table=gpt\n"
+                        "  part bios size=1M type=bios\n"
+                        "  part root size=rest fs=ext4 mount=/ "
+                        "options=noatime\n") {
     std::string sp = work.Sub("space");
     Put(sp + "/classes.list", "DEFAULT every node\nLAST after every other class\n");
     Put(sp + "/vars/DEFAULT.lua", "IMAGE = \"sys@1\"\nCONSOLE = \"ttyS0,115200\"\n");
-    Put(sp + "/disk/DEFAULT",
-        "disk os on=smallest table=gpt\n"
-        "  part bios size=1M type=bios\n"
-        "  part root size=rest fs=ext4 mount=/ options=noatime\n");
+    Put(sp + "/disk/DEFAULT", layout);
     Put(sp + "/files/etc/hostname/DEFAULT", "m1\n");
     Put(sp + "/scripts/DEFAULT/10-mark",
         "#!/bin/sh\nset -eu\necho \"installed by $KILN_NODE\" > /etc/kiln-mark\n", 0755);
@@ -84,7 +85,7 @@ struct DiskSite {
   }
 
   // web01's facts with the loop device as its only disk, claiming size.
-  std::string Facts(const std::string& disk, uint64_t size) {
+  std::string Facts(const std::string& disk, uint64_t size, const std::string& firmware = "bios") {
     Json f = ParseJson(ReadFile(kExamples + "/facts/web01.json").value()).value();
     f["disks"] = Json::array({Json{{"name", disk},
                                    {"path", "/dev/" + disk},
@@ -93,17 +94,33 @@ struct DiskSite {
                                    {"removable", false},
                                    {"model", "loop"},
                                    {"serial", ""}}});
-    f["firmware"]["type"] = "bios";
+    f["firmware"]["type"] = firmware;
     std::string path = work.Sub("facts.json");
     REQUIRE(WriteFileAtomic(path, f.dump(2), 0644).ok());
     return path;
   }
 
-  RunResult Install(const std::string& facts, const std::string& target) {
-    return Run({KILN_AGENT_EXE, "install", "--no-reboot", "--server", server->url(), "--node-token",
-                server->token(), "--node", "m1", "--facts", facts, "--target", target, "--state",
-                work.Sub("state"), "--log", work.Sub("install.log")},
-               {}, std::chrono::seconds(180));
+  RunResult Install(const std::string& facts, const std::string& target,
+                    std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {KILN_AGENT_EXE,
+                                     "install",
+                                     "--no-reboot",
+                                     "--server",
+                                     server->url(),
+                                     "--node-token",
+                                     server->token(),
+                                     "--node",
+                                     "m1",
+                                     "--facts",
+                                     facts,
+                                     "--target",
+                                     target,
+                                     "--state",
+                                     work.Sub("state"),
+                                     "--log",
+                                     work.Sub("install.log")};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return Run(argv, {}, std::chrono::seconds(180));
   }
 };
 
@@ -181,4 +198,51 @@ TEST_CASE("a disk smaller than the layout needs stops the install before anythin
   CHECK(head == std::string(1 << 20, '\0'));
   auto node = site.server->Client().Get("/api/v1/nodes/m1");
   CHECK((*node)["state"] == "failed");
+}
+
+TEST_CASE("a UEFI install puts GRUB on the EFI system partition, with no NVRAM entry") {
+  // The ESP is not mounted by this layout, so the agent writes it with
+  // mtools: this host's kernel has no vfat, and mtools needs none. (A
+  // mounted ESP is the VM scenario install_uefi's path.)
+  DiskSite site(
+      "disk os on=smallest table=gpt\n"
+      "  part esp size=64M type=esp\n"
+      "  part root size=rest fs=ext4 mount=/ options=noatime\n");
+  LoopDisk disk(site.work.Sub("disk.img"), "320M", site.work.Sub("target"));
+  // A GRUB image as `kiln initrd build` makes it.
+  std::string grub = site.work.Sub("grubx64.efi");
+  auto mk = Run({"grub-mkimage", "-O", "x86_64-efi", "-p", "/EFI/kiln", "-o", grub, "part_gpt",
+                 "fat", "ext2", "search_fs_uuid", "linux", "normal"});
+  INFO(mk.err);
+  REQUIRE(mk.exit_code == 0);
+  auto r = site.Install(site.Facts(disk.name(), 320ull << 20, "uefi"), disk.target,
+                        {"--grub-efi", grub});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.find("==> bootloader: installing GRUB for UEFI") != std::string::npos);
+
+  std::string esp = disk.dev + "p1", root = disk.dev + "p2";
+  CHECK(Blkid(esp, "TYPE") == "vfat");
+  std::string uuid = Blkid(root, "UUID");
+  REQUIRE(!uuid.empty());
+  auto mread = [&](const std::string& path) {
+    auto m = Run({"mtype", "-i", esp, "::/" + path}, {"MTOOLS_SKIP_CHECK=1"});
+    INFO(m.err);
+    CHECK(m.exit_code == 0);
+    return m.out;
+  };
+  CHECK(mread("EFI/BOOT/BOOTX64.EFI") == ReadFile(grub).value());
+  std::string cfg = mread("EFI/kiln/grub.cfg");
+  CHECK(cfg.find("search --no-floppy --fs-uuid --set=root " + uuid + "\n") != std::string::npos);
+  CHECK(cfg.find("linux /boot/vmlinuz-6.1.0-1-amd64 root=UUID=" + uuid +
+                 " ro console=ttyS0,115200\n") != std::string::npos);
+  CHECK(cfg.find("initrd /boot/initrd.img-6.1.0-1-amd64\n") != std::string::npos);
+  // The partition type is the ESP's; nothing of the BIOS path was done.
+  auto type = Run({"sfdisk", "--part-type", disk.dev, "1"});
+  CHECK(Trim(type.out) == "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+  CHECK(ReadHead(disk.dev, 440) == std::string(440, '\0'));
+
+  auto node = site.server->Client().Get("/api/v1/nodes/m1");
+  REQUIRE(node.ok());
+  CHECK((*node)["state"] == "installed");
 }

@@ -118,7 +118,8 @@ def build_minbase_image(h, small, release="minbase 1"):
 
 
 def write_space(path, image="small@1"):
-    """A config space for the small image: BIOS layout on the first disk."""
+    """A config space for the small image: BIOS layout on the first disk, an
+    ESP added for UEFI machines (class UEFI, from the facts)."""
     def put(rel, text, mode=0o644):
         p = os.path.join(path, rel)
         os.makedirs(os.path.dirname(p), exist_ok=True)
@@ -126,12 +127,18 @@ def write_space(path, image="small@1"):
             f.write(text)
         os.chmod(p, mode)
     put("classes.list", "DEFAULT every node\nVIRTUAL a virtual machine (its DMI says QEMU)\n"
-                        "LAST after every other class\n")
+                        "UEFI a machine that boots by UEFI\nLAST after every other class\n")
     put("class/10-virtual.lua", 'if facts.dmi and facts.dmi.sys_vendor == "QEMU" then add("VIRTUAL") end\n')
+    put("class/20-uefi.lua", 'if facts.firmware and facts.firmware.type == "uefi" then add("UEFI") end\n')
     put("vars/DEFAULT.lua", f'IMAGE = "{image}"\nCONSOLE = "ttyS0"\nHOSTNAME = node.hostname\n')
     put("disk/DEFAULT", "disk os on=smallest table=gpt\n"
                         "  part bios size=1M type=bios\n"
                         "  part root size=rest fs=ext4 mount=/ options=noatime\n")
+    # UEFI machines: the same disk role with an EFI system partition, where
+    # the agent puts GRUB (EFI/BOOT/BOOTX64.EFI) and its grub.cfg.
+    put("disk/UEFI", "disk os on=smallest table=gpt\n"
+                     "  part esp size=64M type=esp mount=/boot/efi options=umask=0077\n"
+                     "  part root size=rest fs=ext4 mount=/ options=noatime\n")
     put("files/etc/hostname/DEFAULT", "${HOSTNAME}\n")
     put("files/etc/hostname/DEFAULT.attrs", "subst=yes\n")
     put("scripts/DEFAULT/10-mark", "#!/bin/sh\nset -eu\necho \"installed by kiln as $KILN_NODE\" > /etc/kiln-mark\n",
