@@ -1,6 +1,7 @@
 #include "pxe/tftp_server.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,14 +11,13 @@
 #include <thread>
 #include <unordered_map>
 
-#include <fmt/format.h>
-
 #include "common/log.h"
 #include "pxe/event_loop.h"
 #include "pxe/tftp_packet.h"
 #include "pxe/tftp_path.h"
 #include "pxe/tftp_transfer.h"
 #include "pxe/udp.h"
+#include "pxe/window_sender.h"
 
 namespace kiln::pxe {
 
@@ -79,7 +79,7 @@ std::string OptionsText(const std::vector<tftp::Option>& options) {
 struct Session : tftp::PacketSink {
   TftpServer::Impl* server = nullptr;
   UniqueFd fd;
-  std::string key;  // client "ip:port" NUL file name as sent
+  std::string key;     // client "ip:port" NUL file name as sent
   std::string client;  // "ip:port"
   std::string path;
   std::string requested;  // the client's options, for the log
@@ -90,30 +90,10 @@ struct Session : tftp::PacketSink {
   bool timer_armed = false;
   bool peer_gone = false;
 
+  WindowSender sender{-1};  // on fd
+
   void Send(std::span<const tftp::OutPacket> packets) override {
-    constexpr size_t kBatch = 64;
-    mmsghdr msgs[kBatch];
-    iovec iovs[kBatch][2];
-    size_t i = 0;
-    while (i < packets.size()) {
-      size_t n = std::min(kBatch, packets.size() - i);
-      for (size_t j = 0; j < n; ++j) {
-        const auto& p = packets[i + j];
-        iovs[j][0] = {const_cast<char*>(p.head.data()), p.head.size()};
-        iovs[j][1] = {const_cast<char*>(p.body.data()), p.body.size()};
-        msgs[j] = {};
-        msgs[j].msg_hdr.msg_iov = iovs[j];
-        msgs[j].msg_hdr.msg_iovlen = p.body.empty() ? 1 : 2;
-      }
-      int sent = ::sendmmsg(fd.get(), msgs, static_cast<unsigned>(n), 0);
-      if (sent < 0) {
-        if (errno == EINTR) continue;
-        // ECONNREFUSED: the client's port is closed (ICMP unreachable).
-        if (errno == ECONNREFUSED) peer_gone = true;
-        return;  // EAGAIN and the rest: the retransmission timer covers it
-      }
-      i += static_cast<size_t>(sent);
-    }
+    if (!sender.Send(packets)) peer_gone = true;
   }
 };
 
@@ -156,7 +136,9 @@ void TftpServer::Impl::Refuse(const Datagram& dg, const std::string& file, Error
                               const std::string& why) {
   refused.fetch_add(1, std::memory_order_relaxed);
   log::Info("tftp", "refused",
-            {{"client", dg.from.ToString()}, {"file", Printable(file)}, {"error", static_cast<int>(code)},
+            {{"client", dg.from.ToString()},
+             {"file", Printable(file)},
+             {"error", static_cast<int>(code)},
              {"reason", Printable(why)}});
   std::string err = tftp::MakeError(code, why);
   ::sendto(socket.get(), err.data(), err.size(), MSG_DONTWAIT, dg.from.get(), dg.from.len);
@@ -217,8 +199,9 @@ void TftpServer::Impl::HandleRead(const tftp::Request& req, const Datagram& dg) 
   if (req.mode == "netascii") {
     auto text = ReadAllFrom(*file->source, options.max_netascii_bytes);
     if (!text.ok()) {
-      Refuse(dg, *path, ErrorCode::kNotDefined,
-             fmt::format("{}: {}; fetch it in octet (binary) mode", *path, text.status().message()));
+      Refuse(
+          dg, *path, ErrorCode::kNotDefined,
+          fmt::format("{}: {}; fetch it in octet (binary) mode", *path, text.status().message()));
       return;
     }
     std::string encoded = NetasciiEncode(*text);
@@ -236,6 +219,7 @@ void TftpServer::Impl::HandleRead(const tftp::Request& req, const Datagram& dg) 
   Session* raw = s.get();
   s->server = this;
   s->fd = std::move(*fd);
+  s->sender = WindowSender(s->fd.get());
   s->key = key;
   s->client = dg.from.ToString();
   s->path = *path;
@@ -252,22 +236,28 @@ void TftpServer::Impl::HandleRead(const tftp::Request& req, const Datagram& dg) 
   sessions[raw->fd.get()] = std::move(s);
   active.fetch_add(1, std::memory_order_relaxed);
   log::Debug("tftp", "start",
-             {{"client", raw->client}, {"file", Printable(raw->path)}, {"mode", Printable(req.mode)}, {"options", raw->requested}});
+             {{"client", raw->client},
+              {"file", Printable(raw->path)},
+              {"mode", Printable(req.mode)},
+              {"options", raw->requested}});
   raw->transfer->Start(Clock::now());
   AfterEvent(raw);
 }
 
 void TftpServer::Impl::OnSessionReadable(Session* s) {
+  // One datagram per wakeup: a client sends one ACK per window, so a second
+  // recv would almost always be a wasted EAGAIN syscall; the loop is
+  // level-triggered and comes back at once if more is queued.
   alignas(8) uint8_t buf[2048];
-  for (int i = 0; i < 64 && !s->transfer->done(); ++i) {
-    ssize_t n = ::recv(s->fd.get(), buf, sizeof buf, MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == ECONNREFUSED) s->peer_gone = true;
-      break;
-    }
+  ssize_t n;
+  do {
+    n = ::recv(s->fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n >= 0) {
     s->transfer->OnDatagram(std::span<const uint8_t>(buf, std::min<size_t>(n, sizeof buf)),
                             Clock::now());
+  } else if (errno == ECONNREFUSED) {
+    s->peer_gone = true;
   }
   AfterEvent(s);
 }
@@ -310,18 +300,17 @@ void TftpServer::Impl::CloseSession(Session* s) {
   std::string outcome = s->peer_gone && !t.done() ? "client_gone"
                         : t.done()                ? std::string(tftp::OutcomeName(t.outcome()))
                                                   : "server_stopped";
-  std::initializer_list<log::Field> fields = {
-      {"client", s->client},
-      {"file", Printable(s->path)},
-      {"outcome", outcome},
-      {"bytes", t.bytes_acked()},
-      {"seconds", fmt::format("{:.3f}", secs)},
-      {"blksize", neg.blksize},
-      {"windowsize", neg.windowsize},
-      {"timeout_ms", neg.timeout.count()},
-      {"requested", s->requested},
-      {"retransmits", t.retransmits()},
-      {"detail", t.detail()}};
+  std::initializer_list<log::Field> fields = {{"client", s->client},
+                                              {"file", Printable(s->path)},
+                                              {"outcome", outcome},
+                                              {"bytes", t.bytes_acked()},
+                                              {"seconds", fmt::format("{:.3f}", secs)},
+                                              {"blksize", neg.blksize},
+                                              {"windowsize", neg.windowsize},
+                                              {"timeout_ms", neg.timeout.count()},
+                                              {"requested", s->requested},
+                                              {"retransmits", t.retransmits()},
+                                              {"detail", t.detail()}};
   if (ok) {
     log::Info("tftp", "sent", fields);
     completed.fetch_add(1, std::memory_order_relaxed);
@@ -369,7 +358,9 @@ Result<std::unique_ptr<TftpServer>> TftpServer::Start(UniqueFd socket, TftpServe
   return s;
 }
 
-TftpServer::~TftpServer() { Stop(); }
+TftpServer::~TftpServer() {
+  Stop();
+}
 
 void TftpServer::Stop() {
   if (!impl_ || !impl_->thread.joinable()) return;

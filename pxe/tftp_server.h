@@ -6,7 +6,9 @@
 // its own UDP socket (its TID, RFC 1350), bound to the address the request
 // arrived at and connected to the client, so the kernel filters strangers
 // and reports a vanished client (ICMP port unreachable) as ECONNREFUSED,
-// which ends the transfer at once. Windows go out with one sendmmsg(2).
+// which ends the transfer at once. A window goes out with one segmented
+// sendmsg(2) (UDP GSO, pxe/window_sender.h), or one sendmmsg(2) where the
+// kernel refuses GSO.
 //
 // What is served comes from a TftpContent, asked once per read request on
 // the loop thread; it decides whether a path is a file in the boot tree or

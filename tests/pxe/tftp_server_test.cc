@@ -3,15 +3,15 @@
 // deterministically: junk is sent first, then a valid request, and the
 // first reply must be the valid one (the server reads its socket in order).
 
+#include "pxe/tftp_server.h"
+
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-
 #include <random>
 
-#include "pxe/tftp_server.h"
 #include "tests/pxe/raw_tftp_client.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -69,6 +69,81 @@ TftpServerOptions Quick() {
   return o;
 }
 
+// An RFC 7440 receiver on a lossy path: it loses DATA and its own ACKs at
+// random (seeded), ACKs the last in-order block when its window is
+// complete, on the first gap or duplicate after progress (again when the
+// server resends that window), and after 100 ms of silence. Returns the file; counts what it lost
+// and how often it saw a gap.
+struct LossyResult {
+  std::string data;
+  int lost = 0;
+  int gaps = 0;
+};
+
+LossyResult LossyFetch(uint16_t port, const std::string& name, size_t blksize, size_t window,
+                       unsigned seed) {
+  RawTftpClient c(port);
+  c.SendRequest(
+      MakeRequest(Opcode::kRrq, name, "octet",
+                  {{"blksize", std::to_string(blksize)}, {"windowsize", std::to_string(window)}}));
+  std::mt19937 rng(seed);
+  auto lose = [&](unsigned percent) { return rng() % 100 < percent; };
+  LossyResult res;
+  uint64_t have = 0;  // blocks received in order
+  uint64_t window_start = 1;
+  // ACKed a gap or duplicate since the last progress, and on which block:
+  // the same block again means the server resent its window.
+  bool complained = false;
+  uint16_t complained_on = 0;
+  uint16_t tid = 0;
+  auto ack = [&](uint64_t block) {
+    window_start = block + 1;
+    if (lose(5))
+      ++res.lost;
+    else
+      c.SendTo(tid, MakeAck(static_cast<uint16_t>(block)));
+  };
+  for (int guard = 0; guard < 100000; ++guard) {
+    auto r = c.Receive(100ms);
+    if (!r) {
+      REQUIRE(tid != 0);
+      ack(have);
+      continue;
+    }
+    if (tid == 0) tid = r->port;
+    REQUIRE(r->port == tid);
+    auto p = ParseReply(*r);
+    if (std::holds_alternative<Oack>(p)) {
+      if (have == 0) ack(0);
+      continue;
+    }
+    INFO(ErrorText(*r));
+    REQUIRE(std::holds_alternative<Data>(p));
+    auto& d = std::get<Data>(p);
+    if (lose(10)) {
+      ++res.lost;
+      continue;
+    }
+    auto ahead = static_cast<uint16_t>(d.block - static_cast<uint16_t>(have + 1));
+    if (ahead == 0) {
+      res.data += d.payload;
+      ++have;
+      complained = false;
+      if (d.payload.size() < blksize) {
+        c.SendTo(tid, MakeAck(d.block));  // the final ACK is never lost
+        return res;
+      }
+      if (have == window_start + window - 1) ack(have);
+    } else if (!complained || d.block == complained_on) {
+      if (ahead < 0x8000) ++res.gaps;
+      complained = true;
+      complained_on = d.block;
+      ack(have);
+    }
+  }
+  FAIL("the lossy transfer did not end");
+  return res;
+}
 }  // namespace
 
 TEST_CASE("downloads in lock-step, with blksize and tsize, and with windows") {
@@ -86,8 +161,11 @@ TEST_CASE("the OACK carries tsize and the values the server will use") {
   Fixture f;
   RawTftpClient c(f.port());
   c.SendRequest(MakeRequest(Opcode::kRrq, "boot/vmlinuz", "octet",
-                            {{"tsize", "0"}, {"blksize", "100000"}, {"windowsize", "999"},
-                             {"timeout", "0"}, {"frobnicate", "1"}}));
+                            {{"tsize", "0"},
+                             {"blksize", "100000"},
+                             {"windowsize", "999"},
+                             {"timeout", "0"},
+                             {"frobnicate", "1"}}));
   auto r = c.Receive();
   REQUIRE(r);
   auto o = std::get<Oack>(ParseReply(*r)).options;
@@ -135,8 +213,8 @@ TEST_CASE("unknown modes and malformed requests get errors, other junk gets sile
   c.SendRequest(std::string("\0\x01pxelinux.0\0", 13));
   CHECK(ErrorText(*c.Receive()) ==
         "ERROR 4: malformed request: transfer mode is missing or not NUL-terminated");
-  std::string huge = std::string("\0\x01", 2) + std::string(60000, 'a') +
-                     std::string("\0octet\0", 7);
+  std::string huge =
+      std::string("\0\x01", 2) + std::string(60000, 'a') + std::string("\0octet\0", 7);
   c.SendRequest(huge);
   CHECK(ErrorText(*c.Receive()) ==
         "ERROR 4: malformed request: file name is not NUL-terminated within 1024 bytes");
@@ -206,6 +284,28 @@ TEST_CASE("a client that vanishes mid-transfer is dropped and others keep workin
   CHECK(ok.Fetch("pxelinux.0") == Pattern(40000, 1));
 }
 
+TEST_CASE("windows on a lossy path: gaps and timeouts resend, the file arrives whole") {
+  TftpServerOptions o;
+  o.limits.default_timeout = 20ms;
+  o.limits.max_timeout = 40ms;
+  o.limits.max_retries = 20;
+  Fixture f(o);
+  struct Case {
+    size_t blksize, window;
+  };
+  // 64 blocks of 1468 bytes do not fit one segmented send: two per window.
+  for (auto [blksize, window] : {Case{512, 8}, Case{1468, 32}, Case{1468, 64}}) {
+    INFO("blksize " << blksize << " windowsize " << window);
+    auto r = LossyFetch(f.port(), "boot/vmlinuz", blksize, window, static_cast<unsigned>(window));
+    CHECK(r.data == Pattern(300000, 2));
+    CHECK(r.lost > 0);
+    CHECK(r.gaps > 0);
+  }
+  CHECK(WaitUntil([&] { return f.server->stats().completed == 3; }));
+  CHECK(f.server->stats().failed == 0);
+  CHECK(f.server->stats().bytes == 3 * 300000);
+}
+
 TEST_CASE("block numbers roll over on a real transfer") {
   Fixture f;
   WriteTestFile(f.dir.Sub("root/big"), Pattern(8 * 65600 + 3, 9));
@@ -221,9 +321,9 @@ TEST_CASE("fuzz: random datagrams at both ports never stop the server") {
   auto first = c.Receive();
   REQUIRE(first);
   uint16_t tid = first->port;
-  std::vector<std::string> seeds = {MakeRequest(Opcode::kRrq, "pxelinux.0", "octet", {{"blksize", "9"}}),
-                                    MakeAck(1), MakeData(1, "abc"), MakeOack({{"tsize", "1"}}),
-                                    MakeError(ErrorCode::kUnknownTid, "x")};
+  std::vector<std::string> seeds = {
+      MakeRequest(Opcode::kRrq, "pxelinux.0", "octet", {{"blksize", "9"}}), MakeAck(1),
+      MakeData(1, "abc"), MakeOack({{"tsize", "1"}}), MakeError(ErrorCode::kUnknownTid, "x")};
   for (int i = 0; i < 3000; ++i) {
     std::string d = seeds[rng() % seeds.size()];
     for (int e = 0; e < 3; ++e) {
