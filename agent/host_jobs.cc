@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "agent/retry.h"
+#include "agent/run_reporter.h"
 #include "common/subprocess.h"
 #include "imager/apply.h"
 #include "imager/capture.h"
@@ -27,6 +28,10 @@ std::pair<std::string, std::string> SplitRef(const std::string& ref) {
 }
 
 }  // namespace
+
+std::string HostJobs::StateDir() const {
+  return (opts_.root == "/" ? "" : opts_.root) + "/var/lib/kiln-agent";
+}
 
 std::string HostJobs::UndoDir() const {
   return (opts_.root == "/" ? "" : opts_.root) + "/" + imager::kDefaultUndoName;
@@ -55,7 +60,29 @@ Result<Json> HostJobs::Run(const Json& args) {
               {"timed_out", r.timed_out}};
 }
 
-Result<Json> HostJobs::Update(const Json& args) {
+std::vector<std::string> HostJobs::UpdateKeeps(const Json& args, std::string* note) {
+  // What makes a host itself, and what the agent keeps for itself.
+  std::vector<std::string> keep = {"/etc/hostname",       "/etc/machine-id", "/etc/fstab",
+                                   "/etc/ssh/ssh_host_*", "/var/log",        "/etc/kiln/agent.json",
+                                   "/var/lib/kiln-agent"};
+  for (const Json& e : args.value("excludes", Json::array()))
+    if (e.is_string()) keep.push_back(e.get<std::string>());
+  // The class variable UPDATE_EXCLUDE: a glob or a list of them.
+  auto plan = api_->Plan(config_.node);
+  if (!plan.ok()) {
+    *note = "; the plan could not be read (" + plan.status().message() +
+            "), so UPDATE_EXCLUDE was not applied";
+    return keep;
+  }
+  const Json var = plan->value("variables", Json::object()).value("UPDATE_EXCLUDE", Json());
+  if (var.is_string()) keep.push_back(var.get<std::string>());
+  if (var.is_array())
+    for (const Json& e : var)
+      if (e.is_string()) keep.push_back(e.get<std::string>());
+  return keep;
+}
+
+Result<Json> HostJobs::Update(const Json& args, ProgressReporter* r) {
   std::string image = args.value("image", "");
   std::string version =
       args["version"].is_string() ? args["version"].get<std::string>() : args["version"].dump();
@@ -72,7 +99,19 @@ Result<Json> HostJobs::Update(const Json& args) {
   d.apply.undo_dir = undo;
   d.apply.set_owner = ::geteuid() == 0;
   d.apply.sync = true;
+  std::string note;
+  d.apply.keep = UpdateKeeps(args, &note);
   d.max_resumes = 30;
+  if (r) {
+    r->Phase("update", fmt::format("{} -> {}@{}{}", config_.image, image, version,
+                                   d.from.empty() ? " (full image)" : ""));
+    std::string kept;
+    for (const auto& k : d.apply.keep) kept += (kept.empty() ? "" : " ") + k;
+    r->Log("info", "left alone: " + kept + note);
+    d.progress = [r](const imager::DeployProgress& p) {
+      r->Progress("stream", p.stream_bytes, p.stream_total);
+    };
+  }
   // Tests: break the transfer for good after this many bytes, as a server
   // that dies mid-update would.
   if (uint64_t cut = args.value("break_after_bytes", uint64_t(0)); cut > 0) {
@@ -89,19 +128,28 @@ Result<Json> HostJobs::Update(const Json& args) {
     Status restored = imager::RestoreUndo(opts_.root, undo, ::geteuid() == 0);
     std::string how = restored.ok() ? "the host is back at " + config_.image
                                     : "restoring the snapshot failed too: " + restored.message();
-    return Status(rep.status().code(), fmt::format("updating to {}@{}: {}; {}", image, version,
+    Status failed(rep.status().code(), fmt::format("updating to {}@{}: {}; {}", image, version,
                                                    rep.status().message(), how));
+    if (r) {
+      r->Log("error", failed.message());
+      r->Result(false, failed.message());
+    }
+    return failed;
   }
   std::string now = fmt::format("{}@{}", image, rep->version.value("version", 0));
   config_.previous = config_.image;
   config_.image = now;
   KILN_RETURN_IF_ERROR(SaveConfig());
-  return Json{
-      {"message", fmt::format("updated {} -> {} ({} entries, {} bytes received{})",
-                              config_.previous, now, rep->apply.entries, rep->received_bytes,
-                              rep->from ? fmt::format(", delta from {}", rep->from) : "")},
-      {"exit_code", 0},
-      {"image", now}};
+  std::string message = fmt::format(
+      "updated {} -> {} ({} entries, {} bytes received{}{}){}", config_.previous, now,
+      rep->apply.entries, rep->received_bytes,
+      rep->from ? fmt::format(", delta from {}", rep->from) : "",
+      rep->apply.kept ? fmt::format(", {} kept as they were", rep->apply.kept) : "", note);
+  if (r) {
+    r->Progress("stream", rep->stream_bytes, rep->stream_bytes);
+    r->Result(true, message);
+  }
+  return Json{{"message", message}, {"exit_code", 0}, {"image", now}};
 }
 
 Result<Json> HostJobs::Rollback() {
@@ -180,7 +228,7 @@ Result<Json> HostJobs::Capture(const Json& args) {
   for (const Json& e : args.value("excludes", Json::array()))
     if (e.is_string()) co.excludes.push_back(e.get<std::string>());
   co.one_file_system = !args.value("cross_filesystems", false);
-  std::string state = (opts_.root == "/" ? "" : opts_.root) + "/var/lib/kiln-agent";
+  std::string state = StateDir();
   std::error_code ec;
   std::filesystem::create_directories(state, ec);
   co.stat_cache = state + "/capture-" + image + ".statcache";
@@ -206,6 +254,7 @@ Result<Json> HostJobs::Capture(const Json& args) {
 Result<int> HostJobs::RunQueued() {
   KILN_ASSIGN_OR_RETURN(Json jobs, api_->Jobs(config_.node, "queued"));
   int ran = 0;
+  std::error_code ec;
   for (const Json& job : jobs) {
     std::string id = job.value("id", "");
     std::string kind = job.value("kind", "");
@@ -213,8 +262,21 @@ Result<int> HostJobs::RunQueued() {
     auto taken = api_->UpdateJob(config_.node, id, Json{{"state", "running"}});
     if (!taken.ok()) continue;
     const Json args = job.value("args", Json::object());
+    // An update tells its story like an install: `kiln watch` follows it.
+    std::unique_ptr<ProgressReporter> reporter;
+    std::string run;
+    if (kind == "update") {
+      run = NewRunId("update");
+      auto started = StartRunReporter({.server = config_.server,
+                                       .token = config_.token,
+                                       .node = config_.node,
+                                       .run = run,
+                                       .state_dir = StateDir(),
+                                       .on_event = nullptr});
+      if (started.ok()) reporter = std::move(*started);
+    }
     Result<Json> r = kind == "run"        ? Run(args)
-                     : kind == "update"   ? Update(args)
+                     : kind == "update"   ? Update(args, reporter.get())
                      : kind == "rollback" ? Rollback()
                      : kind == "diff"     ? Diff()
                      : kind == "capture"
@@ -226,6 +288,13 @@ Result<int> HostJobs::RunQueued() {
       report["state"] = kind == "run" && report.value("exit_code", 0) != 0 ? "failed" : "done";
     } else {
       report = {{"state", "failed"}, {"message", r.status().message()}};
+    }
+    if (reporter) {
+      // The story reaches the server before the verdict.
+      report["run"] = run;
+      if (reporter->Flush(std::chrono::minutes(2)).ok())
+        std::filesystem::remove_all(StateDir() + "/runs/" + run, ec);
+      reporter.reset();
     }
     // The verdict must reach the server, or the job would stay "running".
     (void)RetryWhileUnavailable([&] { return api_->UpdateJob(config_.node, id, report).status(); },

@@ -7,7 +7,10 @@
 //   update    the delta from the version the host runs to the one asked for,
 //             with an undo snapshot taken first (ROOT/.kiln-undo); when
 //             anything fails part-way the snapshot puts the host back, so
-//             an update is whole or not at all
+//             an update is whole or not at all; it leaves the host's own
+//             paths alone (hostname, machine-id, fstab, SSH host keys,
+//             /var/log, the agent's state, args.excludes and the class
+//             variable UPDATE_EXCLUDE) and reports its story as events
 //   rollback  the undo snapshot of the last update: the previous version
 //   diff      what in the tree differs from the image version it runs
 //   capture   the tree as a new image version (SystemImager's golden client)
@@ -15,10 +18,12 @@
 // /etc/kiln/agent.json follows: image, and previous after an update.
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "agent/agent_api.h"
 #include "agent/agent_config.h"
+#include "agent/progress_reporter.h"
 #include "common/json.h"
 #include "common/status.h"
 
@@ -43,7 +48,9 @@ class HostJobs {
   // The job kinds, also for `kiln-agent rollback` with the server down.
   // Each returns the result to report ({"message", "exit_code", "output"}).
   Result<Json> Run(const Json& args);
-  Result<Json> Update(const Json& args);
+  // Reports its phase, progress and result through r when given. Leaves
+  // alone the host's own paths (UpdateKeeps) and the --exclude globs.
+  Result<Json> Update(const Json& args, ProgressReporter* r = nullptr);
   Result<Json> Rollback();
   // Drift: the host's tree against the manifest of the version it runs
   // (never /proc, /sys, /dev, /run, /tmp, other mounts or the undo snapshot).
@@ -57,6 +64,10 @@ class HostJobs {
 
  private:
   std::string UndoDir() const;
+  std::string StateDir() const;  // ROOT/var/lib/kiln-agent
+  // The defaults, args.excludes and the plan's UPDATE_EXCLUDE; note says
+  // when the plan could not be read.
+  std::vector<std::string> UpdateKeeps(const Json& args, std::string* note);
   Status SaveConfig();
 
   AgentApi* api_;

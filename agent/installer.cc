@@ -19,23 +19,16 @@
 #include "agent/disk_setup.h"
 #include "agent/live_session.h"
 #include "agent/plan_scripts.h"
-#include "agent/progress_journal.h"
 #include "agent/progress_reporter.h"
 #include "agent/retry.h"
+#include "agent/run_reporter.h"
 #include "agent/target_files.h"
 #include "common/file_util.h"
-#include "common/hash.h"
 #include "common/log.h"
 #include "imager/image_client.h"
 
 namespace kiln::agent {
 namespace {
-
-std::string NewRunId() {
-  auto now = std::chrono::system_clock::now().time_since_epoch();
-  return fmt::format("r{}-{}", std::chrono::duration_cast<std::chrono::seconds>(now).count(),
-                     RandomHex(4));
-}
 
 // The install log: every event and every line a tool or script printed.
 class InstallLog {
@@ -273,26 +266,18 @@ Result<InstallReport> RunInstall(const InstallOptions& opts) {
   if (!opts.runner) return InvalidArgument("no command runner");
   InstallReport report;
   report.run = NewRunId();
-  std::string journal_dir = opts.state_dir + "/runs/" + report.run;
-  KILN_RETURN_IF_ERROR(MakeDirs(journal_dir, 0700));
-  KILN_ASSIGN_OR_RETURN(ProgressJournal journal, ProgressJournal::Open(journal_dir));
   InstallLog log(opts.log_path);
-
-  // The sender runs on the reporter's thread with its own connection.
-  auto sender_api = std::make_shared<AgentApi>(opts.server, opts.node_token);
-  std::string node = opts.node, run = report.run;
-  BatchSender sender = [sender_api, node,
-                        run](const std::vector<ProgressEvent>& batch) -> Result<uint64_t> {
-    Json events = Json::array();
-    for (const auto& e : batch) events.push_back(e.ToJson());
-    return sender_api->SendEvents(node, run, events);
-  };
-  ReporterOptions ro;
-  ro.on_event = [&log, &opts](const ProgressEvent& e) {
-    log.Write(EventLine(e));
-    if (opts.on_event) opts.on_event(e);
-  };
-  ProgressReporter reporter(std::move(journal), sender, ro);
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<ProgressReporter> reporter_owner,
+                        StartRunReporter({.server = opts.server,
+                                          .token = opts.node_token,
+                                          .node = opts.node,
+                                          .run = report.run,
+                                          .state_dir = opts.state_dir,
+                                          .on_event = [&log, &opts](const ProgressEvent& e) {
+                                            log.Write(EventLine(e));
+                                            if (opts.on_event) opts.on_event(e);
+                                          }}));
+  ProgressReporter& reporter = *reporter_owner;
   LiveSession session(opts.server, opts.node_token, opts.node, opts.session_timeout,
                       Json{{"mode", "install"}, {"run", report.run}});
 

@@ -11,6 +11,7 @@
 #include "common/file_util.h"
 #include "imager/codec.h"
 #include "imager/path_util.h"
+#include "imager/scan.h"
 
 namespace kiln::imager {
 namespace {
@@ -237,6 +238,15 @@ Status Applier::OnEntry(const StreamEntry& se) {
   ++stats_.entries;
   entries_done_.store(stats_.entries, std::memory_order_relaxed);
   if (header_.kind == StreamKind::kFull && opts_.prune) seen_.insert(e.path);
+  if (Kept(e.path)) {
+    ++stats_.kept;
+    if (e.type == EntryType::kFile && !se.meta_only)
+      skip_chunks_ =
+          static_cast<size_t>(std::count_if(se.pieces.begin(), se.pieces.end(), [](const Piece& p) {
+            return p.kind == Piece::Kind::kChunk;
+          }));
+    return Status::Ok();
+  }
   if (undo_ && IsUnder(tree_.root() + "/" + e.path, undo_->dir) && !e.path.empty())
     return EntryError(e.path, "collides with the undo directory " + undo_->dir);
   if ((e.type == EntryType::kCharDev || e.type == EntryType::kBlockDev) && !opts_.allow_devices)
@@ -371,6 +381,10 @@ Status Applier::ContinueFile() {
 }
 
 Status Applier::OnChunk(const Sha256Digest&, std::string_view data) {
+  if (skip_chunks_ > 0) {  // content of a kept file: verified by the reader, not written
+    --skip_chunks_;
+    return Status::Ok();
+  }
   if (!cur_.active) return Internal("object outside a file");
   KILN_RETURN_IF_ERROR(WriteAll(cur_.fd.get(), data, What(cur_.se.entry.path)));
   cur_.written += data.size();
@@ -447,7 +461,21 @@ Status Applier::OnDelete(const std::string& path) {
   return Status::Ok();
 }
 
+bool Applier::Kept(const std::string& path) const {
+  if (opts_.keep.empty() || path.empty()) return false;
+  // The path or any directory above it.
+  for (size_t end = path.size(); end != std::string::npos && end > 0;
+       end = path.rfind('/', end - 1)) {
+    if (IsExcluded(opts_.keep, std::string_view(path).substr(0, end))) return true;
+  }
+  return false;
+}
+
 Status Applier::Delete(const std::string& path, bool pruning) {
+  if (Kept(path)) {
+    ++stats_.kept;
+    return Status::Ok();
+  }
   auto dirfd = tree_.Dir(ParentPath(path));
   if (!dirfd.ok()) {
     // Already gone with its parent (a removed or replaced directory).

@@ -46,12 +46,19 @@ struct ApplyOptions {
   // Full streams: remove what is in the target but not in the image.
   bool prune = true;
   std::string undo_dir;  // record an undo snapshot here (same filesystem)
-  bool sync = false;     // syncfs(2) the target at the end
+  // Paths left exactly as they are in the target (IsExcluded's globs: a
+  // pattern with a '/' matches the path from the root, one without matches
+  // a name anywhere; a kept directory keeps everything under it). The
+  // stream's entries, deletions and pruning skip them: an update leaves a
+  // host's /etc/hostname, host keys and logs alone.
+  std::vector<std::string> keep;
+  bool sync = false;  // syncfs(2) the target at the end
   std::function<void(const ApplyProgress&)> progress;
 };
 
 struct ApplyStats {
   uint64_t entries = 0, files = 0, meta_only = 0, deleted = 0, pruned = 0;
+  uint64_t kept = 0;           // entries of the stream skipped by ApplyOptions::keep
   uint64_t bytes_written = 0;  // from the stream
   uint64_t bytes_copied = 0;   // reused from the existing file (delta)
 };
@@ -84,6 +91,7 @@ class Applier : public StreamSink {
   Status ContinueFile();
   Status FinishFile();
   Status ApplyMeta(const Entry& e);
+  bool Kept(const std::string& path) const;
   Status Delete(const std::string& path, bool pruning);
   Status Prune();
   Status PruneDir(const std::string& dir);
@@ -116,6 +124,7 @@ class Applier : public StreamSink {
   std::unordered_set<std::string> seen_;     // full stream: every path it had
   std::map<std::string, timespec> touched_;  // directories changed, their mtime before
   uint64_t last_progress_ = 0;
+  size_t skip_chunks_ = 0;  // chunks still to come of a kept file
   std::atomic<uint64_t> entries_done_{0};
 };
 

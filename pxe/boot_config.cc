@@ -14,8 +14,16 @@ std::string OneLine(std::string_view s) {
 
 std::string Header(const Mac& mac, const BootDecision& d, std::string_view comment) {
   std::string who = d.hostname.empty() ? (d.node.empty() ? "unknown machine" : d.node) : d.hostname;
-  return fmt::format("{} kiln: {} ({}) boots {}\n", comment, OneLine(who), mac.ToString(),
-                     BootTargetName(d.target));
+  return fmt::format("{} kiln: {} ({}) {} {}\n", comment, OneLine(who), mac.ToString(),
+                     d.wait.empty() ? "boots" : "waits to", BootTargetName(d.target));
+}
+
+// Inside a GRUB double-quoted string: no quote, backslash or $ expansion.
+std::string GrubQuoted(const std::string& text) {
+  std::string out;
+  for (char c : OneLine(text))
+    if (c != '"' && c != '\\' && c != '$') out += c;
+  return out;
 }
 
 std::string_view Mode(BootTarget t) {
@@ -38,7 +46,9 @@ std::string JoinPath(const std::string& base, const std::string& rel) {
 
 }  // namespace
 
-std::string_view BootTargetName(BootTarget t) { return Mode(t); }
+std::string_view BootTargetName(BootTarget t) {
+  return Mode(t);
+}
 
 Result<BootTarget> ParseBootTarget(std::string_view text) {
   if (text == "install") return BootTarget::kInstall;
@@ -74,6 +84,18 @@ std::string KernelCommandLine(const Mac& mac, const BootDecision& d, const BootS
 std::string RenderPxelinux(const Mac& mac, const BootDecision& d, const BootSettings& s,
                            const std::string& server_url) {
   std::string out = Header(mac, d, "#");
+  if (!d.wait.empty()) {
+    // PXELINUX cannot loop: show why, wait 30 s, reboot into PXE again.
+    out += fmt::format(
+        "SAY kiln: {}; rebooting in 30 seconds to ask again\n"
+        "DEFAULT wait\n"
+        "PROMPT 1\n"
+        "TIMEOUT 300\n"
+        "LABEL wait\n"
+        "  COM32 reboot.c32\n",
+        OneLine(d.wait));
+    return out;
+  }
   if (d.target == BootTarget::kLocalboot) {
     out +=
         "DEFAULT local\n"
@@ -110,6 +132,16 @@ std::string RenderGrub(const Mac& mac, const BootDecision& d, const BootSettings
                        const std::string& server_url) {
   std::string out = Header(mac, d, "#");
   out += "set timeout=0\nset default=0\n";
+  if (!d.wait.empty()) {
+    out += fmt::format(
+        "menuentry \"kiln: waiting for an install slot\" {{\n"
+        "  echo \"kiln: {}; rebooting in 30 seconds to ask again\"\n"
+        "  sleep 30\n"
+        "  reboot\n"
+        "}}\n",
+        GrubQuoted(d.wait));
+    return out;
+  }
   if (d.target == BootTarget::kLocalboot) {
     // Back to the firmware, which tries its next boot option (the disk).
     out += "menuentry \"kiln: boot the local disk\" {\n  exit\n}\n";
@@ -139,6 +171,15 @@ std::string RenderGrubDispatcher() {
 std::string RenderIpxe(const Mac& mac, const BootDecision& d, const BootSettings& s,
                        const std::string& server_url) {
   std::string out = "#!ipxe\n" + Header(mac, d, "#");
+  if (!d.wait.empty()) {
+    // Wait in iPXE and fetch this script again: no reboot, no lost DHCP lease.
+    out += fmt::format(
+        "echo kiln: {}; asking again in 30 seconds\n"
+        "sleep 30\n"
+        "chain --autofree {}?mac={}\n",
+        OneLine(d.wait), JoinPath(server_url, "boot/ipxe"), mac.ToString());
+    return out;
+  }
   if (d.target == BootTarget::kLocalboot) {
     // Ends iPXE; the firmware goes on to the next boot device.
     out += "exit\n";

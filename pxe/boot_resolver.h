@@ -39,6 +39,10 @@ struct BootDecision {
   std::string token;
   // Extra kernel arguments for this node, appended after kiln's own.
   std::string kernel_args;
+  // Not empty: the node is to install but must wait its turn (its install
+  // wave has max-parallel nodes in flight); says why. The rendered configs
+  // wait and ask again (iPXE) or reboot to ask again (PXELINUX, GRUB).
+  std::string wait;
 };
 
 class BootResolver {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "common/log.h"
 #include "common/strings.h"
 #include "server/http/router.h"
 #include "server/inventory/inventory.h"
@@ -44,6 +45,19 @@ Result<inventory::Node> JobNode(Server& server, const HttpRequest& req) {
   return inv->Get(id);
 }
 
+// args[key], when present: a list of non-empty path globs.
+Status CheckGlobs(const Json& args, const char* key) {
+  if (!args.contains(key)) return Status::Ok();
+  const Json& list = args[key];
+  if (!list.is_array())
+    return InvalidArgument(fmt::format("args.{}: expected a list of globs", key));
+  for (size_t i = 0; i < list.size(); ++i)
+    if (!list[i].is_string() || list[i].get<std::string>().empty() ||
+        list[i].get<std::string>().size() > 4096)
+      return InvalidArgument(fmt::format("args.{}[{}]: expected a path glob", key, i));
+  return Status::Ok();
+}
+
 // Checks what a new job asks for; the error names the field.
 Status CheckJob(const Json& body) {
   std::string kind = body.value("kind", "");
@@ -62,13 +76,13 @@ Status CheckJob(const Json& body) {
     if (!args.contains("image") || !args["image"].is_string())
       return InvalidArgument("args.image: the image name");
     if (!args.contains("version")) return InvalidArgument("args.version: the version to update to");
-    return Status::Ok();
+    return CheckGlobs(args, "excludes");
   }
   if (kind == "rollback" || kind == "diff") return Status::Ok();
   if (kind == "capture") {
     if (!args.contains("image") || !args["image"].is_string())
       return InvalidArgument("args.image: the image to capture into");
-    return Status::Ok();
+    return CheckGlobs(args, "excludes");
   }
   return InvalidArgument(
       fmt::format("kind \"{}\" is not run, update, rollback, diff or capture", kind));
@@ -143,41 +157,53 @@ void RegisterJobRoutes(http::Router& router, Server& server) {
                  },
                  {.access = Access::kAuthenticated});
 
-  router.AddSync("PUT", "/api/v1/nodes/{id}/jobs/{job}",
-                 [&server](HttpRequest& req) {
-                   auto node = JobNode(server, req);
-                   if (!node.ok()) return HttpResponse::Error(node.status());
-                   auto body = req.JsonBody();
-                   if (!body.ok()) return HttpResponse::Error(body.status());
-                   int32_t version = 0;
-                   std::string id = req.Param("job");
-                   auto j = ReadJob(server, node->id, id, &version);
-                   if (!j.ok()) return HttpResponse::Error(j.status());
-                   std::string from = j->value("state", ""), to = body->value("state", "");
-                   bool ok = (from == "queued" && (to == "running" || to == "failed")) ||
-                             (from == "running" && (to == "done" || to == "failed"));
-                   if (!ok)
-                     return HttpResponse::Error(FailedPrecondition(
-                         fmt::format("job {} is {}; it cannot become \"{}\"", id, from, to)));
-                   (*j)["state"] = to;
-                   (*j)["updated_ms"] = NowMs();
-                   for (const char* k : {"exit_code", "message", "output", "result"})
-                     if (body->contains(k)) (*j)[k] = (*body)[k];
-                   if (j->contains("output") && (*j)["output"].is_string() &&
-                       (*j)["output"].get<std::string>().size() > kMaxOutput)
-                     (*j)["output"] = (*j)["output"].get<std::string>().substr(0, kMaxOutput) +
-                                      "\n[kiln: output cut at 1 MiB]\n";
-                   auto set = server.coord().Set(JobsPath(node->id) + "/" + id, j->dump(), version);
-                   if (!set.ok()) {
-                     if (set.status().code() == Code::kBadVersion)
-                       return HttpResponse::Error(
-                           FailedPrecondition("job " + id + " changed meanwhile; read it again"));
-                     return HttpResponse::Error(set.status());
-                   }
-                   (*j)["id"] = id;
-                   return HttpResponse::JsonBody(*j);
-                 },
-                 {.access = Access::kAuthenticated, .max_body = 2u << 20});
+  router.AddSync(
+      "PUT", "/api/v1/nodes/{id}/jobs/{job}",
+      [&server](HttpRequest& req) {
+        auto node = JobNode(server, req);
+        if (!node.ok()) return HttpResponse::Error(node.status());
+        auto body = req.JsonBody();
+        if (!body.ok()) return HttpResponse::Error(body.status());
+        int32_t version = 0;
+        std::string id = req.Param("job");
+        auto j = ReadJob(server, node->id, id, &version);
+        if (!j.ok()) return HttpResponse::Error(j.status());
+        std::string from = j->value("state", ""), to = body->value("state", "");
+        bool ok = (from == "queued" && (to == "running" || to == "failed")) ||
+                  (from == "running" && (to == "done" || to == "failed"));
+        if (!ok)
+          return HttpResponse::Error(FailedPrecondition(
+              fmt::format("job {} is {}; it cannot become \"{}\"", id, from, to)));
+        (*j)["state"] = to;
+        (*j)["updated_ms"] = NowMs();
+        for (const char* k : {"exit_code", "message", "output", "result", "image", "run"})
+          if (body->contains(k)) (*j)[k] = (*body)[k];
+        if (j->contains("output") && (*j)["output"].is_string() &&
+            (*j)["output"].get<std::string>().size() > kMaxOutput)
+          (*j)["output"] = (*j)["output"].get<std::string>().substr(0, kMaxOutput) +
+                           "\n[kiln: output cut at 1 MiB]\n";
+        auto set = server.coord().Set(JobsPath(node->id) + "/" + id, j->dump(), version);
+        if (!set.ok()) {
+          if (set.status().code() == Code::kBadVersion)
+            return HttpResponse::Error(
+                FailedPrecondition("job " + id + " changed meanwhile; read it again"));
+          return HttpResponse::Error(set.status());
+        }
+        // The inventory follows what an update or rollback left the
+        // host running (a failed one was undone: it runs what it ran).
+        std::string kind = j->value("kind", "");
+        if ((kind == "update" || kind == "rollback") && (to == "done" || to == "failed")) {
+          std::string image = body->value("image", "");
+          std::string why = to == "failed" ? kind + " failed: " + body->value("message", "") : "";
+          auto n = server.inventory()->MarkRunning(node->id, image, why);
+          if (!n.ok())
+            log::Warn("jobs", "node record not updated",
+                      {{"node", node->id}, {"error", n.status().message()}});
+        }
+        (*j)["id"] = id;
+        return HttpResponse::JsonBody(*j);
+      },
+      {.access = Access::kAuthenticated, .max_body = 2u << 20});
 }
 
 }  // namespace kiln

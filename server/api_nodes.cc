@@ -13,7 +13,8 @@ using http::HttpResponse;
 Result<inventory::Inventory*> Need(Server& server) {
   inventory::Inventory* inv = server.inventory();
   if (!inv)
-    return Unavailable("the node inventory is not available (the coordination store is not running)");
+    return Unavailable(
+        "the node inventory is not available (the coordination store is not running)");
   return inv;
 }
 
@@ -114,35 +115,54 @@ void RegisterNodeRoutes(http::Router& router, Server& server) {
   router.AddSync("POST", "/api/v1/nodes/{id}/install", [&server](HttpRequest& req) {
     auto inv = Need(server);
     if (!inv.ok()) return HttpResponse::Error(inv.status());
-    auto n = (*inv)->SetBoot(req.Param("id"), pxe::BootTarget::kInstall);
+    // With {"wave": ID, "max_parallel": N}: one of an install wave.
+    Json body = Json::object();
+    if (!req.body.empty()) {
+      auto b = req.JsonBody();
+      if (!b.ok()) return HttpResponse::Error(b.status());
+      body = *b;
+    }
+    if (!body.is_object())
+      return HttpResponse::Error(InvalidArgument("request body: expected an object"));
+    Result<inventory::Node> n = InvalidArgument("");
+    if (body.contains("wave")) {
+      auto wave = JsonField<std::string>(body, "wave");
+      auto max = JsonField<int>(body, "max_parallel");
+      if (!wave.ok()) return HttpResponse::Error(wave.status().WithContext("request body"));
+      if (!max.ok()) return HttpResponse::Error(max.status().WithContext("request body"));
+      n = (*inv)->QueueInstall(req.Param("id"), *wave, *max);
+    } else {
+      n = (*inv)->SetBoot(req.Param("id"), pxe::BootTarget::kInstall);
+    }
     if (!n.ok()) return HttpResponse::Error(n.status());
     return NodeJson(*n);
   });
 
-  router.AddSync(
-      "POST", "/api/v1/nodes/{id}/installed",
-      [&server](HttpRequest& req) {
-        auto inv = Need(server);
-        if (!inv.ok()) return HttpResponse::Error(inv.status());
-        auto n = (*inv)->Get(req.Param("id"));
-        if (!n.ok() || !req.principal.MayActAs(n->id)) {
-          if (!req.principal.is_admin())
-            return HttpResponse::Error(PermissionDenied("a node token may only report for its own node"));
-          return HttpResponse::Error(n.status());
-        }
-        std::string image;
-        if (!req.body.empty()) {
-          auto body = req.JsonBody();
-          if (!body.ok()) return HttpResponse::Error(body.status());
-          auto im = JsonFieldOr<std::string>(*body, "image", "");
-          if (!im.ok()) return HttpResponse::Error(im.status().WithContext("request body"));
-          image = *im;
-        }
-        auto done = (*inv)->MarkInstalled(n->id, image);
-        if (!done.ok()) return HttpResponse::Error(done.status());
-        return NodeJson(*done);
-      },
-      {.access = Access::kAuthenticated});
+  router.AddSync("POST", "/api/v1/nodes/{id}/installed",
+                 [&server](HttpRequest& req) {
+                   auto inv = Need(server);
+                   if (!inv.ok()) return HttpResponse::Error(inv.status());
+                   auto n = (*inv)->Get(req.Param("id"));
+                   if (!n.ok() || !req.principal.MayActAs(n->id)) {
+                     if (!req.principal.is_admin())
+                       return HttpResponse::Error(
+                           PermissionDenied("a node token may only report for its own node"));
+                     return HttpResponse::Error(n.status());
+                   }
+                   std::string image;
+                   if (!req.body.empty()) {
+                     auto body = req.JsonBody();
+                     if (!body.ok()) return HttpResponse::Error(body.status());
+                     auto im = JsonFieldOr<std::string>(*body, "image", "");
+                     if (!im.ok())
+                       return HttpResponse::Error(im.status().WithContext("request body"));
+                     image = *im;
+                   }
+                   auto done = (*inv)->MarkInstalled(n->id, image);
+                   if (!done.ok()) return HttpResponse::Error(done.status());
+                   return NodeJson(*done);
+                 },
+                 {.access = Access::kAuthenticated});
 
   router.AddSync(
       "POST", "/api/v1/enroll",

@@ -157,8 +157,7 @@ Result<std::vector<coord::Op>> ParseOps(const Json& body, size_t max_ops) {
     return InvalidArgument("request body: expected {\"ops\": [...]}");
   const Json& ops = body["ops"];
   if (ops.size() > max_ops)
-    return InvalidArgument(
-        fmt::format("{} operations in one request; at most {}", ops.size(), max_ops));
+    return TooLarge(fmt::format("{} operations in one request; at most {}", ops.size(), max_ops));
   std::vector<coord::Op> out;
   out.reserve(ops.size());
   for (size_t i = 0; i < ops.size(); ++i) {

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   kiln::cli::RegisterConfigCommand(app, &state);
   kiln::cli::RegisterImageCommand(app, &state);
 
+  kiln::cli::SplitTrailingCommand(&argc, argv, &state);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

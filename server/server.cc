@@ -60,6 +60,12 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
                             int status,
                             double seconds) { raw->CountResponse(route, req, status, seconds); };
   KILN_ASSIGN_OR_RETURN(s->http_, http::HttpServer::Start(hopts, s->router_.get()));
+  http::HttpServer* http_server = s->http_.get();
+  s->metrics_.Gauge("kiln_http_pending_requests",
+                    "requests whose handler has not answered yet (waiting for an fsync, say)", {},
+                    [http_server] { return static_cast<double>(http_server->load().pending); });
+  s->metrics_.Gauge("kiln_http_open_streams", "streamed responses open (watch streams, images)", {},
+                    [http_server] { return static_cast<double>(http_server->load().streams); });
 
   const auto& addr = s->http_->address();
   std::string host = addr.host;
@@ -127,11 +133,19 @@ Json Server::StatusJson() const {
 
 void Server::CountResponse(const http::Router::Route* route, const http::HttpRequest& req,
                            int status, double /*seconds*/) {
-  std::string name = route ? route->options.name : "unmatched";
-  metrics_
-      .Counter("kiln_http_requests_total", "HTTP requests answered, by route and status",
-               {{"route", name}, {"method", req.method}, {"code", std::to_string(status)}})
-      .fetch_add(1, std::memory_order_relaxed);
+  std::atomic<uint64_t>* counter;
+  {
+    std::lock_guard lock(response_counters_mu_);
+    auto& slot = response_counters_[{route, req.method, status}];
+    if (!slot) {
+      std::string name = route ? route->options.name : "unmatched";
+      slot = &metrics_.Counter(
+          "kiln_http_requests_total", "HTTP requests answered, by route and status",
+          {{"route", name}, {"method", req.method}, {"code", std::to_string(status)}});
+    }
+    counter = slot;
+  }
+  counter->fetch_add(1, std::memory_order_relaxed);
 }
 
 void Server::RegisterRoutes() {

@@ -6,12 +6,14 @@
 // already started and returns the Status). Stop() is idempotent and is
 // called by the destructor.
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 
 #include "common/json.h"
 #include "common/status.h"
@@ -123,6 +125,11 @@ class Server {
 
   mutable std::mutex status_mu_;
   std::map<std::string, std::function<Json()>> status_sections_;
+  // kiln_http_requests_total's counters by (route, method, status), so a
+  // response costs one lookup instead of formatting its labels.
+  std::mutex response_counters_mu_;
+  std::map<std::tuple<const http::Router::Route*, std::string, int>, std::atomic<uint64_t>*>
+      response_counters_;
   bool stopped_ = false;
 
   // Declared last: destroyed first, after Stop() has ended every request.

@@ -1,31 +1,41 @@
 // coord_http_bench: durable updates per second through kiln's HTTP API
-// (PUT /api/v1/coord/data/{path} against a running `kiln serve` with its
-// embedded store) against a standalone ZooKeeper server through its native
-// C client, with the same number of set operations in flight on each side
-// (bench/coord/run --http starts both and builds this in Release).
+// (a running `kiln serve` with its embedded store) against a standalone
+// ZooKeeper server through its native C client (libzookeeper-mt's
+// asynchronous zoo_aset), with the same number of updates in flight on each
+// side (bench/coord/run --http starts both and builds this in Release).
 //
 //   coord_http_bench --url http://127.0.0.1:PORT --token TOKEN --zk HOST:PORT
 //                    [--seconds 5] [--rounds 3] [--inflight 256]
 //                    [--http-threads 2] [--zk-clients 16] [--znodes 1000]
-//                    [--size 100]
+//                    [--size 100] [--batch 64] [--batch-conns 16]
+//                    [--only kiln|zookeeper]
 //
-// kiln: --inflight keep-alive HTTP/1.1 connections, spread over
-// --http-threads libcurl multi loops; each connection has one PUT in flight
-// (no pipelining) and sends the next when the 200 arrives, which kiln sends
-// only after the update's log record is fsync'd (group commit).
-// ZooKeeper: --zk-clients sessions (each its own TCP connection, through
-// kiln's zk:// CoordStore backend over the native C client, asynchronous),
-// each keeping --inflight / --zk-clients SetData requests in flight;
-// ZooKeeper answers after its transaction log is fsync'd (forceSync).
-// Every request overwrites one of --znodes znodes with --size bytes; any
-// error or non-2xx answer stops the run. Each round runs both, alternating
-// which goes first; fresh znodes per round. A PUT unanswered after 10 s is
+// Two workloads, each run on both sides in every round (alternating which
+// goes first; fresh znodes per round):
+//
+// - one update per request: kiln: --inflight keep-alive HTTP/1.1
+//   connections over --http-threads libcurl multi loops, each with one
+//   `PUT /api/v1/coord/data/{path}` in flight, the next sent when the 200
+//   arrives. ZooKeeper: --zk-clients sessions (each its own TCP
+//   connection), --inflight / --zk-clients zoo_aset in flight on each.
+// - pipelined: kiln: --batch-conns connections, each with one
+//   `POST /api/v1/coord/batch` of --batch independent sets in flight
+//   (each set its own update with its own result). ZooKeeper: the same
+//   number of updates in flight (--batch-conns x --batch), spread over
+//   --zk-clients sessions: the C client pipelines them on each connection.
+//
+// --only runs one side (for profiling one of them; no ratios).
+//
+// Both sides answer an update only after its log record is fsync'd (kiln:
+// group commit; ZooKeeper: forceSync). Every update overwrites one of
+// --znodes znodes with --size bytes. A request unanswered after 10 s is
 // counted and reported as "unanswered" (not as done), since kiln answers
-// every durable update or fails it; any other error stops the run. Prints a
-// table of medians and one JSON line.
+// every durable update or fails it; any other error or failed update stops
+// the run. Prints a table of medians and one JSON line.
 
 #include <curl/curl.h>
 #include <fmt/format.h>
+#include <zookeeper/zookeeper.h>
 
 #include <atomic>
 #include <chrono>
@@ -41,10 +51,8 @@
 #include "common/http_client.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "server/coord/coord_store.h"
 
 using namespace kiln;
-using namespace kiln::coord;
 using bench::Check;
 using bench::Die;
 using bench::Median;
@@ -64,12 +72,16 @@ struct Flags {
   int zk_clients = 16;
   int znodes = 1000;
   size_t size = 100;
+  int batch = 64;
+  int batch_conns = 16;
+  std::string only;  // "", "kiln" or "zookeeper"
 };
 
 struct Request {
   const char* method;
   std::string path;  // under the server's URL
   std::string body;
+  int updates = 1;  // counted as done when the answer is 2xx
 };
 
 // Makes connection `conn`'s request number `seq`; false: no more requests.
@@ -91,8 +103,9 @@ size_t Append(char* p, size_t size, size_t n, void* out) {
 }
 
 // Drives `conns` keep-alive connections from one thread until `stop` (or
-// `make` runs out), counting 2xx answers into `done` and requests that time
-// out into `lost`. Dies on any other failure.
+// `make` runs out), counting the updates of 2xx answers into `done` and
+// requests that time out into `lost`. Dies on any other failure, including
+// a batch answer that reports a failed update.
 void MultiLoop(const Flags& f, int first_conn, int conns, const Make& make,
                const std::atomic<bool>& stop, std::atomic<uint64_t>& done,
                std::atomic<uint64_t>& lost) {
@@ -145,8 +158,10 @@ void MultiLoop(const Flags& f, int first_conn, int conns, const Make& make,
         Die(fmt::format("{} {}: {}", c->req.method, c->url, curl_easy_strerror(m->data.result)));
       } else if (code < 200 || code > 299) {
         Die(fmt::format("{} {}: HTTP {}: {}", c->req.method, c->url, code, c->reply));
+      } else if (c->req.updates > 1 && c->reply.find("\"error\"") != std::string::npos) {
+        Die(fmt::format("{} {}: an update failed: {}", c->req.method, c->url, c->reply));
       } else {
-        done.fetch_add(1, std::memory_order_relaxed);
+        done.fetch_add(static_cast<uint64_t>(c->req.updates), std::memory_order_relaxed);
       }
       curl_multi_remove_handle(multi, m->easy_handle);
       --running;
@@ -159,18 +174,18 @@ void MultiLoop(const Flags& f, int first_conn, int conns, const Make& make,
   curl_multi_cleanup(multi);
 }
 
-// Runs `make` over f.inflight connections for `seconds` (or until it runs
-// out, when seconds <= 0); returns 2xx answers per second and adds
+// Runs `make` over `conns` connections for `seconds` (or until it runs
+// out, when seconds <= 0); returns updates answered per second and adds
 // unanswered requests to `lost`.
-double HttpThroughput(const Flags& f, double seconds, const Make& make,
+double HttpThroughput(const Flags& f, int conns, double seconds, const Make& make,
                       std::atomic<uint64_t>& lost) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> done{0};
   std::vector<std::thread> threads;
   auto start = Clock::now();
-  int per = (f.inflight + f.http_threads - 1) / f.http_threads;
-  for (int t = 0, first = 0; first < f.inflight; ++t, first += per) {
-    int n = std::min(per, f.inflight - first);
+  int per = (conns + f.http_threads - 1) / f.http_threads;
+  for (int t = 0, first = 0; first < conns; ++t, first += per) {
+    int n = std::min(per, conns - first);
     threads.emplace_back([&, first, n] { MultiLoop(f, first, n, make, stop, done, lost); });
   }
   uint64_t at_stop = 0;
@@ -198,18 +213,21 @@ int Pick(const Flags& f, int conn, uint64_t seq) {
                           static_cast<uint64_t>(f.znodes));
 }
 
-// kiln over HTTP: creates /hb-R/n/... then times sets on them.
-double RunKiln(const Flags& f, int round, std::atomic<uint64_t>& lost) {
-  std::string root = fmt::format("/api/v1/coord/data/hb-{}-{}", round, RandomHex(4));
+// kiln over HTTP: creates /hb-R/n/... then times sets on them, one per
+// request (batch == 0) or `batch` per POST /api/v1/coord/batch.
+double RunKiln(const Flags& f, int round, int batch, std::atomic<uint64_t>& lost) {
+  std::string znodes = fmt::format("/hb-{}-{}", round, RandomHex(4));
+  std::string root = "/api/v1/coord/data" + znodes;
   HttpClient client(f.url, f.token);
   for (const std::string& p : {root, root + "/n"}) {
     auto r = Check(client.Do("POST", p, "{}", {.content_type = "application/json"}), "POST " + p);
     if (r.status != 201) Die(fmt::format("POST {}: HTTP {}: {}", p, r.status, r.body));
   }
-  std::string body = Json{{"data", std::string(f.size, 'y')}}.dump();
+  std::string data(f.size, 'y');
+  std::string body = Json{{"data", data}}.dump();
   std::atomic<int> next{0};
   HttpThroughput(
-      f, 0,
+      f, f.inflight, 0,
       [&](int, uint64_t, Request& r) {
         int i = next.fetch_add(1);
         if (i >= f.znodes) return false;
@@ -217,55 +235,143 @@ double RunKiln(const Flags& f, int round, std::atomic<uint64_t>& lost) {
         return true;
       },
       lost);
+  if (batch == 0)
+    return HttpThroughput(
+        f, f.inflight, f.seconds,
+        [&](int conn, uint64_t seq, Request& r) {
+          r = Request{"PUT", root + Node(Pick(f, conn, seq)), body};
+          return true;
+        },
+        lost);
   return HttpThroughput(
-      f, f.seconds,
+      f, f.batch_conns, f.seconds,
       [&](int conn, uint64_t seq, Request& r) {
-        r = Request{"PUT", root + Node(Pick(f, conn, seq)), body};
+        Json ops = Json::array();
+        for (int k = 0; k < batch; ++k)
+          ops.push_back({{"op", "set"},
+                         {"path", znodes + Node(Pick(f, conn,
+                                                     seq * static_cast<uint64_t>(batch) +
+                                                         static_cast<uint64_t>(k)))},
+                         {"data", data}});
+        r = Request{"POST", "/api/v1/coord/batch", Json{{"ops", std::move(ops)}}.dump(), batch};
         return true;
       },
       lost);
 }
 
-// ZooKeeper through the native C client: the same sets, as many in flight.
-double RunZooKeeper(const Flags& f, int round) {
-  CoordOptions o;
-  o.url = fmt::format("zk://{}/hb-{}-{}", f.zk, round, RandomHex(4));
-  std::vector<std::unique_ptr<CoordStore>> stores;
-  for (int i = 0; i < f.zk_clients; ++i)
-    stores.push_back(Check(CoordStore::Open(o), "opening " + o.url));
-  CoordStore& s0 = *stores[0];
-  if (Status st = s0.EnsurePath("/n"); !st.ok()) Die("creating /n: " + st.ToString());
-  std::string data(f.size, 'y');
-  {
-    Slots slots(256);
-    std::atomic<int> failed{0};
-    for (int i = 0; i < f.znodes; ++i) {
-      slots.Acquire();
-      s0.CreateAsync(CreateOp{.path = Node(i), .data = data}, [&](Result<CreateResult> r) {
-        if (!r.ok()) ++failed;
-        slots.Release();
-      });
-    }
-    slots.WaitAll(256);
-    if (failed) Die("zookeeper: populating failed");
+// ---- ZooKeeper through its C client's asynchronous API ---------------------------
+
+// One session: zookeeper_init and wait for the connected state.
+class ZkSession {
+ public:
+  explicit ZkSession(const std::string& hosts) {
+    zh_ = zookeeper_init(hosts.c_str(), &ZkSession::OnEvent, 30000, nullptr, this, 0);
+    if (!zh_) Die("zookeeper " + hosts + ": zookeeper_init failed");
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(15), [&] { return connected_; }))
+      Die("zookeeper " + hosts + ": no session within 15 s");
   }
-  int per = std::max(1, f.inflight / f.zk_clients);
-  std::atomic<bool> stop{false};
+  ~ZkSession() { zookeeper_close(zh_); }
+  zhandle_t* zh() const { return zh_; }
+
+ private:
+  static void OnEvent(zhandle_t*, int type, int state, const char*, void* ctx) {
+    auto* s = static_cast<ZkSession*>(ctx);
+    if (type != ZOO_SESSION_EVENT || state != ZOO_CONNECTED_STATE) return;
+    std::lock_guard lock(s->mu_);
+    s->connected_ = true;
+    s->cv_.notify_all();
+  }
+  zhandle_t* zh_ = nullptr;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool connected_ = false;
+};
+
+// Keeps up to `inflight` asynchronous calls going on one session. The
+// completion runs on the client's completion thread.
+struct ZkPipe {
+  Slots slots;
+  std::atomic<uint64_t>* done;
+  std::atomic<uint64_t>* failed;
+  std::atomic<int>* first_error;
+  explicit ZkPipe(int inflight) : slots(inflight) {}
+};
+
+void ZkDone(int rc, const void* data) {
+  auto* p = static_cast<ZkPipe*>(const_cast<void*>(data));
+  if (rc == ZOK) {
+    p->done->fetch_add(1, std::memory_order_relaxed);
+  } else {
+    p->failed->fetch_add(1, std::memory_order_relaxed);
+    int none = 0;
+    p->first_error->compare_exchange_strong(none, rc);
+  }
+  p->slots.Release();
+}
+
+void ZkStatDone(int rc, const ::Stat*, const void* data) {
+  ZkDone(rc, data);
+}
+
+void ZkCreateDone(int rc, const char*, const void* data) {
+  ZkDone(rc == ZNODEEXISTS ? ZOK : rc, data);
+}
+
+// The same sets against ZooKeeper: `inflight` spread over f.zk_clients
+// sessions.
+double RunZooKeeper(const Flags& f, int round, int inflight) {
+  std::vector<std::unique_ptr<ZkSession>> sessions;
+  for (int i = 0; i < f.zk_clients; ++i) sessions.push_back(std::make_unique<ZkSession>(f.zk));
+  std::string root = fmt::format("/hb-{}-{}", round, RandomHex(4));
+  std::string data(f.size, 'y');
   std::atomic<uint64_t> done{0}, failed{0};
+  std::atomic<int> first_error{0};
+  auto fail_if_any = [&](const std::string& what) {
+    if (failed.load() != 0)
+      Die(fmt::format("zookeeper: {} {} failed ({})", failed.load(), what,
+                      zerror(first_error.load())));
+  };
+  {
+    ZkPipe pipe(256);
+    pipe.done = &done;
+    pipe.failed = &failed;
+    pipe.first_error = &first_error;
+    zhandle_t* zh = sessions[0]->zh();
+    std::vector<std::string> paths = {root, root + "/n"};
+    for (int i = 0; i < f.znodes; ++i) paths.push_back(root + Node(i));
+    for (size_t i = 0; i < paths.size(); ++i) {
+      // The two parents first: creates on one session run in order.
+      pipe.slots.Acquire();
+      if (zoo_acreate(zh, paths[i].c_str(), i < 2 ? nullptr : data.data(),
+                      i < 2 ? -1 : static_cast<int>(data.size()), &ZOO_OPEN_ACL_UNSAFE,
+                      ZOO_PERSISTENT, ZkCreateDone, &pipe) != ZOK)
+        Die("zookeeper: zoo_acreate refused");
+    }
+    pipe.slots.WaitAll(256);
+    fail_if_any("creates");
+  }
+  done = 0;
+  int per = std::max(1, inflight / f.zk_clients);
+  std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   auto start = Clock::now();
   for (int c = 0; c < f.zk_clients; ++c) {
     threads.emplace_back([&, c] {
-      Slots slots(per);
-      CoordStore& s = *stores[static_cast<size_t>(c)];
+      ZkPipe pipe(per);
+      pipe.done = &done;
+      pipe.failed = &failed;
+      pipe.first_error = &first_error;
+      zhandle_t* zh = sessions[static_cast<size_t>(c)]->zh();
+      std::string path;
       for (uint64_t seq = 0; !stop.load(std::memory_order_relaxed); ++seq) {
-        slots.Acquire();
-        s.SetAsync(SetOp{.path = Node(Pick(f, c, seq)), .data = data}, [&](Result<SetResult> r) {
-          (r.ok() ? done : failed).fetch_add(1, std::memory_order_relaxed);
-          slots.Release();
-        });
+        pipe.slots.Acquire();
+        path = root + Node(Pick(f, c, seq));
+        if (zoo_aset(zh, path.c_str(), data.data(), static_cast<int>(data.size()), -1, ZkStatDone,
+                     &pipe) != ZOK)
+          ZkDone(ZSYSTEMERROR, &pipe);
       }
-      slots.WaitAll(per);
+      pipe.slots.WaitAll(per);
     });
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(f.seconds));
@@ -273,7 +379,7 @@ double RunZooKeeper(const Flags& f, int round) {
   double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   stop = true;
   for (auto& th : threads) th.join();
-  if (failed.load() != 0) Die(fmt::format("zookeeper: {} sets failed", failed.load()));
+  fail_if_any("sets");
   return static_cast<double>(at_stop) / elapsed;
 }
 
@@ -307,39 +413,74 @@ int main(int argc, char** argv) {
       f.znodes = std::stoi(next());
     else if (a == "--size")
       f.size = std::stoul(next());
+    else if (a == "--batch")
+      f.batch = std::stoi(next());
+    else if (a == "--batch-conns")
+      f.batch_conns = std::stoi(next());
+    else if (a == "--only")
+      f.only = next();
     else
       Die("coord_http_bench: unknown argument " + a +
           " (see the top of bench/coord/http_bench.cc)");
   }
-  if (f.url.empty() || f.token.empty() || f.zk.empty())
-    Die("coord_http_bench: --url, --token and --zk are required");
-  if (f.inflight < 1 || f.http_threads < 1 || f.zk_clients < 1 || f.znodes < 1 || f.seconds <= 0)
-    Die("coord_http_bench: --inflight, --http-threads, --zk-clients, --znodes and --seconds must "
-        "be positive");
+  if (f.only != "" && f.only != "kiln" && f.only != "zookeeper")
+    Die("coord_http_bench: --only takes kiln or zookeeper, not " + f.only);
+  if ((f.only != "zookeeper" && (f.url.empty() || f.token.empty())) ||
+      (f.only != "kiln" && f.zk.empty()))
+    Die("coord_http_bench: --url and --token (kiln), and --zk (ZooKeeper) are required");
+  if (f.inflight < 1 || f.http_threads < 1 || f.zk_clients < 1 || f.znodes < 1 || f.seconds <= 0 ||
+      f.batch < 1 || f.batch_conns < 1)
+    Die("coord_http_bench: --inflight, --http-threads, --zk-clients, --znodes, --seconds, --batch "
+        "and --batch-conns must be positive");
   log::SetLevel(log::Level::kWarn);
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
-  std::map<std::string, std::vector<double>> results;
+  zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+
+  // Workloads: {name, kiln batch size (0: one update per request), updates
+  // in flight on each side}.
+  struct Workload {
+    std::string name;
+    int batch;
+    int inflight;
+  };
+  const std::vector<Workload> workloads = {
+      {"set, one per request", 0, f.inflight},
+      {"set, pipelined", f.batch, f.batch_conns * f.batch},
+  };
+  std::map<std::string, std::vector<double>> kiln_rates, zk_rates;
   std::atomic<uint64_t> lost{0};
   for (int round = 0; round < f.rounds; ++round) {
-    for (int b = 0; b < 2; ++b) {
-      bool kiln = (b == 0) == (round % 2 == 0);
-      double v = kiln ? RunKiln(f, round, lost) : RunZooKeeper(f, round);
-      results[kiln ? "kiln-http" : "zookeeper"].push_back(v);
-      fmt::print(stderr, "round {} {}: set {:.0f}/s\n", round + 1, kiln ? "kiln HTTP" : "ZooKeeper",
-                 v);
+    for (const Workload& w : workloads) {
+      for (int b = 0; b < 2; ++b) {
+        bool kiln = (b == 0) == (round % 2 == 0);
+        if (f.only == (kiln ? "zookeeper" : "kiln")) continue;
+        double v = kiln ? RunKiln(f, round, w.batch, lost) : RunZooKeeper(f, round, w.inflight);
+        (kiln ? kiln_rates : zk_rates)[w.name].push_back(v);
+        fmt::print(stderr, "round {} {}: {} {:.0f}/s\n", round + 1,
+                   kiln ? "kiln HTTP" : "ZooKeeper", w.name, v);
+      }
     }
   }
-  double k = Median(results["kiln-http"]), z = Median(results["zookeeper"]);
   fmt::print(
-      "coord_http_bench: {} sets in flight (kiln: {} connections over {} threads; ZooKeeper: {} "
-      "sessions x {}), {} znodes of {} bytes, {} s per run, medians of {} rounds\n",
-      f.inflight, f.inflight, f.http_threads, f.zk_clients, std::max(1, f.inflight / f.zk_clients),
-      f.znodes, f.size, f.seconds, f.rounds);
-  fmt::print("{:<28} {:>14} {:>14} {:>10}\n", "workload", "kiln HTTP", "zookeeper", "kiln/zk");
-  fmt::print("{:<28} {:>14.0f} {:>14.0f} {:>9.2f}x\n", "set (durable updates/s)", k, z, k / z);
-  Json j = {{"set", {{"kiln_http", k}, {"zookeeper", z}, {"ratio", k / z}}},
-            {"rounds", {{"kiln_http", results["kiln-http"]}, {"zookeeper", results["zookeeper"]}}}};
+      "coord_http_bench: {} znodes of {} bytes, {} s per run, medians of {} rounds; one per "
+      "request: {} in flight (kiln: {} connections over {} threads; ZooKeeper: {} sessions x {}); "
+      "pipelined: {} in flight (kiln: {} connections x batches of {}; ZooKeeper: {} sessions x "
+      "{})\n",
+      f.znodes, f.size, f.seconds, f.rounds, f.inflight, f.inflight, f.http_threads, f.zk_clients,
+      std::max(1, f.inflight / f.zk_clients), f.batch_conns * f.batch, f.batch_conns, f.batch,
+      f.zk_clients, std::max(1, f.batch_conns * f.batch / f.zk_clients));
+  fmt::print("{:<34} {:>14} {:>14} {:>10}\n", "durable updates/s", "kiln HTTP", "zookeeper",
+             "kiln/zk");
+  Json j = Json::object();
+  for (const Workload& w : workloads) {
+    double k = Median(kiln_rates[w.name]), z = Median(zk_rates[w.name]);
+    fmt::print("{:<34} {:>14.0f} {:>14.0f} {:>9.2f}x\n", w.name, k, z, k / z);
+    j[w.name] = {{"kiln_http", k},
+                 {"zookeeper", z},
+                 {"ratio", k / z},
+                 {"rounds", {{"kiln_http", kiln_rates[w.name]}, {"zookeeper", zk_rates[w.name]}}}};
+  }
   j["kiln_http_unanswered"] = lost.load();
   if (lost.load() != 0)
     fmt::print("kiln HTTP: {} requests unanswered after 10 s (counted as not done)\n", lost.load());

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <string_view>
 
 namespace kiln::cli {
 
@@ -38,7 +39,9 @@ int Fail(std::string_view command, const Status& s) {
   return ExitCodeFor(s);
 }
 
-void PrintJson(const Json& j) { fmt::print("{}\n", j.dump(2)); }
+void PrintJson(const Json& j) {
+  fmt::print("{}\n", j.dump(2));
+}
 
 int HandleParseError(const CLI::App& app, const CLI::ParseError& e) {
   if (dynamic_cast<const CLI::CallForHelp*>(&e) || dynamic_cast<const CLI::CallForAllHelp*>(&e) ||
@@ -50,6 +53,19 @@ int HandleParseError(const CLI::App& app, const CLI::ParseError& e) {
     if (c == '\n') c = ' ';
   fmt::print(stderr, "kiln: {} (see kiln --help)\n", what);
   return kExitUsage;
+}
+
+void SplitTrailingCommand(int* argc, char** argv, CliState* state) {
+  if (*argc < 3 || std::string_view(argv[1]) != "node" || std::string_view(argv[2]) != "run")
+    return;
+  for (int i = 3; i < *argc; ++i) {
+    if (std::string_view(argv[i]) != "--") continue;
+    state->has_trailing_command = true;
+    for (int j = i + 1; j < *argc; ++j)
+      state->trailing_command += (j > i + 1 ? " " : "") + std::string(argv[j]);
+    *argc = i;
+    return;
+  }
 }
 
 }  // namespace kiln::cli

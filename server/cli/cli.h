@@ -7,7 +7,6 @@
 //   3 the server could not be reached   4 not found
 
 #include <CLI/CLI.hpp>
-
 #include <string>
 
 #include "common/api_client.h"
@@ -25,7 +24,15 @@ inline constexpr int kExitNotFound = 4;
 // Shared by every subcommand's callback; main returns exit_code.
 struct CliState {
   int exit_code = kExitOk;
+  // `kiln node run HOSTS -- WORDS...`: the words after "--", joined with
+  // spaces as ssh joins them (SplitTrailingCommand).
+  std::string trailing_command;
+  bool has_trailing_command = false;
 };
+
+// Takes "-- WORDS..." off the end of `kiln node run` into state (argc
+// shrinks), so that CLI11 sees only the hosts and flags.
+void SplitTrailingCommand(int* argc, char** argv, CliState* state);
 
 // Adds --server, --token and --data to a client command.
 void AddClientOptions(CLI::App* cmd, ClientFlags* flags);

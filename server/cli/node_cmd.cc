@@ -1,9 +1,12 @@
 #include "server/cli/node_cmd.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <chrono>
 #include <memory>
 
+#include "common/hash.h"
 #include "common/strings.h"
 
 namespace kiln::cli {
@@ -20,6 +23,7 @@ struct NodeFlags {
   std::string boot;
   std::string node;  // node boot: one node, then the target
   std::string target;
+  int max_parallel = 0;  // node install: 0 = no wave
 };
 
 std::string Join(const Json& arr, const char* sep = ",") {
@@ -93,12 +97,17 @@ int RunShow(const NodeFlags& f) {
   auto line = [](const char* k, const std::string& v) { fmt::print("{:<16} {}\n", k, v); };
   line("name", n->value("id", ""));
   line("hostname", n->value("hostname", ""));
-  line("state", n->value("state", ""));
+  line("state",
+       n->value("state", "") +
+           (n->contains("state_message") ? " (" + n->value("state_message", "") + ")" : ""));
   line("next boot", n->value("boot", ""));
   line("macs", Join((*n)["macs"], ", "));
   line("classes", (*n)["classes"].empty() ? "-" : Join((*n)["classes"], ", "));
   line("image", n->value("image", "").empty() ? "-" : n->value("image", ""));
   if (n->contains("installed_image")) line("installed image", n->value("installed_image", ""));
+  if ((*n)["wave"].is_object())
+    line("install wave", fmt::format("{} (at most {} at once)", (*n)["wave"].value("id", ""),
+                                     (*n)["wave"].value("max_parallel", 0)));
   // What the node's agent says now, and the last step of its story.
   std::string id = n->value("id", "");
   auto agent = api.Get("/api/v1/coord/data/kiln/nodes/" + id + "/agent");
@@ -145,9 +154,19 @@ int RunBoot(const NodeFlags& f) {
 
 int RunInstall(const NodeFlags& f) {
   ApiClient api(ResolveClientConfig(f.client));
+  if (f.max_parallel < 0) return Fail("node install", InvalidArgument("--max-parallel: from 1"));
+  Json body = Json::object();
+  std::string wave;
+  if (f.max_parallel > 0) {
+    // One wave per command: its members share the slots.
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    wave = fmt::format("w-{}-{}", std::chrono::duration_cast<std::chrono::seconds>(now).count(),
+                       RandomHex(3));
+    body = {{"wave", wave}, {"max_parallel", f.max_parallel}};
+  }
   Json all = Json::array();
   for (const auto& name : f.names) {
-    auto n = api.Post(NodePath(name) + "/install", Json::object());
+    auto n = api.Post(NodePath(name) + "/install", body);
     if (!n.ok()) return Fail("node install", n.status());
     all.push_back(*n);
     if (!f.json) {
@@ -156,7 +175,14 @@ int RunInstall(const NodeFlags& f) {
                  image.empty() ? "the image its classes choose" : image);
     }
   }
-  if (f.json) PrintJson({{"nodes", all}});
+  if (f.json) {
+    PrintJson({{"nodes", all}, {"wave", wave.empty() ? Json() : Json(wave)}});
+  } else if (!wave.empty()) {
+    fmt::print(
+        "wave {}: at most {} install at once, first booted first served; the others wait in\n"
+        "their boot loader and ask again. Follow it with: kiln watch {}\n",
+        wave, f.max_parallel, fmt::join(f.names, " "));
+  }
   return kExitOk;
 }
 
@@ -218,6 +244,14 @@ void RegisterNodeCommand(CLI::App& app, CliState* state) {
 
   CLI::App* install = Sub(node, "install", "Install nodes at their next network boot", f.get());
   install->add_option("nodes", f->names, "names or MACs")->required();
+  install->add_option("--max-parallel", f->max_parallel,
+                      "an install wave: at most this many of these nodes install at once; the "
+                      "rest wait their turn at boot");
+  install->footer(
+      "Examples:\n  kiln node install web01\n"
+      "  kiln node install $(seq -f 'rack1-%02g' 1 40) --max-parallel 8\n"
+      "A waiting machine's iPXE script says why, sleeps 30 s and asks again (PXELINUX and GRUB\n"
+      "reboot to ask again). A slot frees when a node installs, fails or is lost.");
   install->callback([f, state] { state->exit_code = RunInstall(*f); });
 }
 

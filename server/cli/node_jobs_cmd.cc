@@ -22,6 +22,7 @@ struct JobFlags {
   int wait_s = 900;
   int max_parallel = 0;  // 0: all at once
   std::vector<std::string> classes;
+  std::vector<std::string> excludes;
   bool json = false;
 };
 
@@ -59,6 +60,7 @@ int RunJobs(const JobFlags& f, const std::string& cmd, const std::string& kind, 
   std::vector<Json> results(nodes.size());
   size_t next = 0, in_flight = 0, left = nodes.size();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(f.wait_s);
+  std::chrono::milliseconds poll(20);
   while (left > 0) {
     while (next < nodes.size() && in_flight < limit) {
       auto j =
@@ -97,7 +99,9 @@ int RunJobs(const JobFlags& f, const std::string& cmd, const std::string& kind, 
                               : std::string("was never started (--wait ran out)"));
       return kExitFailed;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    // Quick jobs answer quickly: ask again soon, then less often.
+    std::this_thread::sleep_for(poll);
+    poll = std::min(poll * 3 / 2, std::chrono::milliseconds(500));
   }
   size_t failed = 0;
   for (const Json& r : results)
@@ -143,14 +147,27 @@ void RegisterNodeJobCommands(CLI::App& app, CliState* state) {
   r->add_option("--timeout", run->timeout_s, "kill the command on a host after this many seconds")
       ->capture_default_str();
   r->add_option("-c,--command", run->command_text,
-                "the shell command (sh -c on each host, in its root)")
-      ->required();
+                "the shell command (sh -c on each host, in its root); or give it after --");
   r->footer(
-      "Examples:\n  kiln node run web01 web02 -c 'uptime; df -h /'\n  kiln node run --class WEB "
-      "--max-parallel 10 -c 'systemctl reload nginx'\n"
-      "Exit status 1 when any host failed.");
+      "Examples:\n  kiln node run web01 web02 -c 'uptime; df -h /'\n"
+      "  kiln node run --class WEB --max-parallel 10 -- systemctl reload nginx\n"
+      "  kiln node run db01 --timeout 30 -- 'pg_isready && echo up'\n"
+      "The words after -- are joined with spaces (as ssh does) and run by sh -c.\n"
+      "Exit status 1 when any host failed or timed out.");
   r->callback([run, state] {
-    const std::string& command = run->command_text;
+    if (!run->command_text.empty() && state->has_trailing_command) {
+      state->exit_code =
+          Fail("node run", InvalidArgument("give the command with -c or after --, not both"));
+      return;
+    }
+    const std::string command =
+        state->has_trailing_command ? state->trailing_command : run->command_text;
+    if (command.empty()) {
+      state->exit_code =
+          Fail("node run",
+               InvalidArgument("no command: kiln node run HOSTS -- COMMAND (or -c COMMAND)"));
+      return;
+    }
     state->exit_code =
         RunJobs(*run, "node run", "run", Json{{"command", command}, {"timeout_s", run->timeout_s}});
   });
@@ -161,10 +178,16 @@ void RegisterNodeJobCommands(CLI::App& app, CliState* state) {
           up.get());
   u->add_option("nodes", up->nodes, "the hosts");
   u->add_option("--to", up->to, "IMAGE@VERSION")->required();
+  u->add_option("--exclude", up->excludes,
+                "leave these paths alone on the hosts (glob, repeatable; added to the defaults "
+                "and the class variable UPDATE_EXCLUDE)");
   u->footer(
       "Examples:\n  kiln node update web01 web02 --to web@4\n  kiln node update --class WEB --to "
       "web@4 --max-parallel 5   (waves of 5)\n"
-      "kiln node rollback returns them to where they were.");
+      "  kiln node update db01 --to db@7 --exclude /etc/postgresql --exclude '*.pem'\n"
+      "Always left alone: /etc/hostname /etc/machine-id /etc/fstab /etc/ssh/ssh_host_* /var/log\n"
+      "and the agent's own state. kiln watch follows the updates; kiln node rollback\n"
+      "returns the hosts to where they were.");
   u->callback([up, state] {
     size_t at = up->to.rfind('@');
     if (at == std::string::npos || at == 0 || at + 1 == up->to.size()) {
@@ -172,9 +195,9 @@ void RegisterNodeJobCommands(CLI::App& app, CliState* state) {
           Fail("node update", InvalidArgument("--to " + up->to + ": expected IMAGE@VERSION"));
       return;
     }
-    state->exit_code =
-        RunJobs(*up, "node update", "update",
-                Json{{"image", up->to.substr(0, at)}, {"version", up->to.substr(at + 1)}});
+    Json args = {{"image", up->to.substr(0, at)}, {"version", up->to.substr(at + 1)}};
+    if (!up->excludes.empty()) args["excludes"] = up->excludes;
+    state->exit_code = RunJobs(*up, "node update", "update", args);
   });
 
   auto df = std::make_shared<JobFlags>();

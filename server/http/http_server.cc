@@ -1,6 +1,7 @@
 #include "server/http/http_server.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,8 +11,6 @@
 #include <condition_variable>
 #include <cstring>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "common/log.h"
 #include "common/strings.h"
@@ -216,20 +215,19 @@ MHD_Result OnRequest(void* cls, MHD_Connection* conn, const char* url, const cha
   if (!ctx.dispatched) {
     ctx.dispatched = true;
     if (ctx.early_status != 0) {
-      Status s = ctx.early_status == 404   ? NotFound("no such API path: " + ctx.req.path)
-                 : ctx.early_status == 405 ? Status(Code::kInvalidArgument,
-                                                    fmt::format("method {} is not allowed on {}",
-                                                                ctx.req.method, ctx.req.path))
-                                           : TooLarge(fmt::format("request body larger than {} bytes",
-                                                                  ctx.max_body));
+      Status s = ctx.early_status == 404 ? NotFound("no such API path: " + ctx.req.path)
+                 : ctx.early_status == 405
+                     ? Status(Code::kInvalidArgument, fmt::format("method {} is not allowed on {}",
+                                                                  ctx.req.method, ctx.req.path))
+                     : TooLarge(fmt::format("request body larger than {} bytes", ctx.max_body));
       HttpResponse r = HttpResponse::Error(s);
       r.status = ctx.early_status;
       return QueueResponse(ctx, r);
     }
     std::weak_ptr<RequestCtx> weak = *holder;
     server->router->Dispatch(*ctx.route, ctx.req, Responder([weak](HttpResponse r) {
-                               if (auto c = weak.lock()) c->Complete(std::move(r));
-                             }));
+      if (auto c = weak.lock()) c->Complete(std::move(r));
+    }));
     std::unique_lock lock(ctx.mu);
     if (!ctx.ready) {
       // The handler answers later: park the connection until it does.
@@ -302,18 +300,27 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
 
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   unsigned threads = opts.threads > 1 ? static_cast<unsigned>(opts.threads) : 0;
-  impl.daemon = MHD_start_daemon(
-      flags, 0, nullptr, nullptr, OnRequest, &impl, MHD_OPTION_LISTEN_SOCKET, fd.get(),
-      MHD_OPTION_NOTIFY_COMPLETED, OnCompleted, &impl, MHD_OPTION_CONNECTION_LIMIT,
-      opts.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, opts.idle_timeout_s,
-      MHD_OPTION_EXTERNAL_LOGGER, OnMhdLog, nullptr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-      MHD_OPTION_END);
-  if (!impl.daemon) return Unavailable("listen " + got.ToString() + ": libmicrohttpd did not start");
+  impl.daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, OnRequest, &impl,
+                                 MHD_OPTION_LISTEN_SOCKET, fd.get(), MHD_OPTION_NOTIFY_COMPLETED,
+                                 OnCompleted, &impl, MHD_OPTION_CONNECTION_LIMIT,
+                                 opts.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 opts.idle_timeout_s, MHD_OPTION_EXTERNAL_LOGGER, OnMhdLog, nullptr,
+                                 MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_END);
+  if (!impl.daemon)
+    return Unavailable("listen " + got.ToString() + ": libmicrohttpd did not start");
   impl.listen_fd = std::move(fd);  // MHD uses it; we close it after MHD stops
   return s;
 }
 
-HttpServer::~HttpServer() { Stop(); }
+HttpServer::~HttpServer() {
+  Stop();
+}
+
+HttpServer::Load HttpServer::load() const {
+  if (!impl_) return {};
+  std::lock_guard lock(impl_->mu);
+  return Load{impl_->pending.size(), impl_->streams.size()};
+}
 
 void HttpServer::Stop() {
   if (!impl_ || !impl_->daemon) return;
@@ -325,7 +332,8 @@ void HttpServer::Stop() {
     std::lock_guard lock(impl.mu);
     pending.swap(impl.pending);
   }
-  for (const auto& ctx : pending) ctx->Complete(HttpResponse::Error(Unavailable("server is stopping")));
+  for (const auto& ctx : pending)
+    ctx->Complete(HttpResponse::Error(Unavailable("server is stopping")));
   {
     // Held while waking: StreamFree takes this lock before it deletes a
     // StreamCtx, so none can vanish under us. MHD runs free callbacks

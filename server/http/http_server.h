@@ -44,6 +44,14 @@ class HttpServer {
   // Where it listens (the real port when asked for port 0).
   const ListenAddress& address() const { return address_; }
 
+  // Requests whose handler has not answered yet (their connections are
+  // suspended), and open streamed bodies. Any thread.
+  struct Load {
+    size_t pending = 0;
+    size_t streams = 0;
+  };
+  Load load() const;
+
   // Stops accepting, answers pending requests with 503, ends open streams
   // and joins the event loops. Idempotent.
   void Stop();

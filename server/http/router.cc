@@ -14,11 +14,12 @@ std::vector<std::string> PathSegments(std::string_view path) {
   return out;
 }
 
-bool IsRest(const std::string& seg) { return EndsWith(seg, "...}"); }
+bool IsRest(const std::string& seg) {
+  return EndsWith(seg, "...}");
+}
 
-bool MatchSegments(const std::vector<std::string>& pattern, std::string_view path,
+bool MatchSegments(const std::vector<std::string>& pattern, const std::vector<std::string>& segs,
                    std::map<std::string, std::string>* params) {
-  auto segs = PathSegments(path);
   size_t i = 0;
   for (; i < pattern.size(); ++i) {
     const std::string& p = pattern[i];
@@ -41,8 +42,7 @@ bool MatchSegments(const std::vector<std::string>& pattern, std::string_view pat
 
 }  // namespace
 
-void Router::Add(std::string method, std::string pattern, AsyncHandler handler,
-                 RouteOptions opts) {
+void Router::Add(std::string method, std::string pattern, AsyncHandler handler, RouteOptions opts) {
   Route r;
   r.method = std::move(method);
   r.segments = PathSegments(pattern);
@@ -54,16 +54,19 @@ void Router::Add(std::string method, std::string pattern, AsyncHandler handler,
 }
 
 void Router::AddSync(std::string method, std::string pattern, Handler handler, RouteOptions opts) {
-  Add(std::move(method), std::move(pattern),
+  Add(
+      std::move(method), std::move(pattern),
       [h = std::move(handler)](HttpRequest& req, Responder res) { res.Send(h(req)); },
       std::move(opts));
 }
 
 const Router::Route* Router::Find(HttpRequest& req, int* status) const {
   bool path_matched = false;
+  // Split once: every route is tried against the same segments.
+  const std::vector<std::string> segs = PathSegments(req.path);
   for (const auto& r : routes_) {
     std::map<std::string, std::string> params;
-    if (!MatchSegments(r.segments, req.path, &params)) continue;
+    if (!MatchSegments(r.segments, segs, &params)) continue;
     bool method_ok = r.method == req.method || (r.method == "GET" && req.method == "HEAD");
     if (!method_ok) {
       path_matched = true;

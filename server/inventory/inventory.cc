@@ -310,6 +310,7 @@ Result<Node> Inventory::Update(std::string_view name_or_mac,
 Result<Node> Inventory::SetBoot(std::string_view name_or_mac, pxe::BootTarget target) {
   auto r = Update(name_or_mac, [&](Node& n) {
     n.boot = target;
+    n.extra.erase("wave");  // out of any install wave: this boot is the operator's call
     if (NeedsToken(target) && n.enroll_token.empty()) n.enroll_token = NewEnrollToken();
     return Status::Ok();
   });
@@ -319,10 +320,73 @@ Result<Node> Inventory::SetBoot(std::string_view name_or_mac, pxe::BootTarget ta
   return r;
 }
 
+Result<Node> Inventory::QueueInstall(std::string_view name_or_mac, const std::string& wave,
+                                     int max_parallel) {
+  if (wave.empty() || wave.size() > 64 ||
+      wave.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_") != std::string::npos)
+    return InvalidArgument("wave: 1-64 lower-case letters, digits, '-' or '_'");
+  if (max_parallel < 1 || max_parallel > 100000)
+    return InvalidArgument("max_parallel: from 1 to 100000");
+  auto r = Update(name_or_mac, [&](Node& n) {
+    n.boot = pxe::BootTarget::kInstall;
+    if (n.enroll_token.empty()) n.enroll_token = NewEnrollToken();
+    n.state = "queued";
+    n.extra["wave"] = {{"id", wave}, {"max_parallel", max_parallel}};
+    n.extra.erase("state_message");
+    return Status::Ok();
+  });
+  if (r.ok()) {
+    std::lock_guard lock(mu_);
+    admitted_ms_.erase(r->id);  // a new wave: it waits its turn again
+    log::Info("inventory", "install queued",
+              {{"node", r->id}, {"wave", wave}, {"max_parallel", max_parallel}});
+  }
+  return r;
+}
+
+std::string Inventory::WaveWaitLocked(const Node& n) {
+  if (n.boot != pxe::BootTarget::kInstall || !n.extra.contains("wave") ||
+      !n.extra["wave"].is_object() || n.state == "installing")
+    return "";
+  const std::string wave = n.extra["wave"].value("id", "");
+  const int max = n.extra["wave"].value("max_parallel", 0);
+  if (wave.empty() || max < 1) return "";
+  // A slot is held while the install environment loads: long enough for a
+  // slow TFTP or HTTP download, short enough that a machine that never
+  // started its agent does not hold it forever.
+  constexpr int64_t kHoldMs = 15 * 60 * 1000;
+  int64_t now = NowMs();
+  if (auto a = admitted_ms_.find(n.id); a != admitted_ms_.end() && now - a->second < kHoldMs)
+    return "";  // it has its slot (a retry, a second request of the boot)
+  int in_flight = 0, waiting = 0;
+  for (const auto& [id, m] : nodes_) {
+    if (id == n.id || m.boot != pxe::BootTarget::kInstall || !m.extra.contains("wave") ||
+        !m.extra["wave"].is_object() || m.extra["wave"].value("id", "") != wave)
+      continue;
+    auto a = admitted_ms_.find(id);
+    bool holds = m.state == "installing" ||
+                 (m.state == "queued" && a != admitted_ms_.end() && now - a->second < kHoldMs);
+    if (holds)
+      ++in_flight;
+    else if (m.state == "queued")
+      ++waiting;
+  }
+  if (in_flight < max) {
+    admitted_ms_[n.id] = now;
+    log::Info(
+        "inventory", "wave slot given",
+        {{"node", n.id}, {"wave", wave}, {"in_flight", in_flight + 1}, {"max_parallel", max}});
+    return "";
+  }
+  return fmt::format("install wave {}: {} of {} installing, {} other(s) waiting", wave, in_flight,
+                     max, waiting);
+}
+
 Result<Node> Inventory::MarkInstalled(std::string_view id, const std::string& image) {
   if (!image.empty()) KILN_RETURN_IF_ERROR(ValidateImageRef(image));
   auto r = Update(id, [&](Node& n) {
     n.state = "installed";
+    n.extra.erase("wave");
     n.installed_image = image.empty() ? n.image : image;
     n.boot = pxe::BootTarget::kLocalboot;
     return Status::Ok();
@@ -330,6 +394,24 @@ Result<Node> Inventory::MarkInstalled(std::string_view id, const std::string& im
   if (r.ok())
     log::Info("inventory", "node installed; next boot localboot",
               {{"node", r->id}, {"image", r->installed_image}});
+  return r;
+}
+
+Result<Node> Inventory::MarkRunning(std::string_view id, const std::string& image,
+                                    const std::string& message) {
+  if (!image.empty()) KILN_RETURN_IF_ERROR(ValidateImageRef(image));
+  auto r = Update(id, [&](Node& n) {
+    n.state = "installed";
+    if (!image.empty()) n.installed_image = image;
+    if (message.empty())
+      n.extra.erase("state_message");
+    else
+      n.extra["state_message"] = message;
+    return Status::Ok();
+  });
+  if (r.ok())
+    log::Info("inventory", "node runs its image",
+              {{"node", r->id}, {"image", r->installed_image}, {"message", message}});
   return r;
 }
 
@@ -409,7 +491,8 @@ Result<pxe::BootDecision> Inventory::Resolve(const pxe::BootQuery& q) {
     d.target = n->boot;
     d.node = n->id;
     d.hostname = n->hostname;
-    if (NeedsToken(n->boot)) d.token = n->enroll_token;
+    d.wait = WaveWaitLocked(*n);
+    if (NeedsToken(n->boot) && d.wait.empty()) d.token = n->enroll_token;
     return d;
   }
   // A MAC kiln has never seen: record it as discovered. The write goes on

@@ -87,9 +87,20 @@ class Inventory : public pxe::BootResolver {
   // Sets the next boot. install and discover get an enrollment token if
   // the node has none.
   Result<Node> SetBoot(std::string_view name_or_mac, pxe::BootTarget target);
+  // Install at the next boot as one of an install wave: at most
+  // max_parallel nodes of the wave install at once, first come first
+  // served; the others' boot configs wait and ask again (Resolve). State
+  // "queued" until the node's agent starts ("installing").
+  Result<Node> QueueInstall(std::string_view name_or_mac, const std::string& wave,
+                            int max_parallel);
   // The agent's report of a successful install: state installed, the image
   // it installed, and the next boot localboot.
   Result<Node> MarkInstalled(std::string_view id, const std::string& image);
+  // The verdict of an update or rollback on an installed host: state
+  // installed again (the host runs image; a failed update was undone), the
+  // image it runs, and message ("" clears it). The boot target stays.
+  Result<Node> MarkRunning(std::string_view id, const std::string& image,
+                           const std::string& message);
   // Records what the node is doing ("installing", "failed", "lost", ...)
   // and why; the boot target is left alone. only_if, when not empty, makes
   // it a no-op (returning the node as it is) unless the node is in that
@@ -120,6 +131,9 @@ class Inventory : public pxe::BootResolver {
   void PutLocked(Node n);
   void EraseLocked(const std::string& id);
   const Node* FindLocked(std::string_view name_or_mac) const;
+  // Why n must wait for a slot in its install wave ("" when it may go now,
+  // which takes the slot). REQUIRES: mu_ held.
+  std::string WaveWaitLocked(const Node& n);
   // Reads a node from the store (not the mirror), with its version.
   Result<Node> Fetch(const std::string& id);
   // Read-modify-write with the znode version, retried on conflicts.
@@ -136,6 +150,10 @@ class Inventory : public pxe::BootResolver {
   std::unordered_map<std::string, std::string> by_mac_;    // "52:54:..." -> id
   std::unordered_map<std::string, std::string> by_token_;  // enroll token -> id
   std::map<std::string, Node> pending_;                    // discovered, write in flight
+  // Wave members given the install config and not yet "installing": they
+  // hold their slot while they load the install environment (this
+  // server's memory only; a restart forgets them, see docs/OPERATOR.md).
+  std::unordered_map<std::string, int64_t> admitted_ms_;
 
   std::mutex write_mu_;  // one writer at a time (per server)
 

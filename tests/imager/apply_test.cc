@@ -261,3 +261,46 @@ TEST_CASE("the applier never writes outside its root, whatever symlinks the targ
         std::string::npos);
   CHECK(*ReadFile(t.Sub("outside/passwd")) == "outside passwd\n");
 }
+
+TEST_CASE("kept paths survive a delta and a full deploy untouched; the rest becomes exact") {
+  TempDir t;
+  MakeRichTree(t.Sub("src"));
+  WriteTestFile(t.Sub("src/etc/ssh/ssh_host_ed25519_key"), "image key");
+  WriteTestFile(t.Sub("src/var/log/app/old.log"), "image log");
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  REQUIRE(ls.Deploy("img", "1", t.Sub("dst")).ok());
+  // The host makes these its own.
+  WriteTestFile(t.Sub("dst/etc/hostname"), "web07\n");
+  WriteTestFile(t.Sub("dst/etc/ssh/ssh_host_ed25519_key"), "host key");
+  WriteTestFile(t.Sub("dst/var/log/app/today.log"), "host log");
+  // Version 2 changes, removes and adds under the same paths, and elsewhere.
+  WriteTestFile(t.Sub("src/etc/hostname"), "from-the-image\n");
+  WriteTestFile(t.Sub("src/etc/ssh/ssh_host_ed25519_key"), "new image key");
+  REQUIRE(RemoveAll(t.Sub("src/var/log/app")).ok());
+  WriteTestFile(t.Sub("src/etc/motd"), "version 2\n");
+  ls.Capture("img", t.Sub("src"));
+
+  ApplyOptions keep;
+  keep.keep = {"/etc/hostname", "ssh_host_*", "/var/log"};
+  auto delta = ls.Deploy("img", "2", t.Sub("dst"), "1", keep);
+  INFO(delta.status().ToString());
+  REQUIRE(delta.ok());
+  CHECK(delta->kept >= 3);
+  CHECK(*ReadFile(t.Sub("dst/etc/hostname")) == "web07\n");
+  CHECK(*ReadFile(t.Sub("dst/etc/ssh/ssh_host_ed25519_key")) == "host key");
+  CHECK(*ReadFile(t.Sub("dst/var/log/app/today.log")) == "host log");
+  CHECK(*ReadFile(t.Sub("dst/var/log/app/old.log")) == "image log");  // its deletion was skipped
+  CHECK(*ReadFile(t.Sub("dst/etc/motd")) == "version 2\n");
+
+  // A full deploy prunes what the image lacks, except what is kept.
+  WriteTestFile(t.Sub("dst/stray"), "not in the image");
+  auto full = ls.Deploy("img", "2", t.Sub("dst"), "", keep);
+  REQUIRE(full.ok());
+  CHECK(!Exists(t.Sub("dst/stray")));
+  CHECK(*ReadFile(t.Sub("dst/etc/hostname")) == "web07\n");
+  CHECK(*ReadFile(t.Sub("dst/var/log/app/today.log")) == "host log");
+  // Beside the kept paths, the tree is exactly version 2.
+  CHECK(RsyncDiff(t.Sub("src/usr"), t.Sub("dst/usr")) == "");
+  CHECK(*ReadFile(t.Sub("dst/etc/motd")) == "version 2\n");
+}

@@ -419,3 +419,65 @@ TEST_CASE("an unknown machine boots discover, and its agent registers it with it
                     "--facts", kExamples + "/facts/gpu01.json"});
   CHECK(again.exit_code == 1);
 }
+
+TEST_CASE("an install wave: max-parallel nodes install at once, the others wait their turn") {
+  Site site;
+  for (const char* n : {"web02", "web03"})
+    REQUIRE(site.server->Kiln({"node", "add", n, "--mac", std::string("52:54:00:00:03:0") + n[4]})
+                .exit_code == 0);
+  auto q = site.server->Kiln({"node", "install", "web01", "web02", "web03", "--max-parallel", "2"});
+  INFO(q.out << q.err);
+  REQUIRE(q.exit_code == 0);
+  CHECK(q.out.find("at most 2 install at once") != std::string::npos);
+  for (const char* n : {"web01", "web02", "web03"})
+    CHECK(site.Get(std::string("/api/v1/nodes/") + n)["state"] == "queued");
+
+  HttpClient anon(site.server->url(), "");
+  auto script = [&](const std::string& mac) {
+    auto s = anon.Do("GET", "/boot/ipxe?mac=" + mac);
+    REQUIRE(s.ok());
+    return s->body;
+  };
+  const std::string m1 = kWeb01Mac, m2 = "52:54:00:00:03:02", m3 = "52:54:00:00:03:03";
+  std::string s1 = script(m1);
+  CHECK(s1.find("kiln.token=") != std::string::npos);
+  CHECK(script(m2).find("kiln.token=") != std::string::npos);
+  // The third waits, without a token, and is told why.
+  std::string s3 = script(m3);
+  INFO(s3);
+  CHECK(s3.find("kiln.token=") == std::string::npos);
+  CHECK(s3.find("2 of 2 installing") != std::string::npos);
+  CHECK(s3.find("sleep 30") != std::string::npos);
+  // A node that has its slot keeps it when it asks again.
+  CHECK(script(m1).find("kiln.token=") != std::string::npos);
+  CHECK(script(m3).find("kiln.token=") == std::string::npos);
+
+  // web01 installs for real; its slot goes to the waiting web03.
+  std::string token = s1.substr(s1.find("kiln.token=") + 11, 32);
+  auto r = site.DirInstall("web01", site.work.Sub("root"), {"--token", token});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(site.Get("/api/v1/nodes/web01")["state"] == "installed");
+  CHECK(script(m3).find("kiln.token=") != std::string::npos);
+  // Installed nodes leave the wave: web01 boots its disk now.
+  CHECK(script(m1).find("exit") != std::string::npos);
+
+  // A plain `node install` takes a node out of its wave.
+  REQUIRE(site.server->Kiln({"node", "install", "web02"}).exit_code == 0);
+  CHECK(site.Get("/api/v1/nodes/web02").value("wave", Json()).is_null());
+
+  // Bad waves are refused, naming what is wrong.
+  auto bad = site.server->Kiln({"node", "install", "web02", "--max-parallel", "-3"});
+  CHECK(bad.exit_code != 0);
+  HttpClient admin(site.server->url(), site.server->token());
+  auto zero = admin.Do("POST", "/api/v1/nodes/web02/install",
+                       Json{{"wave", "w-1"}, {"max_parallel", 0}}.dump(),
+                       {.content_type = "application/json"});
+  CHECK(zero->status == 400);
+  CHECK(zero->body.find("max_parallel") != std::string::npos);
+  auto odd = admin.Do("POST", "/api/v1/nodes/web02/install",
+                      Json{{"wave", "../x"}, {"max_parallel", 2}}.dump(),
+                      {.content_type = "application/json"});
+  CHECK(odd->status == 400);
+  CHECK(odd->body.find("wave") != std::string::npos);
+}

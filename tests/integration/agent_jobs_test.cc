@@ -4,13 +4,16 @@
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 
 #include "common/file_util.h"
 #include "common/http_client.h"
 #include "common/json.h"
+#include "common/strings.h"
 #include "tests/support/kiln_server.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -26,6 +29,16 @@ const std::string kExamples = std::string(KILN_SOURCE_DIR) + "/examples";
 void Put(const std::string& path, const std::string& content, mode_t mode = 0644) {
   fs::create_directories(fs::path(path).parent_path());
   REQUIRE(WriteFileAtomic(path, content, mode).ok());
+}
+
+// Bytes that do not compress (xorshift), so a stream of them is long.
+std::string Noise(size_t n, uint64_t seed) {
+  std::string out(n, '\0');
+  for (char& c : out) {
+    seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+    c = static_cast<char>(seed);
+  }
+  return out;
 }
 
 std::string ReadOr(const std::string& path) {
@@ -116,6 +129,17 @@ TEST_CASE("kiln node run, update and rollback on installed hosts") {
   CHECK(run.out.find("web01: ok (exited with 0)\n  web 3\n") != std::string::npos);
   CHECK(run.out.find("web02: ok (exited with 0)\n  web 3\n") != std::string::npos);
   CHECK(run.out.find("2 of 2 hosts ok") != std::string::npos);
+  // The same after --, as ssh takes it: the words joined with spaces.
+  auto dashed = f.server.Kiln({"node", "run", "web02", "--", "cat", "etc/kiln-release"});
+  INFO(dashed.out << dashed.err);
+  CHECK(dashed.exit_code == 0);
+  CHECK(dashed.out.find("web02: ok (exited with 0)\n  web 3\n") != std::string::npos);
+  auto both = f.server.Kiln({"node", "run", "web02", "-c", "true", "--", "false"});
+  CHECK(both.exit_code == 2);
+  CHECK(both.err.find("with -c or after --, not both") != std::string::npos);
+  auto none = f.server.Kiln({"node", "run", "web02"});
+  CHECK(none.exit_code == 2);
+  CHECK(none.err.find("no command") != std::string::npos);
 
   // update: exactly version 4, by delta; the agent says so.
   auto up = f.server.Kiln({"node", "update", "web01", "--to", "web@4"});
@@ -138,12 +162,7 @@ TEST_CASE("kiln node run, update and rollback on installed hosts") {
 
   // An update that breaks part-way leaves the host exactly where it was.
   // Random bytes: the stream must be long, not compressible to nothing.
-  std::string big(3 << 20, '\0');
-  uint64_t x = 88172645463325252ull;
-  for (char& c : big) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    c = static_cast<char>(x);
-  }
+  const std::string big = Noise(3 << 20, 88172645463325252ull);
   Put(f.work.Sub("tree/usr/share/big"), big);
   Put(f.work.Sub("tree/etc/kiln-release"), "web 5\n");
   f.Capture("v5");
@@ -305,4 +324,130 @@ TEST_CASE("jobs: a hanging command is cut off, others finish, and only the admin
                         {.content_type = "application/json"});
   CHECK(noupd->status == 400);
   CHECK(f.server.Kiln({"node", "update", "web01", "--to", "web"}).exit_code != 0);
+}
+
+TEST_CASE("an update leaves the host's own paths alone and tells its story as events") {
+  Fleet f;
+  std::string r1 = f.work.Sub("web01");
+  // What makes web01 itself: its name, a class-var exclusion, an --exclude.
+  Put(r1 + "/etc/hostname", "web01\n");
+  Put(r1 + "/etc/nginx/conf.d/local.conf", "worker_connections 4096;\n");
+  Put(r1 + "/opt/app/tls.pem", "web01's key\n");
+  // Version 5 ships all three, and a new release file.
+  Put(f.work.Sub("tree/etc/hostname"), "golden\n");
+  Put(f.work.Sub("tree/etc/nginx/conf.d/local.conf"), "worker_connections 512;\n");
+  Put(f.work.Sub("tree/opt/app/tls.pem"), "the image's key\n");
+  Put(f.work.Sub("tree/etc/kiln-release"), "web 5\n");
+  f.Capture("v5");
+  auto up = f.server.Kiln({"node", "update", "web01", "--to", "web@5", "--exclude", "*.pem"});
+  INFO(up.out << up.err);
+  REQUIRE(up.exit_code == 0);
+  CHECK(up.out.find("kept as they were") != std::string::npos);
+  CHECK(ReadOr(r1 + "/etc/kiln-release") == "web 5\n");
+  CHECK(ReadOr(r1 + "/etc/hostname") == "web01\n");
+  CHECK(ReadOr(r1 + "/etc/nginx/conf.d/local.conf") == "worker_connections 4096;\n");
+  CHECK(ReadOr(r1 + "/opt/app/tls.pem") == "web01's key\n");
+  // Without the exclusions the same update would have replaced them.
+  auto other = f.server.Kiln({"node", "update", "web02", "--to", "web@5"});
+  REQUIRE(other.exit_code == 0);
+  CHECK(ReadOr(f.work.Sub("web02/opt/app/tls.pem")) == "the image's key\n");
+  // The class variable holds for every WEB host: kept even where absent.
+  CHECK(!fs::exists(f.work.Sub("web02/etc/nginx/conf.d/local.conf")));
+
+  // The story, in order, under the node's events; the record follows.
+  HttpClient admin(f.server.url(), f.server.token());
+  auto ev = admin.Do("GET", "/api/v1/nodes/web01/events");
+  REQUIRE(ev.ok());
+  std::vector<std::string> kinds;
+  std::string run;
+  const Json events = ParseJson(ev->body).value();
+  for (const Json& e : events["events"]) {
+    if (e["run"].get<std::string>().rfind("update-", 0) != 0) continue;
+    run = e["run"];
+    kinds.push_back(e["event"]["kind"]);
+    if (e["event"]["kind"] == "phase") CHECK(e["event"]["phase"] == "update");
+    if (e["event"]["kind"] == "result") CHECK(e["event"]["ok"] == true);
+  }
+  REQUIRE(!kinds.empty());
+  CHECK(kinds.front() == "phase");
+  CHECK(kinds.back() == "result");
+  CHECK(std::count(kinds.begin(), kinds.end(), "progress") >= 1);
+  Json node = ParseJson(admin.Do("GET", "/api/v1/nodes/web01")->body).value();
+  CHECK(node["state"] == "installed");
+  CHECK(node["installed_image"] == "web@5");
+  // The journal of a delivered run does not pile up on the host.
+  CHECK(!fs::exists(r1 + "/var/lib/kiln-agent/runs/" + run));
+
+  // A failed update: the story says so, the record says what it still runs.
+  auto bad = f.server.Kiln({"node", "update", "web01", "--to", "web@99"});
+  CHECK(bad.exit_code == 1);
+  node = ParseJson(admin.Do("GET", "/api/v1/nodes/web01")->body).value();
+  CHECK(node["state"] == "installed");
+  CHECK(node["installed_image"] == "web@5");
+  CHECK(node.value("state_message", "").find("update failed") != std::string::npos);
+
+  // Bad globs are refused before any host sees them.
+  auto job = admin.Do("POST", "/api/v1/nodes/web01/jobs",
+                      Json{{"kind", "update"},
+                           {"args", {{"image", "web"}, {"version", "5"}, {"excludes", {"", 3}}}}}
+                          .dump(),
+                      {.content_type = "application/json"});
+  CHECK(job->status == 400);
+  CHECK(job->body.find("args.excludes[0]") != std::string::npos);
+}
+
+TEST_CASE("the server goes away during an update: the host ends whole, and the agent reconnects") {
+  Fleet f;
+  std::string r1 = f.work.Sub("web01");
+  // A long stream: random bytes do not compress.
+  const std::string big = Noise(24 << 20, 0x9E3779B97F4A7C15ull);
+  Put(f.work.Sub("tree/usr/share/big"), big);
+  Put(f.work.Sub("tree/etc/kiln-release"), "web 5\n");
+  f.Capture("v5");
+  HttpClient admin(f.server.url(), f.server.token());
+  auto job =
+      admin.Do("POST", "/api/v1/nodes/web01/jobs",
+               Json{{"kind", "update"}, {"args", {{"image", "web"}, {"version", "5"}}}}.dump(),
+               {.content_type = "application/json"});
+  REQUIRE(job->status == 201);
+  std::string id = ParseJson(job->body).value()["id"];
+  // Kill the server as soon as the agent has taken the job.
+  REQUIRE(WaitUntil([&] {
+    auto g = admin.Do("GET", "/api/v1/nodes/web01/jobs/" + id);
+    return g.ok() && g->body.find("\"running\"") != std::string::npos;
+  }));
+  std::string port = Split(f.server.url(), ':').back();
+  f.server.process().Signal(SIGKILL);
+  REQUIRE(f.server.process().Wait() >= 0);
+  ::usleep(1500 * 1000);
+  // Whatever the agent managed meanwhile, the host is one version or the other.
+  std::string mid = ReadOr(r1 + "/etc/kiln-release");
+  CHECK((mid == "web 3\n" || mid == "web 5\n"));
+  KilnServer again(f.server.data_dir(),
+                   {"--space", kExamples + "/space", "--listen", "127.0.0.1:" + port});
+  HttpClient back(again.url(), again.token());
+  Json done;
+  REQUIRE(WaitUntil(
+      [&] {
+        auto g = back.Do("GET", "/api/v1/nodes/web01/jobs/" + id);
+        done = g.ok() ? ParseJson(g->body).value_or(Json()) : Json();
+        return done.value("state", "") == "done" || done.value("state", "") == "failed";
+      },
+      std::chrono::seconds(120)));
+  INFO(done.dump());
+  std::string release = ReadOr(r1 + "/etc/kiln-release");
+  if (done["state"] == "done") {
+    CHECK(release == "web 5\n");
+    CHECK(ReadOr(r1 + "/usr/share/big") == big);
+    CHECK(f.Config("web01")["image"] == "web@5");
+  } else {
+    CHECK(release == "web 3\n");
+    CHECK(!fs::exists(r1 + "/usr/share/big"));
+    CHECK(f.Config("web01")["image"] == "web@3");
+  }
+  // The daemon's session is back: the node shows its live agent again.
+  CHECK(WaitUntil([&] {
+    auto g = back.Do("GET", "/api/v1/coord/data/kiln/nodes/web01/agent");
+    return g.ok() && g->status == 200;
+  }));
 }

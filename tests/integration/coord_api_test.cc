@@ -3,7 +3,6 @@
 // with a message naming what was wrong), plus a fuzz of request bodies.
 
 #include <catch2/catch.hpp>
-
 #include <random>
 
 #include "common/http_client.h"
@@ -32,8 +31,10 @@ struct Api {
                                      const std::string& body = {}) {
     auto r = Call(method, path, body);
     auto j = ParseJson(r.body);
-    std::string code = j.ok() && j->contains("error") ? (*j)["error"]["code"].get<std::string>() : "";
-    last_message = j.ok() && j->contains("error") ? (*j)["error"]["message"].get<std::string>() : r.body;
+    std::string code =
+        j.ok() && j->contains("error") ? (*j)["error"]["code"].get<std::string>() : "";
+    last_message =
+        j.ok() && j->contains("error") ? (*j)["error"]["message"].get<std::string>() : r.body;
     return {r.status, code};
   }
   HttpClient http;
@@ -100,9 +101,10 @@ TEST_CASE("coordination API: create, read, set, delete, children, multi, batch")
   auto sess = *ParseJson(api.Call("POST", "/api/v1/coord/sessions", R"({"timeout_ms":5000})").body);
   int64_t id = sess["session"];
   CHECK(sess["timeout_ms"] == 5000);
-  CHECK(api.Call("POST", kData + "/app/eph",
-                 Json{{"ephemeral", true}, {"session", id}}.dump()).status == 201);
-  CHECK(api.Call("POST", "/api/v1/coord/sessions/" + std::to_string(id) + "/heartbeat").status == 200);
+  CHECK(api.Call("POST", kData + "/app/eph", Json{{"ephemeral", true}, {"session", id}}.dump())
+            .status == 201);
+  CHECK(api.Call("POST", "/api/v1/coord/sessions/" + std::to_string(id) + "/heartbeat").status ==
+        200);
   CHECK(api.Call("DELETE", "/api/v1/coord/sessions/" + std::to_string(id)).status == 200);
   CHECK(api.Call("GET", kData + "/app/eph").status == 404);
 }
@@ -121,11 +123,14 @@ TEST_CASE("coordination API: bad input gets ZooKeeper's errors as 4xx with clear
   CHECK(api.Error("PUT", kData + "/p", R"({"data":"y","version":-2})").first == 400);
   CHECK(api.Error("PUT", kData + "/p", R"({"data":"y","version":1.5})").first == 400);
   CHECK(api.Error("PUT", kData + "/p", R"({"data":"y","version":99999999999})").first == 400);
-  CHECK(api.Error("DELETE", kData + "/p?version=abc") == std::pair<long, std::string>{400, "invalid_argument"});
-  CHECK(api.Error("DELETE", kData + "/p?version=3") == std::pair<long, std::string>{409, "bad_version"});
+  CHECK(api.Error("DELETE", kData + "/p?version=abc") ==
+        std::pair<long, std::string>{400, "invalid_argument"});
+  CHECK(api.Error("DELETE", kData + "/p?version=3") ==
+        std::pair<long, std::string>{409, "bad_version"});
 
   // Missing parents and nodes.
-  CHECK(api.Error("POST", kData + "/no/such/parent") == std::pair<long, std::string>{404, "not_found"});
+  CHECK(api.Error("POST", kData + "/no/such/parent") ==
+        std::pair<long, std::string>{404, "not_found"});
   CHECK(api.last_message == "/no/such/parent: parent /no/such does not exist");
   CHECK(api.Error("GET", kData + "/nope") == std::pair<long, std::string>{404, "not_found"});
   CHECK(api.Error("PUT", kData + "/nope", R"({"data":""})").first == 404);
@@ -135,7 +140,9 @@ TEST_CASE("coordination API: bad input gets ZooKeeper's errors as 4xx with clear
   // Children of ephemerals; delete with children.
   auto sess = *ParseJson(api.Call("POST", "/api/v1/coord/sessions", "{}").body);
   int64_t id = sess["session"];
-  REQUIRE(api.Call("POST", kData + "/p/e", Json{{"ephemeral", true}, {"session", id}}.dump()).status == 201);
+  REQUIRE(
+      api.Call("POST", kData + "/p/e", Json{{"ephemeral", true}, {"session", id}}.dump()).status ==
+      201);
   CHECK(api.Error("POST", kData + "/p/e/child") ==
         std::pair<long, std::string>{400, "no_children_for_ephemerals"});
   CHECK(api.Error("DELETE", kData + "/p") == std::pair<long, std::string>{409, "not_empty"});
@@ -147,13 +154,17 @@ TEST_CASE("coordination API: bad input gets ZooKeeper's errors as 4xx with clear
   CHECK(api.Error("POST", kData + "/huge", std::string(9 << 20, ' ')).first == 413);
 
   // Malformed paths (the URL cannot carry "//": the router folds it).
-  CHECK(api.Error("GET", kData + "/a/%01b") == std::pair<long, std::string>{400, "invalid_argument"});
+  CHECK(api.Error("GET", kData + "/a/%01b") ==
+        std::pair<long, std::string>{400, "invalid_argument"});
   CHECK(api.last_message == "malformed path \"/a/\\x01b\": control character at byte 3");
   CHECK(api.Error("GET", kData + "/a/%FF").first == 400);
   CHECK(api.last_message.find("invalid UTF-8") != std::string::npos);
-  CHECK(api.Error("POST", "/api/v1/coord/multi", R"({"ops":[{"op":"create","path":"/a//b"}]})").first == 400);
+  CHECK(api.Error("POST", "/api/v1/coord/multi", R"({"ops":[{"op":"create","path":"/a//b"}]})")
+            .first == 400);
   CHECK(api.last_message.find("empty component") != std::string::npos);
-  CHECK(api.Error("POST", "/api/v1/coord/multi", R"({"ops":[{"op":"create","path":"rel"}]})").first == 400);
+  CHECK(
+      api.Error("POST", "/api/v1/coord/multi", R"({"ops":[{"op":"create","path":"rel"}]})").first ==
+      400);
 
   // Sessions.
   CHECK(api.Error("POST", "/api/v1/coord/sessions/424242/heartbeat") ==
@@ -175,10 +186,12 @@ TEST_CASE("coordination API: bad input gets ZooKeeper's errors as 4xx with clear
   CHECK(api.last_message.find("unknown field \"dat\"") != std::string::npos);
   CHECK(api.Error("POST", kData + "/q", R"({"data":"a","data_base64":"YQ=="})").first == 400);
   CHECK(api.Error("POST", kData + "/q", R"({"data_base64":"!!"})").first == 400);
-  CHECK(api.Error("POST", "/api/v1/coord/multi", R"({"ops":[{"op":"frob","path":"/x"}]})").first == 400);
+  CHECK(api.Error("POST", "/api/v1/coord/multi", R"({"ops":[{"op":"frob","path":"/x"}]})").first ==
+        400);
   CHECK(api.last_message == "op 0: unknown op \"frob\" (expected create, set, delete or check)");
   CHECK(api.Error("POST", "/api/v1/coord/multi", R"({"ops":{}})").first == 400);
-  CHECK(api.Error("POST", "/api/v1/coord/multi", R"({"ops":[{"op":"set","path":"/p","data":"z","version":7}]})") ==
+  CHECK(api.Error("POST", "/api/v1/coord/multi",
+                  R"({"ops":[{"op":"set","path":"/p","data":"z","version":7}]})") ==
         std::pair<long, std::string>{409, "bad_version"});
   CHECK(api.last_message.find("op 0 (set /p): ") == 0);
   CHECK(api.Error("GET", kData + "/p?encoding=hex").first == 400);
@@ -199,6 +212,64 @@ TEST_CASE("coordination API: bad input gets ZooKeeper's errors as 4xx with clear
   HttpClient anon(server.url(), "");
   CHECK(anon.Do("GET", kData + "/p")->status == 401);
   CHECK(anon.Do("GET", "/api/v1/watch?path=/")->status == 401);
+}
+
+TEST_CASE("coordination API: a batch answers each op on its own, and refuses bad batches whole") {
+  KilnServer server;
+  Api api(server);
+  REQUIRE(api.Call("POST", kData + "/b", R"({"data":"0"})").status == 201);
+
+  // Mixed success and failure: every op gets its own answer, in order, and
+  // the failures change nothing.
+  auto r = api.Call("POST", "/api/v1/coord/batch",
+                    R"({"ops":[{"op":"set","path":"/b","data":"1","version":0},
+                               {"op":"set","path":"/b","data":"x","version":0},
+                               {"op":"set","path":"/b","data":"2","version":1},
+                               {"op":"create","path":"/b/kid","data":"k"},
+                               {"op":"create","path":"/no/parent"},
+                               {"op":"delete","path":"/b","version":2},
+                               {"op":"check","path":"/b","version":2}]})");
+  REQUIRE(r.status == 200);
+  auto j = *ParseJson(r.body);
+  REQUIRE(j["results"].size() == 7);
+  CHECK(j["results"][0]["stat"]["version"] == 1);
+  CHECK(j["results"][1]["error"]["code"] == "bad_version");
+  CHECK(j["results"][2]["stat"]["version"] == 2);
+  CHECK(j["results"][2]["zxid"].get<int64_t>() > j["results"][0]["zxid"].get<int64_t>());
+  CHECK(j["results"][3]["path"] == "/b/kid");
+  CHECK(j["results"][4]["error"]["code"] == "not_found");
+  CHECK(j["results"][5]["error"]["code"] == "not_empty");
+  CHECK(j["results"][6]["ok"] == true);
+  auto b = *ParseJson(api.Call("GET", kData + "/b").body);
+  CHECK(b["data"] == "2");
+  CHECK(b["stat"]["version"] == 2);
+
+  // An empty batch is an empty answer.
+  CHECK(*ParseJson(api.Call("POST", "/api/v1/coord/batch", R"({"ops":[]})").body) ==
+        Json{{"results", Json::array()}});
+
+  // Bad batches are refused whole, before any op runs.
+  CHECK(api.Error("POST", "/api/v1/coord/batch", "{\"ops\":[").first == 400);
+  CHECK(api.last_message.find("request body: invalid JSON") == 0);
+  CHECK(api.Error("POST", "/api/v1/coord/batch", R"({"ops":{"op":"set"}})").first == 400);
+  CHECK(api.Error("POST", "/api/v1/coord/batch", R"({"ops":[{"op":"set","path":"/b","data":"3"},
+                                                            {"op":"frob","path":"/b"}]})") ==
+        std::pair<long, std::string>{400, "invalid_argument"});
+  CHECK(api.last_message == "op 1: unknown op \"frob\" (expected create, set, delete or check)");
+  CHECK(api.Error("POST", "/api/v1/coord/batch", R"({"ops":[{"op":"set","data":"3"}]})").first ==
+        400);
+  Json many = {{"ops", Json::array()}};
+  for (int i = 0; i < 10001; ++i) many["ops"].push_back({{"op", "check"}, {"path", "/b"}});
+  CHECK(api.Error("POST", "/api/v1/coord/batch", many.dump()) ==
+        std::pair<long, std::string>{413, "too_large"});
+  CHECK(api.last_message == "10001 operations in one request; at most 10000");
+  // The limit itself is fine.
+  many["ops"].erase(many["ops"].size() - 1);
+  auto full = api.Call("POST", "/api/v1/coord/batch", many.dump());
+  CHECK(full.status == 200);
+  CHECK((*ParseJson(full.body))["results"].size() == 10000);
+  // None of the refused batches touched /b.
+  CHECK((*ParseJson(api.Call("GET", kData + "/b").body))["data"] == "2");
 }
 
 TEST_CASE("coordination API: fuzzed request bodies never crash the server or answer 5xx") {

@@ -1,15 +1,17 @@
 // Rendered boot configs, pinned byte for byte: what machines read must not
 // change by accident.
 
-#include <catch2/catch.hpp>
-
 #include "pxe/boot_config.h"
+
+#include <catch2/catch.hpp>
 
 using namespace kiln;
 using namespace kiln::pxe;
 
 namespace {
-Mac M() { return *ParseMac("52:54:00:12:34:56"); }
+Mac M() {
+  return *ParseMac("52:54:00:12:34:56");
+}
 BootDecision Install() {
   BootDecision d;
   d.target = BootTarget::kInstall;
@@ -27,8 +29,8 @@ const std::string kUrl = "http://10.0.0.1:7070";
 }  // namespace
 
 TEST_CASE("boot targets parse and print") {
-  for (auto t : {BootTarget::kInstall, BootTarget::kLocalboot, BootTarget::kDiscover,
-                 BootTarget::kRescue})
+  for (auto t :
+       {BootTarget::kInstall, BootTarget::kLocalboot, BootTarget::kDiscover, BootTarget::kRescue})
     CHECK(*ParseBootTarget(BootTargetName(t)) == t);
   CHECK(ParseBootTarget("reinstall").status().message() ==
         "unknown boot target \"reinstall\" (expected install, localboot, discover or rescue)");
@@ -118,4 +120,33 @@ TEST_CASE("iPXE script fetches kernel and initrd over HTTP") {
   std::string chain = RenderIpxeChain(kUrl);
   CHECK(chain.find("chain --autofree http://10.0.0.1:7070/boot/ipxe?mac=${netX/mac:hexhyp}"
                    "&platform=${platform}&arch=${buildarch} || goto failed") != std::string::npos);
+}
+
+TEST_CASE("a node waiting for an install slot gets no token and asks again") {
+  BootDecision d = Install();
+  d.token.clear();
+  d.wait = "install wave w-1: 2 of 2 installing, 1 other(s) waiting";
+  CHECK(RenderIpxe(M(), d, Settings(), kUrl) ==
+        "#!ipxe\n"
+        "# kiln: web01 (52:54:00:12:34:56) waits to install\n"
+        "echo kiln: install wave w-1: 2 of 2 installing, 1 other(s) waiting; asking again in 30 "
+        "seconds\n"
+        "sleep 30\n"
+        "chain --autofree http://10.0.0.1:7070/boot/ipxe?mac=52:54:00:12:34:56\n");
+  std::string pxelinux = RenderPxelinux(M(), d, Settings(), kUrl);
+  CHECK(pxelinux ==
+        "# kiln: web01 (52:54:00:12:34:56) waits to install\n"
+        "SAY kiln: install wave w-1: 2 of 2 installing, 1 other(s) waiting; rebooting in 30 "
+        "seconds to ask again\n"
+        "DEFAULT wait\n"
+        "PROMPT 1\n"
+        "TIMEOUT 300\n"
+        "LABEL wait\n"
+        "  COM32 reboot.c32\n");
+  d.wait = "quote \" and $var";
+  std::string grub = RenderGrub(M(), d, Settings(), kUrl);
+  CHECK(grub.find("echo \"kiln: quote  and var; rebooting in 30 seconds to ask again\"") !=
+        std::string::npos);
+  CHECK(grub.find("  reboot\n") != std::string::npos);
+  CHECK(grub.find("linux") == std::string::npos);
 }

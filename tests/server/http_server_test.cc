@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <thread>
 
 #include "common/http_client.h"
@@ -16,7 +18,9 @@ using namespace kiln::http;
 
 namespace {
 
-std::string Url(const HttpServer& s) { return "http://127.0.0.1:" + std::to_string(s.address().port); }
+std::string Url(const HttpServer& s) {
+  return "http://127.0.0.1:" + std::to_string(s.address().port);
+}
 
 // A stream that sends queued pieces and parks while the queue is empty.
 class QueueStream : public BodyStream {
@@ -60,19 +64,19 @@ class QueueStream : public BodyStream {
 
 TEST_CASE("serves sync and async handlers on an ephemeral port") {
   Router router(nullptr);
-  router.AddSync("GET", "/hello", [](HttpRequest& r) { return HttpResponse::Text("hi " + r.Query("who")); },
+  router.AddSync("GET", "/hello",
+                 [](HttpRequest& r) { return HttpResponse::Text("hi " + r.Query("who")); },
                  {.access = Access::kPublic});
-  router.Add(
-      "POST", "/later",
-      [](HttpRequest& r, Responder res) {
-        std::string body = r.body;
-        // Answer from another thread, after the handler returned.
-        std::thread([res, body] {
-          std::this_thread::sleep_for(std::chrono::milliseconds(50));
-          res.SendJson({{"echo", body}});
-        }).detach();
-      },
-      {.access = Access::kPublic, .max_body = 16});
+  router.Add("POST", "/later",
+             [](HttpRequest& r, Responder res) {
+               std::string body = r.body;
+               // Answer from another thread, after the handler returned.
+               std::thread([res, body] {
+                 std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                 res.SendJson({{"echo", body}});
+               }).detach();
+             },
+             {.access = Access::kPublic, .max_body = 16});
 
   auto server = HttpServer::Start({.listen = "127.0.0.1:0", .threads = 2}, &router);
   REQUIRE(server.ok());
@@ -108,15 +112,14 @@ TEST_CASE("serves sync and async handlers on an ephemeral port") {
 TEST_CASE("streamed bodies park while idle and resume on new data") {
   Router router(nullptr);
   auto stream = std::make_shared<QueueStream>();
-  router.AddSync(
-      "GET", "/stream",
-      [stream](HttpRequest&) {
-        HttpResponse r;
-        r.content_type = "text/event-stream";
-        r.stream = stream;
-        return r;
-      },
-      {.access = Access::kPublic});
+  router.AddSync("GET", "/stream",
+                 [stream](HttpRequest&) {
+                   HttpResponse r;
+                   r.content_type = "text/event-stream";
+                   r.stream = stream;
+                   return r;
+                 },
+                 {.access = Access::kPublic});
   auto server = HttpServer::Start({.listen = "127.0.0.1:0", .threads = 1}, &router);
   REQUIRE(server.ok());
 
@@ -145,14 +148,14 @@ TEST_CASE("files go out whole, and ranges of them") {
   content += "end";
   kiln::test::WriteTestFile(t.Sub("obj"), content);
   Router router(nullptr);
-  router.AddSync(
-      "GET", "/file",
-      [&](HttpRequest& r) {
-        int fd = ::open(t.Sub("obj").c_str(), O_RDONLY | O_CLOEXEC);
-        uint64_t off = r.HasQuery("off") ? 300000 : 0;
-        return HttpResponse::File(fd, off, content.size() - off, "application/octet-stream");
-      },
-      {.access = Access::kPublic});
+  router.AddSync("GET", "/file",
+                 [&](HttpRequest& r) {
+                   int fd = ::open(t.Sub("obj").c_str(), O_RDONLY | O_CLOEXEC);
+                   uint64_t off = r.HasQuery("off") ? 300000 : 0;
+                   return HttpResponse::File(fd, off, content.size() - off,
+                                             "application/octet-stream");
+                 },
+                 {.access = Access::kPublic});
   auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
   REQUIRE(server.ok());
   HttpClient c(Url(**server), "");
@@ -168,14 +171,13 @@ TEST_CASE("stop answers requests still waiting with 503 and ends parked streams"
   Router router(nullptr);
   auto stream = std::make_shared<QueueStream>();
   router.Add("GET", "/never", [](HttpRequest&, Responder) {}, {.access = Access::kPublic});
-  router.AddSync(
-      "GET", "/stream",
-      [stream](HttpRequest&) {
-        HttpResponse r;
-        r.stream = stream;
-        return r;
-      },
-      {.access = Access::kPublic});
+  router.AddSync("GET", "/stream",
+                 [stream](HttpRequest&) {
+                   HttpResponse r;
+                   r.stream = stream;
+                   return r;
+                 },
+                 {.access = Access::kPublic});
   auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
   REQUIRE(server.ok());
   std::string url = Url(**server);
@@ -208,4 +210,79 @@ TEST_CASE("a busy port is a clear error") {
   REQUIRE_FALSE(second.ok());
   CHECK(second.status().code() == Code::kUnavailable);
   CHECK(second.status().message() == "listen " + addr + ": Address already in use");
+}
+
+TEST_CASE("every asynchronous answer arrives, however it races with the suspend") {
+  // Handlers answer at every possible moment relative to the server's
+  // suspend and resume of the connection: before they return, from another
+  // thread at once (racing with the suspend), or a little later (after it),
+  // many times over on many keep-alive connections. A lost answer leaves
+  // its client waiting: the client's timeout is a hang detector, far above
+  // any answer time.
+  Router router(nullptr);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::pair<Responder, std::string>> queue;
+  bool done = false;
+  std::atomic<uint64_t> seq{0};
+  router.Add("POST", "/race",
+             [&](HttpRequest& r, Responder res) {
+               uint64_t n = seq.fetch_add(1);
+               if (n % 3 == 0) return res.Send(HttpResponse::Text(r.body));  // before returning
+               {
+                 std::lock_guard lock(mu);
+                 queue.emplace_back(res, r.body);
+               }
+               cv.notify_one();
+             },
+             {.access = Access::kPublic});
+  // Two completer threads: one answers at once, one after a short nap.
+  std::vector<std::thread> completers;
+  for (int t = 0; t < 2; ++t)
+    completers.emplace_back([&, t] {
+      std::unique_lock lock(mu);
+      for (;;) {
+        cv.wait(lock, [&] { return done || !queue.empty(); });
+        if (queue.empty()) return;
+        auto [res, body] = std::move(queue.front());
+        queue.pop_front();
+        lock.unlock();
+        if (t == 1) std::this_thread::sleep_for(std::chrono::microseconds(body.size() % 200));
+        res.Send(HttpResponse::Text(body));
+        lock.lock();
+      }
+    });
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0", .threads = 2}, &router);
+  REQUIRE(server.ok());
+  const std::string url = Url(**server);
+
+  constexpr int kClients = 32;
+  constexpr int kRequests = 60;
+  std::atomic<int> answered{0}, wrong{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c)
+    clients.emplace_back([&, c] {
+      HttpClient http(url, "");
+      for (int i = 0; i < kRequests; ++i) {
+        std::string body = std::to_string(c) + "/" + std::to_string(i) + std::string(i % 7, '.');
+        auto r = http.Do("POST", "/race", body,
+                         {.content_type = "text/plain", .timeout = std::chrono::seconds(60)});
+        if (!r.ok()) {
+          ++failed;
+          return;
+        }
+        (r->status == 200 && r->body == body ? answered : wrong)++;
+      }
+    });
+  for (auto& t : clients) t.join();
+  {
+    std::lock_guard lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  for (auto& t : completers) t.join();
+  CHECK(failed == 0);
+  CHECK(wrong == 0);
+  CHECK(answered == kClients * kRequests);
+  CHECK((*server)->load().pending == 0);
 }

@@ -178,6 +178,9 @@ class EmbeddedStore final : public CoordStore {
     return failed_;
   }
   void SetFailed(const Status& s);
+  // Records how long an fsync took; a slow one is logged, since every
+  // update in its batch (and behind it) waits that long for its answer.
+  void NoteSyncTime(std::chrono::steady_clock::duration took, size_t waiting);
 
   const CoordOptions opts_;
   const std::string dir_;
@@ -230,7 +233,7 @@ class EmbeddedStore final : public CoordStore {
 
   RecoveryReport recovery_;
   std::atomic<uint64_t> fsyncs_{0}, txns_{0}, requests_{0}, batches_{0}, log_bytes_{0},
-      snapshots_{0}, expired_{0};
+      snapshots_{0}, expired_{0}, slow_fsyncs_{0}, slowest_fsync_us_{0};
 
   std::thread log_thread_, commit_thread_, expiry_thread_, snapshot_thread_;
 };
@@ -459,8 +462,10 @@ void EmbeddedStore::CommitLoop() {
       AppendFile* synced = nullptr;
       for (const Entry& e : batch) {
         if (e.txn.zxid == 0 || e.file.get() == synced) continue;
+        auto sync_start = std::chrono::steady_clock::now();
         Status s = e.file->Sync();
         ++fsyncs_;
+        NoteSyncTime(std::chrono::steady_clock::now() - sync_start, batch.size());
         if (!s.ok()) {
           SetFailed(s);
           durable = s;
@@ -534,6 +539,20 @@ Status EmbeddedStore::Roll() {
   snap_wanted_ = true;
   snap_cv_.notify_one();
   return Status::Ok();
+}
+
+void EmbeddedStore::NoteSyncTime(std::chrono::steady_clock::duration took, size_t waiting) {
+  auto us =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count());
+  uint64_t cur = slowest_fsync_us_.load();
+  while (us > cur && !slowest_fsync_us_.compare_exchange_weak(cur, us)) {
+  }
+  if (took < std::chrono::seconds(1)) return;
+  ++slow_fsyncs_;
+  log::Warn("coord", "slow fsync: answers to updates wait for it",
+            {{"seconds", fmt::format("{:.3f}", static_cast<double>(us) / 1e6)},
+             {"updates", waiting},
+             {"dir", dir_}});
 }
 
 void EmbeddedStore::SetFailed(const Status& s) {
@@ -834,6 +853,8 @@ Json EmbeddedStore::Describe() const {
   if (!f.ok()) j["error"] = f.message();
   uint64_t fsyncs = fsyncs_.load();
   j["log"] = {{"fsyncs", fsyncs},
+              {"slowest_fsync_ms", static_cast<double>(slowest_fsync_us_.load()) / 1000.0},
+              {"slow_fsyncs", slow_fsyncs_.load()},
               {"transactions", txns_.load()},
               {"bytes_written", log_bytes_.load()},
               {"transactions_per_fsync",
@@ -857,6 +878,7 @@ Json EmbeddedStore::Describe() const {
 
 std::vector<std::pair<std::string, double>> EmbeddedStore::Counters() const {
   return {{"kiln_coord_fsyncs_total", static_cast<double>(fsyncs_.load())},
+          {"kiln_coord_slow_fsyncs_total", static_cast<double>(slow_fsyncs_.load())},
           {"kiln_coord_transactions_total", static_cast<double>(txns_.load())},
           {"kiln_coord_write_requests_total", static_cast<double>(requests_.load())},
           {"kiln_coord_log_bytes_total", static_cast<double>(log_bytes_.load())},

@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 
 #include "common/log.h"
@@ -54,15 +55,30 @@ struct WatchCtx {
   bool fired = false;
 };
 
+// A watch stream's current mirror. When the main session expires, the
+// store replaces the mirror with one on the new session that catches up
+// from the old one's position.
+struct StreamSlot {
+  std::mutex mu;
+  std::shared_ptr<Mirror> mirror;
+  bool stopped = false;
+
+  std::shared_ptr<Mirror> Get() {
+    std::lock_guard lock(mu);
+    return mirror;
+  }
+};
+
 class ZkStream : public WatchStream {
  public:
-  ZkStream(ZkStore* store, std::shared_ptr<Mirror> m) : store_(store), mirror_(std::move(m)) {}
+  ZkStream(ZkStore* store, std::shared_ptr<StreamSlot> slot)
+      : store_(store), slot_(std::move(slot)) {}
   ~ZkStream() override;
-  Zxid position() const override { return mirror_->position(); }
+  Zxid position() const override { return slot_->Get()->position(); }
 
  private:
   ZkStore* store_;
-  std::shared_ptr<Mirror> mirror_;
+  std::shared_ptr<StreamSlot> slot_;
 };
 
 class ZkStore final : public CoordStore {
@@ -103,10 +119,16 @@ class ZkStore final : public CoordStore {
     }
     delete w;
   }
-  void StopStream(const std::shared_ptr<Mirror>& m) {
+  void StopStream(const std::shared_ptr<StreamSlot>& slot) {
+    std::shared_ptr<Mirror> m;
+    {
+      std::lock_guard lock(slot->mu);
+      slot->stopped = true;
+      m = slot->mirror;
+    }
     m->Stop();
     std::lock_guard lock(streams_mu_);
-    streams_.erase(m);
+    streams_.erase(slot);
     // Its watches may still be registered with the client: their contexts
     // are freed when the client closes.
     retired_.insert(m);
@@ -120,6 +142,22 @@ class ZkStore final : public CoordStore {
     bool closing = false;
   };
 
+  // Runs fn(zh) on the main session's handle, which cannot be replaced
+  // (and closed) meanwhile. fn must not block or call back into the store.
+  template <typename F>
+  int OnMain(F fn) {
+    std::shared_lock lock(main_mu_);
+    return fn(main_->zh());
+  }
+  // Connects the main session (creating the chroot when missing); its
+  // expiry wakes the keeper.
+  Result<std::unique_ptr<Handle>> ConnectMain(uint64_t generation);
+  // The keeper thread: replaces an expired main session.
+  void KeeperLoop();
+  void ReplaceMain();
+  // Moves a stream onto the new main session: a mirror there catches up
+  // from the old one's position (zk_stream.h).
+  void ResumeStream(const std::shared_ptr<StreamSlot>& slot, zhandle_t* zh);
   WatchCtx* NewWatch(Watcher fn);
   // The handle an operation runs on: main, or the session's for ephemerals.
   Result<std::shared_ptr<Session>> SessionFor(SessionId id);
@@ -129,9 +167,19 @@ class ZkStore final : public CoordStore {
 
   const CoordOptions opts_;
   const std::string hosts_, chroot_;
+  // The main session; replaced (under the exclusive lock) by the keeper
+  // when it expires. Calls on it hold the shared lock (OnMain).
+  mutable std::shared_mutex main_mu_;
   std::unique_ptr<Handle> main_;
+  std::atomic<uint64_t> main_generation_{0};
   std::atomic<Zxid> last_zxid_{0};
   std::atomic<bool> main_expired_{false};
+
+  std::mutex keeper_mu_;
+  std::condition_variable keeper_cv_;
+  bool keeper_wanted_ = false;
+  bool keeper_stop_ = false;
+  std::thread keeper_;
 
   mutable std::mutex sessions_mu_;
   std::map<SessionId, std::shared_ptr<Session>> sessions_;
@@ -140,7 +188,7 @@ class ZkStore final : public CoordStore {
   std::set<WatchCtx*> watches_;
 
   mutable std::mutex streams_mu_;
-  std::set<std::shared_ptr<Mirror>> streams_;
+  std::set<std::shared_ptr<StreamSlot>> streams_;
   std::set<std::shared_ptr<Mirror>> retired_;
 
   // The reaper closes sessions (zookeeper_close blocks) and opens new ones.
@@ -150,12 +198,12 @@ class ZkStore final : public CoordStore {
   bool stop_ = false;
   std::thread reaper_;
 
-  std::atomic<uint64_t> expired_{0}, sessions_opened_{0};
+  std::atomic<uint64_t> expired_{0}, sessions_opened_{0}, main_reconnects_{0};
 };
 
 // ---- Lifecycle ------------------------------------------------------------------
 
-Status ZkStore::Init() {
+Result<std::unique_ptr<Handle>> ZkStore::ConnectMain(uint64_t generation) {
   if (!chroot_.empty()) {
     // The chroot must exist before a client can use it.
     KILN_ASSIGN_OR_RETURN(auto root, Handle::Connect(hosts_, std::chrono::seconds(10),
@@ -169,16 +217,24 @@ Status ZkStore::Init() {
         return FromRc(rc, prefix).WithContext("creating the zookeeper chroot");
     }
   }
-  KILN_ASSIGN_OR_RETURN(
-      main_,
-      Handle::Connect(
-          hosts_ + chroot_, std::chrono::seconds(30), opts_.connect_timeout, [this](int state) {
-            if (state == ZOO_EXPIRED_SESSION_STATE) {
-              main_expired_ = true;
-              log::Error("coord", "ZooKeeper session expired; restart kiln", {{"hosts", hosts_}});
-            }
-          }));
+  return Handle::Connect(
+      hosts_ + chroot_, std::chrono::seconds(30), opts_.connect_timeout,
+      [this, generation](int state) {
+        // Runs on the handle's completion thread: hand
+        // the reconnect to the keeper.
+        if (state != ZOO_EXPIRED_SESSION_STATE || generation != main_generation_.load()) return;
+        main_expired_ = true;
+        log::Warn("coord", "ZooKeeper session expired; opening a new one", {{"hosts", hosts_}});
+        std::lock_guard lock(keeper_mu_);
+        keeper_wanted_ = true;
+        keeper_cv_.notify_one();
+      });
+}
+
+Status ZkStore::Init() {
+  KILN_ASSIGN_OR_RETURN(main_, ConnectMain(main_generation_.load()));
   reaper_ = std::thread([this] { ReaperLoop(); });
+  keeper_ = std::thread([this] { KeeperLoop(); });
   log::Info("coord", "zookeeper store open",
             {{"hosts", hosts_},
              {"chroot", chroot_.empty() ? "/" : chroot_},
@@ -187,6 +243,12 @@ Status ZkStore::Init() {
 }
 
 ZkStore::~ZkStore() {
+  {
+    std::lock_guard lock(keeper_mu_);
+    keeper_stop_ = true;
+  }
+  keeper_cv_.notify_all();
+  if (keeper_.joinable()) keeper_.join();
   {
     std::lock_guard lock(reaper_mu_);
     stop_ = true;
@@ -204,7 +266,7 @@ ZkStore::~ZkStore() {
   std::set<std::shared_ptr<Mirror>> streams, retired;
   {
     std::lock_guard lock(streams_mu_);
-    streams = streams_;
+    for (const auto& slot : streams_) streams.insert(slot->Get());
     retired = retired_;
   }
   // Pending completions run now, with ZCLOSING; after this no callback can.
@@ -262,6 +324,93 @@ void ZkStore::ReaperLoop() {
   }
 }
 
+void ZkStore::KeeperLoop() {
+  std::unique_lock lock(keeper_mu_);
+  for (;;) {
+    keeper_cv_.wait(lock, [&] { return keeper_stop_ || keeper_wanted_; });
+    if (keeper_stop_) return;
+    keeper_wanted_ = false;
+    lock.unlock();
+    ReplaceMain();
+    lock.lock();
+  }
+}
+
+void ZkStore::ReplaceMain() {
+  // Until a new session is up, calls fail as ZooKeeper fails them on an
+  // expired session; retry while the ensemble is unreachable.
+  std::unique_ptr<Handle> fresh;
+  for (int attempt = 1;; ++attempt) {
+    auto h = ConnectMain(main_generation_.load() + 1);
+    if (h.ok()) {
+      fresh = std::move(*h);
+      break;
+    }
+    log::Warn("coord", "ZooKeeper: no new session yet",
+              {{"hosts", hosts_}, {"attempt", attempt}, {"error", h.status().message()}});
+    std::unique_lock lock(keeper_mu_);
+    if (keeper_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return keeper_stop_; })) return;
+  }
+  std::unique_ptr<Handle> old;
+  std::vector<std::shared_ptr<StreamSlot>> slots;
+  zhandle_t* zh = fresh->zh();
+  {
+    // Streams opened from now on use the new handle; the ones open now
+    // are moved below.
+    std::unique_lock lock(main_mu_);
+    old = std::move(main_);
+    main_ = std::move(fresh);
+    ++main_generation_;
+    std::lock_guard slock(streams_mu_);
+    slots.assign(streams_.begin(), streams_.end());
+  }
+  main_expired_ = false;
+  ++main_reconnects_;
+  log::Info("coord", "ZooKeeper: new main session",
+            {{"hosts", hosts_}, {"session", main_->session_id()}, {"streams", slots.size()}});
+  for (const auto& slot : slots) ResumeStream(slot, zh);
+  // Closing the expired handle runs its pending completions (ZCLOSING);
+  // then nothing can call the contexts of mirrors that used it.
+  zhandle_t* old_zh = old->zh();
+  old.reset();
+  std::set<std::shared_ptr<Mirror>> done;
+  {
+    std::lock_guard lock(streams_mu_);
+    for (auto it = retired_.begin(); it != retired_.end();) {
+      if ((*it)->zh() == old_zh) {
+        done.insert(*it);
+        it = retired_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const auto& m : done) m->FreeContexts();
+}
+
+void ZkStore::ResumeStream(const std::shared_ptr<StreamSlot>& slot, zhandle_t* zh) {
+  std::shared_ptr<Mirror> old, fresh;
+  {
+    std::lock_guard lock(slot->mu);
+    if (slot->stopped) return;
+    old = slot->mirror;
+    old->Stop();
+    fresh = std::make_shared<Mirror>(zh, old->root(), old->recursive(), old->position(),
+                                     old->handlers());
+    slot->mirror = fresh;
+  }
+  {
+    std::lock_guard lock(streams_mu_);
+    retired_.insert(old);
+  }
+  Status started = fresh->Start(opts_.connect_timeout);
+  if (!started.ok()) {
+    // The stream's owner reconnects and resumes from its position.
+    fresh->End(started);
+    fresh->Stop();
+  }
+}
+
 // ---- Writes ---------------------------------------------------------------------
 
 Result<std::shared_ptr<ZkStore::Session>> ZkStore::SessionFor(SessionId id) {
@@ -305,7 +454,7 @@ void ZkStore::CreateAsync(CreateOp op, Callback<CreateResult> done) {
   if (Status s = ValidatePath(op.path, op.sequential); !s.ok()) return done(s);
   if (Status s = CheckData(op.path, op.data); !s.ok()) return done(s);
   if (op.path == "/") return done(AlreadyExists("/: the root znode always exists"));
-  zhandle_t* zh = main_->zh();
+  zhandle_t* zh = nullptr;  // the main session's
   auto call =
       std::make_unique<CreateCall>(CreateCall{this, op.path, std::move(done), nullptr, false});
   if (op.ephemeral) {
@@ -319,9 +468,12 @@ void ZkStore::CreateAsync(CreateOp op, Callback<CreateResult> done) {
     call->on_session = true;
   }
   CreateCall* raw = call.release();
-  int rc =
-      zoo_acreate2(zh, op.path.c_str(), op.data.data(), static_cast<int>(op.data.size()),
-                   &ZOO_OPEN_ACL_UNSAFE, CreateMode(op.ephemeral, op.sequential), OnCreated, raw);
+  auto create = [&](zhandle_t* h) {
+    return zoo_acreate2(h, op.path.c_str(), op.data.data(), static_cast<int>(op.data.size()),
+                        &ZOO_OPEN_ACL_UNSAFE, CreateMode(op.ephemeral, op.sequential), OnCreated,
+                        raw);
+  };
+  int rc = zh ? create(zh) : OnMain(create);
   if (rc != ZOK) OnCreated(rc, nullptr, nullptr, raw);
 }
 
@@ -350,8 +502,10 @@ void ZkStore::SetAsync(SetOp op, Callback<SetResult> done) {
     c->store->Saw(st.mzxid);
     Invoke("completion", c->done, Result<SetResult>(SetResult{st, st.mzxid}));
   };
-  int rc = zoo_aset(main_->zh(), op.path.c_str(), op.data.data(), static_cast<int>(op.data.size()),
+  int rc = OnMain([&](zhandle_t* zh) {
+    return zoo_aset(zh, op.path.c_str(), op.data.data(), static_cast<int>(op.data.size()),
                     op.version, cb, call);
+  });
   if (rc != ZOK) cb(rc, nullptr, call);
 }
 
@@ -368,7 +522,8 @@ void ZkStore::DeleteAsync(DeleteOp op, StatusCallback done) {
     StoreCallbackScope scope;
     Invoke("completion", c->done, FromRc(rc, c->path));
   };
-  int rc = zoo_adelete(main_->zh(), op.path.c_str(), op.version, cb, call);
+  int rc =
+      OnMain([&](zhandle_t* zh) { return zoo_adelete(zh, op.path.c_str(), op.version, cb, call); });
   if (rc != ZOK) cb(rc, call);
 }
 
@@ -458,7 +613,6 @@ void ZkStore::MultiAsync(std::vector<Op> ops, Callback<MultiResult> done) {
   if (ops.empty()) return done(MultiResult{});
   auto call = std::make_unique<MultiCall>();
   call->store = this;
-  call->zh = main_->zh();
   SessionId session = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
     auto fail = [&](const Status& s) {
@@ -512,8 +666,12 @@ void ZkStore::MultiAsync(std::vector<Op> ops, Callback<MultiResult> done) {
   }
   call->done = std::move(done);
   MultiCall* raw = call.release();
-  int rc = zoo_amulti(raw->zh, static_cast<int>(n), raw->zops.data(), raw->results.data(),
-                      OnMultiDone, raw);
+  auto multi = [&](zhandle_t* zh) {
+    raw->zh = zh;
+    return zoo_amulti(zh, static_cast<int>(n), raw->zops.data(), raw->results.data(), OnMultiDone,
+                      raw);
+  };
+  int rc = raw->zh ? multi(raw->zh) : OnMain(multi);
   if (rc != ZOK) {
     for (auto& r : raw->results) r.err = ZOK;
     OnMultiDone(rc, raw);
@@ -572,7 +730,9 @@ void ZkStore::GetAsync(std::string path, Watcher watch, Callback<GetResult> done
                 std::max(st.mzxid, st.pzxid)};
     Invoke("completion", c->done, Result<GetResult>(std::move(g)));
   };
-  int rc = zoo_awget(main_->zh(), path.c_str(), w ? &ZkStore::OnWatch : nullptr, w, cb, call);
+  int rc = OnMain([&](zhandle_t* zh) {
+    return zoo_awget(zh, path.c_str(), w ? &ZkStore::OnWatch : nullptr, w, cb, call);
+  });
   if (rc != ZOK) cb(rc, nullptr, 0, nullptr, call);
 }
 
@@ -599,7 +759,9 @@ void ZkStore::ExistsAsync(std::string path, Watcher watch, Callback<std::optiona
     c->store->Saw(std::max(st.mzxid, st.pzxid));
     Invoke("completion", c->done, Result<std::optional<Stat>>(std::optional<Stat>(st)));
   };
-  int rc = zoo_awexists(main_->zh(), path.c_str(), w ? &ZkStore::OnWatch : nullptr, w, cb, call);
+  int rc = OnMain([&](zhandle_t* zh) {
+    return zoo_awexists(zh, path.c_str(), w ? &ZkStore::OnWatch : nullptr, w, cb, call);
+  });
   if (rc != ZOK) cb(rc, nullptr, call);
 }
 
@@ -628,8 +790,9 @@ void ZkStore::ChildrenAsync(std::string path, Watcher watch, Callback<ChildrenRe
     c->store->Saw(out.zxid);
     Invoke("completion", c->done, Result<ChildrenResult>(std::move(out)));
   };
-  int rc =
-      zoo_awget_children2(main_->zh(), path.c_str(), w ? &ZkStore::OnWatch : nullptr, w, cb, call);
+  int rc = OnMain([&](zhandle_t* zh) {
+    return zoo_awget_children2(zh, path.c_str(), w ? &ZkStore::OnWatch : nullptr, w, cb, call);
+  });
   if (rc != ZOK) cb(rc, nullptr, nullptr, call);
 }
 
@@ -708,7 +871,7 @@ void ZkStore::Reap(std::shared_ptr<Session> s, StatusCallback done) {
 // ---- Streams ----------------------------------------------------------------------
 
 ZkStream::~ZkStream() {
-  store_->StopStream(mirror_);
+  store_->StopStream(slot_);
 }
 
 Result<std::unique_ptr<WatchStream>> ZkStore::OpenStream(const StreamOptions& options,
@@ -719,30 +882,39 @@ Result<std::unique_ptr<WatchStream>> ZkStore::OpenStream(const StreamOptions& op
     return FailedPrecondition("a zookeeper watch stream cannot be opened from a store callback");
   // No history to replay: a resume is a catch-up from the znodes' current
   // state (zk_stream.h says what it cannot report).
-  auto mirror = std::make_shared<Mirror>(main_->zh(), options.path, options.recursive,
-                                         options.since, std::move(handlers));
+  auto slot = std::make_shared<StreamSlot>();
   {
-    std::lock_guard lock(streams_mu_);
-    streams_.insert(mirror);
+    // Registered under the main lock: either the keeper moves this stream
+    // to a new session, or the stream starts on the new one.
+    std::shared_lock lock(main_mu_);
+    slot->mirror = std::make_shared<Mirror>(main_->zh(), options.path, options.recursive,
+                                            options.since, std::move(handlers));
+    std::lock_guard slock(streams_mu_);
+    streams_.insert(slot);
   }
-  Status started = mirror->Start(opts_.connect_timeout);
+  Status started = slot->Get()->Start(opts_.connect_timeout);
   if (!started.ok()) {
-    StopStream(mirror);
+    StopStream(slot);
     return started;
   }
-  return std::unique_ptr<WatchStream>(new ZkStream(this, mirror));
+  return std::unique_ptr<WatchStream>(new ZkStream(this, slot));
 }
 
 // ---- State ------------------------------------------------------------------------
 
 Json ZkStore::Describe() const {
-  Json j = {{"backend", "zookeeper"},
-            {"url", "zk://" + hosts_ + chroot_},
-            {"zxid", last_zxid_.load()},
-            {"state", main_expired_                                   ? "expired"
-                      : zoo_state(main_->zh()) == ZOO_CONNECTED_STATE ? "ok"
-                                                                      : "connecting"},
-            {"session", main_->session_id()}};
+  Json j;
+  {
+    std::shared_lock lock(main_mu_);
+    j = {{"backend", "zookeeper"},
+         {"url", "zk://" + hosts_ + chroot_},
+         {"zxid", last_zxid_.load()},
+         {"state", main_expired_                                   ? "expired"
+                   : zoo_state(main_->zh()) == ZOO_CONNECTED_STATE ? "ok"
+                                                                   : "connecting"},
+         {"session", main_->session_id()},
+         {"sessions_replaced", main_reconnects_.load()}};
+  }
   {
     std::lock_guard lock(sessions_mu_);
     j["sessions"] = sessions_.size();
@@ -755,13 +927,16 @@ Json ZkStore::Describe() const {
     std::lock_guard lock(streams_mu_);
     j["streams"] = streams_.size();
   }
-  if (main_expired_) j["error"] = "the ZooKeeper session expired; restart kiln";
+  if (main_expired_)
+    j["error"] = "the ZooKeeper session expired; opening a new one (calls fail until it is up)";
   return j;
 }
 
 std::vector<std::pair<std::string, double>> ZkStore::Counters() const {
-  return {{"kiln_coord_sessions_expired_total", static_cast<double>(expired_.load())},
-          {"kiln_coord_sessions_opened_total", static_cast<double>(sessions_opened_.load())}};
+  return {
+      {"kiln_coord_sessions_expired_total", static_cast<double>(expired_.load())},
+      {"kiln_coord_sessions_opened_total", static_cast<double>(sessions_opened_.load())},
+      {"kiln_coord_zk_main_sessions_replaced_total", static_cast<double>(main_reconnects_.load())}};
 }
 
 }  // namespace zk

@@ -78,6 +78,13 @@ void Mirror::InitialDone() {
   // Runs on the completion thread, as every Emit: release what the first
   // reads found (the catch-up) and what changed meanwhile, in zxid order.
   holding_ = false;
+  if (since_ < 0) {
+    // A stream from now starts at the state the first reads saw (as an
+    // embedded one starts at the store's last zxid): resuming it from its
+    // position must not report that state again.
+    std::lock_guard lock(mu_);
+    position_ = std::max(position_, seen_);
+  }
   std::stable_sort(held_.begin(), held_.end(),
                    [](const ChangePtr& a, const ChangePtr& b) { return a->zxid < b->zxid; });
   std::vector<ChangePtr> held;
@@ -210,11 +217,9 @@ void Mirror::HandleWatch(Ctx* c, int type, int state) {
   std::string path = c->path;
   Kind kind = c->kind;
   if (type == ZOO_SESSION_EVENT) {
-    // Reconnects re-arm watches by themselves; an expired session cannot.
-    if (state == ZOO_EXPIRED_SESSION_STATE)
-      End(Status(Code::kCompacted,
-                 "the ZooKeeper session expired: changes may have been missed; re-read and "
-                 "watch again"));
+    // Reconnects re-arm watches by themselves. An expired session's are
+    // gone: the store moves the stream to a mirror on its new session.
+    (void)state;
     return;  // the context stays registered until the client closes
   }
   Forget(c);

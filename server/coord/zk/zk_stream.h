@@ -21,6 +21,11 @@
 //
 // Threads: every callback runs on the ZooKeeper completion thread; the
 // mirror's state is touched only there, except `dead` (guarded by mu).
+//
+// A mirror lives as long as its session: when the store's main session
+// expires, the store stops the mirror and starts a new one on the new
+// session with since = the old one's position, so the stream goes on with a
+// catch-up from the current state (as a resume does).
 
 #include <zookeeper/zookeeper.h>
 
@@ -48,6 +53,10 @@ class Mirror : public std::enable_shared_from_this<Mirror> {
   // The store is closing: ends the stream with status.
   void End(const Status& status);
   Zxid position() const;
+  const std::string& root() const { return root_; }
+  bool recursive() const { return recursive_; }
+  const StreamHandlers& handlers() const { return handlers_; }
+  zhandle_t* zh() const { return zh_; }
 
   // Watcher and completion contexts still registered with the client. The
   // store frees them after the client is closed.
