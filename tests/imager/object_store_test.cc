@@ -218,3 +218,58 @@ TEST_CASE("an abandoned capture's staged objects are removed, never published") 
   auto tmp = kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("images/tmp") + " | wc -l"});
   CHECK(tmp.out == "0\n");
 }
+
+TEST_CASE("a batched object is not reported stored before the batch's flush") {
+  kiln::test::TempDir t;
+  auto images = ImageStore::Open(t.Sub("images"));
+  REQUIRE(images.ok());
+  ObjectStore& store = (*images)->objects();
+  Compressor c;
+  std::string frame;
+  c.Compress("staged bytes", &frame);
+  Sha256Digest d = Sha256Of("staged bytes");
+  {
+    ObjectBatch batch(&store);
+    REQUIRE(batch.AddTrusted(d, frame).ok());
+    REQUIRE(batch.AddVerified(d, frame).ok());  // a second add is a no-op
+    CHECK(batch.added() == 1);
+    // Written, not published: no reader, no listing, no verify sees it.
+    CHECK(!store.Has(d));
+    CHECK(store.Read(d).status().code() == Code::kNotFound);
+    CHECK(store.OpenFrame(d).status().code() == Code::kNotFound);
+    size_t listed = 0;
+    REQUIRE(store.ForEach([&](const Sha256Digest&, uint64_t) { ++listed; }).ok());
+    CHECK(listed == 0);
+    REQUIRE(batch.Commit().ok());
+    CHECK(store.Has(d));
+    auto back = store.Read(d);
+    REQUIRE(back.ok());
+    CHECK(*back == "staged bytes");
+    CHECK(batch.added() == 0);
+  }
+  CHECK(store.Has(d));  // the batch's end removes only what it did not publish
+
+  // The local capture path: a capture's objects appear at its commit only,
+  // so a second capture that begins meanwhile still finds them missing.
+  kiln::test::WriteTestFile(t.Sub("src/a"), "local capture content");
+  auto scan = ScanDirectory(t.Sub("src"), {});
+  REQUIRE(scan.ok());
+  std::string manifest = EncodeManifest(scan->manifest);
+  Sha256Digest da = Sha256Of("local capture content");
+  LocalCaptureTarget target(images->get(), "local", "", "");
+  auto missing = target.Begin(manifest);
+  REQUIRE(missing.ok());
+  REQUIRE(missing->size() == 1);
+  std::string fa;
+  c.Compress("local capture content", &fa);
+  REQUIRE(target.PutObjects({{da, fa}}).ok());
+  CHECK(!store.Has(da));
+  LocalCaptureTarget other(images->get(), "local", "", "");
+  auto still = other.Begin(manifest);
+  REQUIRE(still.ok());
+  CHECK(still->size() == 1);
+  auto v = target.Commit();
+  REQUIRE(v.ok());
+  CHECK(v->version == 1);
+  CHECK(store.Verify(da).ok());
+}

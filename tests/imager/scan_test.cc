@@ -72,3 +72,49 @@ TEST_CASE("a scan on several threads makes the same manifest as a scan on one") 
   REQUIRE(b.ok());
   CHECK(EncodeManifest(a->manifest) == EncodeManifest(b->manifest));
 }
+
+TEST_CASE("two files cut at once through one ChunkHasher each get their own chunks") {
+  TempDir t;
+  std::string a = RandomBytes((size_t{11} << 20) + 777, 21);
+  std::string b = RandomBytes((size_t{9} << 20) + 3, 22);
+  WriteTestFile(t.Sub("a"), a);
+  WriteTestFile(t.Sub("b"), b);
+  // Each cutter's Wait may hash the other's chunks; a tiny queue bound makes
+  // posters hash too. Every chunk must land in its own file's list.
+  for (size_t bound : {size_t{1} << 16, size_t{32} << 20}) {
+    ChunkHasher hasher(2, bound);
+    std::vector<Chunk> ca, cb;
+    Status sa, sb;
+    auto cut = [&](const std::string& path, uint64_t size, std::vector<Chunk>* out, Status* s) {
+      UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      std::string buffer;
+      *s = fd.valid() ? HashContent(fd.get(), size, path, out, &buffer, &hasher)
+                      : IoError("open " + path);
+      hasher.Help();
+    };
+    std::thread other([&] { cut(t.Sub("b"), b.size(), &cb, &sb); });
+    cut(t.Sub("a"), a.size(), &ca, &sa);
+    other.join();
+    REQUIRE(sa.ok());
+    REQUIRE(sb.ok());
+    CHECK(ca == ChunkBytes(a));
+    CHECK(cb == ChunkBytes(b));
+  }
+}
+
+TEST_CASE("a scan with more threads than files still hashes a lone big file completely") {
+  TempDir t;
+  std::string big = RandomBytes((size_t{17} << 20) + 5, 31);
+  WriteTestFile(t.Sub("tree/only"), big);
+  for (int threads : {1, 2, 4}) {
+    ScanOptions o;
+    o.threads = threads;
+    auto r = ScanDirectory(t.Sub("tree"), o);
+    REQUIRE(r.ok());
+    const Entry* e = nullptr;
+    for (const auto& x : r->manifest.entries)
+      if (x.path == "only") e = &x;
+    REQUIRE(e != nullptr);
+    CHECK(e->chunks == ChunkBytes(big));
+  }
+}

@@ -314,3 +314,44 @@ TEST_CASE("a deploy through AsyncSink is exact, and a damaged stream still appli
   CHECK(!s.ok());
   CHECK(::access(t.Sub("dst2/big").c_str(), F_OK) != 0);
 }
+
+TEST_CASE("AsyncSink: a chunk's error stops the stream, OnEnd's own error is returned") {
+  {
+    RecordingSink inner;
+    inner.fail_at = "C bad";
+    AsyncSink async(&inner, 16);
+    REQUIRE(async.OnEntry(NamedEntry("f")).ok());
+    Status s = async.OnChunkData({}, std::string("bad"));
+    for (int i = 0; i < 100 && s.ok(); ++i) s = async.OnChunkData({}, std::string("more"));
+    // The reader learns of it at the latest at its OnEnd.
+    Status end = async.OnEnd({});
+    CHECK(end.code() == Code::kIoError);
+    CHECK(end.message().find("disk full at C bad") != std::string::npos);
+    if (!s.ok()) CHECK(s.code() == Code::kIoError);
+    CHECK(inner.calls == std::vector<std::string>{"E f"});  // nothing after the error
+  }
+  {
+    RecordingSink inner;
+    inner.fail_at = "Z";
+    AsyncSink async(&inner);
+    REQUIRE(async.OnEntry(NamedEntry("g")).ok());
+    REQUIRE(async.OnChunk({}, "x").ok());
+    Status end = async.OnEnd({});
+    CHECK(end.code() == Code::kIoError);
+    CHECK(inner.calls == std::vector<std::string>{"E g", "C x"});
+  }
+}
+
+TEST_CASE("AsyncSink dropped before OnEnd stops without making the queued calls") {
+  RecordingSink inner;
+  std::vector<std::string> made;
+  {
+    AsyncSink async(&inner);
+    for (int i = 0; i < 500; ++i) REQUIRE(async.OnEntry(NamedEntry("e" + std::to_string(i))).ok());
+  }  // no OnEnd: e.g. the transfer failed; the destructor joins the thread
+  // Whatever was made is a prefix of what was queued, in order, and the end
+  // was never signalled.
+  REQUIRE(inner.calls.size() <= 500);
+  for (size_t i = 0; i < inner.calls.size(); ++i)
+    CHECK(inner.calls[i] == "E e" + std::to_string(i));
+}
