@@ -421,7 +421,8 @@ Status Applier::Place(const Entry& e, int dirfd, const std::string& name, const 
   }
   Status s;
   struct stat st {};
-  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  bool existed = ::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (existed) {
     // Journal (and keep) what is there before it goes.
     s = Journal(dirfd, name, e.path, true);
     if (!s.ok()) return cleanup(s);
@@ -437,8 +438,9 @@ Status Applier::Place(const Entry& e, int dirfd, const std::string& name, const 
   }
   if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0)
     return cleanup(ErrnoError("rename into place " + What(e.path), errno));
-  // rename(2) does nothing when both names are links to one inode.
-  ::unlinkat(dirfd, tmp.c_str(), 0);
+  // rename(2) does nothing when both names are links to one inode (only
+  // possible when the name existed: otherwise tmp is gone).
+  if (existed) ::unlinkat(dirfd, tmp.c_str(), 0);
   Progress();
   return Status::Ok();
 }

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/strings.h"
+#include "imager/async_sink.h"
 #include "imager/image_store.h"
 #include "imager/object_store.h"
 
@@ -152,7 +153,10 @@ class FeedPipe {
 Result<StreamRun> RunStream(HttpClient* http, const std::string& path, StreamSink* sink,
                             int max_resumes, uint64_t break_after,
                             const std::function<void(uint64_t, uint64_t)>& progress) {
-  StreamReader reader(sink);
+  // Three threads: the transfer (this one), the reader that checks what
+  // arrived (FeedPipe) and the sink that applies it (AsyncSink).
+  AsyncSink async(sink);
+  StreamReader reader(&async);
   StreamRun run;
   bool broke_once = false;
   FeedPipe pipe(&reader);

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <set>
+#include <thread>
 
 #include "common/log.h"
 #include "common/strings.h"
@@ -19,6 +21,12 @@ constexpr auto kSessionLifetime = std::chrono::hours(24);
 
 int64_t Now() {
   return static_cast<int64_t>(std::time(nullptr));
+}
+
+// Threads that verify one object upload: the cores, up to four.
+size_t VerifyThreads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return std::clamp<size_t>(n == 0 ? 1 : n, 1, 4);
 }
 
 }  // namespace
@@ -119,6 +127,7 @@ Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
   s.note = std::move(note);
   s.source = std::move(source);
   s.created = std::chrono::steady_clock::now();
+  s.upload = std::make_shared<Upload>(objects_.get());
   Begun b;
   b.manifest = s.digest;
   for (const auto& e : m->entries) {
@@ -135,35 +144,68 @@ Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
 }
 
 Result<size_t> ImageStore::AddObjects(const std::string& id, std::string_view body) {
+  std::shared_ptr<Upload> upload;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(id);
     if (it == sessions_.end())
       return NotFound(fmt::format("no capture \"{}\" in progress (expired?)", id));
+    upload = it->second.upload;
   }
-  ObjectBatch batch(objects_.get());
+  std::lock_guard upload_lock(upload->mu);
+  // A request is all or nothing: what it added goes again on any error.
+  ObjectBatch& batch = upload->batch;
+  size_t before = batch.added();
+  auto n = AddRecords(id, body, &batch);
+  if (!n.ok()) batch.Truncate(before);
+  return n;
+}
+
+Result<size_t> ImageStore::AddRecords(const std::string& id, std::string_view body,
+                                      ObjectBatch* batch) {
+  std::vector<std::pair<Sha256Digest, std::string_view>> records;
   ByteReader r(body);
-  size_t n = 0;
   while (!r.done()) {
     Sha256Digest d;
     uint64_t len;
     std::string_view frame;
     if (!r.Digest(&d) || !r.Bounded(body.size(), &len) || !r.Raw(len, &frame))
       return InvalidArgument(
-          fmt::format("object upload: malformed record {} at byte {}", n, r.pos()));
-    {
-      std::lock_guard lock(mu_);
-      auto it = sessions_.find(id);
-      if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress", id));
+          fmt::format("object upload: malformed record {} at byte {}", records.size(), r.pos()));
+    records.emplace_back(d, frame);
+  }
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress", id));
+    for (const auto& [d, frame] : records)
       if (!it->second.needed.count(d))
         return InvalidArgument(
             fmt::format("object {} is not used by the manifest of capture {}", ToHex(d), id));
-    }
-    KILN_RETURN_IF_ERROR(batch.AddVerified(d, frame));
-    ++n;
   }
-  KILN_RETURN_IF_ERROR(batch.Commit());
-  return n;
+  // Decompressing and hashing is most of an upload's cost: every core takes
+  // a share of the records. The first error stops the others.
+  std::atomic<size_t> next{0};
+  std::mutex err_mu;
+  Status first_error;
+  auto work = [&] {
+    for (size_t i = next.fetch_add(1); i < records.size(); i = next.fetch_add(1)) {
+      Status s = batch->AddVerified(records[i].first, records[i].second);
+      if (!s.ok()) {
+        std::lock_guard lock(err_mu);
+        if (first_error.ok()) first_error = s;
+        next = records.size();
+        return;
+      }
+    }
+  };
+  size_t helpers = std::min<size_t>(records.size() / 2, VerifyThreads() - 1);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < helpers; ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  KILN_RETURN_IF_ERROR(first_error);
+  return records.size();
 }
 
 Result<VersionRecord> ImageStore::CommitCapture(const std::string& id) {
@@ -173,6 +215,11 @@ Result<VersionRecord> ImageStore::CommitCapture(const std::string& id) {
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress", id));
     s = it->second;
+  }
+  {
+    // One flush for every object of the capture, then they become visible.
+    std::lock_guard upload_lock(s.upload->mu);
+    KILN_RETURN_IF_ERROR(s.upload->batch.Commit());
   }
   auto v = AddVersion(s.image, s.manifest_bytes, s.note, s.source);
   if (v.ok()) {
@@ -353,12 +400,13 @@ Result<std::vector<Sha256Digest>> LocalCaptureTarget::Begin(const std::string& m
 
 Status LocalCaptureTarget::PutObjects(
     const std::vector<std::pair<Sha256Digest, std::string>>& frames) {
-  ObjectBatch batch(&store_->objects());
-  for (const auto& [d, f] : frames) KILN_RETURN_IF_ERROR(batch.AddTrusted(d, f));
-  return batch.Commit();
+  if (!batch_) batch_ = std::make_unique<ObjectBatch>(&store_->objects());
+  for (const auto& [d, f] : frames) KILN_RETURN_IF_ERROR(batch_->AddTrusted(d, f));
+  return Status::Ok();
 }
 
 Result<VersionRecord> LocalCaptureTarget::Commit() {
+  if (batch_) KILN_RETURN_IF_ERROR(batch_->Commit());
   return store_->AddVersion(image_, manifest_, note_, source_);
 }
 

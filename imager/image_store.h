@@ -6,9 +6,13 @@
 // Captures arrive in three steps (the upload protocol, docs/API.md):
 // BeginCapture takes the manifest and answers which objects are missing;
 // AddObjects receives batches of them, verifying each against its digest
-// (a client's claim is never trusted); CommitCapture checks that every
-// object is present, stores the manifest and adds the version. Objects a
-// pending capture needs are safe from gc.
+// (a client's claim is never trusted) and writing it to a temporary file;
+// CommitCapture makes all of the capture's objects durable with one flush
+// and publishes them (ObjectBatch::Commit), checks that every object is
+// present, stores the manifest and adds the version. Until the commit a
+// capture's objects are invisible temporaries: a crash or an abandoned
+// capture leaves nothing under objects/. Objects a pending capture needs
+// are safe from gc.
 //
 // Thread safety: all methods may be called from any thread. Version commits,
 // rollbacks, tags and gc are serialised by one mutex.
@@ -97,16 +101,26 @@ class ImageStore {
  private:
   ImageStore() = default;
   void ExpireSessions();
+  // Verifies and stages the records of one object upload; returns how many.
+  Result<size_t> AddRecords(const std::string& id, std::string_view body, ObjectBatch* batch);
 
   std::unique_ptr<ObjectStore> objects_;
   std::unique_ptr<ImageCatalog> catalog_;
   std::mutex mu_;  // commits, rollbacks, tags, gc, sessions
 
+  // A capture's verified objects, written but not yet published. Its mutex
+  // serialises the uploads and the commit of one capture.
+  struct Upload {
+    explicit Upload(ObjectStore* store) : batch(store) {}
+    std::mutex mu;
+    ObjectBatch batch;
+  };
   struct Session {
     std::string image, manifest_bytes, note, source;
     Sha256Digest digest{};
     DigestSet needed;
     std::chrono::steady_clock::time_point created;
+    std::shared_ptr<Upload> upload;
   };
   std::map<std::string, Session> sessions_;
 
@@ -130,6 +144,7 @@ class LocalCaptureTarget : public CaptureTarget {
  private:
   ImageStore* store_;
   std::string image_, note_, source_, manifest_;
+  std::unique_ptr<ObjectBatch> batch_;  // published by Commit
 };
 
 }  // namespace kiln::imager

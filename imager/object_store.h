@@ -10,20 +10,25 @@
 // crash leaves either a whole, durable object or nothing under objects/ (at
 // worst a stray temporary, which Open removes). Many objects share one
 // syncfs(2) through ObjectBatch: a capture of thousands of files costs one
-// flush, not one fsync per file.
+// flush, not one fsync per file. Each temporary's writeback is started as
+// soon as it is written (sync_file_range, not waited for), so the disk
+// works while the batch grows and the flush at Commit has little left.
 //
 // Reads verify: Read() decompresses and re-hashes, and a mismatch is
 // kCorruption naming the digest. OpenFrame() hands out the stored frame for
 // sendfile(2); the receiver verifies (the image stream reader and the
 // agent do).
 //
-// Thread safety: every method may be called from any thread; a Batch
-// belongs to one thread at a time.
+// Thread safety: every method may be called from any thread. A batch's
+// AddTrusted and AddVerified may be called from several threads at once
+// (an upload verifies on every core); Commit and Truncate need the adds to
+// be finished.
 
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -65,6 +70,10 @@ class ObjectBatch {
   // Makes every added object durable, then visible. After an error nothing
   // of this batch that was not already visible becomes visible.
   Status Commit();
+  // Drops the objects added after the first `n` (their temporaries are
+  // removed): undoes part of a batch, e.g. one request of an upload that
+  // failed half way.
+  void Truncate(size_t n);
 
   size_t added() const { return pending_.size(); }
   uint64_t bytes_written() const { return bytes_; }
@@ -73,12 +82,16 @@ class ObjectBatch {
   struct Pending {
     Sha256Digest digest;
     std::string tmp;
+    uint64_t size;  // frame bytes
   };
+  // In this batch or in the store already.
+  bool Known(const Sha256Digest& digest) const;
+
   ObjectStore* store_;
+  mutable std::mutex mu_;  // guards the three below during adds
   std::vector<Pending> pending_;
   DigestSet in_batch_;
   uint64_t bytes_ = 0;
-  std::string scratch_;
 };
 
 class ObjectStore {

@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -211,11 +213,13 @@ class Scanner {
     std::atomic<size_t> next{0};
     std::mutex mu;
     Status first_error;
+    int nthreads = std::max(1, opts_.threads);
+    ChunkHasher hasher(nthreads);
     auto work = [&] {
       std::string buffer;
       for (;;) {
         size_t i = next.fetch_add(1);
-        if (i >= hash_.size()) return;
+        if (i >= hash_.size()) break;
         Job& job = hash_[i];
         Entry& e = entries_[job.index];
         Status s;
@@ -227,22 +231,24 @@ class Scanner {
             s = ErrnoError("open " + job.abs, errno);
           } else {
             ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-            s = HashContent(fd.get(), e.size, job.abs, &e.chunks, &buffer);
+            s = HashContent(fd.get(), e.size, job.abs, &e.chunks, &buffer, &hasher);
           }
         }
         std::lock_guard lock(mu);
         if (!s.ok()) {
           if (first_error.ok()) first_error = s;
           next = hash_.size();  // stop the others
-          return;
+          break;
         }
         result_.bytes_hashed += e.size;
         bytes_ += e.size;
         if (opts_.progress) opts_.progress(bytes_, result_.files);
       }
+      // Out of files: hash the chunks of the large files others are cutting.
+      hasher.Help();
     };
     std::vector<std::thread> threads;
-    for (int t = 1; t < std::max(1, opts_.threads); ++t) threads.emplace_back(work);
+    for (int t = 1; t < nthreads; ++t) threads.emplace_back(work);
     work();
     for (auto& t : threads) t.join();
     KILN_RETURN_IF_ERROR(first_error);
@@ -323,10 +329,120 @@ std::vector<Chunk> ChunkBytes(std::string_view data) {
   return chunks;
 }
 
+void ChunkHasher::Post(Group* g, std::shared_ptr<const std::string> buf, std::string_view piece,
+                       Sha256Digest* out) {
+  std::unique_lock lock(mu_);
+  while (queued_ >= max_queued_ && RunOneLocked(lock)) {
+  }
+  tasks_.push_back({g, std::move(buf), piece, out});
+  queued_ += piece.size();
+  ++g->pending;
+  cv_.notify_all();
+}
+
+bool ChunkHasher::RunOneLocked(std::unique_lock<std::mutex>& lock) {
+  if (tasks_.empty()) return false;
+  Task t = std::move(tasks_.front());
+  tasks_.pop_front();
+  queued_ -= t.piece.size();
+  lock.unlock();
+  *t.out = Sha256Of(t.piece);
+  t.buf.reset();
+  lock.lock();
+  if (--t.group->pending == 0) cv_.notify_all();
+  return true;
+}
+
+void ChunkHasher::Wait(Group* g) {
+  std::unique_lock lock(mu_);
+  while (g->pending > 0)
+    if (!RunOneLocked(lock)) cv_.wait(lock);
+}
+
+void ChunkHasher::Help() {
+  std::unique_lock lock(mu_);
+  --cutters_;
+  cv_.notify_all();
+  for (;;) {
+    if (RunOneLocked(lock)) continue;
+    if (cutters_ <= 0) return;
+    cv_.wait(lock);
+  }
+}
+
+namespace {
+
+// HashContent for a large file through a ChunkHasher: each block read gets
+// its own buffer, shared by the chunk tasks cut from it.
+Status HashShared(int fd, uint64_t size, std::string_view what, std::vector<Chunk>* chunks,
+                  ChunkHasher* hasher) {
+  std::deque<Chunk> cut;  // stable addresses for the tasks' results
+  ChunkHasher::Group group;
+  Status s;
+  std::string carry;  // the tail of the last block, not cut yet
+  // Blocks are recycled once every chunk cut from them is hashed: fresh 8
+  // MiB buffers would cost a page fault per 4 KiB.
+  std::vector<std::shared_ptr<std::string>> blocks;
+  auto free_block = [&] {
+    for (auto& b : blocks) {
+      if (b.use_count() == 1) {
+        // Pairs with the release in the last task's reference drop, so its
+        // reads of the block happen before this thread writes to it.
+        std::atomic_thread_fence(std::memory_order_acquire);
+        return b;
+      }
+    }
+    blocks.push_back(std::make_shared<std::string>());
+    return blocks.back();
+  };
+  uint64_t left = size;
+  while (s.ok() && (left > 0 || !carry.empty())) {
+    std::shared_ptr<std::string> block = free_block();
+    size_t want = static_cast<size_t>(std::min<uint64_t>(left, kReadBuffer));
+    block->resize(carry.size() + want);
+    std::memcpy(block->data(), carry.data(), carry.size());
+    size_t have = carry.size();
+    while (have < block->size()) {
+      ssize_t n = ::read(fd, block->data() + have, block->size() - have);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        s = ErrnoError(fmt::format("read {}", what), errno);
+        break;
+      }
+      if (n == 0) {
+        s = IoError(fmt::format("{}: file shrank while it was read", what));
+        break;
+      }
+      have += static_cast<size_t>(n);
+    }
+    if (!s.ok()) break;
+    left -= want;
+    std::string_view data(*block);
+    size_t pos = 0;
+    while (pos < data.size()) {
+      size_t rest = data.size() - pos;
+      size_t n = NextChunkLength(reinterpret_cast<const uint8_t*>(data.data() + pos), rest);
+      if (n == rest && rest < kChunkMax && left > 0) break;  // need more bytes to find the cut
+      cut.push_back({Sha256Digest{}, n});
+      hasher->Post(&group, block, data.substr(pos, n), &cut.back().digest);
+      pos += n;
+    }
+    carry.assign(data.substr(pos));
+  }
+  // The tasks point into `cut`: they must be done before it goes.
+  hasher->Wait(&group);
+  KILN_RETURN_IF_ERROR(s);
+  chunks->assign(cut.begin(), cut.end());
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status HashContent(int fd, uint64_t size, std::string_view what, std::vector<Chunk>* chunks,
-                   std::string* buffer) {
+                   std::string* buffer, ChunkHasher* hasher) {
   chunks->clear();
   if (size == 0) return Status::Ok();
+  if (hasher && size > kWholeFileMax) return HashShared(fd, size, what, chunks, hasher);
   size_t cap = size <= kWholeFileMax ? static_cast<size_t>(size) : kReadBuffer;
   if (buffer->size() < cap) buffer->resize(cap);
   size_t have = 0;

@@ -13,8 +13,12 @@
 // The content itself is not kept: `sources` says where each chunk's bytes
 // are, so the caller can read just the objects a server lacks.
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -56,10 +60,52 @@ struct ScanResult {
 
 Result<ScanResult> ScanDirectory(const std::string& root, const ScanOptions& opts);
 
+// Shares the SHA-256 of a large file's chunks among threads: the thread
+// that reads and cuts the file (content-defined chunking is sequential)
+// posts each block's chunks here and goes on cutting, and threads without
+// a file of their own hash them (Help), so one big file does not leave the
+// other cores idle. Memory is bounded: a poster hashes queued chunks itself
+// while more than max_queued bytes wait. Thread-safe.
+class ChunkHasher {
+ public:
+  explicit ChunkHasher(int cutters, size_t max_queued = 32 << 20)
+      : cutters_(cutters), max_queued_(max_queued) {}
+  // One file's outstanding chunks.
+  struct Group {
+    size_t pending = 0;  // guarded by the hasher's mutex
+  };
+  // Queues *out = SHA-256(piece); buf keeps piece's bytes alive until then.
+  void Post(Group* g, std::shared_ptr<const std::string> buf, std::string_view piece,
+            Sha256Digest* out);
+  // Hashes queued chunks (anyone's) until g has none outstanding.
+  void Wait(Group* g);
+  // Called once by each of the `cutters` threads when it has no more files:
+  // hashes queued chunks until every cutter has called it and nothing is
+  // queued.
+  void Help();
+
+ private:
+  struct Task {
+    Group* group;
+    std::shared_ptr<const std::string> buf;
+    std::string_view piece;
+    Sha256Digest* out;
+  };
+  bool RunOneLocked(std::unique_lock<std::mutex>& lock);
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> tasks_;
+  size_t queued_ = 0;
+  int cutters_;
+  size_t max_queued_;
+};
+
 // Chunks and hashes `size` bytes read from fd (from its current offset).
-// buffer is scratch space the caller may reuse between calls.
+// buffer is scratch space the caller may reuse between calls. With a
+// hasher, a large file's chunks are hashed through it (by any thread);
+// chunks come back complete either way.
 Status HashContent(int fd, uint64_t size, std::string_view what, std::vector<Chunk>* chunks,
-                   std::string* buffer);
+                   std::string* buffer, ChunkHasher* hasher = nullptr);
 // Chunks and hashes bytes already in memory.
 std::vector<Chunk> ChunkBytes(std::string_view data);
 

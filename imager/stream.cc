@@ -451,7 +451,7 @@ Status StreamReader::ParseObject(std::string_view payload) {
   ++counts_.objects;
   counts_.object_bytes += payload.size() - 32;
   counts_.content_bytes += p.size;
-  return sink_->OnChunk(p.digest, scratch_);
+  return sink_->OnChunkData(p.digest, std::move(scratch_));
 }
 
 Status StreamReader::Finish() {

@@ -105,6 +105,11 @@ class StreamSink {
   virtual Status OnEntry(const StreamEntry& e) = 0;
   // The bytes of the next kChunk piece of the last file entry, verified.
   virtual Status OnChunk(const Sha256Digest& digest, std::string_view data) = 0;
+  // The same, with the reader's buffer: a sink may take it (leaving any
+  // buffer in its place) instead of copying. The reader calls this one.
+  virtual Status OnChunkData(const Sha256Digest& digest, std::string&& data) {
+    return OnChunk(digest, data);
+  }
   virtual Status OnDelete(const std::string& path) = 0;
   virtual Status OnEnd(const StreamCounts& counts) = 0;
 };

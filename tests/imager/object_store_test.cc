@@ -5,9 +5,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <thread>
 
 #include "common/file_util.h"
+#include "imager/image_store.h"
+#include "imager/scan.h"
 #include "imager/zstd_util.h"
 #include "tests/imager/tree_fixture.h"
 #include "tests/support/process.h"
@@ -99,4 +103,173 @@ TEST_CASE("a crash's leftover temporaries are removed when the store opens") {
   size_t n = 0;
   REQUIRE((*store)->ForEach([&](const Sha256Digest&, uint64_t) { ++n; }).ok());
   CHECK(n == 0);
+}
+
+TEST_CASE("a batch takes objects from several threads at once; Truncate drops the latest") {
+  kiln::test::TempDir t;
+  auto store = ObjectStore::Open(t.Sub("images"));
+  REQUIRE(store.ok());
+  std::vector<std::pair<Sha256Digest, std::string>> objects;
+  Compressor c;
+  for (int i = 0; i < 200; ++i) {
+    std::string data = "object number " + std::to_string(i % 150);  // some twice
+    std::string frame;
+    c.Compress(data, &frame);
+    objects.emplace_back(Sha256Of(data), frame);
+  }
+  ObjectBatch batch(store->get());
+  std::atomic<size_t> next{0};
+  std::atomic<int> failures{0};
+  auto work = [&] {
+    for (size_t i = next.fetch_add(1); i < objects.size(); i = next.fetch_add(1))
+      if (!batch.AddVerified(objects[i].first, objects[i].second).ok()) ++failures;
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) threads.emplace_back(work);
+  for (auto& th : threads) th.join();
+  CHECK(failures == 0);
+  REQUIRE(batch.added() == 150);  // each distinct object once
+  auto count_tmp = [&] {
+    return kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("images/tmp") + " | wc -l"}).out;
+  };
+  CHECK(count_tmp() == "150\n");
+  batch.Truncate(100);
+  CHECK(batch.added() == 100);
+  CHECK(count_tmp() == "100\n");
+  REQUIRE(batch.Commit().ok());
+  size_t visible = 0;
+  for (const auto& [d, frame] : objects) visible += (*store)->Has(d);
+  CHECK(visible > 0);
+  std::vector<Sha256Digest> stored;
+  REQUIRE((*store)->ForEach([&](const Sha256Digest& d, uint64_t) { stored.push_back(d); }).ok());
+  CHECK(stored.size() == 100);
+  for (const auto& d : stored) CHECK((*store)->Verify(d).ok());
+  CHECK(count_tmp() == "0\n");
+}
+
+TEST_CASE("a capture's uploads stay invisible until its commit; a bad request stages nothing") {
+  kiln::test::TempDir t;
+  auto store = ImageStore::Open(t.Sub("images"));
+  REQUIRE(store.ok());
+  kiln::test::WriteTestFile(t.Sub("src/a"), "first file");
+  kiln::test::WriteTestFile(t.Sub("src/b"), "second file");
+  kiln::test::WriteTestFile(t.Sub("src/c"), "third file");
+  auto scan = ScanDirectory(t.Sub("src"), {});
+  REQUIRE(scan.ok());
+  auto begun = (*store)->BeginCapture("up", EncodeManifest(scan->manifest), "", "");
+  REQUIRE(begun.ok());
+  REQUIRE(begun->missing.size() == 3);
+  Compressor c;
+  auto frame_of = [&](const std::string& s) {
+    std::string f;
+    c.Compress(s, &f);
+    return f;
+  };
+  auto tmp_count = [&] {
+    return kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("images/tmp") + " | wc -l"}).out;
+  };
+  // Two good objects and a forged one in one request: none of it is kept.
+  Sha256Digest da = Sha256Of("first file"), db = Sha256Of("second file"),
+               dc = Sha256Of("third file");
+  auto bad =
+      (*store)->AddObjects(begun->id, EncodeObjectBatch({{da, frame_of("first file")},
+                                                         {db, frame_of("second file")},
+                                                         {dc, frame_of("not the third file")}}));
+  CHECK(bad.status().code() == Code::kCorruption);
+  CHECK(bad.status().message().find(ToHex(dc)) != std::string::npos);
+  CHECK(tmp_count() == "0\n");
+  // Good requests are staged, not published.
+  auto ok = (*store)->AddObjects(
+      begun->id, EncodeObjectBatch({{da, frame_of("first file")}, {db, frame_of("second file")}}));
+  REQUIRE(ok.ok());
+  CHECK(*ok == 2);
+  CHECK(tmp_count() == "2\n");
+  CHECK(!(*store)->objects().Has(da));
+  // A commit with an object still missing fails and adds no version.
+  auto early = (*store)->CommitCapture(begun->id);
+  CHECK(early.status().code() == Code::kFailedPrecondition);
+  REQUIRE((*store)->AddObjects(begun->id, EncodeObjectBatch({{dc, frame_of("third file")}})).ok());
+  auto v = (*store)->CommitCapture(begun->id);
+  REQUIRE(v.ok());
+  CHECK(v->version == 1);
+  for (const auto& d : {da, db, dc}) CHECK((*store)->objects().Verify(d).ok());
+  CHECK(tmp_count() == "0\n");
+}
+
+TEST_CASE("an abandoned capture's staged objects are removed, never published") {
+  kiln::test::TempDir t;
+  kiln::test::WriteTestFile(t.Sub("src/a"), "abandoned content");
+  auto scan = ScanDirectory(t.Sub("src"), {});
+  REQUIRE(scan.ok());
+  Sha256Digest d = Sha256Of("abandoned content");
+  {
+    auto store = ImageStore::Open(t.Sub("images"));
+    REQUIRE(store.ok());
+    auto begun = (*store)->BeginCapture("gone", EncodeManifest(scan->manifest), "", "");
+    REQUIRE(begun.ok());
+    Compressor c;
+    std::string f;
+    c.Compress("abandoned content", &f);
+    REQUIRE((*store)->AddObjects(begun->id, EncodeObjectBatch({{d, f}})).ok());
+  }  // the server goes away before the commit
+  auto store = ImageStore::Open(t.Sub("images"));
+  REQUIRE(store.ok());
+  CHECK(!(*store)->objects().Has(d));
+  auto tmp = kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("images/tmp") + " | wc -l"});
+  CHECK(tmp.out == "0\n");
+}
+
+TEST_CASE("a batched object is not reported stored before the batch's flush") {
+  kiln::test::TempDir t;
+  auto images = ImageStore::Open(t.Sub("images"));
+  REQUIRE(images.ok());
+  ObjectStore& store = (*images)->objects();
+  Compressor c;
+  std::string frame;
+  c.Compress("staged bytes", &frame);
+  Sha256Digest d = Sha256Of("staged bytes");
+  {
+    ObjectBatch batch(&store);
+    REQUIRE(batch.AddTrusted(d, frame).ok());
+    REQUIRE(batch.AddVerified(d, frame).ok());  // a second add is a no-op
+    CHECK(batch.added() == 1);
+    // Written, not published: no reader, no listing, no verify sees it.
+    CHECK(!store.Has(d));
+    CHECK(store.Read(d).status().code() == Code::kNotFound);
+    CHECK(store.OpenFrame(d).status().code() == Code::kNotFound);
+    size_t listed = 0;
+    REQUIRE(store.ForEach([&](const Sha256Digest&, uint64_t) { ++listed; }).ok());
+    CHECK(listed == 0);
+    REQUIRE(batch.Commit().ok());
+    CHECK(store.Has(d));
+    auto back = store.Read(d);
+    REQUIRE(back.ok());
+    CHECK(*back == "staged bytes");
+    CHECK(batch.added() == 0);
+  }
+  CHECK(store.Has(d));  // the batch's end removes only what it did not publish
+
+  // The local capture path: a capture's objects appear at its commit only,
+  // so a second capture that begins meanwhile still finds them missing.
+  kiln::test::WriteTestFile(t.Sub("src/a"), "local capture content");
+  auto scan = ScanDirectory(t.Sub("src"), {});
+  REQUIRE(scan.ok());
+  std::string manifest = EncodeManifest(scan->manifest);
+  Sha256Digest da = Sha256Of("local capture content");
+  LocalCaptureTarget target(images->get(), "local", "", "");
+  auto missing = target.Begin(manifest);
+  REQUIRE(missing.ok());
+  REQUIRE(missing->size() == 1);
+  std::string fa;
+  c.Compress("local capture content", &fa);
+  REQUIRE(target.PutObjects({{da, fa}}).ok());
+  CHECK(!store.Has(da));
+  LocalCaptureTarget other(images->get(), "local", "", "");
+  auto still = other.Begin(manifest);
+  REQUIRE(still.ok());
+  CHECK(still->size() == 1);
+  auto v = target.Commit();
+  REQUIRE(v.ok());
+  CHECK(v->version == 1);
+  CHECK(store.Verify(da).ok());
 }

@@ -2,11 +2,16 @@
 
 #include "imager/stream.h"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <random>
 
 #include "common/file_util.h"
+#include "imager/apply.h"
+#include "imager/async_sink.h"
 #include "imager/codec.h"
+#include "imager/scan.h"
 #include "imager/zstd_util.h"
 #include "tests/imager/local_store.h"
 #include "tests/imager/tree_fixture.h"
@@ -195,4 +200,158 @@ TEST_CASE("fuzz: the stream reader rejects damage cleanly and only ever passes v
       if (!s.ok()) CHECK((s.code() == Code::kCorruption || s.code() == Code::kInvalidArgument));
     }
   }
+}
+
+namespace {
+
+// Writes down every call, from whichever thread makes it.
+class RecordingSink : public StreamSink {
+ public:
+  Status OnHeader(const StreamHeader&) override { return Add("H"); }
+  Status OnEntry(const StreamEntry& e) override { return Add("E " + e.entry.path); }
+  Status OnChunk(const Sha256Digest&, std::string_view data) override {
+    return Add("C " + std::string(data));
+  }
+  Status OnDelete(const std::string& path) override { return Add("D " + path); }
+  Status OnEnd(const StreamCounts&) override { return Add("Z"); }
+  Status Add(std::string call) {
+    if (!fail_at.empty() && call == fail_at) return IoError("disk full at " + call);
+    calls.push_back(std::move(call));
+    return Status::Ok();
+  }
+  std::vector<std::string> calls;
+  std::string fail_at;
+};
+
+StreamEntry NamedEntry(const std::string& path) {
+  StreamEntry e;
+  e.entry.path = path;
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("AsyncSink hands every call on in order and OnEnd returns when all are made") {
+  RecordingSink inner;
+  std::vector<std::string> expected;
+  {
+    AsyncSink async(&inner, 64);  // a tiny bound: producer and consumer take turns
+    REQUIRE(async.OnHeader({}).ok());
+    expected.push_back("H");
+    for (int i = 0; i < 200; ++i) {
+      std::string path = "f" + std::to_string(i);
+      REQUIRE(async.OnEntry(NamedEntry(path)).ok());
+      expected.push_back("E " + path);
+      std::string data = "bytes of " + path;
+      expected.push_back("C " + data);
+      if (i % 2)
+        REQUIRE(async.OnChunk({}, data).ok());
+      else
+        REQUIRE(async.OnChunkData({}, std::move(data)).ok());
+    }
+    REQUIRE(async.OnDelete("gone").ok());
+    expected.push_back("D gone");
+    REQUIRE(async.OnEnd({}).ok());
+    expected.push_back("Z");
+    // Everything was applied when OnEnd returned, before the thread stops.
+    CHECK(inner.calls == expected);
+  }
+  CHECK(inner.calls == expected);
+}
+
+TEST_CASE("AsyncSink reports the inner sink's first error and makes no call after it") {
+  RecordingSink inner;
+  inner.fail_at = "E f5";
+  AsyncSink async(&inner);
+  REQUIRE(async.OnHeader({}).ok());
+  Status s;
+  for (int i = 0; i < 1000 && s.ok(); ++i) s = async.OnEntry(NamedEntry("f" + std::to_string(i)));
+  Status end = async.OnEnd({});
+  CHECK(end.code() == Code::kIoError);
+  CHECK(end.message().find("disk full at E f5") != std::string::npos);
+  CHECK(inner.calls.size() == 6);  // H, f0..f4
+  CHECK(inner.calls.back() == "E f4");
+  // Sticky: later calls fail the same way.
+  CHECK(async.OnDelete("x").code() == Code::kIoError);
+}
+
+TEST_CASE("a deploy through AsyncSink is exact, and a damaged stream still applies nothing bad") {
+  LocalStore ls;
+  TempDir t;
+  MakeRichTree(t.Sub("src"));
+  std::string big = RandomBytes(3 << 20, 9);
+  WriteTestFile(t.Sub("src/big"), big);
+  ls.Capture("img", t.Sub("src"));
+  std::string stream = ls.Stream("img", "1");
+  {
+    auto applier = Applier::Open(t.Sub("dst"), {});
+    REQUIRE(applier.ok());
+    AsyncSink async(applier->get());
+    StreamReader reader(&async);
+    // Odd piece sizes, as a network delivers them.
+    for (size_t pos = 0; pos < stream.size(); pos += 7777)
+      REQUIRE(reader.Feed(std::string_view(stream).substr(pos, 7777)).ok());
+    REQUIRE(reader.Finish().ok());
+  }
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
+  // One flipped byte inside the big file's objects: the reader refuses it,
+  // and the file is never placed.
+  std::string bad = stream;
+  Sha256Digest second = ChunkBytes(big).at(1).digest;
+  size_t at = bad.rfind(std::string(reinterpret_cast<const char*>(second.data()), 32));
+  REQUIRE(at != std::string::npos);
+  bad[at + 32 + 5000] ^= 0x40;
+  auto applier = Applier::Open(t.Sub("dst2"), {});
+  REQUIRE(applier.ok());
+  Status s;
+  {
+    AsyncSink async(applier->get());
+    StreamReader reader(&async);
+    s = reader.Feed(bad);
+    if (s.ok()) s = reader.Finish();
+  }
+  (*applier)->Abort();
+  CHECK(!s.ok());
+  CHECK(::access(t.Sub("dst2/big").c_str(), F_OK) != 0);
+}
+
+TEST_CASE("AsyncSink: a chunk's error stops the stream, OnEnd's own error is returned") {
+  {
+    RecordingSink inner;
+    inner.fail_at = "C bad";
+    AsyncSink async(&inner, 16);
+    REQUIRE(async.OnEntry(NamedEntry("f")).ok());
+    Status s = async.OnChunkData({}, std::string("bad"));
+    for (int i = 0; i < 100 && s.ok(); ++i) s = async.OnChunkData({}, std::string("more"));
+    // The reader learns of it at the latest at its OnEnd.
+    Status end = async.OnEnd({});
+    CHECK(end.code() == Code::kIoError);
+    CHECK(end.message().find("disk full at C bad") != std::string::npos);
+    if (!s.ok()) CHECK(s.code() == Code::kIoError);
+    CHECK(inner.calls == std::vector<std::string>{"E f"});  // nothing after the error
+  }
+  {
+    RecordingSink inner;
+    inner.fail_at = "Z";
+    AsyncSink async(&inner);
+    REQUIRE(async.OnEntry(NamedEntry("g")).ok());
+    REQUIRE(async.OnChunk({}, "x").ok());
+    Status end = async.OnEnd({});
+    CHECK(end.code() == Code::kIoError);
+    CHECK(inner.calls == std::vector<std::string>{"E g", "C x"});
+  }
+}
+
+TEST_CASE("AsyncSink dropped before OnEnd stops without making the queued calls") {
+  RecordingSink inner;
+  std::vector<std::string> made;
+  {
+    AsyncSink async(&inner);
+    for (int i = 0; i < 500; ++i) REQUIRE(async.OnEntry(NamedEntry("e" + std::to_string(i))).ok());
+  }  // no OnEnd: e.g. the transfer failed; the destructor joins the thread
+  // Whatever was made is a prefix of what was queued, in order, and the end
+  // was never signalled.
+  REQUIRE(inner.calls.size() <= 500);
+  for (size_t i = 0; i < inner.calls.size(); ++i)
+    CHECK(inner.calls[i] == "E e" + std::to_string(i));
 }
