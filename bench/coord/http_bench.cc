@@ -8,7 +8,12 @@
 //                    [--seconds 5] [--rounds 3] [--inflight 256]
 //                    [--http-threads 2] [--zk-clients 16] [--znodes 1000]
 //                    [--size 100] [--batch 64] [--batch-conns 16]
-//                    [--only kiln|zookeeper]
+//                    [--only kiln|zookeeper] [--client raw|lib]
+//
+// --client raw (the default) drives both sides with the lean epoll clients
+// of raw_clients.h (plain HTTP/1.1 sockets; ZooKeeper's binary protocol),
+// --http-threads threads on each side; --client lib with libcurl's multi
+// interface and libzookeeper-mt's zoo_aset, as described below.
 //
 // Two workloads, each run on both sides in every round (alternating which
 // goes first; fresh znodes per round):
