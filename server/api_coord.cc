@@ -9,6 +9,9 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+
+#include "common/json_writer.h"
 #include "common/strings.h"
 #include "server/coord_json.h"
 #include "server/http/router.h"
@@ -43,12 +46,6 @@ Status OnlyQuery(const HttpRequest& req, std::initializer_list<const char*> allo
 std::string ZnodePath(const HttpRequest& req) {
   std::string p = req.Param("path");
   return p.empty() ? "/" : p;
-}
-
-Json OpResultJson(const coord::OpResult& r, bool with_stat) {
-  Json j = {{"path", r.path}};
-  if (with_stat) j["stat"] = coordjson::StatJson(r.stat);
-  return j;
 }
 
 // Answers an asynchronous store call: its result as JSON, or its error.
@@ -88,44 +85,67 @@ void GetChildren(CoordStore& store, HttpRequest& req, Responder res) {
                       }));
 }
 
-void CreateNode(CoordStore& store, HttpRequest& req, Responder res) {
-  if (Status s = OnlyQuery(req, {}); !s.ok()) return res.SendError(s);
+// The answer of a create or set, written without a nlohmann tree.
+HttpResponse UpdateResponse(std::string_view path, const coord::Stat& stat, coord::Zxid zxid,
+                            int status) {
+  HttpResponse r;
+  r.status = status;
+  r.body = coordjson::UpdateAnswer(path, stat, zxid);
+  return r;
+}
+
+// The request body as an operation of kind `kind` on the URL's path. The
+// body's own "op" and "path", if any, are overridden.
+Result<coord::Op> BodyOp(HttpRequest& req, const char* kind, bool empty_is_object) {
   Json body = Json::object();
-  if (!req.body.empty()) {
+  if (!empty_is_object || !req.body.empty()) {
     auto parsed = req.JsonBody();
-    if (!parsed.ok()) return res.SendError(parsed.status());
+    if (!parsed.ok()) return parsed.status();
     body = std::move(*parsed);
-    if (!body.is_object()) return res.SendError(InvalidArgument("request body: expected a JSON object"));
+    if (!body.is_object()) return InvalidArgument("request body: expected a JSON object");
   }
-  body["op"] = "create";
+  body["op"] = kind;
   body["path"] = ZnodePath(req);
   auto op = coordjson::ParseOp(body);
-  if (!op.ok()) return res.SendError(op.status().WithContext("request body"));
-  store.CreateAsync(std::get<coord::CreateOp>(std::move(*op)),
-                    Reply<coord::CreateResult>(
-                        res,
-                        [](const coord::CreateResult& c) {
-                          return Json{{"path", c.path},
-                                      {"stat", coordjson::StatJson(c.stat)},
-                                      {"zxid", c.zxid}};
-                        },
-                        201));
+  if (!op.ok()) return op.status().WithContext("request body");
+  return op;
+}
+
+void CreateNode(CoordStore& store, HttpRequest& req, Responder res) {
+  if (Status s = OnlyQuery(req, {}); !s.ok()) return res.SendError(s);
+  coord::CreateOp op;
+  if (req.body.empty()) {
+    op.path = ZnodePath(req);
+  } else if (auto fast = coordjson::ScanCreateBody(req.body)) {
+    op = std::move(*fast);
+    op.path = ZnodePath(req);
+  } else {
+    auto parsed = BodyOp(req, "create", true);
+    if (!parsed.ok()) return res.SendError(parsed.status());
+    op = std::get<coord::CreateOp>(std::move(*parsed));
+  }
+  store.CreateAsync(std::move(op), [res](Result<coord::CreateResult> r) {
+    if (!r.ok()) return res.SendError(r.status());
+    res.Send(UpdateResponse(r->path, r->stat, r->zxid, 201));
+  });
 }
 
 void SetNode(CoordStore& store, HttpRequest& req, Responder res) {
   if (Status s = OnlyQuery(req, {}); !s.ok()) return res.SendError(s);
-  auto body = req.JsonBody();
-  if (!body.ok()) return res.SendError(body.status());
-  if (!body->is_object()) return res.SendError(InvalidArgument("request body: expected a JSON object"));
-  (*body)["op"] = "set";
-  (*body)["path"] = ZnodePath(req);
-  auto op = coordjson::ParseOp(*body);
-  if (!op.ok()) return res.SendError(op.status().WithContext("request body"));
   std::string path = ZnodePath(req);
-  store.SetAsync(std::get<coord::SetOp>(std::move(*op)),
-                 Reply<coord::SetResult>(res, [path](const coord::SetResult& r) {
-                   return Json{{"path", path}, {"stat", coordjson::StatJson(r.stat)}, {"zxid", r.zxid}};
-                 }));
+  coord::SetOp op;
+  if (auto fast = coordjson::ScanSetBody(req.body)) {
+    op = std::move(*fast);
+    op.path = path;
+  } else {
+    auto parsed = BodyOp(req, "set", false);
+    if (!parsed.ok()) return res.SendError(parsed.status());
+    op = std::get<coord::SetOp>(std::move(*parsed));
+  }
+  store.SetAsync(std::move(op), [res, path = std::move(path)](Result<coord::SetResult> r) {
+    if (!r.ok()) return res.SendError(r.status());
+    res.Send(UpdateResponse(path, r->stat, r->zxid, 200));
+  });
 }
 
 void DeleteNode(CoordStore& store, HttpRequest& req, Responder res) {
@@ -143,78 +163,150 @@ void DeleteNode(CoordStore& store, HttpRequest& req, Responder res) {
   });
 }
 
-void Multi(CoordStore& store, HttpRequest& req, Responder res) {
+// The body's operations: the common shapes through the fast scanner, the
+// rest (and every error) through nlohmann.
+Result<std::vector<coord::Op>> BodyOps(const HttpRequest& req) {
+  if (auto fast = coordjson::ScanOps(req.body, kMaxOps)) return std::move(*fast);
   auto body = req.JsonBody();
-  if (!body.ok()) return res.SendError(body.status());
-  auto ops = coordjson::ParseOps(*body, kMaxOps);
-  if (!ops.ok()) return res.SendError(ops.status());
-  store.MultiAsync(std::move(*ops), Reply<coord::MultiResult>(res, [](const coord::MultiResult& m) {
-                     Json results = Json::array();
-                     for (const auto& r : m.results) results.push_back(OpResultJson(r, true));
-                     return Json{{"zxid", m.zxid}, {"results", std::move(results)}};
-                   }));
+  if (!body.ok()) return body.status();
+  return coordjson::ParseOps(*body, kMaxOps);
 }
+
+void Multi(CoordStore& store, HttpRequest& req, Responder res) {
+  auto ops = BodyOps(req);
+  if (!ops.ok()) return res.SendError(ops.status());
+  store.MultiAsync(std::move(*ops), [res](Result<coord::MultiResult> m) {
+    if (!m.ok()) return res.SendError(m.status());
+    HttpResponse r;
+    r.body.reserve(m->results.size() * 260 + 64);
+    JsonWriter w(&r.body);
+    w.BeginObject().Key("results").BeginArray();
+    for (const auto& op : m->results) {
+      w.BeginObject().Key("path").String(op.path).Key("stat");
+      coordjson::WriteStat(w, op.stat);
+      w.EndObject();
+    }
+    w.EndArray().Key("zxid").Int(m->zxid).EndObject();
+    r.body.push_back('\n');
+    res.Send(std::move(r));
+  });
+}
+
+// One operation's outcome in a batch answer.
+struct BatchItem {
+  enum class Kind { kUpdate, kDeleted, kChecked, kError } kind = Kind::kError;
+  std::string path;
+  coord::Stat stat;
+  coord::Zxid zxid = 0;
+  Status error;
+};
+
+// A batch in flight: each operation's completion fills its own item; the
+// last one to finish writes the answer.
+struct BatchState {
+  std::vector<BatchItem> items;
+  std::atomic<size_t> left{0};
+  Responder res;
+
+  void Fail(size_t i, const Status& s) {
+    items[i].kind = BatchItem::Kind::kError;
+    items[i].error = s;
+    Done();
+  }
+  void Done() {
+    // acq_rel: the last one sees every other completion's item.
+    if (left.fetch_sub(1, std::memory_order_acq_rel) == 1) res.Send(Render(items));
+  }
+  static HttpResponse Render(const std::vector<BatchItem>& items) {
+    HttpResponse r;
+    r.body.reserve(items.size() * 270 + 16);
+    JsonWriter w(&r.body);
+    w.BeginObject().Key("results").BeginArray();
+    for (const BatchItem& it : items) {
+      w.BeginObject();
+      switch (it.kind) {
+        case BatchItem::Kind::kUpdate:
+          w.Key("path").String(it.path).Key("stat");
+          coordjson::WriteStat(w, it.stat);
+          if (it.zxid != 0) w.Key("zxid").Int(it.zxid);
+          break;
+        case BatchItem::Kind::kDeleted:
+          w.Key("deleted").Bool(true).Key("path").String(it.path);
+          break;
+        case BatchItem::Kind::kChecked: w.Key("ok").Bool(true).Key("path").String(it.path); break;
+        case BatchItem::Kind::kError:
+          // ErrorJson's shape.
+          w.Key("error")
+              .BeginObject()
+              .Key("code")
+              .String(CodeName(it.error.code()))
+              .Key("message")
+              .String(it.error.message())
+              .EndObject();
+          break;
+      }
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+    r.body.push_back('\n');
+    return r;
+  }
+};
 
 // Independent operations in one request, each its own update (pipelining,
 // as a ZooKeeper client keeps many requests in flight). The answer lists
 // each operation's result or error, in order.
 void Batch(CoordStore& store, HttpRequest& req, Responder res) {
-  auto body = req.JsonBody();
-  if (!body.ok()) return res.SendError(body.status());
-  auto ops = coordjson::ParseOps(*body, kMaxOps);
+  auto ops = BodyOps(req);
   if (!ops.ok()) return res.SendError(ops.status());
-  struct State {
-    std::mutex mu;
-    std::vector<Json> results;
-    size_t left;
-    Responder res;
-  };
-  auto st = std::make_shared<State>();
-  st->results.resize(ops->size());
+  if (ops->empty()) return res.Send(BatchState::Render({}));
+  auto st = std::make_shared<BatchState>();
+  st->items.resize(ops->size());
   st->left = ops->size();
   st->res = res;
-  if (ops->empty()) return res.SendJson({{"results", Json::array()}});
   for (size_t i = 0; i < ops->size(); ++i) {
-    auto finish = [st, i](Json j) {
-      std::lock_guard lock(st->mu);
-      st->results[i] = std::move(j);
-      if (--st->left == 0) st->res.SendJson({{"results", std::move(st->results)}});
-    };
-    auto with_stat = [finish](Result<coord::OpResult> r, coord::Zxid zxid) {
-      if (!r.ok()) return finish(ErrorJson(r.status()));
-      Json j = OpResultJson(*r, true);
-      if (zxid) j["zxid"] = zxid;
-      finish(std::move(j));
-    };
     coord::Op& op = (*ops)[i];
+    BatchItem& item = st->items[i];
     if (auto* c = std::get_if<coord::CreateOp>(&op)) {
-      store.CreateAsync(std::move(*c), [with_stat](Result<coord::CreateResult> r) {
-        if (!r.ok()) return with_stat(r.status(), 0);
-        with_stat(coord::OpResult{r->path, r->stat}, r->zxid);
+      store.CreateAsync(std::move(*c), [st, i](Result<coord::CreateResult> r) {
+        if (!r.ok()) return st->Fail(i, r.status());
+        BatchItem& it = st->items[i];
+        it.kind = BatchItem::Kind::kUpdate;
+        it.path = std::move(r->path);
+        it.stat = r->stat;
+        it.zxid = r->zxid;
+        st->Done();
       });
     } else if (auto* set = std::get_if<coord::SetOp>(&op)) {
-      std::string path = set->path;
-      store.SetAsync(std::move(*set), [with_stat, path](Result<coord::SetResult> r) {
-        if (!r.ok()) return with_stat(r.status(), 0);
-        with_stat(coord::OpResult{path, r->stat}, r->zxid);
+      item.path = set->path;
+      store.SetAsync(std::move(*set), [st, i](Result<coord::SetResult> r) {
+        if (!r.ok()) return st->Fail(i, r.status());
+        BatchItem& it = st->items[i];
+        it.kind = BatchItem::Kind::kUpdate;
+        it.stat = r->stat;
+        it.zxid = r->zxid;
+        st->Done();
       });
     } else if (auto* d = std::get_if<coord::DeleteOp>(&op)) {
-      std::string path = d->path;
-      store.DeleteAsync(std::move(*d), [finish, path](Status s) {
-        finish(s.ok() ? Json{{"path", path}, {"deleted", true}} : ErrorJson(s));
+      item.path = d->path;
+      store.DeleteAsync(std::move(*d), [st, i](Status s) {
+        if (!s.ok()) return st->Fail(i, s);
+        st->items[i].kind = BatchItem::Kind::kDeleted;
+        st->Done();
       });
     } else {
-      std::string path = std::get<coord::CheckOp>(op).path;
+      item.path = std::get<coord::CheckOp>(op).path;
       std::vector<coord::Op> one{std::move(op)};
-      store.MultiAsync(std::move(one), [finish, path](Result<coord::MultiResult> r) {
+      store.MultiAsync(std::move(one), [st, i](Result<coord::MultiResult> r) {
         if (!r.ok()) {
           // A one-op multi names its op; a batch entry already is one.
           std::string m = r.status().message();
           if (size_t colon = m.find("): "); StartsWith(m, "op 0 (") && colon != std::string::npos)
             m = m.substr(colon + 3);
-          return finish(ErrorJson(Status(r.status().code(), m)));
+          return st->Fail(i, Status(r.status().code(), m));
         }
-        finish(Json{{"path", path}, {"ok", true}});
+        st->items[i].kind = BatchItem::Kind::kChecked;
+        st->Done();
       });
     }
   }
@@ -227,7 +319,8 @@ void CreateSession(CoordStore& store, HttpRequest& req, Responder res) {
     if (!parsed.ok()) return res.SendError(parsed.status());
     body = std::move(*parsed);
   }
-  if (!body.is_object()) return res.SendError(InvalidArgument("request body: expected a JSON object"));
+  if (!body.is_object())
+    return res.SendError(InvalidArgument("request body: expected a JSON object"));
   for (const auto& [k, v] : body.items())
     if (k != "timeout_ms")
       return res.SendError(InvalidArgument(fmt::format("request body: unknown field \"{}\"", k)));
@@ -279,26 +372,28 @@ void RegisterCoordRoutes(http::Router& router, Server& server) {
   router.Add("POST", "/api/v1/coord/multi", bind(Multi), ops);
   router.Add("POST", "/api/v1/coord/batch", bind(Batch), ops);
   router.Add("POST", "/api/v1/coord/sessions", bind(CreateSession), admin);
-  router.Add("POST", "/api/v1/coord/sessions/{id}/heartbeat",
-             [store](HttpRequest& req, Responder res) {
-               auto id = SessionParam(req);
-               if (!id.ok()) return res.SendError(id.status());
-               store->HeartbeatAsync(*id, [res, sid = *id](Status s) {
-                 if (!s.ok()) return res.SendError(s);
-                 res.SendJson({{"session", sid}});
-               });
-             },
-             admin);
-  router.Add("DELETE", "/api/v1/coord/sessions/{id}",
-             [store](HttpRequest& req, Responder res) {
-               auto id = SessionParam(req);
-               if (!id.ok()) return res.SendError(id.status());
-               store->CloseSessionAsync(*id, [res, sid = *id](Status s) {
-                 if (!s.ok()) return res.SendError(s);
-                 res.SendJson({{"session", sid}, {"closed", true}});
-               });
-             },
-             admin);
+  router.Add(
+      "POST", "/api/v1/coord/sessions/{id}/heartbeat",
+      [store](HttpRequest& req, Responder res) {
+        auto id = SessionParam(req);
+        if (!id.ok()) return res.SendError(id.status());
+        store->HeartbeatAsync(*id, [res, sid = *id](Status s) {
+          if (!s.ok()) return res.SendError(s);
+          res.SendJson({{"session", sid}});
+        });
+      },
+      admin);
+  router.Add(
+      "DELETE", "/api/v1/coord/sessions/{id}",
+      [store](HttpRequest& req, Responder res) {
+        auto id = SessionParam(req);
+        if (!id.ok()) return res.SendError(id.status());
+        store->CloseSessionAsync(*id, [res, sid = *id](Status s) {
+          if (!s.ok()) return res.SendError(s);
+          res.SendJson({{"session", sid}, {"closed", true}});
+        });
+      },
+      admin);
   RegisterWatchRoute(router, server);
 }
 

@@ -5,6 +5,7 @@
 #include <limits>
 #include <set>
 
+#include "common/json_scanner.h"
 #include "common/strings.h"
 
 namespace kiln::coordjson {
@@ -166,6 +167,188 @@ Result<std::vector<coord::Op>> ParseOps(const Json& body, size_t max_ops) {
       return Status(op.status().code(), fmt::format("op {}: {}", i, op.status().message()));
     out.push_back(std::move(*op));
   }
+  return out;
+}
+
+// ---- Fast paths --------------------------------------------------------------
+
+namespace {
+
+// The fields an operation object may carry, as scanned. A field given twice
+// is left to nlohmann (which keeps the last), as is any other field.
+struct Fields {
+  bool has_op = false, has_path = false, has_data = false, has_b64 = false, has_version = false,
+       has_ephemeral = false, has_sequential = false, has_session = false;
+  std::string op, path, data, b64;
+  int64_t version = coord::kAnyVersion, session = 0;
+  bool ephemeral = false, sequential = false;
+};
+
+bool ScanFields(JsonScanner& sc, std::string& key, Fields* f) {
+  if (!sc.Consume('{')) return false;
+  if (sc.Consume('}')) return true;
+  for (;;) {
+    if (!sc.String(&key) || !sc.Consume(':')) return false;
+    auto once = [](bool& seen) { return !std::exchange(seen, true); };
+    bool ok = false;
+    if (key == "op")
+      ok = once(f->has_op) && sc.String(&f->op);
+    else if (key == "path")
+      ok = once(f->has_path) && sc.String(&f->path);
+    else if (key == "data")
+      ok = once(f->has_data) && sc.String(&f->data);
+    else if (key == "data_base64")
+      ok = once(f->has_b64) && sc.String(&f->b64);
+    else if (key == "version")
+      ok = once(f->has_version) && sc.Int(&f->version);
+    else if (key == "ephemeral")
+      ok = once(f->has_ephemeral) && sc.Bool(&f->ephemeral);
+    else if (key == "sequential")
+      ok = once(f->has_sequential) && sc.Bool(&f->sequential);
+    else if (key == "session")
+      ok = once(f->has_session) && sc.Int(&f->session);
+    if (!ok) return false;
+    if (sc.Consume(',')) continue;
+    return sc.Consume('}');
+  }
+}
+
+// The data of an operation, as GetData reads it; false where GetData fails.
+bool TakeData(Fields& f, std::string* out) {
+  if (f.has_data && f.has_b64) return false;
+  if (f.has_b64) {
+    auto raw = Base64Decode(f.b64);
+    if (!raw.ok()) return false;
+    *out = std::move(*raw);
+  } else {
+    *out = std::move(f.data);
+  }
+  return true;
+}
+
+bool TakeVersion(const Fields& f, int32_t* out) {
+  if (f.version < -1 || f.version > std::numeric_limits<int32_t>::max()) return false;
+  *out = static_cast<int32_t>(f.version);
+  return true;
+}
+
+std::optional<coord::SetOp> SetOf(Fields& f) {
+  if (f.has_ephemeral || f.has_sequential || f.has_session) return std::nullopt;
+  coord::SetOp op;
+  op.path = std::move(f.path);
+  if (!TakeData(f, &op.data) || !TakeVersion(f, &op.version)) return std::nullopt;
+  return op;
+}
+
+std::optional<coord::CreateOp> CreateOf(Fields& f) {
+  if (f.has_version) return std::nullopt;
+  coord::CreateOp op;
+  op.path = std::move(f.path);
+  if (!TakeData(f, &op.data)) return std::nullopt;
+  op.ephemeral = f.ephemeral;
+  op.sequential = f.sequential;
+  op.session = f.session;
+  return op;
+}
+
+std::optional<coord::Op> OpOf(Fields& f) {
+  if (!f.has_op || !f.has_path) return std::nullopt;
+  if (f.op == "set") {
+    auto op = SetOf(f);
+    if (!op) return std::nullopt;
+    return coord::Op(std::move(*op));
+  }
+  if (f.op == "create") {
+    auto op = CreateOf(f);
+    if (!op) return std::nullopt;
+    return coord::Op(std::move(*op));
+  }
+  if (f.op == "delete" || f.op == "check") {
+    int32_t version = coord::kAnyVersion;
+    if (f.has_data || f.has_b64 || f.has_ephemeral || f.has_sequential || f.has_session ||
+        !TakeVersion(f, &version))
+      return std::nullopt;
+    if (f.op == "delete") return coord::Op(coord::DeleteOp{std::move(f.path), version});
+    return coord::Op(coord::CheckOp{std::move(f.path), version});
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<coord::SetOp> ScanSetBody(std::string_view body) {
+  JsonScanner sc(body);
+  std::string key;
+  Fields f;
+  // The handler overrides "op" and "path" in the body; leave that to it.
+  if (!ScanFields(sc, key, &f) || !sc.AtEnd() || f.has_op || f.has_path) return std::nullopt;
+  return SetOf(f);
+}
+
+std::optional<coord::CreateOp> ScanCreateBody(std::string_view body) {
+  JsonScanner sc(body);
+  std::string key;
+  Fields f;
+  if (!ScanFields(sc, key, &f) || !sc.AtEnd() || f.has_op || f.has_path) return std::nullopt;
+  return CreateOf(f);
+}
+
+std::optional<std::vector<coord::Op>> ScanOps(std::string_view body, size_t max_ops) {
+  JsonScanner sc(body);
+  std::string key;
+  if (!sc.Consume('{') || !sc.String(&key) || key != "ops" || !sc.Consume(':') || !sc.Consume('['))
+    return std::nullopt;
+  std::vector<coord::Op> ops;
+  if (!sc.Consume(']')) {
+    for (;;) {
+      Fields f;
+      if (ops.size() == max_ops || !ScanFields(sc, key, &f)) return std::nullopt;
+      auto op = OpOf(f);
+      if (!op) return std::nullopt;
+      ops.push_back(std::move(*op));
+      if (sc.Consume(',')) continue;
+      if (sc.Consume(']')) break;
+      return std::nullopt;
+    }
+  }
+  if (!sc.Consume('}') || !sc.AtEnd()) return std::nullopt;
+  return ops;
+}
+
+void WriteStat(JsonWriter& w, const coord::Stat& s) {
+  // StatJson's keys in nlohmann's (sorted) order.
+  w.BeginObject()
+      .Key("ctime_ms")
+      .Int(s.ctime_ms)
+      .Key("cversion")
+      .Int(s.cversion)
+      .Key("czxid")
+      .Int(s.czxid)
+      .Key("data_length")
+      .Int(s.data_length)
+      .Key("ephemeral_owner")
+      .Int(s.ephemeral_owner)
+      .Key("mtime_ms")
+      .Int(s.mtime_ms)
+      .Key("mzxid")
+      .Int(s.mzxid)
+      .Key("num_children")
+      .Int(s.num_children)
+      .Key("pzxid")
+      .Int(s.pzxid)
+      .Key("version")
+      .Int(s.version)
+      .EndObject();
+}
+
+std::string UpdateAnswer(std::string_view path, const coord::Stat& stat, coord::Zxid zxid) {
+  std::string out;
+  out.reserve(path.size() + 240);
+  JsonWriter w(&out);
+  w.BeginObject().Key("path").String(path).Key("stat");
+  WriteStat(w, stat);
+  w.Key("zxid").Int(zxid).EndObject();
+  out.push_back('\n');
   return out;
 }
 

@@ -8,7 +8,12 @@
 //                    [--seconds 5] [--rounds 3] [--inflight 256]
 //                    [--http-threads 2] [--zk-clients 16] [--znodes 1000]
 //                    [--size 100] [--batch 64] [--batch-conns 16]
-//                    [--only kiln|zookeeper]
+//                    [--only kiln|zookeeper] [--client raw|lib]
+//
+// --client raw (the default) drives both sides with the lean epoll clients
+// of raw_clients.h (plain HTTP/1.1 sockets; ZooKeeper's binary protocol),
+// --http-threads threads on each side; --client lib with libcurl's multi
+// interface and libzookeeper-mt's zoo_aset, as described below.
 //
 // Two workloads, each run on both sides in every round (alternating which
 // goes first; fresh znodes per round):
@@ -47,6 +52,7 @@
 #include <vector>
 
 #include "bench/coord/bench_support.h"
+#include "bench/coord/raw_clients.h"
 #include "common/hash.h"
 #include "common/http_client.h"
 #include "common/json.h"
@@ -75,14 +81,12 @@ struct Flags {
   int batch = 64;
   int batch_conns = 16;
   std::string only;  // "", "kiln" or "zookeeper"
+  // "raw": bench/coord/raw_clients.h on both sides; "lib": libcurl's multi
+  // interface for kiln and libzookeeper-mt for ZooKeeper.
+  std::string client = "raw";
 };
 
-struct Request {
-  const char* method;
-  std::string path;  // under the server's URL
-  std::string body;
-  int updates = 1;  // counted as done when the answer is 2xx
-};
+using Request = bench::HttpCall;
 
 // Makes connection `conn`'s request number `seq`; false: no more requests.
 using Make = std::function<bool(int conn, uint64_t seq, Request&)>;
@@ -186,7 +190,13 @@ double HttpThroughput(const Flags& f, int conns, double seconds, const Make& mak
   int per = (conns + f.http_threads - 1) / f.http_threads;
   for (int t = 0, first = 0; first < conns; ++t, first += per) {
     int n = std::min(per, conns - first);
-    threads.emplace_back([&, first, n] { MultiLoop(f, first, n, make, stop, done, lost); });
+    threads.emplace_back([&, first, n] {
+      if (f.client == "lib") return MultiLoop(f, first, n, make, stop, done, lost);
+      bench::HttpLoop(
+          bench::ParseHttpUrl(f.url, f.token), first, n,
+          [&](int conn, uint64_t seq, bench::HttpCall* call) { return make(conn, seq, *call); },
+          stop, done, lost);
+    });
   }
   uint64_t at_stop = 0;
   double elapsed = 0;
@@ -231,7 +241,9 @@ double RunKiln(const Flags& f, int round, int batch, std::atomic<uint64_t>& lost
       [&](int, uint64_t, Request& r) {
         int i = next.fetch_add(1);
         if (i >= f.znodes) return false;
-        r = Request{"POST", root + Node(i), body};
+        r.method = "POST";
+        r.path = root + Node(i);
+        r.body = body;
         return true;
       },
       lost);
@@ -239,21 +251,28 @@ double RunKiln(const Flags& f, int round, int batch, std::atomic<uint64_t>& lost
     return HttpThroughput(
         f, f.inflight, f.seconds,
         [&](int conn, uint64_t seq, Request& r) {
-          r = Request{"PUT", root + Node(Pick(f, conn, seq)), body};
+          r.method = "PUT";
+          r.path = root + Node(Pick(f, conn, seq));
+          r.body = body;
           return true;
         },
         lost);
   return HttpThroughput(
       f, f.batch_conns, f.seconds,
       [&](int conn, uint64_t seq, Request& r) {
-        Json ops = Json::array();
-        for (int k = 0; k < batch; ++k)
-          ops.push_back({{"op", "set"},
-                         {"path", znodes + Node(Pick(f, conn,
-                                                     seq * static_cast<uint64_t>(batch) +
-                                                         static_cast<uint64_t>(k)))},
-                         {"data", data}});
-        r = Request{"POST", "/api/v1/coord/batch", Json{{"ops", std::move(ops)}}.dump(), batch};
+        // Paths and data need no escaping: plain appends are the JSON.
+        r.method = "POST";
+        r.path = "/api/v1/coord/batch";
+        r.updates = batch;
+        r.body.assign(R"({"ops":[)");
+        for (int k = 0; k < batch; ++k) {
+          if (k) r.body.push_back(',');
+          r.body.append(R"({"op":"set","path":")").append(znodes);
+          r.body.append(
+              Node(Pick(f, conn, seq * static_cast<uint64_t>(batch) + static_cast<uint64_t>(k))));
+          r.body.append(R"(","data":")").append(data).append(R"("})");
+        }
+        r.body.append("]}");
         return true;
       },
       lost);
@@ -320,7 +339,58 @@ void ZkCreateDone(int rc, const char*, const void* data) {
 
 // The same sets against ZooKeeper: `inflight` spread over f.zk_clients
 // sessions.
+double RunZooKeeperRaw(const Flags& f, int round, int inflight) {
+  std::string root = fmt::format("/hb-{}-{}", round, RandomHex(4));
+  std::string data(f.size, 'y');
+  std::atomic<bool> no_stop{false};
+  std::atomic<uint64_t> done{0};
+  // The two parents with no data, then the znodes, in order on one session.
+  std::vector<std::string> paths = {root, root + "/n"};
+  for (int i = 0; i < f.znodes; ++i) paths.push_back(root + Node(i));
+  for (size_t i = 0; i < 2; ++i)
+    bench::ZkLoop(
+        f.zk, 1, 1, true, "",
+        [&](int, uint64_t seq, std::string* p) {
+          *p = paths[i];
+          return seq == 0;
+        },
+        no_stop, done);
+  bench::ZkLoop(
+      f.zk, 1, 256, true, data,
+      [&](int, uint64_t seq, std::string* p) {
+        if (seq + 2 >= paths.size()) return false;
+        *p = paths[seq + 2];
+        return true;
+      },
+      no_stop, done);
+  done = 0;
+  int per = std::max(1, inflight / f.zk_clients);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  auto start = Clock::now();
+  int per_thread = (f.zk_clients + f.http_threads - 1) / f.http_threads;
+  for (int first = 0; first < f.zk_clients; first += per_thread) {
+    int n = std::min(per_thread, f.zk_clients - first);
+    threads.emplace_back([&, first, n] {
+      bench::ZkLoop(
+          f.zk, n, per, false, data,
+          [&, first](int s, uint64_t seq, std::string* p) {
+            *p = root + Node(Pick(f, first + s, seq));
+            return true;
+          },
+          stop, done);
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(f.seconds));
+  uint64_t at_stop = done.load();
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  stop = true;
+  for (auto& th : threads) th.join();
+  return static_cast<double>(at_stop) / elapsed;
+}
+
 double RunZooKeeper(const Flags& f, int round, int inflight) {
+  if (f.client == "raw") return RunZooKeeperRaw(f, round, inflight);
   std::vector<std::unique_ptr<ZkSession>> sessions;
   for (int i = 0; i < f.zk_clients; ++i) sessions.push_back(std::make_unique<ZkSession>(f.zk));
   std::string root = fmt::format("/hb-{}-{}", round, RandomHex(4));
@@ -419,10 +489,14 @@ int main(int argc, char** argv) {
       f.batch_conns = std::stoi(next());
     else if (a == "--only")
       f.only = next();
+    else if (a == "--client")
+      f.client = next();
     else
       Die("coord_http_bench: unknown argument " + a +
           " (see the top of bench/coord/http_bench.cc)");
   }
+  if (f.client != "raw" && f.client != "lib")
+    Die("coord_http_bench: --client takes raw or lib, not " + f.client);
   if (f.only != "" && f.only != "kiln" && f.only != "zookeeper")
     Die("coord_http_bench: --only takes kiln or zookeeper, not " + f.only);
   if ((f.only != "zookeeper" && (f.url.empty() || f.token.empty())) ||
