@@ -49,6 +49,19 @@ done
 """
 
 
+def make_system(img, release):
+    """Makes an image tree boot as a kiln test system: SYSTEM_INIT as PID 1
+    and the release it reports."""
+    init = os.path.join(img, "sbin", "init")
+    if os.path.lexists(init):
+        os.remove(init)
+    with open(init, "w") as f:
+        f.write(SYSTEM_INIT)
+    os.chmod(init, 0o755)
+    with open(os.path.join(img, "etc", "kiln-release"), "w") as f:
+        f.write(release + "\n")
+
+
 def build_small_image(h, kiln_bin, version, tree, release="small 1"):
     """The install environment and a small golden image made from it:
     returns (initrd path, image tree)."""
@@ -60,14 +73,7 @@ def build_small_image(h, kiln_bin, version, tree, release="small 1"):
     os.makedirs(img)
     subprocess.run(f"zstd -dc '{initrd}' | cpio -idm --quiet", shell=True, cwd=img, check=True)
     os.remove(os.path.join(img, "init"))
-    init = os.path.join(img, "sbin", "init")
-    if os.path.lexists(init):
-        os.remove(init)
-    with open(init, "w") as f:
-        f.write(SYSTEM_INIT)
-    os.chmod(init, 0o755)
-    with open(os.path.join(img, "etc", "kiln-release"), "w") as f:
-        f.write(release + "\n")
+    make_system(img, release)
     os.makedirs(os.path.join(img, "boot"), exist_ok=True)
     shutil.copy(os.path.join(tree, "boot", "vmlinuz-" + version), os.path.join(img, "boot", "vmlinuz-" + version))
     shutil.copy(initrd, os.path.join(img, "boot", "initrd.img-" + version))
@@ -106,14 +112,7 @@ def build_minbase_image(h, small, release="minbase 1"):
     img = os.path.join(h.work, "minbase")
     harness.run(["cp", "-a", cached, img])
     overlay_missing(small, img)
-    init = os.path.join(img, "sbin", "init")
-    if os.path.lexists(init):
-        os.remove(init)
-    with open(init, "w") as f:
-        f.write(SYSTEM_INIT)
-    os.chmod(init, 0o755)
-    with open(os.path.join(img, "etc", "kiln-release"), "w") as f:
-        f.write(release + "\n")
+    make_system(img, release)
     return img
 
 
