@@ -34,10 +34,10 @@
 namespace kiln::pxe {
 
 struct TftpRequestInfo {
-  std::string path;        // normalised, relative to the TFTP root
-  std::string client_ip;   // "10.0.0.5"
+  std::string path;       // normalised, relative to the TFTP root
+  std::string client_ip;  // "10.0.0.5"
   uint16_t client_port = 0;
-  std::string local_ip;    // the address the request was sent to
+  std::string local_ip;  // the address the request was sent to
 };
 
 struct TftpFile {
