@@ -110,20 +110,27 @@ JsonWriter& JsonWriter::String(std::string_view s) {
   return *this;
 }
 
-JsonWriter& JsonWriter::Int(int64_t v) {
-  Separate();
+namespace {
+
+template <typename Integer>
+void AppendInteger(std::string* out, Integer v) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out_->append(buf, r.ptr);
+  out->append(buf, r.ptr);
+}
+
+}  // namespace
+
+JsonWriter& JsonWriter::Int(int64_t v) {
+  Separate();
+  AppendInteger(out_, v);
   need_comma_ = true;
   return *this;
 }
 
 JsonWriter& JsonWriter::Uint(uint64_t v) {
   Separate();
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out_->append(buf, r.ptr);
+  AppendInteger(out_, v);
   need_comma_ = true;
   return *this;
 }
