@@ -8,6 +8,7 @@
 #include "agent/daemon_cmd.h"
 #include "agent/facts.h"
 #include "agent/install_cmd.h"
+#include "agent/modules_cmd.h"
 #include "common/version.h"
 
 namespace {
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
 
   kiln::agent::RegisterInstallCommands(app, &exit_code);
   kiln::agent::RegisterDaemonCommand(app, &exit_code);
+  kiln::agent::RegisterModulesCommand(app, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -127,7 +127,7 @@ Status InstallGrubEfi(CommandRunner* runner, const DiskPlan& plan, const KernelF
 }  // namespace
 
 Status InstallBootloader(CommandRunner* runner, const DiskPlan& plan, const Json& variables,
-                         const BootloaderOptions& opts) {
+                         const BootloaderOptions& opts, BootEntry* entry) {
   const PartitionSpec* boot = plan.BootPartition();
   const PartitionSpec* root = nullptr;
   for (const auto& d : plan.disks)
@@ -145,6 +145,11 @@ Status InstallBootloader(CommandRunner* runner, const DiskPlan& plan, const Json
     args = "console=" + variables["CONSOLE"].get<std::string>();
   if (!opts.extra_args.empty()) args += (args.empty() ? "" : " ") + opts.extra_args;
   std::string kernel_dir = separate_boot ? "/" : "/boot/";
+  if (entry) {
+    entry->kernel = opts.target + "/boot/" + k.kernel;
+    entry->initrd = k.initrd.empty() ? "" : opts.target + "/boot/" + k.initrd;
+    entry->cmdline = fmt::format("root=UUID={} ro{}{}", uuid, args.empty() ? "" : " ", args);
+  }
   if (opts.firmware == "uefi") {
     std::string boot_uuid = uuid;
     if (boot != root) {

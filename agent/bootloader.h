@@ -15,6 +15,7 @@
 #include "agent/command_runner.h"
 #include "agent/disk_plan.h"
 #include "agent/initrd/grub_image.h"
+#include "agent/kexec.h"
 #include "common/json.h"
 #include "common/status.h"
 
@@ -49,7 +50,9 @@ Result<KernelFiles> FindKernel(const std::string& boot_dir);
 std::string ExtlinuxConfig(const KernelFiles& k, const std::string& kernel_dir,
                            const std::string& root_uuid, const std::string& args);
 
+// Installs the boot loader; `entry` (if given) receives what it boots, as
+// paths under the target, for kexec.
 Status InstallBootloader(CommandRunner* runner, const DiskPlan& plan, const Json& variables,
-                         const BootloaderOptions& opts);
+                         const BootloaderOptions& opts, BootEntry* entry = nullptr);
 
 }  // namespace kiln::agent

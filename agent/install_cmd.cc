@@ -6,6 +6,7 @@
 #include "agent/agent_api.h"
 #include "agent/facts.h"
 #include "agent/installer.h"
+#include "agent/kexec.h"
 
 namespace kiln::agent {
 namespace {
@@ -113,7 +114,13 @@ int RunInstallCmd(const std::string& cmd, Flags f, bool disks) {
   auto r = RunInstall(o);
   if (!r.ok()) return Fail(cmd, r.status());
   if (disks && !f.no_reboot) {
-    fmt::print(stderr, "kiln-agent: rebooting into the installed system\n");
+    if (r->kexec_loaded) {
+      fmt::print(stderr, "kiln-agent: starting the installed system by kexec\n");
+      Status k = KexecReboot();
+      fmt::print(stderr, "kiln-agent: {}; rebooting through the firmware\n", k.message());
+    } else {
+      fmt::print(stderr, "kiln-agent: rebooting into the installed system\n");
+    }
     ::sync();
     (void)runner.Run({"reboot", "-f"}, {});
   }

@@ -17,6 +17,7 @@
 #include "agent/bootloader.h"
 #include "agent/disk_plan.h"
 #include "agent/disk_setup.h"
+#include "agent/kexec.h"
 #include "agent/live_session.h"
 #include "agent/plan_scripts.h"
 #include "agent/progress_reporter.h"
@@ -96,6 +97,7 @@ class Install {
     DiskPlan disks;
     std::unique_ptr<DiskSetup> setup;
     if (o_.disks) {
+      KILN_ASSIGN_OR_RETURN(reboot_, RebootModeFrom(plan_.value("variables", Json::object())));
       KILN_ASSIGN_OR_RETURN(disks, DiskPlanFromJson(plan_));
       if (disks.disks.empty())
         return FailedPrecondition("the plan has no disk layout: nothing to install onto");
@@ -225,7 +227,8 @@ class Install {
       if (Status st = Phase("bootloader", BootloaderDescription(b.firmware),
                             [&]() -> Status {
                               return InstallBootloader(o_.runner, disks,
-                                                       plan_.value("variables", Json::object()), b);
+                                                       plan_.value("variables", Json::object()), b,
+                                                       &boot_entry_);
                             });
           !st.ok())
         return st;
@@ -247,9 +250,25 @@ class Install {
     KILN_RETURN_IF_ERROR(InstallFiles(o_.target, conf).status());
     KILN_RETURN_IF_ERROR(
         InstallAgentUnit(o_.target, [this](const std::string& m) { r_->Log("info", m); }));
-    return scripts_->RunHooks(plan_, "finish");
+    KILN_RETURN_IF_ERROR(scripts_->RunHooks(plan_, "finish"));
+    // Loaded last, once /boot is final, and while the target is mounted.
+    if (o_.disks && reboot_ == RebootMode::kKexec) {
+      Status k = KexecLoad(boot_entry_);
+      kexec_loaded_ = k.ok();
+      if (k.ok())
+        r_->Log("info", fmt::format("loaded {} for kexec: the installed system starts without a "
+                                    "firmware reboot",
+                                    boot_entry_.kernel.substr(o_.target.size())));
+      else
+        r_->Log("warn", k.message() + "; the machine reboots through its firmware instead");
+    }
+    return Status::Ok();
   }
 
+ public:
+  bool kexec_loaded() const { return kexec_loaded_; }
+
+ private:
   const InstallOptions& o_;
   std::string run_;
   ProgressReporter* r_;
@@ -258,6 +277,9 @@ class Install {
   Json plan_;
   std::unique_ptr<PlanScripts> scripts_;
   bool mounted_ = false;
+  RebootMode reboot_ = RebootMode::kFirmware;
+  BootEntry boot_entry_;
+  bool kexec_loaded_ = false;
 };
 
 }  // namespace
@@ -286,6 +308,7 @@ Result<InstallReport> RunInstall(const InstallOptions& opts) {
                                    opts.target));
   Install install(opts, report.run, &reporter, &log);
   Status s = install.Run(&report.image);
+  report.kexec_loaded = s.ok() && install.kexec_loaded();
 
   AgentApi api(opts.server, opts.node_token);
   if (s.ok()) {

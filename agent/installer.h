@@ -48,6 +48,9 @@ struct InstallReport {
   std::string run;
   std::string image;  // NAME@V installed
   uint64_t events = 0;
+  // The installed kernel is loaded for kexec (REBOOT = "kexec" and the
+  // kernel took it): KexecReboot() starts it.
+  bool kexec_loaded = false;
 };
 
 Result<InstallReport> RunInstall(const InstallOptions& opts);

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "common/file_util.h"
-#include "imager/archive_scan.h"
+#include "imager/capture_flow.h"
 #include "imager/chunker.h"
 #include "imager/zstd_util.h"
 
@@ -18,10 +18,6 @@ namespace kiln::imager {
 namespace {
 
 constexpr uint64_t kBatchBytes = 8 * 1024 * 1024;
-
-// Where an object's compressed frame comes from during the upload.
-using FrameFn = std::function<Status(const Sha256Digest&, Compressor&, std::string* scratch,
-                                     std::string* frame)>;
 
 // Makes frames on `threads` workers (reading and compressing is the costly
 // part) while this thread sends batches in order of completion.
@@ -118,10 +114,31 @@ Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<u
   return result;
 }
 
-Result<CaptureReport> Finish(const Manifest& m, const CaptureOptions& opts, CaptureTarget* target,
-                             CaptureReport report,
-                             const std::function<uint64_t(const Sha256Digest&)>& size_of,
-                             const FrameFn& make_frame) {
+Status ReadRange(const ChunkSource& src, std::string* out) {
+  UniqueFd fd(::open(src.file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open " + src.file, errno);
+  out->resize(src.size);
+  size_t got = 0;
+  while (got < src.size) {
+    ssize_t n =
+        ::pread(fd.get(), out->data() + got, src.size - got, static_cast<off_t>(src.offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("read " + src.file, errno);
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got != src.size) return IoError(src.file + ": file shrank during the capture; capture again");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<CaptureReport> FinishCapture(const Manifest& m, const CaptureOptions& opts,
+                                    CaptureTarget* target, CaptureReport report,
+                                    const std::function<uint64_t(const Sha256Digest&)>& size_of,
+                                    const FrameFn& make_frame) {
   std::string encoded = EncodeManifest(m);
   report.manifest = Sha256Hex(encoded);
   report.entries = m.entries.size();
@@ -146,27 +163,6 @@ Result<CaptureReport> Finish(const Manifest& m, const CaptureOptions& opts, Capt
   KILN_ASSIGN_OR_RETURN(report.version, target->Commit());
   return report;
 }
-
-Status ReadRange(const ChunkSource& src, std::string* out) {
-  UniqueFd fd(::open(src.file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoError("open " + src.file, errno);
-  out->resize(src.size);
-  size_t got = 0;
-  while (got < src.size) {
-    ssize_t n =
-        ::pread(fd.get(), out->data() + got, src.size - got, static_cast<off_t>(src.offset + got));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("read " + src.file, errno);
-    }
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  if (got != src.size) return IoError(src.file + ": file shrank during the capture; capture again");
-  return Status::Ok();
-}
-
-}  // namespace
 
 Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOptions& opts,
                                        CaptureTarget* target) {
@@ -208,62 +204,13 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
     comp.Compress(*scratch, frame);
     return Status::Ok();
   };
-  auto r = Finish(scan.manifest, opts, target, std::move(report), size_of, make);
+  auto r = FinishCapture(scan.manifest, opts, target, std::move(report), size_of, make);
   // The cache is only worth keeping when the capture went through.
   if (r.ok() && so.cache) {
     Status s = cache.Save(opts.stat_cache);
     (void)s;  // a cache that cannot be written only costs time next run
   }
   return r;
-}
-
-Result<CaptureReport> CaptureArchive(const std::string& path, const CaptureOptions& opts,
-                                     CaptureTarget* target) {
-  // An archive cannot be re-read cheaply (it may be stdin, or compressed), so
-  // frames are spooled to an unnamed temporary file as they are made.
-  const char* tmpdir = std::getenv("TMPDIR");
-  std::string spool_dir = tmpdir && *tmpdir ? tmpdir : "/tmp";
-  UniqueFd spool(::open(spool_dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-  if (!spool.valid()) return ErrnoError("create a spool file in " + spool_dir, errno);
-  struct Spooled {
-    uint64_t offset, frame_size, size;
-  };
-  std::unordered_map<Sha256Digest, Spooled, DigestHash> index;
-  uint64_t spool_end = 0;
-  Compressor comp(opts.zstd_level);
-  std::string frame;
-  ArchiveScanOptions ao;
-  ao.allow_devices = opts.allow_devices;
-  CaptureReport report;
-  if (opts.progress)
-    ao.progress = [&](uint64_t bytes, uint64_t files) {
-      opts.progress({"scan", bytes, 0, files, 0});
-    };
-  auto on_chunk = [&](const Sha256Digest& d, std::string_view bytes) -> Status {
-    if (index.count(d)) return Status::Ok();
-    comp.Compress(bytes, &frame);
-    KILN_RETURN_IF_ERROR(WriteAll(spool.get(), frame, "spool"));
-    index.emplace(d, Spooled{spool_end, frame.size(), bytes.size()});
-    spool_end += frame.size();
-    return Status::Ok();
-  };
-  KILN_ASSIGN_OR_RETURN(Manifest m, ScanArchive(path, ao, on_chunk));
-  for (const auto& e : m.entries) report.files += e.type == EntryType::kFile;
-  report.files_hashed = report.files;
-  auto size_of = [&](const Sha256Digest& d) {
-    auto it = index.find(d);
-    return it == index.end() ? 0 : it->second.size;
-  };
-  int fd = spool.get();
-  FrameFn make = [&](const Sha256Digest& d, Compressor&, std::string*, std::string* out) -> Status {
-    auto it = index.find(d);
-    if (it == index.end()) return Internal("no spooled frame for object " + ToHex(d));
-    out->resize(it->second.frame_size);
-    ssize_t n = ::pread(fd, out->data(), out->size(), static_cast<off_t>(it->second.offset));
-    if (n != static_cast<ssize_t>(out->size())) return IoError("read spool");
-    return Status::Ok();
-  };
-  return Finish(m, opts, target, std::move(report), size_of, make);
 }
 
 }  // namespace kiln::imager

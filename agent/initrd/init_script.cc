@@ -17,12 +17,17 @@ mount -t tmpfs tmpfs /tmp
 say() { echo "kiln-init: $*" > /dev/console; }
 say "install environment up (kernel $(uname -r))"
 
-# Modules for common NICs and disks, dependencies first.
-kver="$(uname -r)"
-while read -r mod; do
-    [ -n "$mod" ] && insmod "/lib/modules/$kver/$mod" 2>/dev/null
-done < /etc/kiln/modules
-say "loaded $(wc -l < /etc/kiln/modules) modules"
+# Drivers for the devices this machine has, filesystems and their helpers,
+# dependencies first; if the agent cannot tell, every module carried.
+if command -v kiln-agent > /dev/null && loaded="$(kiln-agent load-modules 2>/dev/console)"; then
+    say "$loaded"
+else
+    kver="$(uname -r)"
+    while read -r mod; do
+        [ -n "$mod" ] && insmod "/lib/modules/$kver/$mod" 2>/dev/null
+    done < /etc/kiln/modules
+    say "loaded $(wc -l < /etc/kiln/modules) modules"
+fi
 
 server=""; token=""; mode=""; node=""; debug=""; bootif=""; root=""
 for arg in $(cat /proc/cmdline); do

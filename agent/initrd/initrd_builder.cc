@@ -279,12 +279,34 @@ Result<InitrdReport> BuildInitrd(const InitrdSpec& spec,
   }
   std::string mod_list;
   std::string kroot = "/lib/modules/" + spec.kernel_version;
+  std::set<std::string> carried;
   for (const auto& m : mods) {
     tree.File(kroot + "/" + m, mod_dir + "/" + m, 0644);
     mod_list += m + "\n";
+    carried.insert(ModuleName(m));
   }
-  for (const char* f : {"modules.dep", "modules.alias", "modules.builtin", "modules.order"})
+  // The names asked for: `kiln-agent load-modules` inserts these (drivers
+  // only for present devices) and the rest only as their dependencies.
+  std::string roots;
+  for (const auto& n : DefaultModules())
+    if (index.Has(n)) roots += ModuleName(n) + "\n";
+  for (const auto& n : spec.extra_modules) roots += ModuleName(n) + "\n";
+  tree.Data("/etc/kiln/module-roots", roots, 0644);
+  for (const char* f : {"modules.dep", "modules.builtin", "modules.order"})
     if (fs::exists(mod_dir + "/" + f)) tree.File(kroot + "/" + f, mod_dir + "/" + f, 0644);
+  // modules.alias for the modules carried only: the kernel's whole file is
+  // over a megabyte, read at every boot.
+  if (fs::exists(mod_dir + "/modules.alias")) {
+    KILN_ASSIGN_OR_RETURN(std::string all, ReadFile(mod_dir + "/modules.alias"));
+    std::string kept;
+    for (const auto& line : Split(all, '\n')) {
+      size_t name_at = line.rfind(' ');
+      if (line.rfind("alias ", 0) == 0 && name_at != std::string::npos &&
+          carried.count(ModuleName(std::string_view(line).substr(name_at + 1))))
+        kept += line + "\n";
+    }
+    tree.Data(kroot + "/modules.alias", kept, 0644);
+  }
   report.modules = mods;
   say(fmt::format("{} kernel modules for {}", mods.size(), spec.kernel_version));
 

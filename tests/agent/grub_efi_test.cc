@@ -16,6 +16,8 @@
 using namespace kiln;
 using namespace kiln::agent;
 using kiln::test::Run;
+using kiln::test::TempDir;
+using kiln::test::WriteTestFile;
 namespace fs = std::filesystem;
 
 namespace {
@@ -146,10 +148,34 @@ TEST_CASE("with a separate /boot GRUB searches for /boot and loads the kernel fr
   DiskPlan plan = Plan({Part(1, "/dev/vda1", "esp", "vfat", "/boot/efi"),
                         Part(2, "/dev/vda2", "linux", "ext4", "/boot"),
                         Part(3, "/dev/vda3", "linux", "ext4", "/")});
-  REQUIRE(InstallBootloader(&runner, plan, kVars, t.Opts()).ok());
+  BootEntry entry;
+  REQUIRE(InstallBootloader(&runner, plan, kVars, t.Opts(), &entry).ok());
   std::string cfg = ReadFile(t.root + "/boot/efi/EFI/kiln/grub.cfg").value_or("");
   CHECK(cfg.find("--set=root uuid-of-vda2\n") != std::string::npos);
   CHECK(cfg.find("linux /vmlinuz-6.1.0-13-amd64 root=UUID=uuid-of-vda3 ro") != std::string::npos);
+  // What kexec would start: the same kernel and command line, as files
+  // under the target.
+  CHECK(entry.kernel == t.root + "/boot/vmlinuz-6.1.0-13-amd64");
+  CHECK(entry.initrd == t.root + "/boot/initrd.img-6.1.0-13-amd64");
+  CHECK(entry.cmdline == "root=UUID=uuid-of-vda3 ro console=ttyS0");
+}
+
+TEST_CASE("REBOOT chooses the firmware or kexec; anything else is named") {
+  CHECK(RebootModeFrom(Json::object()).value() == RebootMode::kFirmware);
+  CHECK(RebootModeFrom(Json{{"REBOOT", "firmware"}}).value() == RebootMode::kFirmware);
+  CHECK(RebootModeFrom(Json{{"REBOOT", "kexec"}}).value() == RebootMode::kKexec);
+  CHECK(RebootModeFrom(Json{{"REBOOT", "kexc"}}).status().message() ==
+        "variable REBOOT is \"kexc\": expected \"firmware\" (the default) or \"kexec\"");
+  CHECK_FALSE(RebootModeFrom(Json{{"REBOOT", true}}).ok());
+}
+
+TEST_CASE("kexec names the file it cannot open and loads nothing") {
+  TempDir t;
+  Status s = KexecLoad({t.Sub("no-vmlinuz"), "", "root=UUID=x ro"});
+  CHECK(s.message().find(t.Sub("no-vmlinuz")) != std::string::npos);
+  WriteTestFile(t.Sub("vmlinuz"), "not a kernel");
+  s = KexecLoad({t.Sub("vmlinuz"), t.Sub("no-initrd"), "root=UUID=x ro"});
+  CHECK(s.message().find(t.Sub("no-initrd")) != std::string::npos);
 }
 
 TEST_CASE("an ESP the plan does not mount is written with mtools onto its vfat filesystem") {

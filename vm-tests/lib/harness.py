@@ -212,7 +212,11 @@ class Vm:
 
     def power_on(self):
         """Starts the machine again after power_off, with the same disk."""
-        self.console.pos = 0  # QEMU starts the serial file afresh
+        # QEMU starts the serial file afresh; remove it first so that a wait
+        # right after this cannot match the previous boot's text.
+        if os.path.exists(self.console_path):
+            os.remove(self.console_path)
+        self.console.pos = 0
         self.proc = Process(self.argv, os.path.join(self.dir, "qemu.log"), netns=self.h.netns.name)
         self.h.processes.append(self.proc)
         log(f"{self.name}: powered on again, qemu pid {self.proc.pid}")

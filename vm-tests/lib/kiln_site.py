@@ -15,8 +15,8 @@ import harness
 PORT = 8080
 URL = f"http://{harness.SERVER_IP}:{PORT}"
 
-# The installed small system's PID 1: the kernel filesystems, its NIC
-# modules, DHCP, then the agent daemon for as long as the machine runs.
+# The installed small system's PID 1 (its initrd loaded the disk and NIC
+# drivers): the kernel filesystems, DHCP, then the agent daemon for as long as the machine runs.
 SYSTEM_INIT = r"""#!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc 2>/dev/null
@@ -28,10 +28,6 @@ mount -t tmpfs tmpfs /tmp 2>/dev/null
 say() { echo "kiln-system: $*" > /dev/console; }
 [ -s /etc/hostname ] && hostname -F /etc/hostname
 say "$(cat /etc/kiln-release) up on $(uname -r) as $(hostname)"
-kver="$(uname -r)"
-while read -r mod; do
-    [ -n "$mod" ] && insmod "/lib/modules/$kver/$mod" 2>/dev/null
-done < /etc/kiln/modules
 ip link set lo up
 for dev in /sys/class/net/*; do
     name="${dev##*/}"
@@ -76,8 +72,69 @@ def build_small_image(h, kiln_bin, version, tree, release="small 1"):
     make_system(img, release)
     os.makedirs(os.path.join(img, "boot"), exist_ok=True)
     shutil.copy(os.path.join(tree, "boot", "vmlinuz-" + version), os.path.join(img, "boot", "vmlinuz-" + version))
-    shutil.copy(initrd, os.path.join(img, "boot", "initrd.img-" + version))
+    write_boot_initrd(img, initrd, version, os.path.join(img, "boot", "initrd.img-" + version))
     return initrd, img
+
+
+# What the installed system's initrd loads: the test machines' disk and NIC
+# (virtio), and ext4.
+BOOT_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "crc32c_intel", "crc32c_generic", "ext4")
+
+
+def write_boot_initrd(img, initrd, version, out):
+    """The small image's own initrd, as a distribution's would be: only what
+    finds and mounts the root filesystem (busybox, the install
+    environment's /init, which hands over to the root's init when booted
+    with root=, and BOOT_MODULES), 2 MB instead of the install
+    environment's 18: under TCG the installed system's boot unpacked those
+    18 MB in 4-5 s (memory that held translated code is slow to rewrite). Taken from the image tree, which is the
+    unpacked install environment."""
+    kdir = os.path.join("lib", "modules", version)
+    deps = {}
+    with open(os.path.join(img, kdir, "modules.dep")) as f:
+        for line in f:
+            path, _, rest = line.partition(":")
+            deps[path.strip()] = rest.split()
+    by_name = {os.path.basename(p).split(".ko")[0].replace("-", "_"): p for p in deps}
+    order = []
+
+    def visit(path):
+        if path in order:
+            return
+        for d in reversed(deps.get(path, [])):
+            visit(d)
+        order.append(path)
+    for name in BOOT_MODULES:
+        if name in by_name and os.path.exists(os.path.join(img, kdir, by_name[name])):
+            visit(by_name[name])
+    stage = img + ".boot-initrd"
+    shutil.rmtree(stage, ignore_errors=True)
+    os.makedirs(stage)
+    subprocess.run(f"zstd -dc '{initrd}' | cpio -idm --quiet init", shell=True, cwd=stage, check=True)
+    for rel in ["bin", "sbin", "usr/bin", "usr/sbin", "linuxrc"]:
+        src = os.path.join(img, rel)
+        if os.path.isdir(src) and not os.path.islink(src):
+            # busybox and its applet links only
+            os.makedirs(os.path.join(stage, rel), exist_ok=True)
+            for n in os.listdir(src):
+                p = os.path.join(src, n)
+                if os.path.islink(p) and os.readlink(p).endswith("busybox"):
+                    os.symlink(os.readlink(p), os.path.join(stage, rel, n))
+        elif os.path.lexists(src):
+            os.makedirs(os.path.dirname(os.path.join(stage, rel)), exist_ok=True)
+            shutil.copy2(src, os.path.join(stage, rel), follow_symlinks=False)
+    shutil.copy2(os.path.join(img, "bin", "busybox"), os.path.join(stage, "bin", "busybox"))
+    os.makedirs(os.path.join(stage, "etc", "kiln"))
+    with open(os.path.join(stage, "etc", "kiln", "modules"), "w") as f:
+        f.write("".join(p + "\n" for p in order))
+    for p in order + ["modules.dep"]:
+        os.makedirs(os.path.dirname(os.path.join(stage, kdir, p)), exist_ok=True)
+        shutil.copy2(os.path.join(img, kdir, p), os.path.join(stage, kdir, p))
+    for d in ["dev", "proc", "sys", "run", "tmp", "mnt", "newroot"]:
+        os.makedirs(os.path.join(stage, d), exist_ok=True)
+    subprocess.run(f"find . | cpio -o -H newc --quiet | zstd -q -19 -T0 > '{out}'", shell=True,
+                   cwd=stage, check=True)
+    shutil.rmtree(stage)
 
 
 def overlay_missing(src, root):
@@ -116,7 +173,7 @@ def build_minbase_image(h, small, release="minbase 1"):
     return img
 
 
-def write_space(path, image="small@1"):
+def write_space(path, image="small@1", reboot="firmware"):
     """A config space for the small image: BIOS layout on the first disk, an
     ESP added for UEFI machines (class UEFI, from the facts)."""
     def put(rel, text, mode=0o644):
@@ -129,7 +186,8 @@ def write_space(path, image="small@1"):
                         "UEFI a machine that boots by UEFI\nLAST after every other class\n")
     put("class/10-virtual.lua", 'if facts.dmi and facts.dmi.sys_vendor == "QEMU" then add("VIRTUAL") end\n')
     put("class/20-uefi.lua", 'if facts.firmware and facts.firmware.type == "uefi" then add("UEFI") end\n')
-    put("vars/DEFAULT.lua", f'IMAGE = "{image}"\nCONSOLE = "ttyS0"\nHOSTNAME = node.hostname\n')
+    put("vars/DEFAULT.lua", f'IMAGE = "{image}"\nCONSOLE = "ttyS0"\nHOSTNAME = node.hostname\n'
+                            + (f'REBOOT = "{reboot}"\n' if reboot != "firmware" else ""))
     put("disk/DEFAULT", "disk os on=smallest table=gpt\n"
                         "  part bios size=1M type=bios\n"
                         "  part root size=rest fs=ext4 mount=/ options=noatime\n")
@@ -158,7 +216,7 @@ class Site:
         self.proc = h.start([self.kiln, "serve", "--data", self.data, "--listen", f"{harness.SERVER_IP}:{PORT}",
                              "--interface", "kbr0", "--dhcp", "full",
                              "--dhcp-range", f"{harness.NET_PREFIX}.100,{harness.NET_PREFIX}.200,255.255.255.0,1h",
-                             "--space", space, "--kernel-args", "console=ttyS0", *serve_args], "kiln")
+                             "--space", space, "--kernel-args", os.environ.get("KILN_VM_KERNEL_ARGS", "console=ttyS0"), *serve_args], "kiln")
         deadline = time.time() + 60
         while not os.path.exists(os.path.join(self.data, "serve.json")):
             if time.time() > deadline or not self.proc.running():
@@ -200,17 +258,18 @@ class Site:
         return [x["event"] for x in e["events"]] if e else []
 
 
-def prepare(h, kiln_bin, image_release="small 1", serve_args=(), image="small"):
+def prepare(h, kiln_bin, image_release="small 1", serve_args=(), image="small", reboot="firmware"):
     """The usual start of a scenario: kernel, install environment, the
     golden image captured as <image>@1 (image "small", or "minbase": Debian
     12 minbase made bootable the same way), the space and the server
-    (serve_args: more `kiln serve` flags). Returns (site, image tree)."""
+    (serve_args: more `kiln serve` flags; reboot: the REBOOT variable,
+    "firmware" or "kexec"). Returns (site, image tree)."""
     version, tree = harness.kernel_tree()
     initrd, tree_dir = build_small_image(h, kiln_bin, version, tree, release=image_release)
     if image == "minbase":
         tree_dir = build_minbase_image(h, tree_dir, release=image_release)
     space = os.path.join(h.work, "space")
-    write_space(space, image=f"{image}@1")
+    write_space(space, image=f"{image}@1", reboot=reboot)
     s = Site(h, kiln_bin, initrd, version, tree, space, serve_args)
     s.cli("image", "capture", image, "--from-dir", tree_dir)
     return s, tree_dir

@@ -21,7 +21,7 @@ def run(h, kiln_bin):
                     kernel=os.path.join(tree, "boot", "vmlinuz-" + version), initrd=initrd,
                     append="console=ttyS0 kiln.mode=rescue")
     vm.console.wait_for(r"kiln-init: install environment up", 90)
-    vm.console.wait_for(r"kiln-init: loaded \d+ modules", 60)
+    vm.console.wait_for(r"kiln-init: loaded \d+ (of \d+ )?modules", 60)
     m = vm.console.wait_for(r"kiln-init: network up on (\w+): (10\.213\.0\.\d+)/24", 60,
                             fail_patterns=[r"no DHCP answer"])
     harness.log(f"m1: {m.group(1)} got {m.group(2)}")

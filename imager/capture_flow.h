@@ -1,0 +1,25 @@
+#pragma once
+// The half of a capture that both sources share (capture.cc for directories,
+// capture_archive.cc for archives): offer the manifest, send the frames the
+// target lacks, commit. Internal to imager/.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "common/status.h"
+#include "imager/capture.h"
+#include "imager/zstd_util.h"
+
+namespace kiln::imager {
+
+// Where an object's compressed frame comes from during the upload.
+using FrameFn = std::function<Status(const Sha256Digest&, Compressor&, std::string* scratch,
+                                     std::string* frame)>;
+
+Result<CaptureReport> FinishCapture(const Manifest& m, const CaptureOptions& opts,
+                                    CaptureTarget* target, CaptureReport report,
+                                    const std::function<uint64_t(const Sha256Digest&)>& size_of,
+                                    const FrameFn& make_frame);
+
+}  // namespace kiln::imager
