@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -118,10 +119,15 @@ Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<u
   return result;
 }
 
+double MsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
 Result<CaptureReport> Finish(const Manifest& m, const CaptureOptions& opts, CaptureTarget* target,
                              CaptureReport report,
                              const std::function<uint64_t(const Sha256Digest&)>& size_of,
                              const FrameFn& make_frame) {
+  auto start = std::chrono::steady_clock::now();
   std::string encoded = EncodeManifest(m);
   report.manifest = Sha256Hex(encoded);
   report.entries = m.entries.size();
@@ -132,6 +138,7 @@ Result<CaptureReport> Finish(const Manifest& m, const CaptureOptions& opts, Capt
   }
   report.objects = objects.size();
   KILN_ASSIGN_OR_RETURN(std::vector<Sha256Digest> missing, target->Begin(encoded));
+  report.offer_ms = MsSince(start);
   std::vector<uint64_t> sizes;
   sizes.reserve(missing.size());
   for (const auto& d : missing) {
@@ -140,10 +147,14 @@ Result<CaptureReport> Finish(const Manifest& m, const CaptureOptions& opts, Capt
           fmt::format("the target asked for object {}, which the manifest does not use", ToHex(d)));
     sizes.push_back(size_of(d));
   }
+  start = std::chrono::steady_clock::now();
   KILN_RETURN_IF_ERROR(SendMissing(missing, sizes, make_frame, opts, target, &report));
+  report.upload_ms = MsSince(start);
   if (opts.progress)
     opts.progress({"commit", report.bytes, report.bytes, report.files, report.files});
+  start = std::chrono::steady_clock::now();
   KILN_ASSIGN_OR_RETURN(report.version, target->Commit());
+  report.commit_ms = MsSince(start);
   return report;
 }
 
@@ -183,7 +194,9 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
     so.progress = [&](uint64_t bytes, uint64_t files) {
       opts.progress({"scan", bytes, 0, files, 0});
     };
+  auto scan_start = std::chrono::steady_clock::now();
   KILN_ASSIGN_OR_RETURN(ScanResult scan, ScanDirectory(dir, so));
+  double scan_ms = MsSince(scan_start);
   if (!opts.allow_devices) {
     for (const auto& e : scan.manifest.entries)
       if (e.type == EntryType::kCharDev || e.type == EntryType::kBlockDev)
@@ -192,6 +205,7 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
   CaptureReport report;
   report.files = scan.files;
   report.files_hashed = scan.files_hashed;
+  report.scan_ms = scan_ms;
   const SourceMap& sources = scan.sources;
   auto size_of = [&](const Sha256Digest& d) {
     auto it = sources.find(d);

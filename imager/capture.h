@@ -59,6 +59,9 @@ struct CaptureReport {
   uint64_t objects = 0;       // distinct objects referenced
   uint64_t objects_sent = 0;
   uint64_t bytes_sent = 0;  // compressed bytes sent
+  // Wall-clock milliseconds per phase: the scan, the manifest's offer (the
+  // target answers what it lacks), the upload, the commit.
+  double scan_ms = 0, offer_ms = 0, upload_ms = 0, commit_ms = 0;
 };
 
 Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOptions& opts,
