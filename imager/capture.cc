@@ -123,8 +123,11 @@ double MsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
+// prepare(missing) runs once the target has said what it lacks, before
+// size_of and make_frame are asked about those objects.
 Result<CaptureReport> Finish(const Manifest& m, const CaptureOptions& opts, CaptureTarget* target,
                              CaptureReport report,
+                             const std::function<void(const DigestSet&)>& prepare,
                              const std::function<uint64_t(const Sha256Digest&)>& size_of,
                              const FrameFn& make_frame) {
   auto start = std::chrono::steady_clock::now();
@@ -139,14 +142,14 @@ Result<CaptureReport> Finish(const Manifest& m, const CaptureOptions& opts, Capt
   report.objects = objects.size();
   KILN_ASSIGN_OR_RETURN(std::vector<Sha256Digest> missing, target->Begin(encoded));
   report.offer_ms = MsSince(start);
-  std::vector<uint64_t> sizes;
-  sizes.reserve(missing.size());
-  for (const auto& d : missing) {
+  for (const auto& d : missing)
     if (!objects.count(d))
       return Internal(
           fmt::format("the target asked for object {}, which the manifest does not use", ToHex(d)));
-    sizes.push_back(size_of(d));
-  }
+  prepare(DigestSet(missing.begin(), missing.end()));
+  std::vector<uint64_t> sizes;
+  sizes.reserve(missing.size());
+  for (const auto& d : missing) sizes.push_back(size_of(d));
   start = std::chrono::steady_clock::now();
   KILN_RETURN_IF_ERROR(SendMissing(missing, sizes, make_frame, opts, target, &report));
   report.upload_ms = MsSince(start);
@@ -206,7 +209,10 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
   report.files = scan.files;
   report.files_hashed = scan.files_hashed;
   report.scan_ms = scan_ms;
-  const SourceMap& sources = scan.sources;
+  SourceMap sources;
+  auto prepare = [&](const DigestSet& missing) {
+    sources = FindSources(dir, scan.manifest, missing);
+  };
   auto size_of = [&](const Sha256Digest& d) {
     auto it = sources.find(d);
     return it == sources.end() ? 0 : it->second.size;
@@ -222,7 +228,7 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
     comp.Compress(*scratch, frame);
     return Status::Ok();
   };
-  auto r = Finish(scan.manifest, opts, target, std::move(report), size_of, make);
+  auto r = Finish(scan.manifest, opts, target, std::move(report), prepare, size_of, make);
   // The cache is only worth keeping when the capture went through.
   if (r.ok() && so.cache) {
     Status s = cache.Save(opts.stat_cache);
@@ -277,7 +283,8 @@ Result<CaptureReport> CaptureArchive(const std::string& path, const CaptureOptio
     if (n != static_cast<ssize_t>(out->size())) return IoError("read spool");
     return Status::Ok();
   };
-  return Finish(m, opts, target, std::move(report), size_of, make);
+  return Finish(
+      m, opts, target, std::move(report), [](const DigestSet&) {}, size_of, make);
 }
 
 }  // namespace kiln::imager

@@ -94,7 +94,7 @@ class Scanner {
     if (!S_ISDIR(st.st_mode)) return InvalidArgument(root_ + " is not a directory");
     root_dev_ = st.st_dev;
     KILN_RETURN_IF_ERROR(Visit("", st));
-    KILN_RETURN_IF_ERROR(Walk(""));
+    KILN_RETURN_IF_ERROR(Walk("", AT_FDCWD, root_.c_str()));
     KILN_RETURN_IF_ERROR(HashAll());
     return Finish();
   }
@@ -102,13 +102,19 @@ class Scanner {
  private:
   std::string Abs(const std::string& rel) const { return rel.empty() ? root_ : root_ + "/" + rel; }
 
-  Status Walk(const std::string& dir_rel) {
-    std::string dir_abs = Abs(dir_rel);
-    UniqueFd fd(::open(dir_abs.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd.valid()) return ErrnoError("open directory " + dir_abs, errno);
+  // Walks dir_rel, opened as name in the directory at_fd (a walk opens
+  // each directory from its parent: no path is looked up from the root
+  // again, and none can lead through a symlink).
+  Status Walk(const std::string& dir_rel, int at_fd, const char* name_in_parent) {
+    UniqueFd fd(::openat(at_fd, name_in_parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoError("open directory " + Abs(dir_rel), errno);
     DIR* d = ::fdopendir(fd.get());
-    if (!d) return ErrnoError("opendir " + dir_abs, errno);
+    if (!d) return ErrnoError("opendir " + Abs(dir_rel), errno);
     fd.Release();
+    struct Closer {
+      DIR* d;
+      ~Closer() { ::closedir(d); }
+    } closer{d};
     std::vector<std::pair<std::string, struct stat>> children;
     Status s;
     errno = 0;
@@ -125,12 +131,14 @@ class Scanner {
       }
       children.emplace_back(std::move(rel), st);
     }
-    ::closedir(d);
     KILN_RETURN_IF_ERROR(s);
     for (auto& [rel, st] : children) {
       KILN_RETURN_IF_ERROR(Visit(rel, st));
-      if (S_ISDIR(st.st_mode) && !(opts_.one_file_system && st.st_dev != root_dev_))
-        KILN_RETURN_IF_ERROR(Walk(rel));
+      if (S_ISDIR(st.st_mode) && !(opts_.one_file_system && st.st_dev != root_dev_)) {
+        // The name is rel's last component, NUL-terminated as rel is.
+        const char* name = rel.c_str() + (rel.size() - BaseName(rel).size());
+        KILN_RETURN_IF_ERROR(Walk(rel, ::dirfd(d), name));
+      }
     }
     return Status::Ok();
   }
@@ -144,15 +152,28 @@ class Scanner {
     e.gid = st.st_gid;
     e.mtime_sec = st.st_mtim.tv_sec;
     e.mtime_nsec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
-    std::string abs = Abs(rel);
+    std::string abs_path;  // made only when needed: most entries come from the cache
+    auto abs = [&]() -> const std::string& {
+      if (abs_path.empty()) abs_path = Abs(rel);
+      return abs_path;
+    };
+    // An inode whose stat fields are as the cache recorded them has the
+    // xattrs, target and content it had then (any change sets its ctime).
+    StatKey skey = KeyOf(st);
+    const StatCache::Item* hit = opts_.cache ? opts_.cache->Find(rel, skey) : nullptr;
+    if (hit && S_ISREG(st.st_mode) && st.st_size > 0 && hit->chunks.empty()) hit = nullptr;
     switch (st.st_mode & S_IFMT) {
       case S_IFDIR: e.type = EntryType::kDir; break;
       case S_IFREG: e.type = EntryType::kFile; break;
       case S_IFLNK: {
         e.type = EntryType::kSymlink;
+        if (hit) {
+          e.target = hit->target;
+          break;
+        }
         std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
-        ssize_t n = ::readlink(abs.c_str(), target.data(), target.size());
-        if (n < 0) return ErrnoError("readlink " + abs, errno);
+        ssize_t n = ::readlink(abs().c_str(), target.data(), target.size());
+        if (n < 0) return ErrnoError("readlink " + abs(), errno);
         target.resize(static_cast<size_t>(n));
         e.target = std::move(target);
         break;
@@ -165,9 +186,16 @@ class Scanner {
         break;
       case S_IFIFO: e.type = EntryType::kFifo; break;
       case S_IFSOCK: e.type = EntryType::kSocket; break;
-      default: return InvalidArgument(abs + ": unknown file type");
+      default: return InvalidArgument(abs() + ": unknown file type");
     }
-    KILN_ASSIGN_OR_RETURN(e.xattrs, ReadXattrs(abs));
+    if (hit) {
+      e.xattrs = hit->xattrs;
+    } else {
+      KILN_ASSIGN_OR_RETURN(e.xattrs, ReadXattrs(abs()));
+      // Files are recorded with their content, after HashAll.
+      if (opts_.cache && e.type != EntryType::kFile)
+        opts_.cache->Record(rel, {skey, {}, e.xattrs, e.target}, start_ns_);
+    }
 
     size_t index = entries_.size();
     if (e.type != EntryType::kDir && st.st_nlink > 1) {
@@ -180,27 +208,29 @@ class Scanner {
         return Status::Ok();
       }
     }
-    if (e.type == EntryType::kFile) KILN_RETURN_IF_ERROR(Content(abs, st, &e));
+    if (e.type == EntryType::kFile) KILN_RETURN_IF_ERROR(Content(skey, hit, &e));
     entries_.push_back(std::move(e));
     return Status::Ok();
   }
 
+  static StatKey KeyOf(const struct stat& st) {
+    return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+            static_cast<uint64_t>(st.st_size),
+            st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+            st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec};
+  }
+
   // Takes a file's chunks from the stat cache, or queues it for HashAll.
-  Status Content(const std::string& abs, const struct stat& st, Entry* e) {
-    e->size = static_cast<uint64_t>(st.st_size);
+  Status Content(const StatKey& key, const StatCache::Item* hit, Entry* e) {
+    e->size = key.size;
     ++result_.files;
-    StatKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
-                static_cast<uint64_t>(st.st_size),
-                st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
-                st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec};
-    const std::vector<Chunk>* cached = opts_.cache ? opts_.cache->Lookup(e->path, key) : nullptr;
-    if (cached) {
-      e->chunks = *cached;
+    if (hit) {
+      e->chunks = hit->chunks;
       bytes_ += e->size;
       if (opts_.progress) opts_.progress(bytes_, result_.files);
     } else {
       ++result_.files_hashed;
-      hash_.push_back({entries_.size(), abs, key});
+      hash_.push_back({entries_.size(), Abs(e->path), key});
     }
     return Status::Ok();
   }
@@ -253,23 +283,11 @@ class Scanner {
     for (auto& t : threads) t.join();
     KILN_RETURN_IF_ERROR(first_error);
     if (opts_.cache)
-      for (const auto& job : hash_)
-        opts_.cache->Record(entries_[job.index].path, job.key, entries_[job.index].chunks,
-                            start_ns_);
-    return Status::Ok();
-  }
-
-  // Where each object's bytes are, for the upload.
-  void RecordSources() {
-    for (const auto& e : entries_) {
-      if (e.type != EntryType::kFile) continue;
-      uint64_t off = 0;
-      std::string abs = Abs(e.path);
-      for (const auto& c : e.chunks) {
-        result_.sources.try_emplace(c.digest, ChunkSource{abs, off, c.size});
-        off += c.size;
+      for (const auto& job : hash_) {
+        const Entry& e = entries_[job.index];
+        opts_.cache->Record(e.path, {job.key, e.chunks, e.xattrs, {}}, start_ns_);
       }
-    }
+    return Status::Ok();
   }
 
   Result<ScanResult> Finish() {
@@ -296,7 +314,6 @@ class Scanner {
       }
     }
     SortEntries(&entries_);
-    RecordSources();
     result_.manifest.entries = std::move(entries_);
     KILN_RETURN_IF_ERROR(ValidateManifest(result_.manifest).WithContext("capture of " + root_));
     return std::move(result_);
@@ -319,6 +336,23 @@ class Scanner {
 };
 
 }  // namespace
+
+SourceMap FindSources(const std::string& root, const Manifest& m, const DigestSet& want) {
+  SourceMap out;
+  if (want.empty()) return out;
+  std::string prefix = root;  // as the scan named files: no trailing '/'
+  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+  for (const auto& e : m.entries) {
+    if (e.type != EntryType::kFile) continue;
+    uint64_t off = 0;
+    for (const auto& c : e.chunks) {
+      if (want.count(c.digest))
+        out.try_emplace(c.digest, ChunkSource{prefix + "/" + e.path, off, c.size});
+      off += c.size;
+    }
+  }
+  return out;
+}
 
 std::vector<Chunk> ChunkBytes(std::string_view data) {
   std::vector<Chunk> chunks;
@@ -473,16 +507,28 @@ Status HashContent(int fd, uint64_t size, std::string_view what, std::vector<Chu
 
 bool IsExcluded(const std::vector<std::string>& patterns, std::string_view rel) {
   if (patterns.empty() || rel.empty()) return false;
-  std::string path(rel);
-  std::string base(BaseName(rel));
+  std::string_view base = BaseName(rel);
+  std::string path, name;  // NUL-terminated copies for fnmatch, made once
   for (const auto& p : patterns) {
+    // A pattern without wildcards or escapes matches only itself: a
+    // comparison gives fnmatch's answer without its cost (a scan asks
+    // for every entry of the tree).
+    bool literal = p.find_first_of("*?[\\") == std::string::npos;
     if (p.find('/') != std::string::npos) {
       std::string_view pat = p;
       while (!pat.empty() && pat.front() == '/') pat.remove_prefix(1);
       while (!pat.empty() && pat.back() == '/') pat.remove_suffix(1);
+      if (literal) {
+        if (pat == rel) return true;
+        continue;
+      }
+      if (path.empty()) path = rel;
       if (::fnmatch(std::string(pat).c_str(), path.c_str(), FNM_PATHNAME) == 0) return true;
-    } else if (::fnmatch(p.c_str(), base.c_str(), 0) == 0) {
-      return true;
+    } else if (literal) {
+      if (p == base) return true;
+    } else {
+      if (name.empty()) name = base;
+      if (::fnmatch(p.c_str(), name.c_str(), 0) == 0) return true;
     }
   }
   return false;

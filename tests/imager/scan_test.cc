@@ -1,16 +1,22 @@
 // Directory scans: chunk hashing shared among threads gives the same
-// chunks and manifests as hashing on one thread.
+// chunks and manifests as hashing on one thread; the stat cache is taken
+// for unchanged inodes only.
 
 #include "imager/scan.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <limits>
 #include <thread>
 
 #include "common/file_util.h"
 #include "imager/chunker.h"
 #include "imager/codec.h"
+#include "imager/stat_cache.h"
 #include "tests/imager/tree_fixture.h"
 #include "tests/support/temp_dir.h"
 
@@ -116,5 +122,89 @@ TEST_CASE("a scan with more threads than files still hashes a lone big file comp
       if (x.path == "only") e = &x;
     REQUIRE(e != nullptr);
     CHECK(e->chunks == ChunkBytes(big));
+  }
+}
+
+// The cache's word is taken for an unchanged inode: a forged record proves
+// the scan used it instead of reading (no listxattr, no readlink); a change
+// (which sets ctime) makes the scan read again.
+TEST_CASE("a re-scan takes an unchanged entry's xattrs and target from the stat cache") {
+  TempDir t;
+  std::string src = t.Sub("src");
+  WriteTestFile(src + "/f", "content");
+  REQUIRE(::symlink("f", (src + "/link").c_str()) == 0);
+  bool xattrs = ::lsetxattr((src + "/f").c_str(), "user.kiln", "real", 4, 0) == 0;
+  StatCache cache;
+  ScanOptions so;
+  so.cache = &cache;
+  auto first = ScanDirectory(src, so);
+  REQUIRE(first.ok());
+  // The files are younger than the racy window: nothing was recorded.
+  CHECK(cache.size() == 0);
+
+  auto key_of = [&](const std::string& rel) {
+    struct stat st {};
+    REQUIRE(::lstat((src + "/" + rel).c_str(), &st) == 0);
+    return StatKey{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                   static_cast<uint64_t>(st.st_size),
+                   st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+                   st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec};
+  };
+  const int64_t later = std::numeric_limits<int64_t>::max() / 2;  // every entry is old
+  const Entry* f = first->manifest.Find("f");
+  REQUIRE(f);
+  cache.Record("f", {key_of("f"), f->chunks, {{"user.kiln", "forged"}}, {}}, later);
+  cache.Record("link", {key_of("link"), {}, {}, "forged-target"}, later);
+  // Saved and loaded: the records survive the round trip.
+  REQUIRE(cache.Save(t.Sub("cache")).ok());
+  StatCache loaded = StatCache::Load(t.Sub("cache"));
+  REQUIRE(loaded.size() == 2);
+  so.cache = &loaded;
+  auto second = ScanDirectory(src, so);
+  REQUIRE(second.ok());
+  CHECK(second->files_hashed == 0);
+  CHECK(second->manifest.Find("f")->xattrs == std::vector<Xattr>{{"user.kiln", "forged"}});
+  CHECK(second->manifest.Find("link")->target == "forged-target");
+
+  // Changed inodes are read again: a new xattr value (ctime moves), a
+  // replaced symlink (a new inode).
+  if (xattrs)
+    REQUIRE(::lsetxattr((src + "/f").c_str(), "user.kiln", "new", 3, 0) == 0);
+  else
+    REQUIRE(::chmod((src + "/f").c_str(), 0600) == 0);
+  REQUIRE(::unlink((src + "/link").c_str()) == 0);
+  REQUIRE(::symlink("f", (src + "/link").c_str()) == 0);
+  auto third = ScanDirectory(src, so);
+  REQUIRE(third.ok());
+  CHECK(third->manifest.Find("link")->target == "f");
+  if (xattrs)
+    CHECK(third->manifest.Find("f")->xattrs == std::vector<Xattr>{{"user.kiln", "new"}});
+  else
+    CHECK(third->manifest.Find("f")->xattrs.empty());
+}
+
+TEST_CASE("a stat cache of another format or damaged is ignored, never trusted") {
+  TempDir t;
+  StatCache c;
+  c.Record("a", {{1, 2, 0, 3, 4}, {}, {{"user.x", "v"}}, "t"},
+           std::numeric_limits<int64_t>::max() / 2);
+  REQUIRE(c.Save(t.Sub("c")).ok());
+  std::string good = ReadFile(t.Sub("c")).value();
+  CHECK(StatCache::Load(t.Sub("c")).size() == 1);
+  // The previous format (chunks only) is not read as this one.
+  WriteTestFile(t.Sub("old"), "KILNSC1\n" + good.substr(8));
+  CHECK(StatCache::Load(t.Sub("old")).size() == 0);
+  // Every truncation of a good cache loads empty or whole, never half.
+  for (size_t n = 8; n < good.size(); ++n) {
+    WriteTestFile(t.Sub("cut"), good.substr(0, n));
+    CHECK(StatCache::Load(t.Sub("cut")).size() == 0);
+  }
+  // Flipped bytes: a load may keep the record (a flip in a value) but
+  // never crashes.
+  for (size_t i = 8; i < good.size(); ++i) {
+    std::string bad = good;
+    bad[i] ^= 0x5a;
+    WriteTestFile(t.Sub("flip"), bad);
+    CHECK(StatCache::Load(t.Sub("flip")).size() <= 1);
   }
 }
