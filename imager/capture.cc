@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -40,11 +41,17 @@ Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<u
     Status status;
     bool done = false;
   };
+  // A small upload is still cut into a few batches, so that every worker
+  // compresses (a re-capture sends a few hundred KiB: one batch would
+  // leave one worker idle) and the server checks one while the next is made.
+  int nthreads = std::max(1, opts.threads);
+  const uint64_t batch_bytes =
+      std::clamp<uint64_t>(total / (2 * static_cast<uint64_t>(nthreads)), 64 << 10, kBatchBytes);
   std::vector<Batch> batches;
   for (size_t i = 0; i < missing.size();) {
     size_t j = i;
     uint64_t b = 0;
-    while (j < missing.size() && (j == i || b + sizes[j] <= kBatchBytes)) b += sizes[j++];
+    while (j < missing.size() && (j == i || b + sizes[j] <= batch_bytes)) b += sizes[j++];
     batches.push_back({i, j, {}, Status::Ok(), false});
     i = j;
   }
@@ -80,7 +87,6 @@ Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<u
       cv.notify_all();
     }
   };
-  int nthreads = std::max(1, opts.threads);
   std::vector<std::thread> workers;
   for (int t = 0; t < nthreads; ++t) workers.emplace_back(worker);
 

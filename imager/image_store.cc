@@ -120,6 +120,7 @@ DigestSet ImageStore::ObjectsOfNewest(const std::string& name) {
   if (!d.ok()) return out;
   auto m = LoadManifest(*d);
   if (!m.ok()) return out;  // then every object is looked up
+  out.reserve((*m)->entries.size());
   for (const auto& e : (*m)->entries)
     for (const auto& c : e.chunks) out.insert(c.digest);
   return out;
@@ -150,8 +151,6 @@ Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
   s.source = std::move(source);
   s.created = std::chrono::steady_clock::now();
   s.upload = std::make_shared<Upload>(objects_.get());
-  for (const auto& e : s.manifest->entries)
-    for (const auto& c : e.chunks) s.needed.insert(c.digest);
   Begun b;
   b.manifest = s.digest;
   b.id = RandomHex(12);
@@ -164,11 +163,12 @@ Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
     // so gc cannot remove them in between.
     std::lock_guard lock(mu_);
     DigestSet newest = ObjectsOfNewest(name);
-    DigestSet seen;
     auto present = std::make_shared<DigestSet>();
+    s.needed.reserve(s.manifest->entries.size());
+    present->reserve(newest.size());
     for (const auto& e : s.manifest->entries)
       for (const auto& c : e.chunks) {
-        if (!seen.insert(c.digest).second) continue;
+        if (!s.needed.insert(c.digest).second) continue;
         if (newest.count(c.digest))
           present->insert(c.digest);
         else

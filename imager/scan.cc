@@ -85,7 +85,8 @@ struct InodeKey {
 
 class Scanner {
  public:
-  Scanner(std::string root, const ScanOptions& opts) : root_(std::move(root)), opts_(opts) {}
+  Scanner(std::string root, const ScanOptions& opts)
+      : root_(std::move(root)), opts_(opts), excludes_(opts.excludes) {}
 
   Result<ScanResult> Run() {
     start_ns_ = NowNs();
@@ -122,7 +123,7 @@ class Scanner {
       std::string name = de->d_name;
       if (name == "." || name == "..") continue;
       std::string rel = dir_rel.empty() ? name : dir_rel + "/" + name;
-      if (IsExcluded(opts_.excludes, rel)) continue;
+      if (excludes_.Matches(rel)) continue;
       struct stat st {};
       if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT) continue;  // vanished while we looked
@@ -321,6 +322,7 @@ class Scanner {
 
   std::string root_;
   const ScanOptions& opts_;
+  ExcludeSet excludes_;
   int64_t start_ns_ = 0;
   dev_t root_dev_ = 0;
   std::vector<Entry> entries_;
@@ -506,29 +508,40 @@ Status HashContent(int fd, uint64_t size, std::string_view what, std::vector<Chu
 }
 
 bool IsExcluded(const std::vector<std::string>& patterns, std::string_view rel) {
-  if (patterns.empty() || rel.empty()) return false;
+  return !patterns.empty() && ExcludeSet(patterns).Matches(rel);
+}
+
+ExcludeSet::ExcludeSet(const std::vector<std::string>& patterns) {
+  for (const auto& p : patterns) {
+    Pattern pat{p, p.find('/') != std::string::npos, false};
+    if (pat.path) {
+      std::string_view t = p;
+      while (!t.empty() && t.front() == '/') t.remove_prefix(1);
+      while (!t.empty() && t.back() == '/') t.remove_suffix(1);
+      pat.text = std::string(t);
+    }
+    // A pattern without wildcards or escapes matches only itself: a
+    // comparison gives fnmatch's answer without its cost.
+    pat.literal = pat.text.find_first_of("*?[\\") == std::string::npos;
+    patterns_.push_back(std::move(pat));
+  }
+}
+
+bool ExcludeSet::Matches(std::string_view rel) const {
+  if (patterns_.empty() || rel.empty()) return false;
   std::string_view base = BaseName(rel);
   std::string path, name;  // NUL-terminated copies for fnmatch, made once
-  for (const auto& p : patterns) {
-    // A pattern without wildcards or escapes matches only itself: a
-    // comparison gives fnmatch's answer without its cost (a scan asks
-    // for every entry of the tree).
-    bool literal = p.find_first_of("*?[\\") == std::string::npos;
-    if (p.find('/') != std::string::npos) {
-      std::string_view pat = p;
-      while (!pat.empty() && pat.front() == '/') pat.remove_prefix(1);
-      while (!pat.empty() && pat.back() == '/') pat.remove_suffix(1);
-      if (literal) {
-        if (pat == rel) return true;
-        continue;
-      }
+  for (const auto& p : patterns_) {
+    if (p.literal) {
+      if ((p.path ? rel : base) == p.text) return true;
+      continue;
+    }
+    if (p.path) {
       if (path.empty()) path = rel;
-      if (::fnmatch(std::string(pat).c_str(), path.c_str(), FNM_PATHNAME) == 0) return true;
-    } else if (literal) {
-      if (p == base) return true;
+      if (::fnmatch(p.text.c_str(), path.c_str(), FNM_PATHNAME) == 0) return true;
     } else {
       if (name.empty()) name = base;
-      if (::fnmatch(p.c_str(), name.c_str(), 0) == 0) return true;
+      if (::fnmatch(p.text.c_str(), name.c_str(), 0) == 0) return true;
     }
   }
   return false;

@@ -116,4 +116,20 @@ std::vector<Chunk> ChunkBytes(std::string_view data);
 // True when rel (a manifest path) matches one of the exclude patterns.
 bool IsExcluded(const std::vector<std::string>& patterns, std::string_view rel);
 
+// IsExcluded with the patterns examined once, for a caller that asks about
+// every entry of a tree (a scan).
+class ExcludeSet {
+ public:
+  explicit ExcludeSet(const std::vector<std::string>& patterns);
+  bool Matches(std::string_view rel) const;
+
+ private:
+  struct Pattern {
+    std::string text;  // a path pattern without its leading and trailing '/'
+    bool path;         // had a '/': matched against the whole path
+    bool literal;      // no wildcards or escapes: a comparison is enough
+  };
+  std::vector<Pattern> patterns_;
+};
+
 }  // namespace kiln::imager

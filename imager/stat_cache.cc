@@ -20,6 +20,7 @@ StatCache StatCache::Load(const std::string& path) {
   auto text = ReadFile(path);
   if (!text.ok() || text->substr(0, kMagic.size()) != kMagic) return c;
   ByteReader r(std::string_view(*text).substr(kMagic.size()));
+  c.map_.reserve(text->size() / 64);  // about one entry per 64 bytes: no rehashing
   while (r.ok() && !r.done()) {
     std::string p;
     Item it;

@@ -5,6 +5,7 @@
 #include "imager/scan.h"
 
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "common/file_util.h"
 #include "imager/chunker.h"
 #include "imager/codec.h"
+#include "imager/path_util.h"
 #include "imager/stat_cache.h"
 #include "tests/imager/tree_fixture.h"
 #include "tests/support/temp_dir.h"
@@ -206,5 +208,71 @@ TEST_CASE("a stat cache of another format or damaged is ignored, never trusted")
     bad[i] ^= 0x5a;
     WriteTestFile(t.Sub("flip"), bad);
     CHECK(StatCache::Load(t.Sub("flip")).size() <= 1);
+  }
+}
+
+// The reference: every pattern through fnmatch, as IsExcluded always did.
+static bool ExcludedByFnmatch(const std::vector<std::string>& patterns, const std::string& rel) {
+  if (rel.empty()) return false;
+  std::string base(BaseName(rel));
+  for (const auto& p : patterns) {
+    if (p.find('/') != std::string::npos) {
+      std::string_view pat = p;
+      while (!pat.empty() && pat.front() == '/') pat.remove_prefix(1);
+      while (!pat.empty() && pat.back() == '/') pat.remove_suffix(1);
+      if (::fnmatch(std::string(pat).c_str(), rel.c_str(), FNM_PATHNAME) == 0) return true;
+    } else if (::fnmatch(p.c_str(), base.c_str(), 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST_CASE("exclude patterns: literal ones compared, globs through fnmatch, same answers") {
+  const std::vector<std::string> pool = {"/proc",
+                                         "/etc/kiln/agent.json",
+                                         "var/lib/kiln-agent/",
+                                         "*.pem",
+                                         "ssh_host_*",
+                                         "/etc/ssh/ssh_host_*",
+                                         "motd",
+                                         "/",
+                                         "a\\*b",
+                                         "[ab]",
+                                         "/var/log",
+                                         "log",
+                                         "a*b"};
+  const std::vector<std::string> paths = {"proc",
+                                          "proc/1",
+                                          "etc/kiln/agent.json",
+                                          "etc/kiln",
+                                          "var/lib/kiln-agent",
+                                          "var/lib/kiln-agent/x",
+                                          "x.pem",
+                                          "etc/ssl/x.pem",
+                                          "etc/ssh/ssh_host_rsa_key",
+                                          "ssh_host_x",
+                                          "etc/motd",
+                                          "motd",
+                                          "a*b",
+                                          "axb",
+                                          "a",
+                                          "b",
+                                          "var/log",
+                                          "log",
+                                          "x/log"};
+  uint64_t seed = 42;
+  for (int round = 0; round < 2000; ++round) {
+    std::vector<std::string> patterns;
+    for (int k = 0; k < 4; ++k) {
+      seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+      if (seed % 3) patterns.push_back(pool[seed % pool.size()]);
+    }
+    ExcludeSet set(patterns);
+    for (const auto& p : paths) {
+      INFO(p);
+      CHECK(set.Matches(p) == ExcludedByFnmatch(patterns, p));
+      CHECK(IsExcluded(patterns, p) == ExcludedByFnmatch(patterns, p));
+    }
   }
 }
