@@ -15,6 +15,7 @@
 #include "imager/diff.h"
 #include "imager/image_client.h"
 #include "imager/scan.h"
+#include "imager/stat_cache.h"
 
 namespace kiln::agent {
 namespace {
@@ -256,10 +257,15 @@ Result<Json> HostJobs::Capture(const Json& args) {
   std::string state = StateDir();
   std::error_code ec;
   std::filesystem::create_directories(state, ec);
-  co.stat_cache = state + "/capture-" + image + ".statcache";
+  // The stat cache is saved after the verdict has gone out (a cache that
+  // is not saved costs only time next run).
+  std::string cache_path = state + "/capture-" + image + ".statcache";
+  auto cache = std::make_shared<imager::StatCache>(imager::StatCache::Load(cache_path));
+  co.cache = cache.get();
   imager::HttpCaptureTarget target(&api_->http(), image, args.value("note", ""),
                                    "host:" + config_.node);
   KILN_ASSIGN_OR_RETURN(imager::CaptureReport r, imager::CaptureDirectory(opts_.root, co, &target));
+  after_verdict_ = [cache, cache_path] { (void)cache->Save(cache_path); };
   std::string ref = fmt::format("{}@{}", image, r.version.version);
   return Json{
       {"message",
@@ -351,6 +357,10 @@ bool HostJobs::RunJob(const Json& job) {
   (void)RetryWhileUnavailable([&] { return api_->UpdateJob(config_.node, id, report).status(); },
                               std::chrono::minutes(5));
   timings["verdict"] = MsSince(start);
+  if (after_verdict_) {
+    after_verdict_();
+    after_verdict_ = nullptr;
+  }
   // Where a job's time went, for whoever wonders why it took so long.
   fmt::print(stderr, "kiln-agent daemon: job {} ({}) {}; ms: {}\n", id, kind,
              report.value("state", ""), FormatTimings(timings));

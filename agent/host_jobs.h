@@ -80,6 +80,10 @@ class HostJobs {
   AgentApi* api_;
   AgentConfig config_;
   HostJobsOptions opts_;
+  // Work a job leaves for after its verdict is reported (saving a
+  // capture's stat cache): off the operator's wait, never needed for the
+  // job's result.
+  std::function<void()> after_verdict_;
 };
 
 }  // namespace kiln::agent

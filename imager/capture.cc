@@ -195,7 +195,9 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
   so.one_file_system = opts.one_file_system;
   so.threads = opts.threads;
   StatCache cache;
-  if (!opts.stat_cache.empty()) {
+  if (opts.cache) {
+    so.cache = opts.cache;
+  } else if (!opts.stat_cache.empty()) {
     cache = StatCache::Load(opts.stat_cache);
     so.cache = &cache;
   }
@@ -236,7 +238,7 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
   };
   auto r = Finish(scan.manifest, opts, target, std::move(report), prepare, size_of, make);
   // The cache is only worth keeping when the capture went through.
-  if (r.ok() && so.cache) {
+  if (r.ok() && so.cache == &cache) {
     Status s = cache.Save(opts.stat_cache);
     (void)s;  // a cache that cannot be written only costs time next run
   }

@@ -19,6 +19,7 @@
 #include "imager/catalog.h"
 #include "imager/manifest.h"
 #include "imager/scan.h"
+#include "imager/stat_cache.h"
 
 namespace kiln::imager {
 
@@ -44,6 +45,9 @@ struct CaptureOptions {
   bool one_file_system = true;
   bool allow_devices = true;
   std::string stat_cache;  // file path; empty: no stat cache
+  // Instead of stat_cache: a cache the caller loaded and saves (kiln-agent
+  // saves it after it has reported the capture, off the operator's wait).
+  StatCache* cache = nullptr;
   int zstd_level = 3;
   int threads = 2;  // compression threads for the upload
   std::function<void(const CaptureProgress&)> progress;

@@ -12,11 +12,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "common/file_util.h"
 #include "imager/chunker.h"
@@ -94,8 +97,9 @@ class Scanner {
     if (::lstat(root_.c_str(), &st) != 0) return ErrnoError("stat " + root_, errno);
     if (!S_ISDIR(st.st_mode)) return InvalidArgument(root_ + " is not a directory");
     root_dev_ = st.st_dev;
+    KILN_RETURN_IF_ERROR(ListTree());
     KILN_RETURN_IF_ERROR(Visit("", st));
-    KILN_RETURN_IF_ERROR(Walk("", AT_FDCWD, root_.c_str()));
+    KILN_RETURN_IF_ERROR(Walk(""));
     KILN_RETURN_IF_ERROR(HashAll());
     return Finish();
   }
@@ -103,43 +107,111 @@ class Scanner {
  private:
   std::string Abs(const std::string& rel) const { return rel.empty() ? root_ : root_ + "/" + rel; }
 
-  // Walks dir_rel, opened as name in the directory at_fd (a walk opens
-  // each directory from its parent: no path is looked up from the root
-  // again, and none can lead through a symlink).
-  Status Walk(const std::string& dir_rel, int at_fd, const char* name_in_parent) {
-    UniqueFd fd(::openat(at_fd, name_in_parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd.valid()) return ErrnoError("open directory " + Abs(dir_rel), errno);
-    DIR* d = ::fdopendir(fd.get());
-    if (!d) return ErrnoError("opendir " + Abs(dir_rel), errno);
+  using Children = std::vector<std::pair<std::string, struct stat>>;
+
+  // An open directory, kept open while its subdirectories wait to be opened
+  // from it (a walk opens each directory from its parent: no path is looked
+  // up from the root again, and none can lead through a symlink).
+  struct OpenDir {
+    DIR* d = nullptr;
+    ~OpenDir() {
+      if (d) ::closedir(d);
+    }
+  };
+  struct DirItem {
+    std::string rel;
+    std::shared_ptr<OpenDir> parent;  // null for the root
+  };
+
+  // Reads one directory: its children (not excluded) with their lstat, and
+  // the subdirectories on this filesystem to read next.
+  Status ReadDir(const DirItem& item, Children* children, std::vector<DirItem>* subdirs) {
+    int at = item.parent ? ::dirfd(item.parent->d) : AT_FDCWD;
+    // The name is rel's last component, NUL-terminated as rel is.
+    const char* name = item.parent
+                           ? item.rel.c_str() + (item.rel.size() - BaseName(item.rel).size())
+                           : root_.c_str();
+    UniqueFd fd(::openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoError("open directory " + Abs(item.rel), errno);
+    auto self = std::make_shared<OpenDir>();
+    self->d = ::fdopendir(fd.get());
+    if (!self->d) return ErrnoError("opendir " + Abs(item.rel), errno);
     fd.Release();
-    struct Closer {
-      DIR* d;
-      ~Closer() { ::closedir(d); }
-    } closer{d};
-    std::vector<std::pair<std::string, struct stat>> children;
-    Status s;
     errno = 0;
-    while (dirent* de = ::readdir(d)) {
-      std::string name = de->d_name;
-      if (name == "." || name == "..") continue;
-      std::string rel = dir_rel.empty() ? name : dir_rel + "/" + name;
+    while (dirent* de = ::readdir(self->d)) {
+      std::string_view n = de->d_name;
+      if (n == "." || n == "..") continue;
+      std::string rel = item.rel.empty() ? std::string(n) : item.rel + "/" + std::string(n);
       if (excludes_.Matches(rel)) continue;
       struct stat st {};
-      if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (::fstatat(::dirfd(self->d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT) continue;  // vanished while we looked
-        s = ErrnoError("stat " + Abs(rel), errno);
-        break;
+        return ErrnoError("stat " + Abs(rel), errno);
       }
-      children.emplace_back(std::move(rel), st);
+      if (S_ISDIR(st.st_mode) && !(opts_.one_file_system && st.st_dev != root_dev_))
+        subdirs->push_back({rel, self});
+      children->emplace_back(std::move(rel), st);
     }
-    KILN_RETURN_IF_ERROR(s);
+    return Status::Ok();
+  }
+
+  // Lists every directory of the tree on opts_.threads threads: the
+  // kernel's share of a scan (getdents, fstatat) is most of it, and one
+  // directory does not wait for another. Directories are taken last in,
+  // first out, so few stay open at once. The listing (a name and a struct
+  // stat per entry) lives until the walk below has visited it: about as
+  // much memory as the manifest it becomes.
+  Status ListTree() {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<DirItem> stack{{"", nullptr}};
+    size_t active = 0;
+    Status first_error;
+    auto work = [&] {
+      for (;;) {
+        DirItem item;
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return !first_error.ok() || !stack.empty() || active == 0; });
+          if (!first_error.ok() || stack.empty()) return;  // failed, or all read
+          item = std::move(stack.back());
+          stack.pop_back();
+          ++active;
+        }
+        Children children;
+        std::vector<DirItem> subdirs;
+        Status s = ReadDir(item, &children, &subdirs);
+        item.parent.reset();
+        std::lock_guard lock(mu);
+        --active;
+        if (!s.ok() && first_error.ok()) first_error = s;
+        listing_[item.rel] = std::move(children);
+        // Reversed, so that the first subdirectory is taken first.
+        for (auto it = subdirs.rbegin(); it != subdirs.rend(); ++it)
+          stack.push_back(std::move(*it));
+        cv.notify_all();
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 1; t < std::max(1, opts_.threads); ++t) threads.emplace_back(work);
+    work();
+    for (auto& t : threads) t.join();
+    return first_error;
+  }
+
+  // Visits what ListTree read, in the order a one-thread walk would: a
+  // directory's children in readdir order, each subdirectory right after
+  // its own entry. The manifest, the hard-link groups and the stat cache
+  // come out the same however many threads listed.
+  Status Walk(const std::string& dir_rel) {
+    auto it = listing_.find(dir_rel);
+    if (it == listing_.end()) return Status::Ok();
+    Children children = std::move(it->second);
+    listing_.erase(it);
     for (auto& [rel, st] : children) {
       KILN_RETURN_IF_ERROR(Visit(rel, st));
-      if (S_ISDIR(st.st_mode) && !(opts_.one_file_system && st.st_dev != root_dev_)) {
-        // The name is rel's last component, NUL-terminated as rel is.
-        const char* name = rel.c_str() + (rel.size() - BaseName(rel).size());
-        KILN_RETURN_IF_ERROR(Walk(rel, ::dirfd(d), name));
-      }
+      if (S_ISDIR(st.st_mode) && !(opts_.one_file_system && st.st_dev != root_dev_))
+        KILN_RETURN_IF_ERROR(Walk(rel));
     }
     return Status::Ok();
   }
@@ -323,6 +395,7 @@ class Scanner {
   std::string root_;
   const ScanOptions& opts_;
   ExcludeSet excludes_;
+  std::unordered_map<std::string, Children> listing_;  // by directory, from ListTree
   int64_t start_ns_ = 0;
   dev_t root_dev_ = 0;
   std::vector<Entry> entries_;

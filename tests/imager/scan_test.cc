@@ -276,3 +276,36 @@ TEST_CASE("exclude patterns: literal ones compared, globs through fnmatch, same 
     }
   }
 }
+
+TEST_CASE("a tree of many directories lists on several threads into the same manifest and counts") {
+  TempDir t;
+  std::string src = t.Sub("src");
+  for (int d = 0; d < 60; ++d)
+    for (int f = 0; f < 4; ++f)
+      WriteTestFile(
+          src + "/d" + std::to_string(d % 7) + "/s" + std::to_string(d) + "/f" + std::to_string(f),
+          "file " + std::to_string(d * 10 + f));
+  // Hard links across directories listed by different threads.
+  for (int d = 1; d < 60; d += 9)
+    REQUIRE(
+        ::link((src + "/d0/s0/f0").c_str(),
+               (src + "/d" + std::to_string(d % 7) + "/s" + std::to_string(d) + "/h").c_str()) ==
+        0);
+  WriteTestFile(src + "/d3/skip.tmp", "excluded");
+  auto scan = [&](int threads, StatCache* cache) {
+    ScanOptions so;
+    so.threads = threads;
+    so.cache = cache;
+    so.excludes = {"*.tmp", "/d5/s12"};
+    auto r = ScanDirectory(src, so);
+    REQUIRE(r.ok());
+    return std::move(*r);
+  };
+  ScanResult one = scan(1, nullptr), four = scan(4, nullptr);
+  CHECK(EncodeManifest(one.manifest) == EncodeManifest(four.manifest));
+  CHECK(one.files == four.files);
+  CHECK(one.files_hashed == four.files_hashed);
+  CHECK(one.manifest.Find("d3/skip.tmp") == nullptr);
+  CHECK(one.manifest.Find("d5/s12") == nullptr);
+  CHECK(one.manifest.Find("d1/s1/h")->type == EntryType::kHardlink);
+}
