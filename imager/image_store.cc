@@ -6,6 +6,7 @@
 #include <atomic>
 #include <ctime>
 #include <set>
+#include <system_error>
 #include <thread>
 #include <tuple>
 
@@ -151,6 +152,16 @@ Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
   s.source = std::move(source);
   s.created = std::chrono::steady_clock::now();
   s.upload = std::make_shared<Upload>(objects_.get());
+  auto compress = [bytes = s.manifest_bytes] {
+    std::string frame;
+    Compressor().Compress(*bytes, &frame);
+    return frame;
+  };
+  try {
+    s.manifest_frame = std::async(std::launch::async, compress).share();
+  } catch (const std::system_error&) {  // no thread to be had: at the commit, then
+    s.manifest_frame = std::async(std::launch::deferred, compress).share();
+  }
   Begun b;
   b.manifest = s.digest;
   b.id = RandomHex(12);
@@ -185,6 +196,7 @@ Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
 
 Result<size_t> ImageStore::AddObjects(const std::string& id, std::string_view body) {
   std::shared_ptr<Upload> upload;
+  std::shared_future<std::string> frame;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(id);
@@ -255,6 +267,7 @@ Result<VersionRecord> ImageStore::CommitCapture(const std::string& id) {
   std::shared_ptr<const Manifest> manifest;
   std::shared_ptr<const DigestSet> present;
   std::shared_ptr<Upload> upload;
+  std::shared_future<std::string> frame;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(id);
@@ -266,17 +279,14 @@ Result<VersionRecord> ImageStore::CommitCapture(const std::string& id) {
     manifest = s.manifest;
     present = s.present;
     upload = s.upload;
+    frame = s.manifest_frame;
   }
   {
     // One flush for every object of the capture, then they become visible.
     // The manifest is an object too: staged with them, it shares their
     // flush (AddManifest then finds it stored).
     std::lock_guard upload_lock(upload->mu);
-    if (!objects_->Has(digest)) {
-      std::string frame;
-      Compressor().Compress(*bytes, &frame);
-      KILN_RETURN_IF_ERROR(upload->batch.AddTrusted(digest, frame));
-    }
+    if (!objects_->Has(digest)) KILN_RETURN_IF_ERROR(upload->batch.AddTrusted(digest, frame.get()));
     KILN_RETURN_IF_ERROR(upload->batch.Commit());
   }
   // The session's needed objects stay safe from gc until it is erased, so

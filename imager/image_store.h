@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <list>
 #include <map>
 #include <memory>
@@ -133,6 +134,9 @@ class ImageStore {
     // Needed objects of the image's newest version when the capture began:
     // known to be stored, so neither the start nor the commit looks them up.
     std::shared_ptr<const DigestSet> present = std::make_shared<DigestSet>();
+    // The manifest's compressed frame, made on a thread of its own while the
+    // objects are uploaded (the commit stages it with them).
+    std::shared_future<std::string> manifest_frame;
     std::chrono::steady_clock::time_point created;
     std::shared_ptr<Upload> upload;
   };
