@@ -76,9 +76,15 @@ Status AgentApi::UpdateSession(const std::string& node, int64_t session, const J
       .status();
 }
 
-Result<Json> AgentApi::Jobs(const std::string& node, const std::string& state) {
+Result<Json> AgentApi::Jobs(const std::string& node, const std::string& state,
+                            std::chrono::milliseconds wait, bool* waited) {
+  std::string path = fmt::format("/api/v1/nodes/{}/jobs?state={}", node, state);
+  if (wait.count() > 0) path += fmt::format("&wait={:.3f}", wait.count() / 1000.0);
+  // The server holds a long poll for up to wait: the call may take that
+  // long plus the usual margin.
   KILN_ASSIGN_OR_RETURN(Json r,
-                        api_.Get(fmt::format("/api/v1/nodes/{}/jobs?state={}", node, state)));
+                        api_.Call("GET", path, std::nullopt, std::chrono::seconds(30) + wait));
+  if (waited) *waited = wait.count() > 0 && r.contains("wait_s");
   return r.value("jobs", Json::array());
 }
 

@@ -40,8 +40,12 @@ class AgentApi {
   Status PutLog(const std::string& node, const std::string& run, const std::string& text);
   Status Installed(const std::string& node, const std::string& image);
   Status UpdateSession(const std::string& node, int64_t session, const Json& info);
-  // Jobs queued for this node (docs/API.md "Jobs"), oldest first.
-  Result<Json> Jobs(const std::string& node, const std::string& state);
+  // The node's jobs in `state` (docs/API.md "Jobs"), oldest first. With
+  // wait > 0 a long poll: the server answers as soon as there is one, or
+  // after wait with none. *waited says whether the server held the answer
+  // (an older one answers at once, and the caller should pause instead).
+  Result<Json> Jobs(const std::string& node, const std::string& state,
+                    std::chrono::milliseconds wait = {}, bool* waited = nullptr);
   Result<Json> UpdateJob(const std::string& node, const std::string& job, const Json& body);
 
   HttpClient& http() { return api_.http(); }

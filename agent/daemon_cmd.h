@@ -2,7 +2,9 @@
 // kiln-agent daemon: the agent's life on an installed machine. It reads
 // /etc/kiln/agent.json (written by the install), holds a live session with
 // the server that says which image the machine runs, and stays until
-// SIGTERM. (Update, rollback and capture jobs come through here next.)
+// SIGTERM, running the jobs the server queues for it (host_jobs.h); it
+// learns of them through a long poll (GET .../jobs?wait=S), falling back to
+// asking every --poll-ms. SIGTERM waits for a job in flight to finish.
 
 #include <CLI/CLI.hpp>
 

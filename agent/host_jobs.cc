@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include "agent/retry.h"
@@ -14,11 +15,24 @@
 #include "imager/diff.h"
 #include "imager/image_client.h"
 #include "imager/scan.h"
+#include "imager/stat_cache.h"
 
 namespace kiln::agent {
 namespace {
 
 constexpr size_t kMaxOutput = 1u << 20;
+
+double MsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+// "excludes 1.2, sync 4.0" from {"excludes":1.2,"sync":4.0}.
+std::string FormatTimings(const Json& t) {
+  std::string out;
+  for (const auto& [k, v] : t.items())
+    out += fmt::format("{}{} {:.1f}", out.empty() ? "" : ", ", k, v.get<double>());
+  return out;
+}
 
 // "web@3" -> ("web", "3").
 std::pair<std::string, std::string> SplitRef(const std::string& ref) {
@@ -100,7 +114,9 @@ Result<Json> HostJobs::Update(const Json& args, ProgressReporter* r) {
   d.apply.set_owner = ::geteuid() == 0;
   d.apply.sync = true;
   std::string note;
+  auto start = std::chrono::steady_clock::now();
   d.apply.keep = UpdateKeeps(args, &note);
+  double keeps_ms = MsSince(start);
   d.max_resumes = 30;
   if (r) {
     r->Phase("update", fmt::format("{} -> {}@{}{}", config_.image, image, version,
@@ -139,7 +155,9 @@ Result<Json> HostJobs::Update(const Json& args, ProgressReporter* r) {
   std::string now = fmt::format("{}@{}", image, rep->version.value("version", 0));
   config_.previous = config_.image;
   config_.image = now;
+  start = std::chrono::steady_clock::now();
   KILN_RETURN_IF_ERROR(SaveConfig());
+  double save_ms = MsSince(start);
   std::string message = fmt::format(
       "updated {} -> {} ({} entries, {} bytes received{}{}){}", config_.previous, now,
       rep->apply.entries, rep->received_bytes,
@@ -149,7 +167,15 @@ Result<Json> HostJobs::Update(const Json& args, ProgressReporter* r) {
     r->Progress("stream", rep->stream_bytes, rep->stream_bytes);
     r->Result(true, message);
   }
-  return Json{{"message", message}, {"exit_code", 0}, {"image", now}};
+  return Json{{"message", message},
+              {"exit_code", 0},
+              {"image", now},
+              {"timings_ms",
+               {{"excludes", keeps_ms},
+                {"resolve", rep->resolve_ms},
+                {"apply", rep->stream_ms - rep->apply.sync_ms},
+                {"sync", rep->apply.sync_ms},
+                {"save", save_ms}}}};
 }
 
 Result<Json> HostJobs::Rollback() {
@@ -231,10 +257,15 @@ Result<Json> HostJobs::Capture(const Json& args) {
   std::string state = StateDir();
   std::error_code ec;
   std::filesystem::create_directories(state, ec);
-  co.stat_cache = state + "/capture-" + image + ".statcache";
+  // The stat cache is saved after the verdict has gone out (a cache that
+  // is not saved costs only time next run).
+  std::string cache_path = state + "/capture-" + image + ".statcache";
+  auto cache = std::make_shared<imager::StatCache>(imager::StatCache::Load(cache_path));
+  co.cache = cache.get();
   imager::HttpCaptureTarget target(&api_->http(), image, args.value("note", ""),
                                    "host:" + config_.node);
   KILN_ASSIGN_OR_RETURN(imager::CaptureReport r, imager::CaptureDirectory(opts_.root, co, &target));
+  after_verdict_ = [cache, cache_path] { (void)cache->Save(cache_path); };
   std::string ref = fmt::format("{}@{}", image, r.version.version);
   return Json{
       {"message",
@@ -248,60 +279,92 @@ Result<Json> HostJobs::Capture(const Json& args) {
         {"objects", r.objects},
         {"objects_sent", r.objects_sent},
         {"bytes_sent", r.bytes_sent},
-        {"files_hashed", r.files_hashed}}}};
+        {"files_hashed", r.files_hashed}}},
+      {"timings_ms",
+       {{"scan", r.scan_ms},
+        {"offer", r.offer_ms},
+        {"upload", r.upload_ms},
+        {"commit", r.commit_ms}}}};
+}
+
+Result<Json> HostJobs::Queued(std::chrono::milliseconds wait, bool* waited) {
+  return api_->Jobs(config_.node, "queued", wait, waited);
 }
 
 Result<int> HostJobs::RunQueued() {
-  KILN_ASSIGN_OR_RETURN(Json jobs, api_->Jobs(config_.node, "queued"));
+  KILN_ASSIGN_OR_RETURN(Json jobs, Queued());
   int ran = 0;
-  std::error_code ec;
-  for (const Json& job : jobs) {
-    std::string id = job.value("id", "");
-    std::string kind = job.value("kind", "");
-    // Taking the job is a compare-and-set on the server: a job is run once.
-    auto taken = api_->UpdateJob(config_.node, id, Json{{"state", "running"}});
-    if (!taken.ok()) continue;
-    const Json args = job.value("args", Json::object());
-    // An update tells its story like an install: `kiln watch` follows it.
-    std::unique_ptr<ProgressReporter> reporter;
-    std::string run;
-    if (kind == "update") {
-      run = NewRunId("update");
-      auto started = StartRunReporter({.server = config_.server,
-                                       .token = config_.token,
-                                       .node = config_.node,
-                                       .run = run,
-                                       .state_dir = StateDir(),
-                                       .on_event = nullptr});
-      if (started.ok()) reporter = std::move(*started);
-    }
-    Result<Json> r = kind == "run"        ? Run(args)
-                     : kind == "update"   ? Update(args, reporter.get())
-                     : kind == "rollback" ? Rollback()
-                     : kind == "diff"     ? Diff()
-                     : kind == "capture"
-                         ? Capture(args)
-                         : Result<Json>(InvalidArgument("unknown job kind " + kind));
-    Json report;
-    if (r.ok()) {
-      report = *r;
-      report["state"] = kind == "run" && report.value("exit_code", 0) != 0 ? "failed" : "done";
-    } else {
-      report = {{"state", "failed"}, {"message", r.status().message()}};
-    }
-    if (reporter) {
-      // The story reaches the server before the verdict.
-      report["run"] = run;
-      if (reporter->Flush(std::chrono::minutes(2)).ok())
-        std::filesystem::remove_all(StateDir() + "/runs/" + run, ec);
-      reporter.reset();
-    }
-    // The verdict must reach the server, or the job would stay "running".
-    (void)RetryWhileUnavailable([&] { return api_->UpdateJob(config_.node, id, report).status(); },
-                                std::chrono::minutes(5));
-    ++ran;
-  }
+  for (const Json& job : jobs) ran += RunJob(job) ? 1 : 0;
   return ran;
+}
+
+bool HostJobs::RunJob(const Json& job) {
+  std::error_code ec;
+  std::string id = job.value("id", "");
+  std::string kind = job.value("kind", "");
+  auto start = std::chrono::steady_clock::now();
+  // Taking the job is a compare-and-set on the server: a job is run once.
+  auto taken = api_->UpdateJob(config_.node, id, Json{{"state", "running"}});
+  if (!taken.ok()) return false;
+  int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  Json timings = {{"queued", now_ms - job.value("created_ms", now_ms)}, {"take", MsSince(start)}};
+  start = std::chrono::steady_clock::now();
+  const Json args = job.value("args", Json::object());
+  // An update tells its story like an install: `kiln watch` follows it.
+  std::unique_ptr<ProgressReporter> reporter;
+  std::string run;
+  if (kind == "update") {
+    run = NewRunId("update");
+    auto started = StartRunReporter({.server = config_.server,
+                                     .token = config_.token,
+                                     .node = config_.node,
+                                     .run = run,
+                                     .state_dir = StateDir(),
+                                     .on_event = nullptr});
+    if (started.ok()) reporter = std::move(*started);
+  }
+  Result<Json> r = kind == "run"        ? Run(args)
+                   : kind == "update"   ? Update(args, reporter.get())
+                   : kind == "rollback" ? Rollback()
+                   : kind == "diff"     ? Diff()
+                   : kind == "capture"  ? Capture(args)
+                                        : Result<Json>(InvalidArgument("unknown job kind " + kind));
+  timings["run"] = MsSince(start);
+  start = std::chrono::steady_clock::now();
+  Json report;
+  if (r.ok()) {
+    report = *r;
+    if (report.contains("timings_ms")) {
+      timings.update(report["timings_ms"]);
+      report.erase("timings_ms");
+    }
+    report["state"] = kind == "run" && report.value("exit_code", 0) != 0 ? "failed" : "done";
+  } else {
+    report = {{"state", "failed"}, {"message", r.status().message()}};
+  }
+  if (reporter) {
+    // The story reaches the server before the verdict.
+    report["run"] = run;
+    if (reporter->Flush(std::chrono::minutes(2)).ok())
+      std::filesystem::remove_all(StateDir() + "/runs/" + run, ec);
+    reporter.reset();
+    timings["events"] = MsSince(start);
+    start = std::chrono::steady_clock::now();
+  }
+  // The verdict must reach the server, or the job would stay "running".
+  (void)RetryWhileUnavailable([&] { return api_->UpdateJob(config_.node, id, report).status(); },
+                              std::chrono::minutes(5));
+  timings["verdict"] = MsSince(start);
+  if (after_verdict_) {
+    after_verdict_();
+    after_verdict_ = nullptr;
+  }
+  // Where a job's time went, for whoever wonders why it took so long.
+  fmt::print(stderr, "kiln-agent daemon: job {} ({}) {}; ms: {}\n", id, kind,
+             report.value("state", ""), FormatTimings(timings));
+  return true;
 }
 
 }  // namespace kiln::agent

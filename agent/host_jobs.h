@@ -17,6 +17,7 @@
 //
 // /etc/kiln/agent.json follows: image, and previous after an update.
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,6 +42,12 @@ class HostJobs {
   HostJobs(AgentApi* api, AgentConfig config, HostJobsOptions opts)
       : api_(api), config_(std::move(config)), opts_(std::move(opts)) {}
 
+  // The queued jobs, oldest first. With wait > 0 a long poll (see
+  // AgentApi::Jobs): it returns as soon as a job is queued.
+  Result<Json> Queued(std::chrono::milliseconds wait = {}, bool* waited = nullptr);
+  // Takes a job (a compare-and-set on the server: a job runs once), runs it
+  // and reports its verdict; false when another took it first.
+  bool RunJob(const Json& job);
   // Runs every queued job once; returns how many ran. Errors only when the
   // server cannot be asked.
   Result<int> RunQueued();
@@ -73,6 +80,10 @@ class HostJobs {
   AgentApi* api_;
   AgentConfig config_;
   HostJobsOptions opts_;
+  // Work a job leaves for after its verdict is reported (saving a
+  // capture's stat cache): off the operator's wait, never needed for the
+  // job's result.
+  std::function<void()> after_verdict_;
 };
 
 }  // namespace kiln::agent

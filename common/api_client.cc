@@ -42,18 +42,23 @@ ClientConfig ResolveClientConfig(const ClientFlags& flags) {
 ApiClient::ApiClient(ClientConfig config)
     : config_(std::move(config)), http_(config_.server, config_.token) {}
 
-Result<Json> ApiClient::Get(std::string_view path) { return Call("GET", path, std::nullopt); }
+Result<Json> ApiClient::Get(std::string_view path) {
+  return Call("GET", path, std::nullopt);
+}
 Result<Json> ApiClient::Post(std::string_view path, const Json& body) {
   return Call("POST", path, body);
 }
 Result<Json> ApiClient::Put(std::string_view path, const Json& body) {
   return Call("PUT", path, body);
 }
-Result<Json> ApiClient::Delete(std::string_view path) { return Call("DELETE", path, std::nullopt); }
+Result<Json> ApiClient::Delete(std::string_view path) {
+  return Call("DELETE", path, std::nullopt);
+}
 
 Result<Json> ApiClient::Call(std::string_view method, std::string_view path,
-                             const std::optional<Json>& body) {
+                             const std::optional<Json>& body, std::chrono::milliseconds timeout) {
   HttpRequestOptions opts;
+  opts.timeout = timeout;
   std::string text;
   if (body) {
     text = body->dump();

@@ -3,6 +3,7 @@
 // by kiln-agent. Non-2xx replies come back as the Status the server sent
 // (its JSON error body), transport failures as kUnavailable naming the URL.
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,8 +50,9 @@ class ApiClient {
   Result<Json> Post(std::string_view path, const Json& body);
   Result<Json> Put(std::string_view path, const Json& body);
   Result<Json> Delete(std::string_view path);
-  Result<Json> Call(std::string_view method, std::string_view path,
-                    const std::optional<Json>& body);
+  // timeout: the whole call's limit (a long poll's wait plus a margin).
+  Result<Json> Call(std::string_view method, std::string_view path, const std::optional<Json>& body,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
  private:
   ClientConfig config_;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "common/file_util.h"
 #include "imager/codec.h"
@@ -578,9 +579,13 @@ Status Applier::OnEnd(const StreamCounts&) {
     KILN_RETURN_IF_ERROR(
         tree_.SetAttributes(dirfd, std::string(BaseName(e.path)), -1, e, opts_.set_owner, e.path));
   }
+  auto sync_start = std::chrono::steady_clock::now();
   if (opts_.sync && ::syncfs(tree_.root_fd()) != 0)
     return ErrnoError("syncfs " + tree_.root(), errno);
   if (undo_) KILN_RETURN_IF_ERROR(undo_->Write());
+  stats_.sync_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sync_start)
+          .count();
   if (opts_.progress) opts_.progress({stats_.entries, stats_.bytes_written + stats_.bytes_copied});
   return Status::Ok();
 }

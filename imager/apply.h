@@ -63,6 +63,7 @@ struct ApplyStats {
   uint64_t kept = 0;           // entries of the stream skipped by ApplyOptions::keep
   uint64_t bytes_written = 0;  // from the stream
   uint64_t bytes_copied = 0;   // reused from the existing file (delta)
+  double sync_ms = 0;          // ApplyOptions::sync's syncfs and the undo journal's write
 };
 
 class Applier : public StreamSink {

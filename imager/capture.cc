@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -35,11 +37,17 @@ Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<u
     Status status;
     bool done = false;
   };
+  // A small upload is still cut into a few batches, so that every worker
+  // compresses (a re-capture sends a few hundred KiB: one batch would
+  // leave one worker idle) and the server checks one while the next is made.
+  int nthreads = std::max(1, opts.threads);
+  const uint64_t batch_bytes =
+      std::clamp<uint64_t>(total / (2 * static_cast<uint64_t>(nthreads)), 64 << 10, kBatchBytes);
   std::vector<Batch> batches;
   for (size_t i = 0; i < missing.size();) {
     size_t j = i;
     uint64_t b = 0;
-    while (j < missing.size() && (j == i || b + sizes[j] <= kBatchBytes)) b += sizes[j++];
+    while (j < missing.size() && (j == i || b + sizes[j] <= batch_bytes)) b += sizes[j++];
     batches.push_back({i, j, {}, Status::Ok(), false});
     i = j;
   }
@@ -75,7 +83,6 @@ Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<u
       cv.notify_all();
     }
   };
-  int nthreads = std::max(1, opts.threads);
   std::vector<std::thread> workers;
   for (int t = 0; t < nthreads; ++t) workers.emplace_back(worker);
 
@@ -114,6 +121,10 @@ Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<u
   return result;
 }
 
+double MsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
 Status ReadRange(const ChunkSource& src, std::string* out) {
   UniqueFd fd(::open(src.file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError("open " + src.file, errno);
@@ -135,10 +146,14 @@ Status ReadRange(const ChunkSource& src, std::string* out) {
 
 }  // namespace
 
+// prepare(missing) runs once the target has said what it lacks, before
+// size_of and make_frame are asked about those objects.
 Result<CaptureReport> FinishCapture(const Manifest& m, const CaptureOptions& opts,
                                     CaptureTarget* target, CaptureReport report,
+                                    const std::function<void(const DigestSet&)>& prepare,
                                     const std::function<uint64_t(const Sha256Digest&)>& size_of,
                                     const FrameFn& make_frame) {
+  auto start = std::chrono::steady_clock::now();
   std::string encoded = EncodeManifest(m);
   report.manifest = Sha256Hex(encoded);
   report.entries = m.entries.size();
@@ -149,18 +164,23 @@ Result<CaptureReport> FinishCapture(const Manifest& m, const CaptureOptions& opt
   }
   report.objects = objects.size();
   KILN_ASSIGN_OR_RETURN(std::vector<Sha256Digest> missing, target->Begin(encoded));
-  std::vector<uint64_t> sizes;
-  sizes.reserve(missing.size());
-  for (const auto& d : missing) {
+  report.offer_ms = MsSince(start);
+  for (const auto& d : missing)
     if (!objects.count(d))
       return Internal(
           fmt::format("the target asked for object {}, which the manifest does not use", ToHex(d)));
-    sizes.push_back(size_of(d));
-  }
+  prepare(DigestSet(missing.begin(), missing.end()));
+  std::vector<uint64_t> sizes;
+  sizes.reserve(missing.size());
+  for (const auto& d : missing) sizes.push_back(size_of(d));
+  start = std::chrono::steady_clock::now();
   KILN_RETURN_IF_ERROR(SendMissing(missing, sizes, make_frame, opts, target, &report));
+  report.upload_ms = MsSince(start);
   if (opts.progress)
     opts.progress({"commit", report.bytes, report.bytes, report.files, report.files});
+  start = std::chrono::steady_clock::now();
   KILN_ASSIGN_OR_RETURN(report.version, target->Commit());
+  report.commit_ms = MsSince(start);
   return report;
 }
 
@@ -171,7 +191,9 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
   so.one_file_system = opts.one_file_system;
   so.threads = opts.threads;
   StatCache cache;
-  if (!opts.stat_cache.empty()) {
+  if (opts.cache) {
+    so.cache = opts.cache;
+  } else if (!opts.stat_cache.empty()) {
     cache = StatCache::Load(opts.stat_cache);
     so.cache = &cache;
   }
@@ -179,7 +201,9 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
     so.progress = [&](uint64_t bytes, uint64_t files) {
       opts.progress({"scan", bytes, 0, files, 0});
     };
+  auto scan_start = std::chrono::steady_clock::now();
   KILN_ASSIGN_OR_RETURN(ScanResult scan, ScanDirectory(dir, so));
+  double scan_ms = MsSince(scan_start);
   if (!opts.allow_devices) {
     for (const auto& e : scan.manifest.entries)
       if (e.type == EntryType::kCharDev || e.type == EntryType::kBlockDev)
@@ -188,7 +212,11 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
   CaptureReport report;
   report.files = scan.files;
   report.files_hashed = scan.files_hashed;
-  const SourceMap& sources = scan.sources;
+  report.scan_ms = scan_ms;
+  SourceMap sources;
+  auto prepare = [&](const DigestSet& missing) {
+    sources = FindSources(dir, scan.manifest, missing);
+  };
   auto size_of = [&](const Sha256Digest& d) {
     auto it = sources.find(d);
     return it == sources.end() ? 0 : it->second.size;
@@ -204,9 +232,9 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
     comp.Compress(*scratch, frame);
     return Status::Ok();
   };
-  auto r = FinishCapture(scan.manifest, opts, target, std::move(report), size_of, make);
+  auto r = FinishCapture(scan.manifest, opts, target, std::move(report), prepare, size_of, make);
   // The cache is only worth keeping when the capture went through.
-  if (r.ok() && so.cache) {
+  if (r.ok() && so.cache == &cache) {
     Status s = cache.Save(opts.stat_cache);
     (void)s;  // a cache that cannot be written only costs time next run
   }

@@ -19,6 +19,7 @@
 #include "imager/catalog.h"
 #include "imager/manifest.h"
 #include "imager/scan.h"
+#include "imager/stat_cache.h"
 
 namespace kiln::imager {
 
@@ -44,6 +45,9 @@ struct CaptureOptions {
   bool one_file_system = true;
   bool allow_devices = true;
   std::string stat_cache;  // file path; empty: no stat cache
+  // Instead of stat_cache: a cache the caller loaded and saves (kiln-agent
+  // saves it after it has reported the capture, off the operator's wait).
+  StatCache* cache = nullptr;
   int zstd_level = 3;
   int threads = 2;  // compression threads for the upload
   std::function<void(const CaptureProgress&)> progress;
@@ -59,6 +63,9 @@ struct CaptureReport {
   uint64_t objects = 0;       // distinct objects referenced
   uint64_t objects_sent = 0;
   uint64_t bytes_sent = 0;  // compressed bytes sent
+  // Wall-clock milliseconds per phase: the scan, the manifest's offer (the
+  // target answers what it lacks), the upload, the commit.
+  double scan_ms = 0, offer_ms = 0, upload_ms = 0, commit_ms = 0;
 };
 
 Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOptions& opts,

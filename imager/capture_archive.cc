@@ -62,7 +62,8 @@ Result<CaptureReport> CaptureArchive(const std::string& path, const CaptureOptio
     if (n != static_cast<ssize_t>(out->size())) return IoError("read spool");
     return Status::Ok();
   };
-  return FinishCapture(m, opts, target, std::move(report), size_of, make);
+  return FinishCapture(
+      m, opts, target, std::move(report), [](const DigestSet&) {}, size_of, make);
 }
 
 }  // namespace kiln::imager

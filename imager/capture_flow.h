@@ -17,8 +17,11 @@ namespace kiln::imager {
 using FrameFn = std::function<Status(const Sha256Digest&, Compressor&, std::string* scratch,
                                      std::string* frame)>;
 
+// prepare(missing) runs once the target has said what it lacks, before
+// size_of and make_frame are asked about those objects.
 Result<CaptureReport> FinishCapture(const Manifest& m, const CaptureOptions& opts,
                                     CaptureTarget* target, CaptureReport report,
+                                    const std::function<void(const DigestSet&)>& prepare,
                                     const std::function<uint64_t(const Sha256Digest&)>& size_of,
                                     const FrameFn& make_frame);
 

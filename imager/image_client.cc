@@ -210,6 +210,10 @@ Result<StreamRun> RunStream(HttpClient* http, const std::string& path, StreamSin
 Result<DeployReport> DeployFromServer(HttpClient* http, const std::string& root,
                                       const DeployOptions& opts) {
   DeployReport rep;
+  auto ms_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+  };
+  auto start = std::chrono::steady_clock::now();
   // Pin the versions by number first: a resumed stream must be the same one
   // even if the current pointer moves meanwhile.
   KILN_ASSIGN_OR_RETURN(Json target, GetVersion(http, opts.image, opts.version));
@@ -221,6 +225,8 @@ Result<DeployReport> DeployFromServer(HttpClient* http, const std::string& root,
     rep.from = base["version"].value("version", 0);
     path += fmt::format("&from={}", rep.from);
   }
+  rep.resolve_ms = ms_since(start);
+  start = std::chrono::steady_clock::now();
   KILN_ASSIGN_OR_RETURN(auto applier, Applier::Open(root, opts.apply));
   uint64_t entries_total = target["version"].value("entries", uint64_t{0});
   auto progress = [&](uint64_t received, uint64_t total) {
@@ -232,6 +238,7 @@ Result<DeployReport> DeployFromServer(HttpClient* http, const std::string& root,
     return run.status();
   }
   rep.apply = applier->stats();
+  rep.stream_ms = ms_since(start);
   rep.stream_bytes = run->total;
   rep.received_bytes = run->received;
   rep.resumes = run->resumes;

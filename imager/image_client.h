@@ -55,6 +55,9 @@ struct DeployReport {
   uint64_t stream_bytes = 0;    // the stream's size
   uint64_t received_bytes = 0;  // what crossed the network, resumes included
   int resumes = 0;
+  // Wall-clock milliseconds: resolving the versions, then streaming and
+  // applying (apply.sync_ms of it at the end).
+  double resolve_ms = 0, stream_ms = 0;
 };
 
 // Resolves image@version (and from) on the server, streams it and applies

@@ -6,12 +6,15 @@
 #include <atomic>
 #include <ctime>
 #include <set>
+#include <system_error>
 #include <thread>
+#include <tuple>
 
 #include "common/log.h"
 #include "common/strings.h"
 #include "imager/codec.h"
 #include "imager/path_util.h"
+#include "imager/zstd_util.h"
 
 namespace kiln::imager {
 namespace {
@@ -98,10 +101,30 @@ Result<std::shared_ptr<const Manifest>> ImageStore::LoadManifest(const Sha256Dig
   auto m = DecodeManifest(bytes);
   if (!m.ok()) return m.status().WithContext("manifest " + ToHex(digest));
   auto shared = std::make_shared<const Manifest>(std::move(*m));
-  std::lock_guard lock(cache_mu_);
-  manifest_cache_.emplace_front(digest, shared);
-  if (manifest_cache_.size() > kManifestCacheSize) manifest_cache_.pop_back();
+  CacheManifest(digest, shared);
   return shared;
+}
+
+void ImageStore::CacheManifest(const Sha256Digest& digest, std::shared_ptr<const Manifest> m) {
+  std::lock_guard lock(cache_mu_);
+  for (const auto& [d, cached] : manifest_cache_)
+    if (d == digest) return;
+  manifest_cache_.emplace_front(digest, std::move(m));
+  if (manifest_cache_.size() > kManifestCacheSize) manifest_cache_.pop_back();
+}
+
+DigestSet ImageStore::ObjectsOfNewest(const std::string& name) {
+  DigestSet out;
+  auto rec = catalog_->Get(name);
+  if (!rec.ok() || rec->versions.empty()) return out;
+  auto d = ParseDigest(rec->versions.back().manifest);
+  if (!d.ok()) return out;
+  auto m = LoadManifest(*d);
+  if (!m.ok()) return out;  // then every object is looked up
+  out.reserve((*m)->entries.size());
+  for (const auto& e : (*m)->entries)
+    for (const auto& c : e.chunks) out.insert(c.digest);
+  return out;
 }
 
 void ImageStore::ExpireSessions() {
@@ -123,28 +146,57 @@ Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
   Session s;
   s.image = name;
   s.digest = Sha256Of(manifest_bytes);
-  s.manifest_bytes = std::move(manifest_bytes);
+  s.manifest_bytes = std::make_shared<const std::string>(std::move(manifest_bytes));
+  s.manifest = std::make_shared<const Manifest>(std::move(*m));
   s.note = std::move(note);
   s.source = std::move(source);
   s.created = std::chrono::steady_clock::now();
   s.upload = std::make_shared<Upload>(objects_.get());
+  auto compress = [bytes = s.manifest_bytes] {
+    std::string frame;
+    Compressor().Compress(*bytes, &frame);
+    return frame;
+  };
+  try {
+    s.manifest_frame = std::async(std::launch::async, compress).share();
+  } catch (const std::system_error&) {  // no thread to be had: at the commit, then
+    s.manifest_frame = std::async(std::launch::deferred, compress).share();
+  }
   Begun b;
   b.manifest = s.digest;
-  for (const auto& e : m->entries) {
-    for (const auto& c : e.chunks) {
-      if (!s.needed.insert(c.digest).second) continue;
-      if (!objects_->Has(c.digest)) b.missing.push_back(c.digest);
-    }
-  }
   b.id = RandomHex(12);
-  std::lock_guard lock(mu_);
-  ExpireSessions();
-  sessions_.emplace(b.id, std::move(s));
+  std::vector<Sha256Digest> unknown;  // in the manifest's order
+  {
+    // The objects of the image's newest version are there (a version is
+    // committed only with all of its objects, and gc removes none that a
+    // version or a pending capture needs): a re-capture, which shares most
+    // of them, need not look each one up. Taken and registered under mu_,
+    // so gc cannot remove them in between.
+    std::lock_guard lock(mu_);
+    DigestSet newest = ObjectsOfNewest(name);
+    auto present = std::make_shared<DigestSet>();
+    s.needed.reserve(s.manifest->entries.size());
+    present->reserve(newest.size());
+    for (const auto& e : s.manifest->entries)
+      for (const auto& c : e.chunks) {
+        if (!s.needed.insert(c.digest).second) continue;
+        if (newest.count(c.digest))
+          present->insert(c.digest);
+        else
+          unknown.push_back(c.digest);
+      }
+    s.present = std::move(present);
+    ExpireSessions();
+    sessions_.emplace(b.id, std::move(s));
+  }
+  for (const auto& d : unknown)
+    if (!objects_->Has(d)) b.missing.push_back(d);
   return b;
 }
 
 Result<size_t> ImageStore::AddObjects(const std::string& id, std::string_view body) {
   std::shared_ptr<Upload> upload;
+  std::shared_future<std::string> frame;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(id);
@@ -209,19 +261,37 @@ Result<size_t> ImageStore::AddRecords(const std::string& id, std::string_view bo
 }
 
 Result<VersionRecord> ImageStore::CommitCapture(const std::string& id) {
-  Session s;
+  std::string image, note, source;
+  Sha256Digest digest{};
+  std::shared_ptr<const std::string> bytes;
+  std::shared_ptr<const Manifest> manifest;
+  std::shared_ptr<const DigestSet> present;
+  std::shared_ptr<Upload> upload;
+  std::shared_future<std::string> frame;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress", id));
-    s = it->second;
+    const Session& s = it->second;
+    std::tie(image, note, source) = std::tie(s.image, s.note, s.source);
+    bytes = s.manifest_bytes;
+    digest = s.digest;
+    manifest = s.manifest;
+    present = s.present;
+    upload = s.upload;
+    frame = s.manifest_frame;
   }
   {
     // One flush for every object of the capture, then they become visible.
-    std::lock_guard upload_lock(s.upload->mu);
-    KILN_RETURN_IF_ERROR(s.upload->batch.Commit());
+    // The manifest is an object too: staged with them, it shares their
+    // flush (AddManifest then finds it stored).
+    std::lock_guard upload_lock(upload->mu);
+    if (!objects_->Has(digest)) KILN_RETURN_IF_ERROR(upload->batch.AddTrusted(digest, frame.get()));
+    KILN_RETURN_IF_ERROR(upload->batch.Commit());
   }
-  auto v = AddVersion(s.image, s.manifest_bytes, s.note, s.source);
+  // The session's needed objects stay safe from gc until it is erased, so
+  // those of the newest version at its start are still there.
+  auto v = AddManifest(image, *bytes, manifest, *present, note, source);
   if (v.ok()) {
     std::lock_guard lock(mu_);
     sessions_.erase(id);
@@ -235,13 +305,24 @@ Result<VersionRecord> ImageStore::AddVersion(const std::string& name,
   KILN_RETURN_IF_ERROR(ValidateImageName(name));
   auto m = DecodeManifest(manifest_bytes);
   if (!m.ok()) return InvalidArgument(m.status().message());
+  return AddManifest(name, manifest_bytes, std::make_shared<const Manifest>(std::move(*m)), {},
+                     note, source);
+}
+
+Result<VersionRecord> ImageStore::AddManifest(const std::string& name,
+                                              const std::string& manifest_bytes,
+                                              std::shared_ptr<const Manifest> m,
+                                              const DigestSet& present, const std::string& note,
+                                              const std::string& source) {
+  KILN_RETURN_IF_ERROR(ValidateImageName(name));
   std::lock_guard lock(mu_);
   std::vector<std::string> missing;
   size_t missing_count = 0;
   DigestSet checked;
   for (const auto& e : m->entries) {
     for (const auto& c : e.chunks) {
-      if (!checked.insert(c.digest).second || objects_->Has(c.digest)) continue;
+      if (!checked.insert(c.digest).second || present.count(c.digest) || objects_->Has(c.digest))
+        continue;
       if (missing.size() < 3) missing.push_back(ToHex(c.digest) + " (" + DisplayPath(e.path) + ")");
       ++missing_count;
     }
@@ -250,6 +331,8 @@ Result<VersionRecord> ImageStore::AddVersion(const std::string& name,
     return FailedPrecondition(
         fmt::format("{} objects are missing, e.g. {}", missing_count, fmt::join(missing, ", ")));
   KILN_ASSIGN_OR_RETURN(Sha256Digest d, objects_->Put(manifest_bytes));
+  // The next capture of this image starts from it.
+  CacheManifest(d, m);
   VersionRecord vr;
   vr.manifest = ToHex(d);
   vr.created = Now();

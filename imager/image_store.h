@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <list>
 #include <map>
 #include <memory>
@@ -101,6 +102,15 @@ class ImageStore {
  private:
   ImageStore() = default;
   void ExpireSessions();
+  void CacheManifest(const Sha256Digest& digest, std::shared_ptr<const Manifest> m);
+  // The objects of image name's newest version (empty when it has none).
+  // REQUIRES: mu_ held, so that gc cannot drop them meanwhile.
+  DigestSet ObjectsOfNewest(const std::string& name);
+  // AddVersion's work on a decoded manifest; objects in present are known
+  // to be stored and not looked up.
+  Result<VersionRecord> AddManifest(const std::string& name, const std::string& manifest_bytes,
+                                    std::shared_ptr<const Manifest> m, const DigestSet& present,
+                                    const std::string& note, const std::string& source);
   // Verifies and stages the records of one object upload; returns how many.
   Result<size_t> AddRecords(const std::string& id, std::string_view body, ObjectBatch* batch);
 
@@ -116,9 +126,17 @@ class ImageStore {
     ObjectBatch batch;
   };
   struct Session {
-    std::string image, manifest_bytes, note, source;
+    std::string image, note, source;
+    std::shared_ptr<const std::string> manifest_bytes;
+    std::shared_ptr<const Manifest> manifest;  // decoded once, at the start
     Sha256Digest digest{};
     DigestSet needed;
+    // Needed objects of the image's newest version when the capture began:
+    // known to be stored, so neither the start nor the commit looks them up.
+    std::shared_ptr<const DigestSet> present = std::make_shared<DigestSet>();
+    // The manifest's compressed frame, made on a thread of its own while the
+    // objects are uploaded (the commit stages it with them).
+    std::shared_future<std::string> manifest_frame;
     std::chrono::steady_clock::time_point created;
     std::shared_ptr<Upload> upload;
   };

@@ -12,11 +12,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "common/file_util.h"
 #include "imager/chunker.h"
@@ -85,7 +88,8 @@ struct InodeKey {
 
 class Scanner {
  public:
-  Scanner(std::string root, const ScanOptions& opts) : root_(std::move(root)), opts_(opts) {}
+  Scanner(std::string root, const ScanOptions& opts)
+      : root_(std::move(root)), opts_(opts), excludes_(opts.excludes) {}
 
   Result<ScanResult> Run() {
     start_ns_ = NowNs();
@@ -93,6 +97,7 @@ class Scanner {
     if (::lstat(root_.c_str(), &st) != 0) return ErrnoError("stat " + root_, errno);
     if (!S_ISDIR(st.st_mode)) return InvalidArgument(root_ + " is not a directory");
     root_dev_ = st.st_dev;
+    KILN_RETURN_IF_ERROR(ListTree());
     KILN_RETURN_IF_ERROR(Visit("", st));
     KILN_RETURN_IF_ERROR(Walk(""));
     KILN_RETURN_IF_ERROR(HashAll());
@@ -102,31 +107,107 @@ class Scanner {
  private:
   std::string Abs(const std::string& rel) const { return rel.empty() ? root_ : root_ + "/" + rel; }
 
-  Status Walk(const std::string& dir_rel) {
-    std::string dir_abs = Abs(dir_rel);
-    UniqueFd fd(::open(dir_abs.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd.valid()) return ErrnoError("open directory " + dir_abs, errno);
-    DIR* d = ::fdopendir(fd.get());
-    if (!d) return ErrnoError("opendir " + dir_abs, errno);
-    fd.Release();
-    std::vector<std::pair<std::string, struct stat>> children;
-    Status s;
-    errno = 0;
-    while (dirent* de = ::readdir(d)) {
-      std::string name = de->d_name;
-      if (name == "." || name == "..") continue;
-      std::string rel = dir_rel.empty() ? name : dir_rel + "/" + name;
-      if (IsExcluded(opts_.excludes, rel)) continue;
-      struct stat st {};
-      if (::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT) continue;  // vanished while we looked
-        s = ErrnoError("stat " + Abs(rel), errno);
-        break;
-      }
-      children.emplace_back(std::move(rel), st);
+  using Children = std::vector<std::pair<std::string, struct stat>>;
+
+  // An open directory, kept open while its subdirectories wait to be opened
+  // from it (a walk opens each directory from its parent: no path is looked
+  // up from the root again, and none can lead through a symlink).
+  struct OpenDir {
+    DIR* d = nullptr;
+    ~OpenDir() {
+      if (d) ::closedir(d);
     }
-    ::closedir(d);
-    KILN_RETURN_IF_ERROR(s);
+  };
+  struct DirItem {
+    std::string rel;
+    std::shared_ptr<OpenDir> parent;  // null for the root
+  };
+
+  // Reads one directory: its children (not excluded) with their lstat, and
+  // the subdirectories on this filesystem to read next.
+  Status ReadDir(const DirItem& item, Children* children, std::vector<DirItem>* subdirs) {
+    int at = item.parent ? ::dirfd(item.parent->d) : AT_FDCWD;
+    // The name is rel's last component, NUL-terminated as rel is.
+    const char* name = item.parent
+                           ? item.rel.c_str() + (item.rel.size() - BaseName(item.rel).size())
+                           : root_.c_str();
+    UniqueFd fd(::openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoError("open directory " + Abs(item.rel), errno);
+    auto self = std::make_shared<OpenDir>();
+    self->d = ::fdopendir(fd.get());
+    if (!self->d) return ErrnoError("opendir " + Abs(item.rel), errno);
+    fd.Release();
+    errno = 0;
+    while (dirent* de = ::readdir(self->d)) {
+      std::string_view n = de->d_name;
+      if (n == "." || n == "..") continue;
+      std::string rel = item.rel.empty() ? std::string(n) : item.rel + "/" + std::string(n);
+      if (excludes_.Matches(rel)) continue;
+      struct stat st {};
+      if (::fstatat(::dirfd(self->d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;  // vanished while we looked
+        return ErrnoError("stat " + Abs(rel), errno);
+      }
+      if (S_ISDIR(st.st_mode) && !(opts_.one_file_system && st.st_dev != root_dev_))
+        subdirs->push_back({rel, self});
+      children->emplace_back(std::move(rel), st);
+    }
+    return Status::Ok();
+  }
+
+  // Lists every directory of the tree on opts_.threads threads: the
+  // kernel's share of a scan (getdents, fstatat) is most of it, and one
+  // directory does not wait for another. Directories are taken last in,
+  // first out, so few stay open at once. The listing (a name and a struct
+  // stat per entry) lives until the walk below has visited it: about as
+  // much memory as the manifest it becomes.
+  Status ListTree() {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<DirItem> stack{{"", nullptr}};
+    size_t active = 0;
+    Status first_error;
+    auto work = [&] {
+      for (;;) {
+        DirItem item;
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return !first_error.ok() || !stack.empty() || active == 0; });
+          if (!first_error.ok() || stack.empty()) return;  // failed, or all read
+          item = std::move(stack.back());
+          stack.pop_back();
+          ++active;
+        }
+        Children children;
+        std::vector<DirItem> subdirs;
+        Status s = ReadDir(item, &children, &subdirs);
+        item.parent.reset();
+        std::lock_guard lock(mu);
+        --active;
+        if (!s.ok() && first_error.ok()) first_error = s;
+        listing_[item.rel] = std::move(children);
+        // Reversed, so that the first subdirectory is taken first.
+        for (auto it = subdirs.rbegin(); it != subdirs.rend(); ++it)
+          stack.push_back(std::move(*it));
+        cv.notify_all();
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 1; t < std::max(1, opts_.threads); ++t) threads.emplace_back(work);
+    work();
+    for (auto& t : threads) t.join();
+    return first_error;
+  }
+
+  // Visits what ListTree read, in the order a one-thread walk would: a
+  // directory's children in readdir order, each subdirectory right after
+  // its own entry. The manifest, the hard-link groups and the stat cache
+  // come out the same however many threads listed.
+  Status Walk(const std::string& dir_rel) {
+    auto it = listing_.find(dir_rel);
+    if (it == listing_.end()) return Status::Ok();
+    Children children = std::move(it->second);
+    listing_.erase(it);
     for (auto& [rel, st] : children) {
       KILN_RETURN_IF_ERROR(Visit(rel, st));
       if (S_ISDIR(st.st_mode) && !(opts_.one_file_system && st.st_dev != root_dev_))
@@ -144,15 +225,28 @@ class Scanner {
     e.gid = st.st_gid;
     e.mtime_sec = st.st_mtim.tv_sec;
     e.mtime_nsec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
-    std::string abs = Abs(rel);
+    std::string abs_path;  // made only when needed: most entries come from the cache
+    auto abs = [&]() -> const std::string& {
+      if (abs_path.empty()) abs_path = Abs(rel);
+      return abs_path;
+    };
+    // An inode whose stat fields are as the cache recorded them has the
+    // xattrs, target and content it had then (any change sets its ctime).
+    StatKey skey = KeyOf(st);
+    const StatCache::Item* hit = opts_.cache ? opts_.cache->Find(rel, skey) : nullptr;
+    if (hit && S_ISREG(st.st_mode) && st.st_size > 0 && hit->chunks.empty()) hit = nullptr;
     switch (st.st_mode & S_IFMT) {
       case S_IFDIR: e.type = EntryType::kDir; break;
       case S_IFREG: e.type = EntryType::kFile; break;
       case S_IFLNK: {
         e.type = EntryType::kSymlink;
+        if (hit) {
+          e.target = hit->target;
+          break;
+        }
         std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
-        ssize_t n = ::readlink(abs.c_str(), target.data(), target.size());
-        if (n < 0) return ErrnoError("readlink " + abs, errno);
+        ssize_t n = ::readlink(abs().c_str(), target.data(), target.size());
+        if (n < 0) return ErrnoError("readlink " + abs(), errno);
         target.resize(static_cast<size_t>(n));
         e.target = std::move(target);
         break;
@@ -165,9 +259,16 @@ class Scanner {
         break;
       case S_IFIFO: e.type = EntryType::kFifo; break;
       case S_IFSOCK: e.type = EntryType::kSocket; break;
-      default: return InvalidArgument(abs + ": unknown file type");
+      default: return InvalidArgument(abs() + ": unknown file type");
     }
-    KILN_ASSIGN_OR_RETURN(e.xattrs, ReadXattrs(abs));
+    if (hit) {
+      e.xattrs = hit->xattrs;
+    } else {
+      KILN_ASSIGN_OR_RETURN(e.xattrs, ReadXattrs(abs()));
+      // Files are recorded with their content, after HashAll.
+      if (opts_.cache && e.type != EntryType::kFile)
+        opts_.cache->Record(rel, {skey, {}, e.xattrs, e.target}, start_ns_);
+    }
 
     size_t index = entries_.size();
     if (e.type != EntryType::kDir && st.st_nlink > 1) {
@@ -180,27 +281,29 @@ class Scanner {
         return Status::Ok();
       }
     }
-    if (e.type == EntryType::kFile) KILN_RETURN_IF_ERROR(Content(abs, st, &e));
+    if (e.type == EntryType::kFile) KILN_RETURN_IF_ERROR(Content(skey, hit, &e));
     entries_.push_back(std::move(e));
     return Status::Ok();
   }
 
+  static StatKey KeyOf(const struct stat& st) {
+    return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+            static_cast<uint64_t>(st.st_size),
+            st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+            st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec};
+  }
+
   // Takes a file's chunks from the stat cache, or queues it for HashAll.
-  Status Content(const std::string& abs, const struct stat& st, Entry* e) {
-    e->size = static_cast<uint64_t>(st.st_size);
+  Status Content(const StatKey& key, const StatCache::Item* hit, Entry* e) {
+    e->size = key.size;
     ++result_.files;
-    StatKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
-                static_cast<uint64_t>(st.st_size),
-                st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
-                st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec};
-    const std::vector<Chunk>* cached = opts_.cache ? opts_.cache->Lookup(e->path, key) : nullptr;
-    if (cached) {
-      e->chunks = *cached;
+    if (hit) {
+      e->chunks = hit->chunks;
       bytes_ += e->size;
       if (opts_.progress) opts_.progress(bytes_, result_.files);
     } else {
       ++result_.files_hashed;
-      hash_.push_back({entries_.size(), abs, key});
+      hash_.push_back({entries_.size(), Abs(e->path), key});
     }
     return Status::Ok();
   }
@@ -253,23 +356,11 @@ class Scanner {
     for (auto& t : threads) t.join();
     KILN_RETURN_IF_ERROR(first_error);
     if (opts_.cache)
-      for (const auto& job : hash_)
-        opts_.cache->Record(entries_[job.index].path, job.key, entries_[job.index].chunks,
-                            start_ns_);
-    return Status::Ok();
-  }
-
-  // Where each object's bytes are, for the upload.
-  void RecordSources() {
-    for (const auto& e : entries_) {
-      if (e.type != EntryType::kFile) continue;
-      uint64_t off = 0;
-      std::string abs = Abs(e.path);
-      for (const auto& c : e.chunks) {
-        result_.sources.try_emplace(c.digest, ChunkSource{abs, off, c.size});
-        off += c.size;
+      for (const auto& job : hash_) {
+        const Entry& e = entries_[job.index];
+        opts_.cache->Record(e.path, {job.key, e.chunks, e.xattrs, {}}, start_ns_);
       }
-    }
+    return Status::Ok();
   }
 
   Result<ScanResult> Finish() {
@@ -296,7 +387,6 @@ class Scanner {
       }
     }
     SortEntries(&entries_);
-    RecordSources();
     result_.manifest.entries = std::move(entries_);
     KILN_RETURN_IF_ERROR(ValidateManifest(result_.manifest).WithContext("capture of " + root_));
     return std::move(result_);
@@ -304,6 +394,8 @@ class Scanner {
 
   std::string root_;
   const ScanOptions& opts_;
+  ExcludeSet excludes_;
+  std::unordered_map<std::string, Children> listing_;  // by directory, from ListTree
   int64_t start_ns_ = 0;
   dev_t root_dev_ = 0;
   std::vector<Entry> entries_;
@@ -319,6 +411,23 @@ class Scanner {
 };
 
 }  // namespace
+
+SourceMap FindSources(const std::string& root, const Manifest& m, const DigestSet& want) {
+  SourceMap out;
+  if (want.empty()) return out;
+  std::string prefix = root;  // as the scan named files: no trailing '/'
+  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+  for (const auto& e : m.entries) {
+    if (e.type != EntryType::kFile) continue;
+    uint64_t off = 0;
+    for (const auto& c : e.chunks) {
+      if (want.count(c.digest))
+        out.try_emplace(c.digest, ChunkSource{prefix + "/" + e.path, off, c.size});
+      off += c.size;
+    }
+  }
+  return out;
+}
 
 std::vector<Chunk> ChunkBytes(std::string_view data) {
   std::vector<Chunk> chunks;
@@ -472,17 +581,40 @@ Status HashContent(int fd, uint64_t size, std::string_view what, std::vector<Chu
 }
 
 bool IsExcluded(const std::vector<std::string>& patterns, std::string_view rel) {
-  if (patterns.empty() || rel.empty()) return false;
-  std::string path(rel);
-  std::string base(BaseName(rel));
+  return !patterns.empty() && ExcludeSet(patterns).Matches(rel);
+}
+
+ExcludeSet::ExcludeSet(const std::vector<std::string>& patterns) {
   for (const auto& p : patterns) {
-    if (p.find('/') != std::string::npos) {
-      std::string_view pat = p;
-      while (!pat.empty() && pat.front() == '/') pat.remove_prefix(1);
-      while (!pat.empty() && pat.back() == '/') pat.remove_suffix(1);
-      if (::fnmatch(std::string(pat).c_str(), path.c_str(), FNM_PATHNAME) == 0) return true;
-    } else if (::fnmatch(p.c_str(), base.c_str(), 0) == 0) {
-      return true;
+    Pattern pat{p, p.find('/') != std::string::npos, false};
+    if (pat.path) {
+      std::string_view t = p;
+      while (!t.empty() && t.front() == '/') t.remove_prefix(1);
+      while (!t.empty() && t.back() == '/') t.remove_suffix(1);
+      pat.text = std::string(t);
+    }
+    // A pattern without wildcards or escapes matches only itself: a
+    // comparison gives fnmatch's answer without its cost.
+    pat.literal = pat.text.find_first_of("*?[\\") == std::string::npos;
+    patterns_.push_back(std::move(pat));
+  }
+}
+
+bool ExcludeSet::Matches(std::string_view rel) const {
+  if (patterns_.empty() || rel.empty()) return false;
+  std::string_view base = BaseName(rel);
+  std::string path, name;  // NUL-terminated copies for fnmatch, made once
+  for (const auto& p : patterns_) {
+    if (p.literal) {
+      if ((p.path ? rel : base) == p.text) return true;
+      continue;
+    }
+    if (p.path) {
+      if (path.empty()) path = rel;
+      if (::fnmatch(p.text.c_str(), path.c_str(), FNM_PATHNAME) == 0) return true;
+    } else {
+      if (name.empty()) name = base;
+      if (::fnmatch(p.text.c_str(), name.c_str(), 0) == 0) return true;
     }
   }
   return false;

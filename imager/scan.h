@@ -10,7 +10,7 @@
 // found by (device, inode): the smallest path of a group holds the content,
 // the others become hard-link entries naming it.
 //
-// The content itself is not kept: `sources` says where each chunk's bytes
+// The content itself is not kept: FindSources says where a chunk's bytes
 // are, so the caller can read just the objects a server lacks.
 
 #include <condition_variable>
@@ -52,13 +52,17 @@ using SourceMap = std::unordered_map<Sha256Digest, ChunkSource, DigestHash>;
 
 struct ScanResult {
   Manifest manifest;
-  SourceMap sources;
   uint64_t files = 0;
   uint64_t files_hashed = 0;  // the rest came from the stat cache
   uint64_t bytes_hashed = 0;
 };
 
 Result<ScanResult> ScanDirectory(const std::string& root, const ScanOptions& opts);
+
+// Where the objects in `want` are in the tree at root that m was scanned
+// from: the first file and offset holding each. Made only for the objects a
+// capture must send (a re-capture: a few), not for the whole tree.
+SourceMap FindSources(const std::string& root, const Manifest& m, const DigestSet& want);
 
 // Shares the SHA-256 of a large file's chunks among threads: the thread
 // that reads and cuts the file (content-defined chunking is sequential)
@@ -111,5 +115,21 @@ std::vector<Chunk> ChunkBytes(std::string_view data);
 
 // True when rel (a manifest path) matches one of the exclude patterns.
 bool IsExcluded(const std::vector<std::string>& patterns, std::string_view rel);
+
+// IsExcluded with the patterns examined once, for a caller that asks about
+// every entry of a tree (a scan).
+class ExcludeSet {
+ public:
+  explicit ExcludeSet(const std::vector<std::string>& patterns);
+  bool Matches(std::string_view rel) const;
+
+ private:
+  struct Pattern {
+    std::string text;  // a path pattern without its leading and trailing '/'
+    bool path;         // had a '/': matched against the whole path
+    bool literal;      // no wildcards or escapes: a comparison is enough
+  };
+  std::vector<Pattern> patterns_;
+};
 
 }  // namespace kiln::imager

@@ -11,14 +11,16 @@
 
 namespace kiln::imager {
 namespace {
-constexpr std::string_view kMagic = "KILNSC1\n";
-}
+constexpr std::string_view kMagic = "KILNSC2\n";
+constexpr size_t kMaxXattrBytes = 64 * 1024;  // the kernel's limit for a value
+}  // namespace
 
 StatCache StatCache::Load(const std::string& path) {
   StatCache c;
   auto text = ReadFile(path);
   if (!text.ok() || text->substr(0, kMagic.size()) != kMagic) return c;
   ByteReader r(std::string_view(*text).substr(kMagic.size()));
+  c.map_.reserve(text->size() / 64);  // about one entry per 64 bytes: no rehashing
   while (r.ok() && !r.done()) {
     std::string p;
     Item it;
@@ -35,7 +37,15 @@ StatCache StatCache::Load(const std::string& path) {
       if (!r.Digest(&ch.digest) || !r.Bounded(kMaxObjectSize, &ch.size)) return StatCache();
       sum += ch.size;
     }
-    if (sum != it.key.size) return StatCache();
+    // Only a file has chunks, and they add up to its size.
+    if (n > 0 && sum != it.key.size) return StatCache();
+    uint64_t nx;
+    if (!r.Bounded(r.remaining() / 2, &nx)) return StatCache();
+    it.xattrs.resize(nx);
+    for (auto& x : it.xattrs)
+      if (!r.Bytes(kMaxXattrBytes, &x.name) || !r.Bytes(kMaxXattrBytes, &x.value))
+        return StatCache();
+    if (!r.Bytes(kMaxPathLen, &it.target)) return StatCache();
     c.map_[std::move(p)] = std::move(it);
   }
   return r.ok() ? c : StatCache();
@@ -56,26 +66,36 @@ Status StatCache::Save(const std::string& path) const {
       w.Digest(ch.digest);
       w.Varint(ch.size);
     }
+    w.Varint(it.xattrs.size());
+    for (const auto& x : it.xattrs) {
+      w.Bytes(x.name);
+      w.Bytes(x.value);
+    }
+    w.Bytes(it.target);
   }
   std::filesystem::path fp(path);
   if (fp.has_parent_path()) KILN_RETURN_IF_ERROR(MakeDirs(fp.parent_path().string(), 0700));
   return WriteFileAtomic(path, w.str(), 0600);
 }
 
-const std::vector<Chunk>* StatCache::Lookup(const std::string& path, const StatKey& key) const {
+const StatCache::Item* StatCache::Find(const std::string& path, const StatKey& key) const {
   auto it = map_.find(path);
   if (it == map_.end() || !(it->second.key == key)) return nullptr;
-  return &it->second.chunks;
+  return &it->second;
 }
 
-void StatCache::Record(const std::string& path, const StatKey& key,
-                       const std::vector<Chunk>& chunks, int64_t scan_start_ns) {
-  if (key.mtime_ns > scan_start_ns - kRacyWindowNs ||
-      key.ctime_ns > scan_start_ns - kRacyWindowNs) {
+const std::vector<Chunk>* StatCache::Lookup(const std::string& path, const StatKey& key) const {
+  const Item* it = Find(path, key);
+  return it ? &it->chunks : nullptr;
+}
+
+void StatCache::Record(const std::string& path, Item item, int64_t scan_start_ns) {
+  if (item.key.mtime_ns > scan_start_ns - kRacyWindowNs ||
+      item.key.ctime_ns > scan_start_ns - kRacyWindowNs) {
     map_.erase(path);
     return;
   }
-  map_[path] = Item{key, chunks};
+  map_[path] = std::move(item);
 }
 
 std::string DefaultStatCachePath(const std::string& source_dir) {

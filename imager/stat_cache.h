@@ -1,9 +1,11 @@
 #pragma once
 // The stat cache: lets a re-capture of an unchanged tree skip reading and
-// hashing files, as git's index does. For every regular file it remembers
-// the stat fields that change whenever the content may have changed (device,
-// inode, size, mtime and ctime in nanoseconds) and the chunk list that the
-// content had then. A file whose fields all match is taken from the cache.
+// hashing files, as git's index does. For every entry it remembers the stat
+// fields that change whenever the inode may have changed (device, inode,
+// size, mtime and ctime in nanoseconds; the kernel sets ctime on every
+// change of content, attributes or xattrs) and what the entry had then: a
+// file's chunk list, its xattrs, a symlink's target. An entry whose fields
+// all match is taken from the cache: no read, no listxattr, no readlink.
 //
 // Racy entries: a file modified within the same timestamp tick as its
 // hashing could keep identical stat fields with new content. So an entry is
@@ -11,9 +13,11 @@
 // that hashed it by more than kRacyWindowNs (many kernel timestamp ticks,
 // which are a few milliseconds); a younger file is hashed again next time.
 //
-// On disk: "KILNSC1\n", then per file: path, dev, ino, size, mtime_ns,
-// ctime_ns, chunk count, chunks (digest, size); all varints (codec.h).
-// A damaged cache is ignored (everything is hashed again), never trusted.
+// On disk: "KILNSC2\n", then per entry: path, dev, ino, size, mtime_ns,
+// ctime_ns, chunk count, chunks (digest, size), xattr count, xattrs (name,
+// value), target; numbers are varints, strings length-prefixed (codec.h).
+// A damaged cache, or one of another format, is ignored (everything is read
+// again), never trusted.
 
 #include <cstdint>
 #include <string>
@@ -40,18 +44,26 @@ class StatCache {
   // Writes atomically.
   Status Save(const std::string& path) const;
 
+  // What an entry had when its stat fields were key.
+  struct Item {
+    StatKey key;
+    std::vector<Chunk> chunks;  // regular files
+    std::vector<Xattr> xattrs;
+    std::string target;  // symlinks
+  };
+  // The item recorded for path when its stat fields are unchanged.
+  const Item* Find(const std::string& path, const StatKey& key) const;
   // The chunks recorded for path when its stat fields are unchanged.
   const std::vector<Chunk>* Lookup(const std::string& path, const StatKey& key) const;
-  // Records a file hashed by a scan that started at scan_start_ns.
+  // Records an entry read by a scan that started at scan_start_ns.
+  void Record(const std::string& path, Item item, int64_t scan_start_ns);
   void Record(const std::string& path, const StatKey& key, const std::vector<Chunk>& chunks,
-              int64_t scan_start_ns);
+              int64_t scan_start_ns) {
+    Record(path, Item{key, chunks, {}, {}}, scan_start_ns);
+  }
   size_t size() const { return map_.size(); }
 
  private:
-  struct Item {
-    StatKey key;
-    std::vector<Chunk> chunks;
-  };
   std::unordered_map<std::string, Item> map_;
 };
 

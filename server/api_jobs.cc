@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <optional>
 
 #include "common/log.h"
 #include "common/strings.h"
 #include "server/http/router.h"
 #include "server/inventory/inventory.h"
 #include "server/server.h"
+#include "server/store_waits.h"
 
 namespace kiln {
 namespace {
@@ -16,8 +18,12 @@ namespace {
 using http::Access;
 using http::HttpRequest;
 using http::HttpResponse;
+using http::Responder;
 
 constexpr size_t kMaxOutput = 1u << 20;
+// A long poll holds a connection; a minute keeps it well inside proxies'
+// and clients' idle timeouts.
+constexpr double kMaxWaitS = 60;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -101,6 +107,26 @@ Result<Json> ReadJob(Server& server, const std::string& node, const std::string&
   return ParseJson(got->data, "job " + id);
 }
 
+// The node's jobs, oldest first; only those in state `want` unless empty.
+Json ListJobs(Server& server, const std::string& node, const std::string& want) {
+  Json out = Json::array();
+  auto children = server.coord().Children(JobsPath(node));
+  if (!children.ok()) return out;  // no job was ever queued
+  for (const auto& c : children->children) {
+    auto j = ReadJob(server, node, c, nullptr);
+    if (!j.ok()) continue;  // removed meanwhile
+    (*j)["id"] = c;
+    if (want.empty() || j->value("state", "") == want) out.push_back(std::move(*j));
+  }
+  return out;
+}
+
+// ?wait=SECONDS, 0 when absent.
+Result<std::chrono::milliseconds> WaitParam(const HttpRequest& req) {
+  if (!req.HasQuery("wait")) return std::chrono::milliseconds(0);
+  return ParseWaitSeconds(req.Query("wait"), kMaxWaitS);
+}
+
 }  // namespace
 
 void RegisterJobRoutes(http::Router& router, Server& server) {
@@ -127,35 +153,54 @@ void RegisterJobRoutes(http::Router& router, Server& server) {
                  },
                  {.access = Access::kAdmin, .max_body = 64 << 10});
 
-  router.AddSync("GET", "/api/v1/nodes/{id}/jobs",
-                 [&server](HttpRequest& req) {
-                   auto node = JobNode(server, req);
-                   if (!node.ok()) return HttpResponse::Error(node.status());
-                   std::string want = req.Query("state");
-                   Json out = Json::array();
-                   auto children = server.coord().Children(JobsPath(node->id));
-                   if (children.ok()) {
-                     for (const auto& c : children->children) {
-                       auto j = ReadJob(server, node->id, c, nullptr);
-                       if (!j.ok()) continue;  // removed meanwhile
-                       (*j)["id"] = c;
-                       if (want.empty() || (*j).value("state", "") == want) out.push_back(*j);
-                     }
-                   }
-                   return HttpResponse::JsonBody({{"node", node->id}, {"jobs", out}});
-                 },
-                 {.access = Access::kAuthenticated});
+  // ?wait=S: a long poll. The answer comes as soon as the list is not
+  // empty (a job was queued, say), or after S seconds with an empty list.
+  router.Add("GET", "/api/v1/nodes/{id}/jobs",
+             [&server](HttpRequest& req, Responder res) {
+               auto node = JobNode(server, req);
+               if (!node.ok()) return res.SendError(node.status());
+               std::string want = req.Query("state");
+               if (!want.empty() && want != "queued" && want != "running" && want != "done" &&
+                   want != "failed")
+                 return res.SendError(InvalidArgument(fmt::format(
+                     "state: expected queued, running, done or failed, got \"{}\"", want)));
+               auto wait = WaitParam(req);
+               if (!wait.ok()) return res.SendError(wait.status());
+               std::string id = node->id;
+               auto answer = [&server, id, want, wait = *wait](bool final) {
+                 Json list = ListJobs(server, id, want);
+                 if (list.empty() && !final) return std::optional<HttpResponse>();
+                 Json j = {{"node", id}, {"jobs", std::move(list)}};
+                 if (wait.count() > 0) j["wait_s"] = wait.count() / 1000.0;
+                 return std::optional<HttpResponse>(HttpResponse::JsonBody(j));
+               };
+               if (wait->count() == 0) return res.Send(*answer(true));
+               server.waits().Wait(JobsPath(id), true, *wait, answer, res);
+             },
+             {.access = Access::kAuthenticated});
 
-  router.AddSync("GET", "/api/v1/nodes/{id}/jobs/{job}",
-                 [&server](HttpRequest& req) {
-                   auto node = JobNode(server, req);
-                   if (!node.ok()) return HttpResponse::Error(node.status());
-                   auto j = ReadJob(server, node->id, req.Param("job"), nullptr);
-                   if (!j.ok()) return HttpResponse::Error(j.status());
-                   (*j)["id"] = req.Param("job");
-                   return HttpResponse::JsonBody(*j);
-                 },
-                 {.access = Access::kAuthenticated});
+  // ?wait=S: answers as soon as the job is done or failed, or after S
+  // seconds with the job as it is then.
+  router.Add("GET", "/api/v1/nodes/{id}/jobs/{job}",
+             [&server](HttpRequest& req, Responder res) {
+               auto node = JobNode(server, req);
+               if (!node.ok()) return res.SendError(node.status());
+               auto wait = WaitParam(req);
+               if (!wait.ok()) return res.SendError(wait.status());
+               std::string id = node->id, job = req.Param("job");
+               auto answer = [&server, id, job](bool final) {
+                 auto j = ReadJob(server, id, job, nullptr);
+                 if (!j.ok()) return std::optional<HttpResponse>(HttpResponse::Error(j.status()));
+                 std::string state = j->value("state", "");
+                 if (!final && state != "done" && state != "failed")
+                   return std::optional<HttpResponse>();
+                 (*j)["id"] = job;
+                 return std::optional<HttpResponse>(HttpResponse::JsonBody(*j));
+               };
+               if (wait->count() == 0) return res.Send(*answer(true));
+               server.waits().Wait(JobsPath(id) + "/" + job, false, *wait, answer, res);
+             },
+             {.access = Access::kAuthenticated});
 
   router.AddSync(
       "PUT", "/api/v1/nodes/{id}/jobs/{job}",

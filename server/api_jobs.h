@@ -10,6 +10,9 @@
 // kind: run {"command", "timeout_s"}; update {"image", "version"};
 // rollback {}. state: queued -> running -> done | failed. Only the admin
 // token queues; only the node's token (or the admin) moves a job along.
+//
+// GET .../jobs?wait=S and GET .../jobs/<job>?wait=S are long polls
+// (store_waits.h): answered when a job is there, or done, or after S.
 
 namespace kiln {
 class Server;

@@ -22,6 +22,7 @@
 #include "server/coord_presence.h"
 #include "server/inventory/inventory.h"
 #include "server/node_events.h"
+#include "server/store_waits.h"
 
 namespace kiln {
 
@@ -32,6 +33,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   KILN_ASSIGN_OR_RETURN(DataDir dir, DataDir::Open(options.data_dir));
   s->data_dir_ = std::make_unique<DataDir>(std::move(dir));
   KILN_RETURN_IF_ERROR(s->StartCoord());
+  s->waits_ = std::make_unique<StoreWaits>(s->coord_.get());
   s->auth_ = std::make_unique<TokenAuthenticator>(s->data_dir_->admin_token());
   s->router_ = std::make_unique<http::Router>(s->auth_.get());
   // Image records live in the coordination store (/kiln/images/<name>),

@@ -53,6 +53,7 @@ struct ServerOptions {
 class ServerPresence;
 class NodeEvents;
 class AgentSessions;
+class StoreWaits;
 
 class Server {
  public:
@@ -81,6 +82,8 @@ class Server {
   AgentSessions* agents() { return agents_.get(); }
   // The node inventory; null while the coordination store is not running.
   inventory::Inventory* inventory() { return inventory_.get(); }
+  // Long polls on the coordination store (server/store_waits.h).
+  StoreWaits& waits() { return *waits_; }
 
   // A named section of GET /api/v1/status, sampled per request.
   void AddStatusSection(const std::string& name, std::function<Json()> fn);
@@ -106,6 +109,7 @@ class Server {
   ServerOptions options_;
   std::unique_ptr<DataDir> data_dir_;
   std::unique_ptr<coord::CoordStore> coord_;
+  std::unique_ptr<StoreWaits> waits_;  // after coord_: destroyed before it
   std::unique_ptr<ServerPresence> presence_;
   std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<http::Router> router_;

@@ -13,6 +13,11 @@
 namespace kiln::cli {
 namespace {
 
+// How long one request waits on the server for a verdict: with one host in
+// flight, long; with several, short, so that each is looked at often.
+constexpr std::chrono::milliseconds kLongPoll{30000};
+constexpr std::chrono::milliseconds kShortPoll{500};
+
 struct JobFlags {
   ClientFlags client;
   std::vector<std::string> nodes;
@@ -69,12 +74,34 @@ int RunJobs(const JobFlags& f, const std::string& cmd, const std::string& kind, 
       job_of[next++] = (*j)["id"];
       ++in_flight;
     }
+    // The server holds the answer until the job is done (a long poll on the
+    // oldest unfinished job), so a verdict arrives the moment it is given.
+    // With several hosts in flight the wait is short, so that the others
+    // are looked at often too.
+    bool waited_one = false, answered_early = false;
     for (size_t i = 0; i < next; ++i) {
       if (!results[i].is_null()) continue;
-      auto j = api.Get("/api/v1/nodes/" + nodes[i] + "/jobs/" + job_of[i]);
+      std::string path = "/api/v1/nodes/" + nodes[i] + "/jobs/" + job_of[i];
+      std::chrono::milliseconds wait{0};
+      if (!waited_one) {
+        waited_one = true;
+        auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        wait =
+            in_flight == 1 ? std::min<std::chrono::milliseconds>(remaining, kLongPoll) : kShortPoll;
+        wait = std::max(wait, std::chrono::milliseconds(1));
+        path += fmt::format("?wait={:.3f}", wait.count() / 1000.0);
+      }
+      auto asked = std::chrono::steady_clock::now();
+      auto j = api.Call("GET", path, std::nullopt, std::chrono::seconds(30) + wait);
       if (!j.ok()) return Fail(cmd, j.status().WithContext(nodes[i]));
       std::string state = j->value("state", "");
-      if (state != "done" && state != "failed") continue;
+      if (state != "done" && state != "failed") {
+        // A server that cannot hold the answer gives it at once.
+        if (wait.count() > 0 && std::chrono::steady_clock::now() - asked < wait / 2)
+          answered_early = true;
+        continue;
+      }
       results[i] = *j;
       --left;
       --in_flight;
@@ -99,9 +126,11 @@ int RunJobs(const JobFlags& f, const std::string& cmd, const std::string& kind, 
                               : std::string("was never started (--wait ran out)"));
       return kExitFailed;
     }
-    // Quick jobs answer quickly: ask again soon, then less often.
-    std::this_thread::sleep_for(poll);
-    poll = std::min(poll * 3 / 2, std::chrono::milliseconds(500));
+    // Only without long polls: ask again soon, then less often.
+    if (answered_early) {
+      std::this_thread::sleep_for(poll);
+      poll = std::min(poll * 3 / 2, std::chrono::milliseconds(500));
+    }
   }
   size_t failed = 0;
   for (const Json& r : results)

@@ -273,3 +273,57 @@ TEST_CASE("a batched object is not reported stored before the batch's flush") {
   CHECK(v->version == 1);
   CHECK(store.Verify(da).ok());
 }
+
+// A re-capture trusts the image's newest version for the objects it shares
+// (a version is only committed whole, and gc keeps what a pending capture
+// needs): they are neither looked up at the start nor at the commit.
+TEST_CASE("a re-capture looks up only the objects the image's newest version lacks") {
+  kiln::test::TempDir t;
+  auto store = ImageStore::Open(t.Sub("images"));
+  REQUIRE(store.ok());
+  Compressor c;
+  auto frame_of = [&](const std::string& s) {
+    std::string f;
+    c.Compress(s, &f);
+    return f;
+  };
+  auto capture = [&](const std::string& image) -> Result<ImageStore::Begun> {
+    auto scan = ScanDirectory(t.Sub("src"), {});
+    REQUIRE(scan.ok());
+    return (*store)->BeginCapture(image, EncodeManifest(scan->manifest), "", "");
+  };
+  kiln::test::WriteTestFile(t.Sub("src/a"), "first file");
+  kiln::test::WriteTestFile(t.Sub("src/b"), "second file");
+  auto v1 = capture("img");
+  REQUIRE(v1.ok());
+  CHECK(v1->missing.size() == 2);
+  REQUIRE((*store)
+              ->AddObjects(v1->id,
+                           EncodeObjectBatch({{Sha256Of("first file"), frame_of("first file")},
+                                              {Sha256Of("second file"), frame_of("second file")}}))
+              .ok());
+  REQUIRE((*store)->CommitCapture(v1->id).ok());
+
+  // Object a disappears behind the store's back: a capture of another
+  // image looks it up and asks for it; a re-capture of img trusts v1.
+  REQUIRE(::unlink((*store)->objects().PathOf(Sha256Of("first file")).c_str()) == 0);
+  auto other = capture("other");
+  REQUIRE(other.ok());
+  CHECK(other->missing == std::vector<Sha256Digest>{Sha256Of("first file")});
+  kiln::test::WriteTestFile(t.Sub("src/c"), "third file");
+  auto v2 = capture("img");
+  REQUIRE(v2.ok());
+  CHECK(v2->missing == std::vector<Sha256Digest>{Sha256Of("third file")});
+  // gc meanwhile: the pending capture's objects stay.
+  REQUIRE((*store)->Gc(0).ok());
+  CHECK((*store)->objects().Has(Sha256Of("second file")));
+  REQUIRE((*store)
+              ->AddObjects(v2->id,
+                           EncodeObjectBatch({{Sha256Of("third file"), frame_of("third file")}}))
+              .ok());
+  auto committed = (*store)->CommitCapture(v2->id);
+  REQUIRE(committed.ok());
+  CHECK(committed->version == 2);
+  // A commit still refuses an object nobody can vouch for.
+  CHECK((*store)->CommitCapture(other->id).status().code() == Code::kFailedPrecondition);
+}

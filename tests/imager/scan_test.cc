@@ -1,16 +1,24 @@
 // Directory scans: chunk hashing shared among threads gives the same
-// chunks and manifests as hashing on one thread.
+// chunks and manifests as hashing on one thread; the stat cache is taken
+// for unchanged inodes only.
 
 #include "imager/scan.h"
 
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <limits>
 #include <thread>
 
 #include "common/file_util.h"
 #include "imager/chunker.h"
 #include "imager/codec.h"
+#include "imager/path_util.h"
+#include "imager/stat_cache.h"
 #include "tests/imager/tree_fixture.h"
 #include "tests/support/temp_dir.h"
 
@@ -117,4 +125,187 @@ TEST_CASE("a scan with more threads than files still hashes a lone big file comp
     REQUIRE(e != nullptr);
     CHECK(e->chunks == ChunkBytes(big));
   }
+}
+
+// The cache's word is taken for an unchanged inode: a forged record proves
+// the scan used it instead of reading (no listxattr, no readlink); a change
+// (which sets ctime) makes the scan read again.
+TEST_CASE("a re-scan takes an unchanged entry's xattrs and target from the stat cache") {
+  TempDir t;
+  std::string src = t.Sub("src");
+  WriteTestFile(src + "/f", "content");
+  REQUIRE(::symlink("f", (src + "/link").c_str()) == 0);
+  bool xattrs = ::lsetxattr((src + "/f").c_str(), "user.kiln", "real", 4, 0) == 0;
+  StatCache cache;
+  ScanOptions so;
+  so.cache = &cache;
+  auto first = ScanDirectory(src, so);
+  REQUIRE(first.ok());
+  // The files are younger than the racy window: nothing was recorded.
+  CHECK(cache.size() == 0);
+
+  auto key_of = [&](const std::string& rel) {
+    struct stat st {};
+    REQUIRE(::lstat((src + "/" + rel).c_str(), &st) == 0);
+    return StatKey{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                   static_cast<uint64_t>(st.st_size),
+                   st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
+                   st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec};
+  };
+  const int64_t later = std::numeric_limits<int64_t>::max() / 2;  // every entry is old
+  const Entry* f = first->manifest.Find("f");
+  REQUIRE(f);
+  cache.Record("f", {key_of("f"), f->chunks, {{"user.kiln", "forged"}}, {}}, later);
+  cache.Record("link", {key_of("link"), {}, {}, "forged-target"}, later);
+  // Saved and loaded: the records survive the round trip.
+  REQUIRE(cache.Save(t.Sub("cache")).ok());
+  StatCache loaded = StatCache::Load(t.Sub("cache"));
+  REQUIRE(loaded.size() == 2);
+  so.cache = &loaded;
+  auto second = ScanDirectory(src, so);
+  REQUIRE(second.ok());
+  CHECK(second->files_hashed == 0);
+  CHECK(second->manifest.Find("f")->xattrs == std::vector<Xattr>{{"user.kiln", "forged"}});
+  CHECK(second->manifest.Find("link")->target == "forged-target");
+
+  // Changed inodes are read again: a new xattr value (ctime moves), a
+  // replaced symlink (a new inode).
+  if (xattrs)
+    REQUIRE(::lsetxattr((src + "/f").c_str(), "user.kiln", "new", 3, 0) == 0);
+  else
+    REQUIRE(::chmod((src + "/f").c_str(), 0600) == 0);
+  REQUIRE(::unlink((src + "/link").c_str()) == 0);
+  REQUIRE(::symlink("f", (src + "/link").c_str()) == 0);
+  auto third = ScanDirectory(src, so);
+  REQUIRE(third.ok());
+  CHECK(third->manifest.Find("link")->target == "f");
+  if (xattrs)
+    CHECK(third->manifest.Find("f")->xattrs == std::vector<Xattr>{{"user.kiln", "new"}});
+  else
+    CHECK(third->manifest.Find("f")->xattrs.empty());
+}
+
+TEST_CASE("a stat cache of another format or damaged is ignored, never trusted") {
+  TempDir t;
+  StatCache c;
+  c.Record("a", {{1, 2, 0, 3, 4}, {}, {{"user.x", "v"}}, "t"},
+           std::numeric_limits<int64_t>::max() / 2);
+  REQUIRE(c.Save(t.Sub("c")).ok());
+  std::string good = ReadFile(t.Sub("c")).value();
+  CHECK(StatCache::Load(t.Sub("c")).size() == 1);
+  // The previous format (chunks only) is not read as this one.
+  WriteTestFile(t.Sub("old"), "KILNSC1\n" + good.substr(8));
+  CHECK(StatCache::Load(t.Sub("old")).size() == 0);
+  // Every truncation of a good cache loads empty or whole, never half.
+  for (size_t n = 8; n < good.size(); ++n) {
+    WriteTestFile(t.Sub("cut"), good.substr(0, n));
+    CHECK(StatCache::Load(t.Sub("cut")).size() == 0);
+  }
+  // Flipped bytes: a load may keep the record (a flip in a value) but
+  // never crashes.
+  for (size_t i = 8; i < good.size(); ++i) {
+    std::string bad = good;
+    bad[i] ^= 0x5a;
+    WriteTestFile(t.Sub("flip"), bad);
+    CHECK(StatCache::Load(t.Sub("flip")).size() <= 1);
+  }
+}
+
+// The reference: every pattern through fnmatch, as IsExcluded always did.
+static bool ExcludedByFnmatch(const std::vector<std::string>& patterns, const std::string& rel) {
+  if (rel.empty()) return false;
+  std::string base(BaseName(rel));
+  for (const auto& p : patterns) {
+    if (p.find('/') != std::string::npos) {
+      std::string_view pat = p;
+      while (!pat.empty() && pat.front() == '/') pat.remove_prefix(1);
+      while (!pat.empty() && pat.back() == '/') pat.remove_suffix(1);
+      if (::fnmatch(std::string(pat).c_str(), rel.c_str(), FNM_PATHNAME) == 0) return true;
+    } else if (::fnmatch(p.c_str(), base.c_str(), 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST_CASE("exclude patterns: literal ones compared, globs through fnmatch, same answers") {
+  const std::vector<std::string> pool = {"/proc",
+                                         "/etc/kiln/agent.json",
+                                         "var/lib/kiln-agent/",
+                                         "*.pem",
+                                         "ssh_host_*",
+                                         "/etc/ssh/ssh_host_*",
+                                         "motd",
+                                         "/",
+                                         "a\\*b",
+                                         "[ab]",
+                                         "/var/log",
+                                         "log",
+                                         "a*b"};
+  const std::vector<std::string> paths = {"proc",
+                                          "proc/1",
+                                          "etc/kiln/agent.json",
+                                          "etc/kiln",
+                                          "var/lib/kiln-agent",
+                                          "var/lib/kiln-agent/x",
+                                          "x.pem",
+                                          "etc/ssl/x.pem",
+                                          "etc/ssh/ssh_host_rsa_key",
+                                          "ssh_host_x",
+                                          "etc/motd",
+                                          "motd",
+                                          "a*b",
+                                          "axb",
+                                          "a",
+                                          "b",
+                                          "var/log",
+                                          "log",
+                                          "x/log"};
+  uint64_t seed = 42;
+  for (int round = 0; round < 2000; ++round) {
+    std::vector<std::string> patterns;
+    for (int k = 0; k < 4; ++k) {
+      seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+      if (seed % 3) patterns.push_back(pool[seed % pool.size()]);
+    }
+    ExcludeSet set(patterns);
+    for (const auto& p : paths) {
+      INFO(p);
+      CHECK(set.Matches(p) == ExcludedByFnmatch(patterns, p));
+      CHECK(IsExcluded(patterns, p) == ExcludedByFnmatch(patterns, p));
+    }
+  }
+}
+
+TEST_CASE("a tree of many directories lists on several threads into the same manifest and counts") {
+  TempDir t;
+  std::string src = t.Sub("src");
+  for (int d = 0; d < 60; ++d)
+    for (int f = 0; f < 4; ++f)
+      WriteTestFile(
+          src + "/d" + std::to_string(d % 7) + "/s" + std::to_string(d) + "/f" + std::to_string(f),
+          "file " + std::to_string(d * 10 + f));
+  // Hard links across directories listed by different threads.
+  for (int d = 1; d < 60; d += 9)
+    REQUIRE(
+        ::link((src + "/d0/s0/f0").c_str(),
+               (src + "/d" + std::to_string(d % 7) + "/s" + std::to_string(d) + "/h").c_str()) ==
+        0);
+  WriteTestFile(src + "/d3/skip.tmp", "excluded");
+  auto scan = [&](int threads, StatCache* cache) {
+    ScanOptions so;
+    so.threads = threads;
+    so.cache = cache;
+    so.excludes = {"*.tmp", "/d5/s12"};
+    auto r = ScanDirectory(src, so);
+    REQUIRE(r.ok());
+    return std::move(*r);
+  };
+  ScanResult one = scan(1, nullptr), four = scan(4, nullptr);
+  CHECK(EncodeManifest(one.manifest) == EncodeManifest(four.manifest));
+  CHECK(one.files == four.files);
+  CHECK(one.files_hashed == four.files_hashed);
+  CHECK(one.manifest.Find("d3/skip.tmp") == nullptr);
+  CHECK(one.manifest.Find("d5/s12") == nullptr);
+  CHECK(one.manifest.Find("d1/s1/h")->type == EntryType::kHardlink);
 }
