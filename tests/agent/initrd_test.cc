@@ -61,6 +61,17 @@ std::string FakeModules(const TempDir& t, const std::string& version) {
   return t.Sub("k");
 }
 
+// A spec for a test build: fake modules of kernel 6.1.0-test, the agent
+// this build made, the archive at T/initrd.zst.
+InitrdSpec TestSpec(const TempDir& t) {
+  InitrdSpec spec;
+  spec.kernel_version = "6.1.0-test";
+  spec.modules = FakeModules(t, "6.1.0-test");
+  spec.out = t.Sub("initrd.zst");
+  spec.agent_binary = KILN_AGENT_EXE;
+  return spec;
+}
+
 }  // namespace
 
 TEST_CASE("module names normalise dashes, paths and suffixes") {
@@ -125,12 +136,7 @@ TEST_CASE("the cpio writer produces an archive the real cpio tool reads") {
 TEST_CASE(
     "an initramfs holds init, busybox, the tools, the agent with its libraries and the modules") {
   TempDir t;
-  std::string modules = FakeModules(t, "6.1.0-test");
-  InitrdSpec spec;
-  spec.kernel_version = "6.1.0-test";
-  spec.modules = modules;
-  spec.out = t.Sub("initrd.zst");
-  spec.agent_binary = KILN_AGENT_EXE;
+  InitrdSpec spec = TestSpec(t);
   spec.extra_modules = {"ext4"};
   auto report = BuildInitrd(spec);
   INFO(report.status().ToString());
@@ -169,11 +175,7 @@ TEST_CASE(
 TEST_CASE(
     "the install environment carries a GRUB EFI image for UEFI installs, unless told not to") {
   TempDir t;
-  InitrdSpec spec;
-  spec.kernel_version = "6.1.0-test";
-  spec.modules = FakeModules(t, "6.1.0-test");
-  spec.out = t.Sub("initrd.zst");
-  spec.agent_binary = KILN_AGENT_EXE;
+  InitrdSpec spec = TestSpec(t);
   REQUIRE(BuildInitrd(spec).ok());
   auto x = RunSubprocess({"sh", "-c",
                           "cd '" + t.path() +
@@ -257,11 +259,7 @@ TEST_CASE("the init script reads kiln's kernel parameters and has a rescue path"
 TEST_CASE(
     "the environment's agent picks the drivers for the devices present from what it carries") {
   TempDir t;
-  InitrdSpec spec;
-  spec.kernel_version = "6.1.0-test";
-  spec.modules = FakeModules(t, "6.1.0-test");
-  spec.out = t.Sub("initrd.zst");
-  spec.agent_binary = KILN_AGENT_EXE;
+  InitrdSpec spec = TestSpec(t);
   spec.uefi = false;
   spec.extra_modules = {"virtio_net", "e1000", "ext4"};
   REQUIRE(BuildInitrd(spec).ok());
