@@ -135,7 +135,7 @@ TEST_CASE("bad wait and state values are a 400 naming the parameter") {
   Json job = Queue(server, "h1");
   HttpClient c(server.url(), server.token());
   for (const std::string& base : {std::string("/api/v1/nodes/h1/jobs?"),
-                                 "/api/v1/nodes/h1/jobs/" + job["id"].get<std::string>() + "?"}) {
+                                  "/api/v1/nodes/h1/jobs/" + job["id"].get<std::string>() + "?"}) {
     for (const char* bad : {"-1", "61", "abc", "1e3", "inf", "3600"}) {
       auto r = c.Do("GET", base + "wait=" + bad);
       REQUIRE(r.ok());
