@@ -260,11 +260,17 @@ Result<Json> HostJobs::Capture(const Json& args) {
   // The stat cache is saved after the verdict has gone out (a cache that
   // is not saved costs only time next run).
   std::string cache_path = state + "/capture-" + image + ".statcache";
-  auto cache = std::make_shared<imager::StatCache>(imager::StatCache::Load(cache_path));
+  std::shared_ptr<imager::StatCache>& cache = stat_caches_[image];
+  if (!cache) cache = std::make_shared<imager::StatCache>(imager::StatCache::Load(cache_path));
   co.cache = cache.get();
   imager::HttpCaptureTarget target(&api_->http(), image, args.value("note", ""),
                                    "host:" + config_.node);
-  KILN_ASSIGN_OR_RETURN(imager::CaptureReport r, imager::CaptureDirectory(opts_.root, co, &target));
+  auto captured = imager::CaptureDirectory(opts_.root, co, &target);
+  if (!captured.ok()) {
+    stat_caches_.erase(image);  // the file's copy, next time
+    return captured.status();
+  }
+  const imager::CaptureReport& r = *captured;
   after_verdict_ = [cache, cache_path] { (void)cache->Save(cache_path); };
   std::string ref = fmt::format("{}@{}", image, r.version.version);
   return Json{
@@ -279,6 +285,7 @@ Result<Json> HostJobs::Capture(const Json& args) {
         {"objects", r.objects},
         {"objects_sent", r.objects_sent},
         {"bytes_sent", r.bytes_sent},
+        {"one_exchange", r.one_exchange},
         {"files_hashed", r.files_hashed}}},
       {"timings_ms",
        {{"scan", r.scan_ms},

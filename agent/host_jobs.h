@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -27,6 +28,7 @@
 #include "agent/progress_reporter.h"
 #include "common/json.h"
 #include "common/status.h"
+#include "imager/stat_cache.h"
 
 namespace kiln::agent {
 
@@ -84,6 +86,10 @@ class HostJobs {
   // capture's stat cache): off the operator's wait, never needed for the
   // job's result.
   std::function<void()> after_verdict_;
+  // The stat caches of the images this daemon captured, kept between
+  // captures (loading one from its file is a few ms of every capture);
+  // saved to their files after each verdict for the next daemon.
+  std::map<std::string, std::shared_ptr<imager::StatCache>> stat_caches_;
 };
 
 }  // namespace kiln::agent

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -20,6 +21,8 @@ namespace kiln::imager {
 namespace {
 
 constexpr uint64_t kBatchBytes = 8 * 1024 * 1024;
+// At most this many bytes of objects go with a capture's offer.
+constexpr uint64_t kEagerBytes = 8 * 1024 * 1024;
 
 // Makes frames on `threads` workers (reading and compressing is the costly
 // part) while this thread sends batches in order of completion.
@@ -144,12 +147,58 @@ Status ReadRange(const ChunkSource& src, std::string* out) {
   return Status::Ok();
 }
 
+// The frames of the objects a re-capture read afresh (its changed files):
+// the target most likely lacks them, and when they are few they go with
+// the offer. Made on opts.threads threads. None when there are too many
+// bytes for one request (the extra round trip is then small beside the
+// upload) or when they are not the manifest's.
+Result<ObjectFrames> EagerFrames(const std::vector<Sha256Digest>& eager, const DigestSet& objects,
+                                 const CaptureOptions& opts,
+                                 const std::function<void(const DigestSet&)>& prepare,
+                                 const std::function<uint64_t(const Sha256Digest&)>& size_of,
+                                 const FrameFn& make_frame) {
+  ObjectFrames frames;
+  if (eager.empty()) return frames;
+  DigestSet want;
+  std::vector<Sha256Digest> order;
+  for (const auto& d : eager)
+    if (objects.count(d) && want.insert(d).second) order.push_back(d);
+  prepare(want);
+  uint64_t total = 0;
+  for (const auto& d : order) total += size_of(d);
+  if (total > kEagerBytes) return frames;
+  frames.resize(order.size());
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  Status first_error;
+  auto work = [&] {
+    Compressor comp(opts.zstd_level);
+    std::string scratch;
+    for (size_t i = next++; i < order.size(); i = next++) {
+      frames[i].first = order[i];
+      Status s = make_frame(order[i], comp, &scratch, &frames[i].second);
+      if (!s.ok()) {
+        std::lock_guard lock(mu);
+        if (first_error.ok()) first_error = s;
+        next = order.size();
+      }
+    }
+  };
+  size_t helpers =
+      std::min<size_t>(order.size() / 2, static_cast<size_t>(std::max(1, opts.threads)) - 1);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < helpers; ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  KILN_RETURN_IF_ERROR(first_error);
+  return frames;
+}
+
 }  // namespace
 
-// prepare(missing) runs once the target has said what it lacks, before
-// size_of and make_frame are asked about those objects.
 Result<CaptureReport> FinishCapture(const Manifest& m, const CaptureOptions& opts,
                                     CaptureTarget* target, CaptureReport report,
+                                    const std::vector<Sha256Digest>& eager,
                                     const std::function<void(const DigestSet&)>& prepare,
                                     const std::function<uint64_t(const Sha256Digest&)>& size_of,
                                     const FrameFn& make_frame) {
@@ -163,8 +212,19 @@ Result<CaptureReport> FinishCapture(const Manifest& m, const CaptureOptions& opt
     for (const auto& c : e.chunks) objects.insert(c.digest);
   }
   report.objects = objects.size();
-  KILN_ASSIGN_OR_RETURN(std::vector<Sha256Digest> missing, target->Begin(encoded));
+  KILN_ASSIGN_OR_RETURN(ObjectFrames eager_frames,
+                        EagerFrames(eager, objects, opts, prepare, size_of, make_frame));
+  KILN_ASSIGN_OR_RETURN(CaptureOffer offer,
+                        target->Begin(encoded, eager_frames, /*commit_if_complete=*/true));
   report.offer_ms = MsSince(start);
+  for (const auto& f : eager_frames) report.bytes_sent += f.second.size();
+  report.objects_sent += eager_frames.size();
+  if (offer.committed) {
+    report.version = *offer.committed;
+    report.one_exchange = true;
+    return report;
+  }
+  const std::vector<Sha256Digest>& missing = offer.missing;
   for (const auto& d : missing)
     if (!objects.count(d))
       return Internal(
@@ -197,6 +257,9 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
     cache = StatCache::Load(opts.stat_cache);
     so.cache = &cache;
   }
+  // A tree captured before (its stat cache has entries): the files read
+  // afresh are the changed ones, whose objects the target most likely lacks.
+  bool recapture = so.cache && so.cache->size() > 0;
   if (opts.progress)
     so.progress = [&](uint64_t bytes, uint64_t files) {
       opts.progress({"scan", bytes, 0, files, 0});
@@ -232,7 +295,10 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
     comp.Compress(*scratch, frame);
     return Status::Ok();
   };
-  auto r = FinishCapture(scan.manifest, opts, target, std::move(report), prepare, size_of, make);
+  std::vector<Sha256Digest> eager;
+  if (recapture) eager = std::move(scan.read_objects);
+  auto r =
+      FinishCapture(scan.manifest, opts, target, std::move(report), eager, prepare, size_of, make);
   // The cache is only worth keeping when the capture went through.
   if (r.ok() && so.cache == &cache) {
     Status s = cache.Save(opts.stat_cache);

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,13 +24,28 @@
 
 namespace kiln::imager {
 
+// Compressed frames of objects, each under the digest of its uncompressed bytes.
+using ObjectFrames = std::vector<std::pair<Sha256Digest, std::string>>;
+
+// What the target answers to an offer.
+struct CaptureOffer {
+  std::vector<Sha256Digest> missing;  // objects it lacks
+  // Set when the offer was committed at once (nothing was missing).
+  std::optional<VersionRecord> committed;
+};
+
 class CaptureTarget {
  public:
   virtual ~CaptureTarget() = default;
-  // Offers the encoded manifest; returns the objects the target lacks.
-  virtual Result<std::vector<Sha256Digest>> Begin(const std::string& manifest) = 0;
+  // Offers the encoded manifest, with the frames of objects the sender
+  // expects the target to lack (a re-capture's changed files), so that they
+  // need no exchange of their own. Returns the objects still lacking; with
+  // commit_if_complete, a target that lacks nothing then commits in the
+  // same exchange, and a barely changed tree is captured in one round trip.
+  virtual Result<CaptureOffer> Begin(const std::string& manifest, const ObjectFrames& eager,
+                                     bool commit_if_complete) = 0;
   // Sends compressed frames of missing objects, in batches of a few MiB.
-  virtual Status PutObjects(const std::vector<std::pair<Sha256Digest, std::string>>& frames) = 0;
+  virtual Status PutObjects(const ObjectFrames& frames) = 0;
   // Makes the version; fails if objects are still missing.
   virtual Result<VersionRecord> Commit() = 0;
 };
@@ -63,6 +79,9 @@ struct CaptureReport {
   uint64_t objects = 0;       // distinct objects referenced
   uint64_t objects_sent = 0;
   uint64_t bytes_sent = 0;  // compressed bytes sent
+  // The objects went with the manifest and the target committed in that
+  // same exchange (see CaptureTarget::Begin).
+  bool one_exchange = false;
   // Wall-clock milliseconds per phase: the scan, the manifest's offer (the
   // target answers what it lacks), the upload, the commit.
   double scan_ms = 0, offer_ms = 0, upload_ms = 0, commit_ms = 0;

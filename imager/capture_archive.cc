@@ -63,7 +63,7 @@ Result<CaptureReport> CaptureArchive(const std::string& path, const CaptureOptio
     return Status::Ok();
   };
   return FinishCapture(
-      m, opts, target, std::move(report), [](const DigestSet&) {}, size_of, make);
+      m, opts, target, std::move(report), {}, [](const DigestSet&) {}, size_of, make);
 }
 
 }  // namespace kiln::imager

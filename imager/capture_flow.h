@@ -17,10 +17,13 @@ namespace kiln::imager {
 using FrameFn = std::function<Status(const Sha256Digest&, Compressor&, std::string* scratch,
                                      std::string* frame)>;
 
-// prepare(missing) runs once the target has said what it lacks, before
-// size_of and make_frame are asked about those objects.
+// prepare(objects) runs before size_of and make_frame are asked about those
+// objects: for `eager` (objects the target probably lacks, sent with the
+// offer when they are few; may be empty) and again once the target has said
+// what it lacks.
 Result<CaptureReport> FinishCapture(const Manifest& m, const CaptureOptions& opts,
                                     CaptureTarget* target, CaptureReport report,
+                                    const std::vector<Sha256Digest>& eager,
                                     const std::function<void(const DigestSet&)>& prepare,
                                     const std::function<uint64_t(const Sha256Digest&)>& size_of,
                                     const FrameFn& make_frame);

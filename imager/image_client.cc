@@ -26,28 +26,54 @@ std::string ImagePath(const std::string& image) {
   return "/api/v1/images/" + UrlEncode(image);
 }
 
+// The version record in a commit's reply (and in an offer committed at once).
+Result<VersionRecord> VersionFromReply(const Json& j) {
+  if (!j.contains("version") || !j["version"].is_object())
+    return Internal("the server's reply names no version");
+  const Json& v = j["version"];
+  VersionRecord vr;
+  vr.version = v.value("version", 0);
+  vr.manifest = v.value("manifest", "");
+  vr.created = v.value("created", int64_t{0});
+  vr.note = v.value("note", "");
+  vr.source = v.value("source", "");
+  vr.entries = v.value("entries", uint64_t{0});
+  vr.bytes = v.value("bytes", uint64_t{0});
+  return vr;
+}
+
 }  // namespace
 
-Result<std::vector<Sha256Digest>> HttpCaptureTarget::Begin(const std::string& manifest) {
+Result<CaptureOffer> HttpCaptureTarget::Begin(const std::string& manifest,
+                                              const ObjectFrames& eager, bool commit_if_complete) {
   std::string path = fmt::format("{}/captures?note={}&source={}", ImagePath(image_),
                                  UrlEncode(note_), UrlEncode(source_));
+  std::string body;
+  if (!eager.empty()) {
+    // The body is the manifest, then the objects in an upload's encoding.
+    path += fmt::format("&manifest_size={}", manifest.size());
+    body = manifest + EncodeObjectBatch(eager);
+  }
+  if (commit_if_complete) path += "&commit=1";
   HttpRequestOptions o;
   o.content_type = "application/octet-stream";
   o.timeout = std::chrono::minutes(5);
-  auto r = http_->Do("POST", path, manifest, o);
+  auto r = http_->Do("POST", path, eager.empty() ? manifest : body, o);
   KILN_RETURN_IF_ERROR(ReplyStatus(r));
   KILN_ASSIGN_OR_RETURN(Json j, ParseJson(r->body, "capture reply"));
   KILN_ASSIGN_OR_RETURN(id_, JsonField<std::string>(j, "capture"));
-  std::vector<Sha256Digest> missing;
+  CaptureOffer offer;
   for (const auto& h : j.value("missing", Json::array())) {
     KILN_ASSIGN_OR_RETURN(Sha256Digest d, ParseDigest(h.get<std::string>()));
-    missing.push_back(d);
+    offer.missing.push_back(d);
   }
-  return missing;
+  if (j.contains("version")) {
+    KILN_ASSIGN_OR_RETURN(offer.committed, VersionFromReply(j));
+  }
+  return offer;
 }
 
-Status HttpCaptureTarget::PutObjects(
-    const std::vector<std::pair<Sha256Digest, std::string>>& frames) {
+Status HttpCaptureTarget::PutObjects(const ObjectFrames& frames) {
   HttpRequestOptions o;
   o.content_type = "application/octet-stream";
   o.timeout = std::chrono::minutes(5);
@@ -62,16 +88,7 @@ Result<VersionRecord> HttpCaptureTarget::Commit() {
   auto r = http_->Do("POST", "/api/v1/images/captures/" + id_ + "/commit", "", o);
   KILN_RETURN_IF_ERROR(ReplyStatus(r));
   KILN_ASSIGN_OR_RETURN(Json j, ParseJson(r->body, "commit reply"));
-  Json v = j.value("version", Json::object());
-  VersionRecord vr;
-  vr.version = v.value("version", 0);
-  vr.manifest = v.value("manifest", "");
-  vr.created = v.value("created", int64_t{0});
-  vr.note = v.value("note", "");
-  vr.source = v.value("source", "");
-  vr.entries = v.value("entries", uint64_t{0});
-  vr.bytes = v.value("bytes", uint64_t{0});
-  return vr;
+  return VersionFromReply(j);
 }
 
 Result<Json> GetVersion(HttpClient* http, const std::string& image, const std::string& version) {

@@ -21,8 +21,9 @@ class HttpCaptureTarget : public CaptureTarget {
  public:
   HttpCaptureTarget(HttpClient* http, std::string image, std::string note, std::string source)
       : http_(http), image_(std::move(image)), note_(std::move(note)), source_(std::move(source)) {}
-  Result<std::vector<Sha256Digest>> Begin(const std::string& manifest) override;
-  Status PutObjects(const std::vector<std::pair<Sha256Digest, std::string>>& frames) override;
+  Result<CaptureOffer> Begin(const std::string& manifest, const ObjectFrames& eager,
+                             bool commit_if_complete) override;
+  Status PutObjects(const ObjectFrames& frames) override;
   Result<VersionRecord> Commit() override;
 
  private:

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <ctime>
 #include <set>
 #include <system_error>
@@ -113,17 +114,23 @@ void ImageStore::CacheManifest(const Sha256Digest& digest, std::shared_ptr<const
   if (manifest_cache_.size() > kManifestCacheSize) manifest_cache_.pop_back();
 }
 
-DigestSet ImageStore::ObjectsOfNewest(const std::string& name) {
-  DigestSet out;
+std::shared_ptr<const DigestSet> ImageStore::ObjectsOfNewest(const std::string& name) {
+  static const auto kNone = std::make_shared<const DigestSet>();
   auto rec = catalog_->Get(name);
-  if (!rec.ok() || rec->versions.empty()) return out;
+  if (!rec.ok() || rec->versions.empty()) return kNone;
   auto d = ParseDigest(rec->versions.back().manifest);
-  if (!d.ok()) return out;
+  if (!d.ok()) return kNone;
+  // Successive captures of one image ask for the same version's set.
+  auto cached = newest_objects_.find(name);
+  if (cached != newest_objects_.end() && cached->second.first == *d) return cached->second.second;
   auto m = LoadManifest(*d);
-  if (!m.ok()) return out;  // then every object is looked up
-  out.reserve((*m)->entries.size());
+  if (!m.ok()) return kNone;  // then every object is looked up
+  auto out = std::make_shared<DigestSet>();
+  out->reserve((*m)->entries.size());
   for (const auto& e : (*m)->entries)
-    for (const auto& c : e.chunks) out.insert(c.digest);
+    for (const auto& c : e.chunks) out->insert(c.digest);
+  if (newest_objects_.size() >= kNewestObjectsCached) newest_objects_.clear();
+  newest_objects_[name] = {*d, out};
   return out;
 }
 
@@ -139,7 +146,8 @@ void ImageStore::ExpireSessions() {
 
 Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
                                                    std::string manifest_bytes, std::string note,
-                                                   std::string source) {
+                                                   std::string source, std::string_view objects,
+                                                   bool commit) {
   KILN_RETURN_IF_ERROR(ValidateImageName(name));
   auto m = DecodeManifest(manifest_bytes);
   if (!m.ok()) return InvalidArgument("uploaded " + m.status().message());
@@ -173,28 +181,41 @@ Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
     // of them, need not look each one up. Taken and registered under mu_,
     // so gc cannot remove them in between.
     std::lock_guard lock(mu_);
-    DigestSet newest = ObjectsOfNewest(name);
-    auto present = std::make_shared<DigestSet>();
+    s.present = ObjectsOfNewest(name);
     s.needed.reserve(s.manifest->entries.size());
-    present->reserve(newest.size());
     for (const auto& e : s.manifest->entries)
-      for (const auto& c : e.chunks) {
-        if (!s.needed.insert(c.digest).second) continue;
-        if (newest.count(c.digest))
-          present->insert(c.digest);
-        else
+      for (const auto& c : e.chunks)
+        if (s.needed.insert(c.digest).second && !s.present->count(c.digest))
           unknown.push_back(c.digest);
-      }
-    s.present = std::move(present);
     ExpireSessions();
     sessions_.emplace(b.id, std::move(s));
   }
+  auto drop = [&](Status why) {
+    std::lock_guard lock(mu_);
+    sessions_.erase(b.id);  // its staged objects go with its last reference
+    return why;
+  };
+  DigestSet sent;
+  if (!objects.empty()) {
+    auto n = AddObjectsTo(b.id, objects, &sent);
+    if (!n.ok()) return drop(n.status());
+  }
   for (const auto& d : unknown)
-    if (!objects_->Has(d)) b.missing.push_back(d);
+    if (!sent.count(d) && !objects_->Has(d)) b.missing.push_back(d);
+  if (commit && b.missing.empty()) {
+    auto v = CommitCapture(b.id);
+    if (!v.ok()) return drop(v.status());
+    b.version = std::move(*v);
+  }
   return b;
 }
 
 Result<size_t> ImageStore::AddObjects(const std::string& id, std::string_view body) {
+  return AddObjectsTo(id, body, nullptr);
+}
+
+Result<size_t> ImageStore::AddObjectsTo(const std::string& id, std::string_view body,
+                                        DigestSet* added) {
   std::shared_ptr<Upload> upload;
   std::shared_future<std::string> frame;
   {
@@ -208,13 +229,13 @@ Result<size_t> ImageStore::AddObjects(const std::string& id, std::string_view bo
   // A request is all or nothing: what it added goes again on any error.
   ObjectBatch& batch = upload->batch;
   size_t before = batch.added();
-  auto n = AddRecords(id, body, &batch);
+  auto n = AddRecords(id, body, &batch, added);
   if (!n.ok()) batch.Truncate(before);
   return n;
 }
 
 Result<size_t> ImageStore::AddRecords(const std::string& id, std::string_view body,
-                                      ObjectBatch* batch) {
+                                      ObjectBatch* batch, DigestSet* added) {
   std::vector<std::pair<Sha256Digest, std::string_view>> records;
   ByteReader r(body);
   while (!r.done()) {
@@ -235,28 +256,49 @@ Result<size_t> ImageStore::AddRecords(const std::string& id, std::string_view bo
         return InvalidArgument(
             fmt::format("object {} is not used by the manifest of capture {}", ToHex(d), id));
   }
-  // Decompressing and hashing is most of an upload's cost: every core takes
-  // a share of the records. The first error stops the others.
-  std::atomic<size_t> next{0};
-  std::mutex err_mu;
-  Status first_error;
-  auto work = [&] {
-    for (size_t i = next.fetch_add(1); i < records.size(); i = next.fetch_add(1)) {
-      Status s = batch->AddVerified(records[i].first, records[i].second);
-      if (!s.ok()) {
-        std::lock_guard lock(err_mu);
-        if (first_error.ok()) first_error = s;
-        next = records.size();
-        return;
-      }
-    }
+  // Decompressing and hashing is most of an upload's cost: helper threads
+  // check records ahead while this thread writes the checked ones in order
+  // (checking any that no helper has taken yet). Files are created by this
+  // thread alone: threads creating files in one ext4 directory mostly wait
+  // for each other there, which cost more than it saved on small objects.
+  const size_t n = records.size();
+  std::vector<std::atomic<bool>> taken(n);
+  std::vector<Status> checked(n);
+  std::vector<char> done(n, 0);
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  std::atomic<bool> stop{false};
+  auto check = [&](size_t i) {
+    Status s = batch->Verify(records[i].first, records[i].second);
+    if (!s.ok()) stop = true;
+    std::lock_guard lock(done_mu);
+    checked[i] = std::move(s);
+    done[i] = 1;
+    done_cv.notify_all();
   };
-  size_t helpers = std::min<size_t>(records.size() / 2, VerifyThreads() - 1);
+  std::atomic<size_t> next{0};
+  auto help = [&] {
+    for (size_t i = next++; i < n && !stop; i = next++)
+      if (!taken[i].exchange(true)) check(i);
+  };
+  size_t helpers = std::min<size_t>(n / 2, VerifyThreads() - 1);
   std::vector<std::thread> threads;
-  for (size_t t = 0; t < helpers; ++t) threads.emplace_back(work);
-  work();
+  for (size_t t = 0; t < helpers; ++t) threads.emplace_back(help);
+  Status first_error;
+  for (size_t i = 0; i < n && first_error.ok(); ++i) {
+    if (!taken[i].exchange(true)) check(i);
+    {
+      std::unique_lock lock(done_mu);
+      done_cv.wait(lock, [&] { return done[i] != 0; });
+      first_error = checked[i];
+    }
+    if (first_error.ok()) first_error = batch->AddTrusted(records[i].first, records[i].second);
+  }
+  stop = true;
   for (auto& t : threads) t.join();
   KILN_RETURN_IF_ERROR(first_error);
+  if (added)
+    for (const auto& rec : records) added->insert(rec.first);
   return records.size();
 }
 
@@ -321,7 +363,7 @@ Result<VersionRecord> ImageStore::AddManifest(const std::string& name,
   DigestSet checked;
   for (const auto& e : m->entries) {
     for (const auto& c : e.chunks) {
-      if (!checked.insert(c.digest).second || present.count(c.digest) || objects_->Has(c.digest))
+      if (present.count(c.digest) || !checked.insert(c.digest).second || objects_->Has(c.digest))
         continue;
       if (missing.size() < 3) missing.push_back(ToHex(c.digest) + " (" + DisplayPath(e.path) + ")");
       ++missing_count;
@@ -469,20 +511,26 @@ Result<std::vector<std::pair<Sha256Digest, uint64_t>>> ImageStore::ObjectsOf(
   return out;
 }
 
-Result<std::vector<Sha256Digest>> LocalCaptureTarget::Begin(const std::string& manifest) {
+Result<CaptureOffer> LocalCaptureTarget::Begin(const std::string& manifest,
+                                               const ObjectFrames& eager, bool commit_if_complete) {
   manifest_ = manifest;
   KILN_ASSIGN_OR_RETURN(Manifest m, DecodeManifest(manifest));
-  std::vector<Sha256Digest> missing;
+  KILN_RETURN_IF_ERROR(PutObjects(eager));
   DigestSet seen;
+  for (const auto& f : eager) seen.insert(f.first);
+  CaptureOffer offer;
   for (const auto& e : m.entries)
     for (const auto& c : e.chunks)
       if (seen.insert(c.digest).second && !store_->objects().Has(c.digest))
-        missing.push_back(c.digest);
-  return missing;
+        offer.missing.push_back(c.digest);
+  if (commit_if_complete && offer.missing.empty()) {
+    KILN_ASSIGN_OR_RETURN(offer.committed, Commit());
+  }
+  return offer;
 }
 
-Status LocalCaptureTarget::PutObjects(
-    const std::vector<std::pair<Sha256Digest, std::string>>& frames) {
+Status LocalCaptureTarget::PutObjects(const ObjectFrames& frames) {
+  if (frames.empty()) return Status::Ok();
   if (!batch_) batch_ = std::make_unique<ObjectBatch>(&store_->objects());
   for (const auto& [d, f] : frames) KILN_RETURN_IF_ERROR(batch_->AddTrusted(d, f));
   return Status::Ok();

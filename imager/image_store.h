@@ -4,7 +4,8 @@
 // image records (catalog.h) behind one interface for the HTTP handlers.
 //
 // Captures arrive in three steps (the upload protocol, docs/API.md):
-// BeginCapture takes the manifest and answers which objects are missing;
+// BeginCapture takes the manifest (and may take objects and commit at once,
+// see below) and answers which objects are missing;
 // AddObjects receives batches of them, verifying each against its digest
 // (a client's claim is never trusted) and writing it to a temporary file;
 // CommitCapture makes all of the capture's objects durable with one flush
@@ -69,9 +70,15 @@ class ImageStore {
     std::string id;
     Sha256Digest manifest{};
     std::vector<Sha256Digest> missing;
+    std::optional<VersionRecord> version;  // committed at once
   };
+  // objects: records as AddObjects takes them, sent with the manifest (a
+  // re-capture's changed files); verified and staged the same way, and not
+  // asked for. With commit, a capture that then lacks nothing is committed
+  // at once (Begun::version). On any error nothing of it stays.
   Result<Begun> BeginCapture(const std::string& name, std::string manifest_bytes, std::string note,
-                             std::string source);
+                             std::string source, std::string_view objects = {},
+                             bool commit = false);
   // Returns the number of objects stored.
   Result<size_t> AddObjects(const std::string& id, std::string_view body);
   Result<VersionRecord> CommitCapture(const std::string& id);
@@ -105,14 +112,18 @@ class ImageStore {
   void CacheManifest(const Sha256Digest& digest, std::shared_ptr<const Manifest> m);
   // The objects of image name's newest version (empty when it has none).
   // REQUIRES: mu_ held, so that gc cannot drop them meanwhile.
-  DigestSet ObjectsOfNewest(const std::string& name);
+  std::shared_ptr<const DigestSet> ObjectsOfNewest(const std::string& name);
   // AddVersion's work on a decoded manifest; objects in present are known
   // to be stored and not looked up.
   Result<VersionRecord> AddManifest(const std::string& name, const std::string& manifest_bytes,
                                     std::shared_ptr<const Manifest> m, const DigestSet& present,
                                     const std::string& note, const std::string& source);
-  // Verifies and stages the records of one object upload; returns how many.
-  Result<size_t> AddRecords(const std::string& id, std::string_view body, ObjectBatch* batch);
+  // Verifies and stages the records of one object upload; returns how many
+  // and, with `added`, which.
+  Result<size_t> AddRecords(const std::string& id, std::string_view body, ObjectBatch* batch,
+                            DigestSet* added = nullptr);
+  // AddObjects, telling which objects the records held.
+  Result<size_t> AddObjectsTo(const std::string& id, std::string_view body, DigestSet* added);
 
   std::unique_ptr<ObjectStore> objects_;
   std::unique_ptr<ImageCatalog> catalog_;
@@ -141,6 +152,9 @@ class ImageStore {
     std::shared_ptr<Upload> upload;
   };
   std::map<std::string, Session> sessions_;
+  // ObjectsOfNewest's last answers: image -> (manifest digest, its objects).
+  static constexpr size_t kNewestObjectsCached = 16;
+  std::map<std::string, std::pair<Sha256Digest, std::shared_ptr<const DigestSet>>> newest_objects_;
 
   std::mutex cache_mu_;
   std::list<std::pair<Sha256Digest, std::shared_ptr<const Manifest>>> manifest_cache_;
@@ -155,8 +169,9 @@ class LocalCaptureTarget : public CaptureTarget {
         image_(std::move(image)),
         note_(std::move(note)),
         source_(std::move(source)) {}
-  Result<std::vector<Sha256Digest>> Begin(const std::string& manifest) override;
-  Status PutObjects(const std::vector<std::pair<Sha256Digest, std::string>>& frames) override;
+  Result<CaptureOffer> Begin(const std::string& manifest, const ObjectFrames& eager,
+                             bool commit_if_complete) override;
+  Status PutObjects(const ObjectFrames& frames) override;
   Result<VersionRecord> Commit() override;
 
  private:

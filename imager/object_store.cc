@@ -22,6 +22,8 @@ Status SyncFs(const std::string& dir) {
   return Status::Ok();
 }
 
+constexpr size_t kEarlyWritebackMin = 256 << 10;
+
 Status WriteNew(const std::string& path, std::string_view data) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd.valid()) return ErrnoError("create " + path, errno);
@@ -30,7 +32,7 @@ Status WriteNew(const std::string& path, std::string_view data) {
   // finds most of the bytes on disk already instead of writing them all
   // while its caller waits. Only a hint; Commit's syncfs is what makes the
   // object durable.
-  ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+  if (data.size() >= kEarlyWritebackMin) ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
   return Status::Ok();
 }
 
@@ -191,13 +193,18 @@ Status ObjectBatch::AddTrusted(const Sha256Digest& digest, std::string_view fram
   return Status::Ok();
 }
 
-Status ObjectBatch::AddVerified(const Sha256Digest& claimed, std::string_view frame) {
+Status ObjectBatch::Verify(const Sha256Digest& claimed, std::string_view frame) const {
   if (Known(claimed)) return Status::Ok();
   thread_local std::string scratch;
   std::string what = "object " + ToHex(claimed);
   KILN_RETURN_IF_ERROR(ThreadDecompressor().Decompress(frame, kMaxObjectSize, &scratch, what));
   Sha256Digest got = Sha256Of(scratch);
   if (got != claimed) return Corruption(fmt::format("{}: its bytes hash to {}", what, ToHex(got)));
+  return Status::Ok();
+}
+
+Status ObjectBatch::AddVerified(const Sha256Digest& claimed, std::string_view frame) {
+  KILN_RETURN_IF_ERROR(Verify(claimed, frame));
   return AddTrusted(claimed, frame);
 }
 

@@ -67,6 +67,9 @@ class ObjectBatch {
   // Adds an object from an untrusted sender: decompresses the frame, hashes
   // it and refuses (kCorruption naming the claimed digest) when they differ.
   Status AddVerified(const Sha256Digest& claimed, std::string_view frame);
+  // AddVerified's check alone (thread-safe): Ok when the object is known
+  // already or the frame's bytes hash to `claimed`.
+  Status Verify(const Sha256Digest& claimed, std::string_view frame) const;
   // Makes every added object durable, then visible. After an error nothing
   // of this batch that was not already visible becomes visible.
   Status Commit();

@@ -355,6 +355,8 @@ class Scanner {
     work();
     for (auto& t : threads) t.join();
     KILN_RETURN_IF_ERROR(first_error);
+    for (const auto& job : hash_)
+      for (const auto& c : entries_[job.index].chunks) result_.read_objects.push_back(c.digest);
     if (opts_.cache)
       for (const auto& job : hash_) {
         const Entry& e = entries_[job.index];

@@ -55,6 +55,8 @@ struct ScanResult {
   uint64_t files = 0;
   uint64_t files_hashed = 0;  // the rest came from the stat cache
   uint64_t bytes_hashed = 0;
+  // The objects of the files that were read (not taken from the stat cache).
+  std::vector<Sha256Digest> read_objects;
 };
 
 Result<ScanResult> ScanDirectory(const std::string& root, const ScanOptions& opts);

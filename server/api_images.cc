@@ -70,6 +70,14 @@ class Workers : public ImagesApi {
   bool stop_ = false;
 };
 
+// A committed capture's version, as the commit (or an offer committed at
+// once) answers it.
+Json CommitJson(const imager::VersionRecord& v) {
+  return {{"version", v.version}, {"manifest", v.manifest}, {"created", v.created},
+          {"note", v.note},       {"source", v.source},     {"entries", v.entries},
+          {"bytes", v.bytes}};
+}
+
 Json VersionJson(const imager::ImageRecord& rec, const imager::VersionRecord& v) {
   Json tags = Json::array();
   for (const auto& [t, n] : rec.tags)
@@ -302,25 +310,47 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
   // for that image is running on it (`kiln image capture --from-host`), and
   // only finish its own captures.
   auto owners = std::make_shared<CaptureOwners>();
-  router.Add("POST", "/api/v1/images/{name}/captures",
-             [st, pool, owners, &server](HttpRequest& req, Responder res) {
-               if (!req.principal.is_admin()) {
-                 Status may = HostMayCapture(server, req.principal.node, req.Param("name"));
-                 if (!may.ok()) return res.SendError(may);
-               }
-               pool->Post([st, name = req.Param("name"), body = std::move(req.body),
-                           note = req.Query("note"), source = req.Query("source"), res, owners,
-                           who = req.principal]() mutable {
-                 auto b = st->BeginCapture(name, std::move(body), note, source);
-                 if (!b.ok()) return res.SendError(b.status());
-                 if (!who.is_admin()) owners->Set(b->id, who.node);
-                 Json missing = Json::array();
-                 for (const auto& d : b->missing) missing.push_back(ToHex(d));
-                 res.SendJson(
-                     {{"capture", b->id}, {"manifest", ToHex(b->manifest)}, {"missing", missing}});
-               });
-             },
-             {.access = Access::kAuthenticated, .max_body = 512u << 20});
+  router.Add(
+      "POST", "/api/v1/images/{name}/captures",
+      [st, pool, owners, &server](HttpRequest& req, Responder res) {
+        if (!req.principal.is_admin()) {
+          Status may = HostMayCapture(server, req.principal.node, req.Param("name"));
+          if (!may.ok()) return res.SendError(may);
+        }
+        // With manifest_size the body is the manifest, then objects
+        // as /objects takes them; with commit=1 a capture that then
+        // lacks nothing is committed in this request.
+        size_t manifest_size = req.body.size();
+        if (std::string ms = req.Query("manifest_size"); !ms.empty()) {
+          auto n = ParseUint(ms);
+          if (!n || *n > req.body.size())
+            return res.SendError(InvalidArgument(
+                fmt::format("manifest_size: \"{}\" is not a size within the body's {} bytes", ms,
+                            req.body.size())));
+          manifest_size = static_cast<size_t>(*n);
+        }
+        std::string commit = req.Query("commit");
+        if (!commit.empty() && commit != "1" && commit != "0")
+          return res.SendError(
+              InvalidArgument(fmt::format("commit: \"{}\" is not 0 or 1", commit)));
+        pool->Post([st, name = req.Param("name"), body = std::move(req.body), manifest_size,
+                    commit = commit == "1", note = req.Query("note"), source = req.Query("source"),
+                    res, owners, who = req.principal]() mutable {
+          std::string objects = body.substr(manifest_size);
+          body.resize(manifest_size);
+          auto b = st->BeginCapture(name, std::move(body), note, source, objects, commit);
+          if (!b.ok()) return res.SendError(b.status());
+          Json missing = Json::array();
+          for (const auto& d : b->missing) missing.push_back(ToHex(d));
+          Json reply = {{"capture", b->id}, {"manifest", ToHex(b->manifest)}, {"missing", missing}};
+          if (b->version)
+            reply["version"] = CommitJson(*b->version);
+          else if (!who.is_admin())
+            owners->Set(b->id, who.node);
+          res.SendJson(reply);
+        });
+      },
+      {.access = Access::kAuthenticated, .max_body = 512u << 20});
 
   router.Add("POST", "/api/v1/images/captures/{id}/objects",
              [st, pool, owners](HttpRequest& req, Responder res) {
@@ -343,11 +373,7 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
                pool->Post([st, id = req.Param("id"), res] {
                  auto v = st->CommitCapture(id);
                  if (!v.ok()) return res.SendError(v.status());
-                 Json vj = {{"version", v->version}, {"manifest", v->manifest},
-                            {"created", v->created}, {"note", v->note},
-                            {"source", v->source},   {"entries", v->entries},
-                            {"bytes", v->bytes}};
-                 res.SendJson({{"version", vj}});
+                 res.SendJson({{"version", CommitJson(*v)}});
                });
              },
              {.access = Access::kAuthenticated});

@@ -96,6 +96,7 @@ int Capture(const Flags& f) {
                {"objects", r->objects},
                {"objects_sent", r->objects_sent},
                {"bytes_sent", r->bytes_sent},
+               {"one_exchange", r->one_exchange},
                {"seconds", secs}});
   } else {
     fmt::print(

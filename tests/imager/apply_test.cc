@@ -181,13 +181,20 @@ TEST_CASE("the stat cache skips unchanged files and notices changed ones") {
   opts.stat_cache = t.Sub("cache/sc");
   auto first = ls.Capture("img", t.Sub("src"), opts);
   CHECK(first.files_hashed == first.files);
+  CHECK(!first.one_exchange);  // the store lacked everything
   auto second = ls.Capture("img", t.Sub("src"), opts);
   CHECK(second.files_hashed == 0);
   CHECK(second.manifest == first.manifest);
+  CHECK(second.one_exchange);
+  CHECK(second.objects_sent == 0);
   WriteTestFile(t.Sub("src/etc/hostname"), "changed, same tick or not\n");
   auto third = ls.Capture("img", t.Sub("src"), opts);
   CHECK(third.files_hashed == 1);
   CHECK(third.manifest != first.manifest);
+  // The changed file's object went with the manifest: one exchange.
+  CHECK(third.one_exchange);
+  CHECK(third.objects_sent == 1);
+  CHECK(ls.store().objects().Has(Sha256Of("changed, same tick or not\n")));
   // A damaged cache is ignored, never trusted.
   WriteTestFile(t.Sub("cache/sc"), "KILNSC1\ngarbage");
   auto fourth = ls.Capture("img", t.Sub("src"), opts);

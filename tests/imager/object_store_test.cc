@@ -196,6 +196,86 @@ TEST_CASE("a capture's uploads stay invisible until its commit; a bad request st
   CHECK(tmp_count() == "0\n");
 }
 
+// A re-capture sends its changed files' objects with the manifest and asks
+// for the commit in the same exchange: one request when nothing else lacks.
+TEST_CASE("objects sent with the offer are verified, staged and committed in one exchange") {
+  kiln::test::TempDir t;
+  auto store = ImageStore::Open(t.Sub("images"));
+  REQUIRE(store.ok());
+  Compressor c;
+  auto frame_of = [&](const std::string& s) {
+    std::string f;
+    c.Compress(s, &f);
+    return f;
+  };
+  auto tmp_count = [&] {
+    return kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("images/tmp") + " | wc -l"}).out;
+  };
+  kiln::test::WriteTestFile(t.Sub("src/a"), "first file");
+  kiln::test::WriteTestFile(t.Sub("src/b"), "second file");
+  auto scan = ScanDirectory(t.Sub("src"), {});
+  REQUIRE(scan.ok());
+  std::string manifest = EncodeManifest(scan->manifest);
+  Sha256Digest da = Sha256Of("first file"), db = Sha256Of("second file");
+
+  SECTION("everything sent: committed at once") {
+    auto b = (*store)->BeginCapture(
+        "img", manifest, "", "",
+        EncodeObjectBatch({{da, frame_of("first file")}, {db, frame_of("second file")}}), true);
+    REQUIRE(b.ok());
+    CHECK(b->missing.empty());
+    REQUIRE(b->version);
+    CHECK(b->version->version == 1);
+    CHECK((*store)->objects().Verify(da).ok());
+    CHECK((*store)->objects().Verify(db).ok());
+    CHECK(tmp_count() == "0\n");
+    // The session is gone: nothing more can be added to it.
+    CHECK((*store)->CommitCapture(b->id).status().code() == Code::kNotFound);
+  }
+  SECTION("some sent: the rest is asked for, nothing is committed yet") {
+    auto b = (*store)->BeginCapture("img", manifest, "", "",
+                                    EncodeObjectBatch({{da, frame_of("first file")}}), true);
+    REQUIRE(b.ok());
+    CHECK(!b->version);
+    REQUIRE(b->missing.size() == 1);
+    CHECK(b->missing[0] == db);
+    CHECK(!(*store)->objects().Has(da));  // staged, not published
+    REQUIRE((*store)->AddObjects(b->id, EncodeObjectBatch({{db, frame_of("second file")}})).ok());
+    auto v = (*store)->CommitCapture(b->id);
+    REQUIRE(v.ok());
+    CHECK(v->version == 1);
+  }
+  SECTION("a lying object: refused naming it, nothing staged, no session left") {
+    auto b = (*store)->BeginCapture(
+        "img", manifest, "", "",
+        EncodeObjectBatch({{da, frame_of("first file")}, {db, frame_of("not the second")}}), true);
+    REQUIRE(!b.ok());
+    CHECK(b.status().code() == Code::kCorruption);
+    CHECK(b.status().message().find(ToHex(db)) != std::string::npos);
+    CHECK(tmp_count() == "0\n");
+    CHECK(!(*store)->objects().Has(da));
+    CHECK((*store)->catalog().Get("img").status().code() == Code::kNotFound);
+  }
+  SECTION("an object the manifest does not use is refused") {
+    auto b = (*store)->BeginCapture(
+        "img", manifest, "", "", EncodeObjectBatch({{Sha256Of("stranger"), frame_of("stranger")}}),
+        true);
+    REQUIRE(!b.ok());
+    CHECK(b.status().code() == Code::kInvalidArgument);
+    CHECK(b.status().message().find("not used by the manifest") != std::string::npos);
+  }
+  SECTION("the local target takes the same shortcut") {
+    LocalCaptureTarget target(store->get(), "local", "", "");
+    auto offer =
+        target.Begin(manifest, {{da, frame_of("first file")}, {db, frame_of("second file")}}, true);
+    REQUIRE(offer.ok());
+    CHECK(offer->missing.empty());
+    REQUIRE(offer->committed);
+    CHECK(offer->committed->version == 1);
+    CHECK((*store)->objects().Verify(db).ok());
+  }
+}
+
 TEST_CASE("an abandoned capture's staged objects are removed, never published") {
   kiln::test::TempDir t;
   kiln::test::WriteTestFile(t.Sub("src/a"), "abandoned content");
@@ -257,17 +337,17 @@ TEST_CASE("a batched object is not reported stored before the batch's flush") {
   std::string manifest = EncodeManifest(scan->manifest);
   Sha256Digest da = Sha256Of("local capture content");
   LocalCaptureTarget target(images->get(), "local", "", "");
-  auto missing = target.Begin(manifest);
+  auto missing = target.Begin(manifest, {}, false);
   REQUIRE(missing.ok());
-  REQUIRE(missing->size() == 1);
+  REQUIRE(missing->missing.size() == 1);
   std::string fa;
   c.Compress("local capture content", &fa);
   REQUIRE(target.PutObjects({{da, fa}}).ok());
   CHECK(!store.Has(da));
   LocalCaptureTarget other(images->get(), "local", "", "");
-  auto still = other.Begin(manifest);
+  auto still = other.Begin(manifest, {}, false);
   REQUIRE(still.ok());
-  CHECK(still->size() == 1);
+  CHECK(still->missing.size() == 1);
   auto v = target.Commit();
   REQUIRE(v.ok());
   CHECK(v->version == 1);

@@ -78,6 +78,10 @@ TEST_CASE(
   CHECK(c2["version"] == 2);
   CHECK(c2["files_hashed"] ==
         3);  // hostname, added, tool (chmod changes ctime); the cache knew the rest
+  // Their objects went with the manifest, and the server committed at once.
+  CHECK(c2["one_exchange"] == true);
+  CHECK(c2["objects_sent"] == 3);
+  CHECK(c1["one_exchange"] == false);
   Json diff = RunJson(server, {"image", "diff", "web@1", "web@2"});
   CHECK(DiffPaths(diff) == std::vector<std::string>{"changed /etc", "added /etc/added",
                                                     "removed /etc/empty", "changed /etc/hostname",
@@ -228,6 +232,42 @@ TEST_CASE("the server never trusts an upload: wrong bytes are refused and no ver
   REQUIRE(junk.ok());
   CHECK(junk->status == 400);
   CHECK(junk->body.find("manifest") != std::string::npos);
+
+  // Objects sent with the manifest (one exchange) are checked the same way.
+  std::string path =
+      fmt::format("/api/v1/images/evil/captures?manifest_size={}&commit=1", manifest.size());
+  auto eager = http.Do("POST", path, manifest + imager::EncodeObjectBatch({{digest, forged}}),
+                       {.content_type = "application/octet-stream"});
+  REQUIRE(eager.ok());
+  CHECK(eager->status == 500);
+  CHECK(eager->body.find("\"corruption\"") != std::string::npos);
+  CHECK(eager->body.find(ToHex(digest)) != std::string::npos);
+  CHECK(server.Client().Get("/api/v1/images/evil").status().code() == Code::kNotFound);
+  for (const char* bad : {"manifest_size=99999999", "manifest_size=-1", "manifest_size=x"}) {
+    auto r = http.Do("POST", std::string("/api/v1/images/evil/captures?") + bad, manifest,
+                     {.content_type = "application/octet-stream"});
+    REQUIRE(r.ok());
+    CHECK(r->status == 400);
+    CHECK(r->body.find("manifest_size") != std::string::npos);
+  }
+  auto bad_commit = http.Do("POST", "/api/v1/images/evil/captures?commit=yes", manifest,
+                            {.content_type = "application/octet-stream"});
+  REQUIRE(bad_commit.ok());
+  CHECK(bad_commit->status == 400);
+  CHECK(bad_commit->body.find("commit") != std::string::npos);
+  // The genuine object: the version is made in that one request.
+  std::string genuine;
+  comp.Compress("genuine content", &genuine);
+  auto one = http.Do("POST", path, manifest + imager::EncodeObjectBatch({{digest, genuine}}),
+                     {.content_type = "application/octet-stream"});
+  REQUIRE(one.ok());
+  INFO(one->body);
+  CHECK(one->status == 200);
+  auto oj = ParseJson(one->body);
+  REQUIRE(oj.ok());
+  CHECK((*oj)["missing"].empty());
+  CHECK((*oj)["version"]["version"] == 1);
+  CHECK(server.Client().Get("/api/v1/images/evil").ok());
 }
 
 TEST_CASE("a deploy resumes after a broken connection without re-sending what arrived") {
