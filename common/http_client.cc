@@ -1,63 +1,269 @@
 #include "common/http_client.h"
 
-#include <curl/curl.h>
-
-#include <mutex>
-
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "common/strings.h"
 
 namespace kiln {
 namespace {
 
-void GlobalInitOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kConnectTimeout = std::chrono::seconds(5);
+constexpr size_t kMaxHeaderBytes = 64 << 10;
+constexpr size_t kReadPiece = 64 << 10;
+
+// Milliseconds poll() may wait before the deadline (-1: no deadline).
+int PollMs(std::optional<Clock::time_point> deadline) {
+  if (!deadline) return -1;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
+  return left.count() <= 0 ? 0 : static_cast<int>(std::min<int64_t>(left.count(), INT32_MAX));
 }
 
-struct Transfer {
-  HttpReply* reply;
-  const HttpClient::DataCallback* on_data;
-  bool stopped_by_callback = false;
-};
-
-size_t OnBody(char* ptr, size_t size, size_t nmemb, void* userdata) {
-  auto* t = static_cast<Transfer*>(userdata);
-  size_t n = size * nmemb;
-  std::string_view chunk(ptr, n);
-  // Error bodies are collected whole so the caller can report them.
-  if (t->on_data && t->reply->status >= 200 && t->reply->status < 300) {
-    if (!(*t->on_data)(chunk)) {
-      t->stopped_by_callback = true;
-      return 0;  // aborts the transfer
-    }
-    return n;
-  }
-  t->reply->body.append(chunk);
-  return n;
-}
-
-size_t OnHeader(char* buf, size_t size, size_t nitems, void* userdata) {
-  auto* t = static_cast<Transfer*>(userdata);
-  size_t n = size * nitems;
-  std::string_view line(buf, n);
-  if (StartsWith(line, "HTTP/")) {
-    // A new response (after a redirect or 100-continue) starts over.
-    t->reply->headers.clear();
-    auto parts = Split(Trim(line), ' ');
-    if (parts.size() >= 2) t->reply->status = static_cast<long>(ParseUint(parts[1]).value_or(0));
-    return n;
-  }
-  size_t colon = line.find(':');
-  if (colon != std::string_view::npos) {
-    t->reply->headers.emplace_back(ToLower(Trim(line.substr(0, colon))),
-                                   std::string(Trim(line.substr(colon + 1))));
-  }
-  return n;
-}
+// How a reply's body is delimited (RFC 9112 section 6.3).
+enum class Framing { kNone, kLength, kChunked, kUntilClose };
 
 }  // namespace
+
+// One request on the client's connection: the parts of a transfer that need
+// the socket, its read buffer and the request's deadline.
+class HttpClient::Exchange {
+ public:
+  Exchange(HttpClient* c, std::string what, std::optional<Clock::time_point> deadline)
+      : c_(c), what_(std::move(what)), deadline_(deadline) {}
+
+  // Why the exchange failed, as the caller reports it.
+  Status Fail(const std::string& why) const { return Unavailable(what_ + ": " + why); }
+  Status TimedOut() const { return Timeout(what_ + ": timed out"); }
+
+  // Waits until fd is ready for events; false with *st set on timeout.
+  bool Wait(short events, short* got, Status* st) {
+    pollfd p{c_->fd_, events, 0};
+    for (;;) {
+      int n = ::poll(&p, 1, PollMs(deadline_));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        *st = Fail(fmt::format("poll: {}", std::strerror(errno)));
+        return false;
+      }
+      if (n == 0) {
+        *st = TimedOut();
+        return false;
+      }
+      *got = p.revents;
+      return true;
+    }
+  }
+
+  // Sends the request. *answered is set when the server answered before
+  // taking the whole body (an early error reply): the caller reads it.
+  Status Send(std::string_view head, std::string_view body, bool* answered) {
+    *answered = false;
+    size_t sent = 0, total = head.size() + body.size();
+    while (sent < total) {
+      iovec iov[2];
+      int n = 0;
+      if (sent < head.size())
+        iov[n++] = {const_cast<char*>(head.data() + sent), head.size() - sent};
+      size_t body_off = sent > head.size() ? sent - head.size() : 0;
+      if (body_off < body.size())
+        iov[n++] = {const_cast<char*>(body.data() + body_off), body.size() - body_off};
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<size_t>(n);
+      ssize_t w = ::sendmsg(c_->fd_, &msg, MSG_NOSIGNAL);
+      if (w > 0) {
+        sent += static_cast<size_t>(w);
+        continue;
+      }
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        if (sent > 0) *answered = true;  // perhaps an early reply; the read will tell
+        return sent > 0 ? Status::Ok() : Fail(fmt::format("send: {}", std::strerror(errno)));
+      }
+      short got = 0;
+      Status st;
+      if (!Wait(POLLOUT | POLLIN, &got, &st)) return st;
+      if ((got & POLLIN) && sent >= head.size()) {
+        *answered = true;
+        return Status::Ok();
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Reads more bytes into the buffer; false at end of stream (*st stays ok)
+  // or on error.
+  bool Fill(Status* st) {
+    for (;;) {
+      size_t old = buf_.size();
+      buf_.resize(old + kReadPiece);
+      ssize_t r = ::recv(c_->fd_, buf_.data() + old, kReadPiece, 0);
+      buf_.resize(old + (r > 0 ? static_cast<size_t>(r) : 0));
+      if (r > 0) {
+        got_any_ = true;
+        return true;
+      }
+      if (r == 0) return false;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        *st = Fail(fmt::format("receive: {}", std::strerror(errno)));
+        return false;
+      }
+      short got = 0;
+      if (!Wait(POLLIN, &got, st)) return false;
+    }
+  }
+
+  // True once any byte of the reply arrived (a reused connection that the
+  // server had closed gives none: the request may be sent again).
+  bool got_any() const { return got_any_; }
+
+  // Reads one header block (status line and fields) of the reply.
+  Status ReadHead(HttpReply* reply, int* minor_version) {
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+      if (buf_.size() > kMaxHeaderBytes) return Fail("the reply's header is over 64 KiB");
+      Status st;
+      if (!Fill(&st))
+        return st.ok() ? Fail("the server closed the connection before replying") : st;
+    }
+    std::string_view head(buf_.data(), end);
+    size_t eol = head.find("\r\n");
+    std::string_view status_line = head.substr(0, eol);
+    // "HTTP/1.1 200 OK"
+    if (!StartsWith(status_line, "HTTP/1.") || status_line.size() < 12)
+      return Fail(fmt::format("malformed status line \"{}\"", status_line.substr(0, 80)));
+    *minor_version = status_line[7] - '0';
+    auto code = ParseUint(status_line.substr(9, 3));
+    if (!code || *code < 100 || *code > 999)
+      return Fail(fmt::format("malformed status line \"{}\"", status_line.substr(0, 80)));
+    reply->status = static_cast<long>(*code);
+    reply->headers.clear();
+    std::string_view fields = eol == std::string_view::npos ? "" : head.substr(eol + 2);
+    for (std::string_view line : SplitView(fields, "\r\n")) {
+      size_t colon = line.find(':');
+      if (colon == std::string_view::npos) continue;
+      reply->headers.emplace_back(ToLower(Trim(line.substr(0, colon))),
+                                  std::string(Trim(line.substr(colon + 1))));
+    }
+    buf_.erase(0, end + 4);
+    return Status::Ok();
+  }
+
+  // Hands the body to sink as it arrives. *stopped: the sink said stop.
+  Status ReadBody(Framing framing, uint64_t length,
+                  const std::function<bool(std::string_view)>& sink, bool* stopped) {
+    *stopped = false;
+    auto deliver = [&](size_t n) {
+      bool go_on = sink(std::string_view(buf_.data(), n));
+      buf_.erase(0, n);
+      if (!go_on) *stopped = true;
+      return go_on;
+    };
+    Status st;
+    switch (framing) {
+      case Framing::kNone: return Status::Ok();
+      case Framing::kLength:
+        while (length > 0) {
+          if (buf_.empty() && !Fill(&st))
+            return st.ok() ? Fail("the server closed the connection in the reply's body") : st;
+          size_t n = static_cast<size_t>(std::min<uint64_t>(length, buf_.size()));
+          length -= n;
+          if (!deliver(n)) return Status::Ok();
+        }
+        return Status::Ok();
+      case Framing::kUntilClose:
+        for (;;) {
+          if (!buf_.empty() && !deliver(buf_.size())) return Status::Ok();
+          if (!Fill(&st)) return st;
+        }
+      case Framing::kChunked:
+        for (;;) {
+          size_t eol;
+          while ((eol = buf_.find("\r\n")) == std::string::npos) {
+            if (buf_.size() > 4096) return Fail("malformed chunk size line");
+            if (!Fill(&st))
+              return st.ok() ? Fail("the server closed the connection in the reply's body") : st;
+          }
+          std::string_view line(buf_.data(), eol);
+          line = line.substr(0, line.find(';'));  // chunk extensions
+          auto size = ParseHex(Trim(line));
+          if (!size) return Fail(fmt::format("malformed chunk size \"{}\"", line.substr(0, 40)));
+          buf_.erase(0, eol + 2);
+          if (*size == 0) {
+            // Trailer fields, then the empty line.
+            for (;;) {
+              while ((eol = buf_.find("\r\n")) == std::string::npos)
+                if (!Fill(&st))
+                  return st.ok() ? Fail("the server closed the connection in the reply's body")
+                                 : st;
+              bool last = eol == 0;
+              buf_.erase(0, eol + 2);
+              if (last) return Status::Ok();
+            }
+          }
+          uint64_t left = *size;
+          while (left > 0) {
+            if (buf_.empty() && !Fill(&st))
+              return st.ok() ? Fail("the server closed the connection in the reply's body") : st;
+            size_t n = static_cast<size_t>(std::min<uint64_t>(left, buf_.size()));
+            left -= n;
+            if (!deliver(n)) return Status::Ok();
+          }
+          while (buf_.size() < 2)
+            if (!Fill(&st))
+              return st.ok() ? Fail("the server closed the connection in the reply's body") : st;
+          if (buf_.compare(0, 2, "\r\n") != 0)
+            return Fail("malformed chunk: no CRLF after its data");
+          buf_.erase(0, 2);
+        }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  static std::optional<uint64_t> ParseHex(std::string_view s) {
+    if (s.empty() || s.size() > 15) return std::nullopt;
+    uint64_t v = 0;
+    for (char ch : s) {
+      int d = (ch >= '0' && ch <= '9')   ? ch - '0'
+              : (ch >= 'a' && ch <= 'f') ? ch - 'a' + 10
+              : (ch >= 'A' && ch <= 'F') ? ch - 'A' + 10
+                                         : -1;
+      if (d < 0) return std::nullopt;
+      v = v * 16 + static_cast<uint64_t>(d);
+    }
+    return v;
+  }
+  static std::vector<std::string_view> SplitView(std::string_view s, std::string_view sep) {
+    std::vector<std::string_view> out;
+    while (!s.empty()) {
+      size_t at = s.find(sep);
+      out.push_back(s.substr(0, at));
+      if (at == std::string_view::npos) break;
+      s.remove_prefix(at + sep.size());
+    }
+    return out;
+  }
+
+  HttpClient* c_;
+  std::string what_;
+  std::optional<Clock::time_point> deadline_;
+  std::string buf_;
+  bool got_any_ = false;
+};
 
 std::string HttpReply::Header(std::string_view name) const {
   for (const auto& [k, v] : headers)
@@ -67,13 +273,106 @@ std::string HttpReply::Header(std::string_view name) const {
 
 HttpClient::HttpClient(std::string base_url, std::string token)
     : base_url_(std::move(base_url)), token_(std::move(token)) {
-  GlobalInitOnce();
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
-  curl_ = curl_easy_init();
+  // "http://host[:port][/prefix]": the only scheme kiln serves.
+  std::string_view rest = base_url_;
+  if (!StartsWith(rest, "http://")) {
+    url_error_ = fmt::format(
+        "{}: not an http:// URL (kiln serves plain HTTP; put TLS in front of it if needed)",
+        base_url_);
+    return;
+  }
+  rest.remove_prefix(7);
+  size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos) prefix_ = std::string(rest.substr(slash));
+  host_header_ = std::string(authority);
+  std::string_view port = "80";
+  if (StartsWith(authority, "[")) {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) {
+      url_error_ = fmt::format("{}: unterminated [IPv6 address]", base_url_);
+      return;
+    }
+    host_ = std::string(authority.substr(1, close - 1));
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') {
+        url_error_ = fmt::format("{}: expected :PORT after the IPv6 address", base_url_);
+        return;
+      }
+      port = authority.substr(close + 2);
+    }
+  } else {
+    size_t colon = authority.rfind(':');
+    host_ = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
+  }
+  auto p = ParseUint(port);
+  if (host_.empty() || !p || *p == 0 || *p > 65535) {
+    url_error_ = fmt::format("{}: expected http://HOST:PORT", base_url_);
+    return;
+  }
+  port_ = std::string(port);
 }
 
 HttpClient::~HttpClient() {
-  if (curl_) curl_easy_cleanup(static_cast<CURL*>(curl_));
+  Disconnect();
+}
+
+void HttpClient::Disconnect() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Status HttpClient::Connect(const std::string& what, std::optional<Clock::time_point> deadline) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  int rc = ::getaddrinfo(host_.c_str(), port_.c_str(), &hints, &res);
+  if (rc != 0) return Unavailable(fmt::format("{}: resolve {}: {}", what, host_, gai_strerror(rc)));
+  std::string last = "no address";
+  auto connect_deadline = Clock::now() + kConnectTimeout;
+  if (deadline && *deadline < connect_deadline) connect_deadline = *deadline;
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) {
+      last = std::strerror(errno);
+      continue;
+    }
+    int r = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
+    if (r != 0 && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      int n;
+      do {
+        n = ::poll(&p, 1, PollMs(connect_deadline));
+      } while (n < 0 && errno == EINTR);
+      if (n == 0) {
+        ::close(fd);
+        ::freeaddrinfo(res);
+        return Timeout(fmt::format("{}: connect timed out", what));
+      }
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      r = err == 0 ? 0 : -1;
+      errno = err;
+    }
+    if (r != 0) {
+      last = std::strerror(errno);
+      ::close(fd);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    fd_ = fd;
+    ::freeaddrinfo(res);
+    return Status::Ok();
+  }
+  ::freeaddrinfo(res);
+  return Unavailable(fmt::format("{}: connect: {}", what, last));
 }
 
 Result<HttpReply> HttpClient::Do(std::string_view method, std::string_view path,
@@ -89,68 +388,79 @@ Result<HttpReply> HttpClient::Stream(std::string_view path, const DataCallback& 
 Result<HttpReply> HttpClient::Perform(std::string_view method, std::string_view path,
                                       std::string_view body, const HttpRequestOptions& opts,
                                       const DataCallback* on_data) {
-  auto* curl = static_cast<CURL*>(curl_);
-  if (!curl) return Internal("curl_easy_init failed");
-  curl_easy_reset(curl);
+  std::string what = fmt::format("{} {}{}", method, base_url_, path);
+  if (!url_error_.empty()) return InvalidArgument(url_error_);
+  std::optional<Clock::time_point> deadline;
+  if (opts.timeout.count() > 0) deadline = Clock::now() + opts.timeout;
 
-  std::string url = base_url_ + std::string(path);
-  std::string method_s(method);
-  HttpReply reply;
-  Transfer transfer{&reply, on_data};
-
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(opts.timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer);
-  curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
-
-  if (method_s == "GET") {
-    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-  } else if (method_s == "HEAD") {
-    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-  } else {
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method_s.c_str());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  const bool has_body = method != "GET" && method != "HEAD";
+  std::string head =
+      fmt::format("{} {}{} HTTP/1.1\r\nHost: {}\r\n", method, prefix_, path, host_header_);
+  if (!token_.empty()) head += "Authorization: Bearer " + token_ + "\r\n";
+  if (has_body) {
+    if (!opts.content_type.empty()) head += "Content-Type: " + opts.content_type + "\r\n";
+    head += fmt::format("Content-Length: {}\r\n", body.size());
   }
+  for (const auto& [k, v] : opts.headers) head += k + ": " + v + "\r\n";
+  head += "\r\n";
 
-  curl_slist* headers = nullptr;
-  std::string auth;
-  if (!token_.empty()) {
-    auth = "Authorization: Bearer " + token_;
-    headers = curl_slist_append(headers, auth.c_str());
+  // A kept-alive connection the server has meanwhile closed fails before
+  // any byte of the reply: then the request goes once more on a new one.
+  for (int attempt = 0;; ++attempt) {
+    bool reused = fd_ >= 0;
+    if (!reused) KILN_RETURN_IF_ERROR(Connect(what, deadline));
+    Exchange x(this, what, deadline);
+    bool answered_early = false;
+    Status st = x.Send(head, has_body ? body : std::string_view(), &answered_early);
+    HttpReply reply;
+    int minor = 1;
+    if (st.ok()) {
+      do {
+        st = x.ReadHead(&reply, &minor);
+      } while (st.ok() && reply.status >= 100 && reply.status < 200);  // 100 Continue and kin
+    }
+    if (!st.ok()) {
+      Disconnect();
+      if (reused && attempt == 0 && !x.got_any() && st.code() != Code::kTimeout) continue;
+      return st;
+    }
+    reply.content_type = reply.Header("content-type");
+    std::string te = ToLower(reply.Header("transfer-encoding"));
+    std::string cl = reply.Header("content-length");
+    std::string conn = ToLower(reply.Header("connection"));
+    bool keep = minor >= 1 ? conn.find("close") == std::string::npos
+                           : conn.find("keep-alive") != std::string::npos;
+    Framing framing = Framing::kUntilClose;
+    uint64_t length = 0;
+    if (method == "HEAD" || reply.status == 204 || reply.status == 304) {
+      framing = Framing::kNone;
+    } else if (te.find("chunked") != std::string::npos) {
+      framing = Framing::kChunked;
+    } else if (!cl.empty()) {
+      auto n = ParseUint(cl);
+      if (!n) {
+        Disconnect();
+        return x.Fail(fmt::format("malformed Content-Length \"{}\"", cl));
+      }
+      framing = Framing::kLength;
+      length = *n;
+    }
+    if (framing == Framing::kUntilClose) keep = false;
+    // Error bodies are collected whole so the caller can report them.
+    const bool to_caller = on_data && reply.status >= 200 && reply.status < 300;
+    bool stopped = false;
+    st = x.ReadBody(
+        framing, length,
+        [&](std::string_view piece) {
+          if (to_caller) return (*on_data)(piece);
+          reply.body.append(piece);
+          return true;
+        },
+        &stopped);
+    if (!st.ok() || stopped || !keep || answered_early) Disconnect();
+    KILN_RETURN_IF_ERROR(st);
+    return reply;
   }
-  std::string ct;
-  if (!opts.content_type.empty()) {
-    ct = "Content-Type: " + opts.content_type;
-    headers = curl_slist_append(headers, ct.c_str());
-  }
-  // No "Expect: 100-continue" round trip for uploads.
-  headers = curl_slist_append(headers, "Expect:");
-  std::vector<std::string> extra;
-  for (const auto& [k, v] : opts.headers) {
-    extra.push_back(k + ": " + v);
-    headers = curl_slist_append(headers, extra.back().c_str());
-  }
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-
-  CURLcode rc = curl_easy_perform(curl);
-  curl_slist_free_all(headers);
-
-  if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && transfer.stopped_by_callback)) {
-    std::string what = fmt::format("{} {}: {}", method_s, url, curl_easy_strerror(rc));
-    if (rc == CURLE_OPERATION_TIMEDOUT) return Timeout(what);
-    return Unavailable(what);
-  }
-  char* content_type = nullptr;
-  curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &content_type);
-  if (content_type) reply.content_type = content_type;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
-  return reply;
 }
 
 }  // namespace kiln
