@@ -166,27 +166,17 @@ class HttpClient::Exchange {
   Status ReadBody(Framing framing, uint64_t length,
                   const std::function<bool(std::string_view)>& sink, bool* stopped) {
     *stopped = false;
-    auto deliver = [&](size_t n) {
-      bool go_on = sink(std::string_view(buf_.data(), n));
-      buf_.erase(0, n);
-      if (!go_on) *stopped = true;
-      return go_on;
-    };
-    Status st;
     switch (framing) {
       case Framing::kNone: return Status::Ok();
-      case Framing::kLength:
-        while (length > 0) {
-          if (buf_.empty() && !Fill(&st))
-            return st.ok() ? Fail("the server closed the connection in the reply's body") : st;
-          size_t n = static_cast<size_t>(std::min<uint64_t>(length, buf_.size()));
-          length -= n;
-          if (!deliver(n)) return Status::Ok();
-        }
-        return Status::Ok();
+      case Framing::kLength: return Deliver(length, sink, stopped);
       case Framing::kUntilClose:
         for (;;) {
-          if (!buf_.empty() && !deliver(buf_.size())) return Status::Ok();
+          if (!buf_.empty()) {
+            *stopped = !sink(std::string_view(buf_));
+            buf_.clear();
+            if (*stopped) return Status::Ok();
+          }
+          Status st;
           if (!Fill(&st)) return st;
         }
       case Framing::kChunked:
@@ -194,8 +184,7 @@ class HttpClient::Exchange {
           size_t eol;
           while ((eol = buf_.find("\r\n")) == std::string::npos) {
             if (buf_.size() > 4096) return Fail("malformed chunk size line");
-            if (!Fill(&st))
-              return st.ok() ? Fail("the server closed the connection in the reply's body") : st;
+            KILN_RETURN_IF_ERROR(More());
           }
           std::string_view line(buf_.data(), eol);
           line = line.substr(0, line.find(';'));  // chunk extensions
@@ -205,26 +194,15 @@ class HttpClient::Exchange {
           if (*size == 0) {
             // Trailer fields, then the empty line.
             for (;;) {
-              while ((eol = buf_.find("\r\n")) == std::string::npos)
-                if (!Fill(&st))
-                  return st.ok() ? Fail("the server closed the connection in the reply's body")
-                                 : st;
+              while ((eol = buf_.find("\r\n")) == std::string::npos) KILN_RETURN_IF_ERROR(More());
               bool last = eol == 0;
               buf_.erase(0, eol + 2);
               if (last) return Status::Ok();
             }
           }
-          uint64_t left = *size;
-          while (left > 0) {
-            if (buf_.empty() && !Fill(&st))
-              return st.ok() ? Fail("the server closed the connection in the reply's body") : st;
-            size_t n = static_cast<size_t>(std::min<uint64_t>(left, buf_.size()));
-            left -= n;
-            if (!deliver(n)) return Status::Ok();
-          }
-          while (buf_.size() < 2)
-            if (!Fill(&st))
-              return st.ok() ? Fail("the server closed the connection in the reply's body") : st;
+          KILN_RETURN_IF_ERROR(Deliver(*size, sink, stopped));
+          if (*stopped) return Status::Ok();
+          while (buf_.size() < 2) KILN_RETURN_IF_ERROR(More());
           if (buf_.compare(0, 2, "\r\n") != 0)
             return Fail("malformed chunk: no CRLF after its data");
           buf_.erase(0, 2);
@@ -234,6 +212,27 @@ class HttpClient::Exchange {
   }
 
  private:
+  // Reads more of a body that is not complete yet.
+  Status More() {
+    Status st;
+    if (Fill(&st)) return Status::Ok();
+    return st.ok() ? Fail("the server closed the connection in the reply's body") : st;
+  }
+  // Hands the next n bytes of the body to sink, as they arrive.
+  Status Deliver(uint64_t n, const std::function<bool(std::string_view)>& sink, bool* stopped) {
+    while (n > 0) {
+      if (buf_.empty()) KILN_RETURN_IF_ERROR(More());
+      size_t k = static_cast<size_t>(std::min<uint64_t>(n, buf_.size()));
+      n -= k;
+      bool go_on = sink(std::string_view(buf_.data(), k));
+      buf_.erase(0, k);
+      if (!go_on) {
+        *stopped = true;
+        return Status::Ok();
+      }
+    }
+    return Status::Ok();
+  }
   static std::optional<uint64_t> ParseHex(std::string_view s) {
     if (s.empty() || s.size() > 15) return std::nullopt;
     uint64_t v = 0;

@@ -20,6 +20,22 @@
 using namespace kiln;
 using namespace kiln::imager;
 
+namespace {
+
+// The zstd frame an uploader sends for these bytes.
+std::string frame_of(const std::string& bytes) {
+  std::string f;
+  Compressor().Compress(bytes, &f);
+  return f;
+}
+
+// How many temporaries the store under t/images holds ("N\n").
+std::string TmpCount(const kiln::test::TempDir& t) {
+  return kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("images/tmp") + " | wc -l"}).out;
+}
+
+}  // namespace
+
 TEST_CASE("objects are stored compressed under their digest and read back verified") {
   kiln::test::TempDir t;
   auto store = ObjectStore::Open(t.Sub("images"));
@@ -159,15 +175,7 @@ TEST_CASE("a capture's uploads stay invisible until its commit; a bad request st
   auto begun = (*store)->BeginCapture("up", EncodeManifest(scan->manifest), "", "");
   REQUIRE(begun.ok());
   REQUIRE(begun->missing.size() == 3);
-  Compressor c;
-  auto frame_of = [&](const std::string& s) {
-    std::string f;
-    c.Compress(s, &f);
-    return f;
-  };
-  auto tmp_count = [&] {
-    return kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("images/tmp") + " | wc -l"}).out;
-  };
+  auto tmp_count = [&] { return TmpCount(t); };
   // Two good objects and a forged one in one request: none of it is kept.
   Sha256Digest da = Sha256Of("first file"), db = Sha256Of("second file"),
                dc = Sha256Of("third file");
@@ -202,15 +210,7 @@ TEST_CASE("objects sent with the offer are verified, staged and committed in one
   kiln::test::TempDir t;
   auto store = ImageStore::Open(t.Sub("images"));
   REQUIRE(store.ok());
-  Compressor c;
-  auto frame_of = [&](const std::string& s) {
-    std::string f;
-    c.Compress(s, &f);
-    return f;
-  };
-  auto tmp_count = [&] {
-    return kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("images/tmp") + " | wc -l"}).out;
-  };
+  auto tmp_count = [&] { return TmpCount(t); };
   kiln::test::WriteTestFile(t.Sub("src/a"), "first file");
   kiln::test::WriteTestFile(t.Sub("src/b"), "second file");
   auto scan = ScanDirectory(t.Sub("src"), {});
@@ -361,12 +361,6 @@ TEST_CASE("a re-capture looks up only the objects the image's newest version lac
   kiln::test::TempDir t;
   auto store = ImageStore::Open(t.Sub("images"));
   REQUIRE(store.ok());
-  Compressor c;
-  auto frame_of = [&](const std::string& s) {
-    std::string f;
-    c.Compress(s, &f);
-    return f;
-  };
   auto capture = [&](const std::string& image) -> Result<ImageStore::Begun> {
     auto scan = ScanDirectory(t.Sub("src"), {});
     REQUIRE(scan.ok());
