@@ -22,9 +22,7 @@ Status SyncFs(const std::string& dir) {
   return Status::Ok();
 }
 
-constexpr size_t kEarlyWritebackMin = 256 << 10;
-
-Status WriteNew(const std::string& path, std::string_view data) {
+Status WriteNew(const std::string& path, std::string_view data, bool early_writeback) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd.valid()) return ErrnoError("create " + path, errno);
   KILN_RETURN_IF_ERROR(WriteAll(fd.get(), data, path));
@@ -32,7 +30,7 @@ Status WriteNew(const std::string& path, std::string_view data) {
   // finds most of the bytes on disk already instead of writing them all
   // while its caller waits. Only a hint; Commit's syncfs is what makes the
   // object durable.
-  if (data.size() >= kEarlyWritebackMin) ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+  if (early_writeback) ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
   return Status::Ok();
 }
 
@@ -175,10 +173,11 @@ bool ObjectBatch::Known(const Sha256Digest& digest) const {
   return store_->Has(digest);
 }
 
-Status ObjectBatch::AddTrusted(const Sha256Digest& digest, std::string_view frame) {
+Status ObjectBatch::AddTrusted(const Sha256Digest& digest, std::string_view frame,
+                               bool early_writeback) {
   if (Known(digest)) return Status::Ok();
   std::string tmp = store_->TmpPath(digest);
-  Status s = WriteNew(tmp, frame);
+  Status s = WriteNew(tmp, frame, early_writeback);
   if (!s.ok()) {
     ::unlink(tmp.c_str());
     return s;

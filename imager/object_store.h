@@ -63,7 +63,11 @@ class ObjectBatch {
 
   // Adds an object whose digest the caller computed from the uncompressed
   // bytes itself (a local capture). Objects already stored are skipped.
-  Status AddTrusted(const Sha256Digest& digest, std::string_view frame);
+  // early_writeback starts the object's writeback at once (the commit's
+  // flush then finds most of a large upload on disk already); a small
+  // upload, committed a moment later, is better flushed in one go.
+  Status AddTrusted(const Sha256Digest& digest, std::string_view frame,
+                    bool early_writeback = true);
   // Adds an object from an untrusted sender: decompresses the frame, hashes
   // it and refuses (kCorruption naming the claimed digest) when they differ.
   Status AddVerified(const Sha256Digest& claimed, std::string_view frame);
