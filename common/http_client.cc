@@ -152,7 +152,8 @@ class HttpClient::Exchange {
     reply->status = static_cast<long>(*code);
     reply->headers.clear();
     std::string_view fields = eol == std::string_view::npos ? "" : head.substr(eol + 2);
-    for (std::string_view line : SplitView(fields, "\r\n")) {
+    for (const std::string& field : Split(fields, '\n')) {
+      std::string_view line = field;  // its '\r' goes with Trim below
       size_t colon = line.find(':');
       if (colon == std::string_view::npos) continue;
       reply->headers.emplace_back(ToLower(Trim(line.substr(0, colon))),
@@ -246,17 +247,6 @@ class HttpClient::Exchange {
     }
     return v;
   }
-  static std::vector<std::string_view> SplitView(std::string_view s, std::string_view sep) {
-    std::vector<std::string_view> out;
-    while (!s.empty()) {
-      size_t at = s.find(sep);
-      out.push_back(s.substr(0, at));
-      if (at == std::string_view::npos) break;
-      s.remove_prefix(at + sep.size());
-    }
-    return out;
-  }
-
   HttpClient* c_;
   std::string what_;
   std::optional<Clock::time_point> deadline_;

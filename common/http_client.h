@@ -4,8 +4,9 @@
 //
 // Its own rather than libcurl's: kiln speaks plain HTTP to its own server,
 // and libcurl's dependencies (TLS, Kerberos, LDAP, SSH, ...) cost every
-// start of `kiln` and kiln-agent about 6 ms of dynamic linking (and the
-// install environment their bytes). Bodies are framed by Content-Length,
+// start of `kiln` and kiln-agent their dynamic linking (a program linking
+// only libcurl starts 6.6 ms later here; kiln-agent went from 7 to 4 ms)
+// and the install environment their bytes. Bodies are framed by Content-Length,
 // chunked transfer coding or the connection's end; a kept-alive connection
 // the server has closed meanwhile is replaced, and the request sent again,
 // when not a byte of the reply had arrived.

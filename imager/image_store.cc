@@ -27,10 +27,10 @@ int64_t Now() {
   return static_cast<int64_t>(std::time(nullptr));
 }
 
-// Threads that verify one object upload: the cores, up to four.
 // Uploads smaller than this are written by one thread (see AddRecords).
 constexpr size_t kOneWriterMaxBytes = 2 << 20;
 
+// Threads that verify one object upload: the cores, up to four.
 size_t VerifyThreads() {
   unsigned n = std::thread::hardware_concurrency();
   return std::clamp<size_t>(n == 0 ? 1 : n, 1, 4);
@@ -220,7 +220,6 @@ Result<size_t> ImageStore::AddObjects(const std::string& id, std::string_view bo
 Result<size_t> ImageStore::AddObjectsTo(const std::string& id, std::string_view body,
                                         DigestSet* added) {
   std::shared_ptr<Upload> upload;
-  std::shared_future<std::string> frame;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(id);
@@ -273,6 +272,7 @@ Result<size_t> ImageStore::AddRecords(const std::string& id, std::string_view bo
   // slower on disk, though not on tmpfs).
   const size_t n = records.size();
   const bool one_writer = body.size() < kOneWriterMaxBytes;
+  const bool early_writeback = !one_writer;
   std::vector<std::atomic<bool>> taken(n);
   std::vector<Status> checked(n);
   std::vector<char> done(n, 0);
@@ -281,7 +281,8 @@ Result<size_t> ImageStore::AddRecords(const std::string& id, std::string_view bo
   std::atomic<bool> stop{false};
   auto check = [&](size_t i, bool write) {
     Status s = batch->Verify(records[i].first, records[i].second);
-    if (s.ok() && write) s = batch->AddTrusted(records[i].first, records[i].second, !one_writer);
+    if (s.ok() && write)
+      s = batch->AddTrusted(records[i].first, records[i].second, early_writeback);
     if (!s.ok()) stop = true;
     std::lock_guard lock(done_mu);
     checked[i] = std::move(s);
@@ -307,7 +308,7 @@ Result<size_t> ImageStore::AddRecords(const std::string& id, std::string_view bo
       first_error = checked[i];
     }
     if (first_error.ok() && one_writer && !mine)
-      first_error = batch->AddTrusted(records[i].first, records[i].second, !one_writer);
+      first_error = batch->AddTrusted(records[i].first, records[i].second, early_writeback);
   }
   stop = true;
   for (auto& t : threads) t.join();

@@ -284,12 +284,6 @@ void RequestCtx::Complete(HttpResponse r) {
   }
 }
 
-// Each connection's buffer (libmicrohttpd's default is 32 KiB): a request
-// body is read from the socket in pieces of at most about half of it, so
-// uploads of images and captures (MiBs) took one read and one callback per
-// 16 KiB. The buffer is reserved, not touched, until a request fills it.
-constexpr size_t kConnectionMemory = 256 << 10;
-
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& opts,
                                                       const Router* router) {
   KILN_ASSIGN_OR_RETURN(ListenAddress want, ParseListenAddress(opts.listen));
@@ -306,12 +300,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
 
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   unsigned threads = opts.threads > 1 ? static_cast<unsigned>(opts.threads) : 0;
-  impl.daemon = MHD_start_daemon(
-      flags, 0, nullptr, nullptr, OnRequest, &impl, MHD_OPTION_LISTEN_SOCKET, fd.get(),
-      MHD_OPTION_NOTIFY_COMPLETED, OnCompleted, &impl, MHD_OPTION_CONNECTION_LIMIT,
-      opts.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, opts.idle_timeout_s,
-      MHD_OPTION_EXTERNAL_LOGGER, OnMhdLog, nullptr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, kConnectionMemory, MHD_OPTION_END);
+  impl.daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, OnRequest, &impl,
+                                 MHD_OPTION_LISTEN_SOCKET, fd.get(), MHD_OPTION_NOTIFY_COMPLETED,
+                                 OnCompleted, &impl, MHD_OPTION_CONNECTION_LIMIT,
+                                 opts.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 opts.idle_timeout_s, MHD_OPTION_EXTERNAL_LOGGER, OnMhdLog, nullptr,
+                                 MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_END);
   if (!impl.daemon)
     return Unavailable("listen " + got.ToString() + ": libmicrohttpd did not start");
   impl.listen_fd = std::move(fd);  // MHD uses it; we close it after MHD stops
