@@ -1,29 +1,26 @@
 #include "common/hash.h"
 
-#include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <errno.h>
+#include <sys/random.h>
 
 #include <cstdlib>
-#include <stdexcept>
+#include <new>
 
 #include "common/strings.h"
 
 namespace kiln {
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+Sha256::Sha256() {
+  sha256_init(&ctx_);
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
-
 void Sha256::Update(const void* data, size_t len) {
-  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, len);
+  sha256_update(&ctx_, len, static_cast<const uint8_t*>(data));
 }
 
 Sha256Digest Sha256::Final() {
   Sha256Digest d{};
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), d.data(), &len);
+  sha256_digest(&ctx_, d.size(), d.data());
   return d;
 }
 
@@ -37,7 +34,9 @@ std::string ToHex(const Sha256Digest& d) {
   return HexEncode(std::string_view(reinterpret_cast<const char*>(d.data()), d.size()));
 }
 
-std::string Sha256Hex(std::string_view data) { return ToHex(Sha256Of(data)); }
+std::string Sha256Hex(std::string_view data) {
+  return ToHex(Sha256Of(data));
+}
 
 bool IsSha256Hex(std::string_view s) {
   if (s.size() != 64) return false;
@@ -74,10 +73,10 @@ uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t len) {
   uint32_t c = ~crc;
   // Slicing-by-8: eight table lookups per 8 bytes.
   while (len >= 8) {
-    uint32_t lo = c ^ (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 |
-                       uint32_t(p[3]) << 24);
-    uint32_t hi = uint32_t(p[4]) | uint32_t(p[5]) << 8 | uint32_t(p[6]) << 16 |
-                  uint32_t(p[7]) << 24;
+    uint32_t lo =
+        c ^ (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24);
+    uint32_t hi =
+        uint32_t(p[4]) | uint32_t(p[5]) << 8 | uint32_t(p[6]) << 16 | uint32_t(p[7]) << 24;
     c = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^
         t[3][hi & 0xff] ^ t[2][(hi >> 8) & 0xff] ^ t[1][(hi >> 16) & 0xff] ^ t[0][hi >> 24];
     p += 8;
@@ -87,13 +86,18 @@ uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t len) {
   return ~c;
 }
 
-uint32_t Crc32c(const void* data, size_t len) { return Crc32cExtend(0, data, len); }
+uint32_t Crc32c(const void* data, size_t len) {
+  return Crc32cExtend(0, data, len);
+}
 
 std::string RandomHex(size_t bytes) {
   std::string buf(bytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(buf.data()), static_cast<int>(bytes)) != 1) {
+  for (size_t got = 0; got < bytes;) {
+    ssize_t n = ::getrandom(buf.data() + got, bytes - got, 0);
+    if (n < 0 && errno == EINTR) continue;
     // Without randomness no token is safe to issue; this cannot be handled.
-    std::abort();
+    if (n <= 0) std::abort();
+    got += static_cast<size_t>(n);
   }
   return HexEncode(buf);
 }

@@ -1,7 +1,5 @@
 #include "imager/archive_scan.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,6 +7,7 @@
 #include <memory>
 #include <set>
 
+#include "common/libarchive_api.h"
 #include "imager/chunker.h"
 #include "imager/path_util.h"
 #include "imager/scan.h"
@@ -17,7 +16,7 @@ namespace kiln::imager {
 namespace {
 
 struct ArchiveCloser {
-  void operator()(archive* a) const { archive_read_free(a); }
+  void operator()(archive* a) const { Archive().archive_read_free(a); }
 };
 
 void PutLe(std::string* out, uint64_t v, int bytes) {
@@ -25,7 +24,7 @@ void PutLe(std::string* out, uint64_t v, int bytes) {
 }
 
 Status ArchiveError(archive* a, std::string_view where) {
-  const char* msg = archive_error_string(a);
+  const char* msg = Archive().archive_error_string(a);
   return Corruption(fmt::format("{}: {}", where, msg ? msg : "unreadable archive"));
 }
 
@@ -67,11 +66,12 @@ std::string AclToXattr(std::vector<AclEntry> entries, bool is_default) {
 
 Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& opts,
                              const ChunkFn& on_chunk) {
-  std::unique_ptr<archive, ArchiveCloser> a(archive_read_new());
-  archive_read_support_filter_all(a.get());
-  archive_read_support_format_all(a.get());
-  int rc = path == "-" ? archive_read_open_fd(a.get(), 0, 1 << 20)
-                       : archive_read_open_filename(a.get(), path.c_str(), 1 << 20);
+  KILN_RETURN_IF_ERROR(LoadLibArchive().status());
+  std::unique_ptr<archive, ArchiveCloser> a(Archive().archive_read_new());
+  Archive().archive_read_support_filter_all(a.get());
+  Archive().archive_read_support_format_all(a.get());
+  int rc = path == "-" ? Archive().archive_read_open_fd(a.get(), 0, 1 << 20)
+                       : Archive().archive_read_open_filename(a.get(), path.c_str(), 1 << 20);
   if (rc != ARCHIVE_OK) return ArchiveError(a.get(), path);
 
   std::map<std::string, Entry> entries;  // sorted by path, as the manifest wants
@@ -80,10 +80,10 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
   uint64_t bytes = 0, files = 0;
   for (;;) {
     archive_entry* ae = nullptr;
-    rc = archive_read_next_header(a.get(), &ae);
+    rc = Archive().archive_read_next_header(a.get(), &ae);
     if (rc == ARCHIVE_EOF) break;
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) return ArchiveError(a.get(), path);
-    const char* raw_name = archive_entry_pathname(ae);
+    const char* raw_name = Archive().archive_entry_pathname(ae);
     std::string member = raw_name ? raw_name : "";
     KILN_ASSIGN_OR_RETURN(std::string p, NormalizeArchivePath(member));
     std::string where = fmt::format("{}: member \"{}\"", path, member);
@@ -92,13 +92,14 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
 
     Entry e;
     e.path = p;
-    e.mode = archive_entry_perm(ae) & 07777;
-    e.uid = static_cast<uint32_t>(archive_entry_uid(ae));
-    e.gid = static_cast<uint32_t>(archive_entry_gid(ae));
-    e.mtime_sec = archive_entry_mtime(ae);
-    e.mtime_nsec =
-        archive_entry_mtime_is_set(ae) ? static_cast<uint32_t>(archive_entry_mtime_nsec(ae)) : 0;
-    if (const char* hl = archive_entry_hardlink(ae)) {
+    e.mode = Archive().archive_entry_perm(ae) & 07777;
+    e.uid = static_cast<uint32_t>(Archive().archive_entry_uid(ae));
+    e.gid = static_cast<uint32_t>(Archive().archive_entry_gid(ae));
+    e.mtime_sec = Archive().archive_entry_mtime(ae);
+    e.mtime_nsec = Archive().archive_entry_mtime_is_set(ae)
+                       ? static_cast<uint32_t>(Archive().archive_entry_mtime_nsec(ae))
+                       : 0;
+    if (const char* hl = Archive().archive_entry_hardlink(ae)) {
       auto target = NormalizeArchivePath(hl);
       if (!target.ok())
         return InvalidArgument(where + ": hard link target: " + target.status().message());
@@ -116,12 +117,12 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
       entries.emplace(p, std::move(link));
       continue;
     }
-    switch (archive_entry_filetype(ae)) {
+    switch (Archive().archive_entry_filetype(ae)) {
       case AE_IFDIR: e.type = EntryType::kDir; break;
       case AE_IFREG: e.type = EntryType::kFile; break;
       case AE_IFLNK: {
         e.type = EntryType::kSymlink;
-        const char* t = archive_entry_symlink(ae);
+        const char* t = Archive().archive_entry_symlink(ae);
         e.target = t ? t : "";
         if (e.target.empty()) return InvalidArgument(where + ": symlink with an empty target");
         break;
@@ -130,10 +131,10 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
       case AE_IFBLK:
         if (!opts.allow_devices)
           return InvalidArgument(where + ": device nodes are not allowed (--allow-devices)");
-        e.type =
-            archive_entry_filetype(ae) == AE_IFCHR ? EntryType::kCharDev : EntryType::kBlockDev;
-        e.dev_major = static_cast<uint32_t>(archive_entry_rdevmajor(ae));
-        e.dev_minor = static_cast<uint32_t>(archive_entry_rdevminor(ae));
+        e.type = Archive().archive_entry_filetype(ae) == AE_IFCHR ? EntryType::kCharDev
+                                                                  : EntryType::kBlockDev;
+        e.dev_major = static_cast<uint32_t>(Archive().archive_entry_rdevmajor(ae));
+        e.dev_minor = static_cast<uint32_t>(Archive().archive_entry_rdevminor(ae));
         break;
       case AE_IFIFO: e.type = EntryType::kFifo; break;
       case AE_IFSOCK: e.type = EntryType::kSocket; break;
@@ -147,15 +148,16 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
     const void* xvalue;
     size_t xsize;
     std::map<std::string, std::string> xattrs;
-    archive_entry_xattr_reset(ae);
-    while (archive_entry_xattr_next(ae, &xname, &xvalue, &xsize) == ARCHIVE_OK)
+    Archive().archive_entry_xattr_reset(ae);
+    while (Archive().archive_entry_xattr_next(ae, &xname, &xvalue, &xsize) == ARCHIVE_OK)
       xattrs[xname] = std::string(static_cast<const char*>(xvalue), xsize);
     for (int type : {ARCHIVE_ENTRY_ACL_TYPE_ACCESS, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT}) {
       std::vector<AclEntry> acl;
-      if (archive_entry_acl_reset(ae, type) > 0) {
+      if (Archive().archive_entry_acl_reset(ae, type) > 0) {
         int t, perm, tag, id;
         const char* name;
-        while (archive_entry_acl_next(ae, type, &t, &perm, &tag, &id, &name) == ARCHIVE_OK)
+        while (Archive().archive_entry_acl_next(ae, type, &t, &perm, &tag, &id, &name) ==
+               ARCHIVE_OK)
           acl.push_back({tag, perm, id});
       }
       bool is_default = type == ARCHIVE_ENTRY_ACL_TYPE_DEFAULT;
@@ -172,8 +174,9 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
 
     if (e.type == EntryType::kFile) {
       // Read the content, cutting chunks as soon as their end is known.
-      uint64_t declared =
-          archive_entry_size_is_set(ae) ? static_cast<uint64_t>(archive_entry_size(ae)) : 0;
+      uint64_t declared = Archive().archive_entry_size_is_set(ae)
+                              ? static_cast<uint64_t>(Archive().archive_entry_size(ae))
+                              : 0;
       std::string data;
       uint64_t total = 0;
       char block[1 << 16];
@@ -197,7 +200,7 @@ Result<Manifest> ScanArchive(const std::string& path, const ArchiveScanOptions& 
         return Status::Ok();
       };
       for (;;) {
-        la_ssize_t n = archive_read_data(a.get(), block, sizeof block);
+        la_ssize_t n = Archive().archive_read_data(a.get(), block, sizeof block);
         if (n < 0) return ArchiveError(a.get(), where);
         if (n == 0) break;
         data.append(block, static_cast<size_t>(n));

@@ -27,7 +27,7 @@ int64_t Now() {
   return static_cast<int64_t>(std::time(nullptr));
 }
 
-// Uploads smaller than this are written by one thread (see AddRecords).
+// Uploads smaller than this are written by one thread (see StageAll).
 constexpr size_t kOneWriterMaxBytes = 2 << 20;
 
 // Threads that verify one object upload: the cores, up to four.
@@ -147,98 +147,13 @@ void ImageStore::ExpireSessions() {
   }
 }
 
-Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
-                                                   std::string manifest_bytes, std::string note,
-                                                   std::string source, std::string_view objects,
-                                                   bool commit) {
-  KILN_RETURN_IF_ERROR(ValidateImageName(name));
-  auto m = DecodeManifest(manifest_bytes);
-  if (!m.ok()) return InvalidArgument("uploaded " + m.status().message());
-  Session s;
-  s.image = name;
-  s.digest = Sha256Of(manifest_bytes);
-  s.manifest_bytes = std::make_shared<const std::string>(std::move(manifest_bytes));
-  s.manifest = std::make_shared<const Manifest>(std::move(*m));
-  s.note = std::move(note);
-  s.source = std::move(source);
-  s.created = std::chrono::steady_clock::now();
-  s.upload = std::make_shared<Upload>(objects_.get());
-  auto compress = [bytes = s.manifest_bytes] {
-    std::string frame;
-    Compressor().Compress(*bytes, &frame);
-    return frame;
-  };
-  try {
-    s.manifest_frame = std::async(std::launch::async, compress).share();
-  } catch (const std::system_error&) {  // no thread to be had: at the commit, then
-    s.manifest_frame = std::async(std::launch::deferred, compress).share();
-  }
-  Begun b;
-  b.manifest = s.digest;
-  b.id = RandomHex(12);
-  std::vector<Sha256Digest> unknown;  // in the manifest's order
-  {
-    // The objects of the image's newest version are there (a version is
-    // committed only with all of its objects, and gc removes none that a
-    // version or a pending capture needs): a re-capture, which shares most
-    // of them, need not look each one up. Taken and registered under mu_,
-    // so gc cannot remove them in between.
-    std::lock_guard lock(mu_);
-    s.present = ObjectsOfNewest(name);
-    s.needed.reserve(s.manifest->entries.size());
-    for (const auto& e : s.manifest->entries)
-      for (const auto& c : e.chunks)
-        if (s.needed.insert(c.digest).second && !s.present->count(c.digest))
-          unknown.push_back(c.digest);
-    ExpireSessions();
-    sessions_.emplace(b.id, std::move(s));
-  }
-  auto drop = [&](Status why) {
-    std::lock_guard lock(mu_);
-    sessions_.erase(b.id);  // its staged objects go with its last reference
-    return why;
-  };
-  DigestSet sent;
-  if (!objects.empty()) {
-    auto n = AddObjectsTo(b.id, objects, &sent);
-    if (!n.ok()) return drop(n.status());
-  }
-  for (const auto& d : unknown)
-    if (!sent.count(d) && !objects_->Has(d)) b.missing.push_back(d);
-  if (commit && b.missing.empty()) {
-    auto v = CommitCapture(b.id);
-    if (!v.ok()) return drop(v.status());
-    b.version = std::move(*v);
-  }
-  return b;
-}
+namespace {
 
-Result<size_t> ImageStore::AddObjects(const std::string& id, std::string_view body) {
-  return AddObjectsTo(id, body, nullptr);
-}
+// One object upload's records: (digest, compressed frame) pairs.
+using Records = std::vector<std::pair<Sha256Digest, std::string_view>>;
 
-Result<size_t> ImageStore::AddObjectsTo(const std::string& id, std::string_view body,
-                                        DigestSet* added) {
-  std::shared_ptr<Upload> upload;
-  {
-    std::lock_guard lock(mu_);
-    auto it = sessions_.find(id);
-    if (it == sessions_.end())
-      return NotFound(fmt::format("no capture \"{}\" in progress (expired?)", id));
-    upload = it->second.upload;
-  }
-  std::lock_guard upload_lock(upload->mu);
-  // A request is all or nothing: what it added goes again on any error.
-  ObjectBatch& batch = upload->batch;
-  size_t before = batch.added();
-  auto n = AddRecords(id, body, &batch, added);
-  if (!n.ok()) batch.Truncate(before);
-  return n;
-}
-
-Result<size_t> ImageStore::AddRecords(const std::string& id, std::string_view body,
-                                      ObjectBatch* batch, DigestSet* added) {
-  std::vector<std::pair<Sha256Digest, std::string_view>> records;
+Result<Records> ParseRecords(std::string_view body) {
+  Records records;
   ByteReader r(body);
   while (!r.done()) {
     Sha256Digest d;
@@ -249,15 +164,20 @@ Result<size_t> ImageStore::AddRecords(const std::string& id, std::string_view bo
           fmt::format("object upload: malformed record {} at byte {}", records.size(), r.pos()));
     records.emplace_back(d, frame);
   }
-  {
-    std::lock_guard lock(mu_);
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress", id));
-    for (const auto& [d, frame] : records)
-      if (!it->second.needed.count(d))
-        return InvalidArgument(
-            fmt::format("object {} is not used by the manifest of capture {}", ToHex(d), id));
-  }
+  return records;
+}
+
+Status CheckNeeded(const Records& records, const DigestSet& needed, const std::string& id) {
+  for (const auto& [d, frame] : records)
+    if (!needed.count(d))
+      return InvalidArgument(
+          fmt::format("object {} is not used by the manifest of capture {}", ToHex(d), id));
+  return Status::Ok();
+}
+
+Status StageAll(const Records& records, ObjectBatch* batch) {
+  uint64_t bytes = 0;
+  for (const auto& rec : records) bytes += rec.second.size();
   // Decompressing and hashing is most of an upload's cost, so every core
   // takes a share of the records. A small upload (a re-capture's changed
   // files) is written by this thread alone, in order, while helpers check
@@ -271,7 +191,7 @@ Result<size_t> ImageStore::AddRecords(const std::string& id, std::string_view bo
   // flush finds most of it written (one writer made a 1.2 GB capture
   // slower on disk, though not on tmpfs).
   const size_t n = records.size();
-  const bool one_writer = body.size() < kOneWriterMaxBytes;
+  const bool one_writer = bytes < kOneWriterMaxBytes;
   const bool early_writeback = !one_writer;
   std::vector<std::atomic<bool>> taken(n);
   std::vector<Status> checked(n);
@@ -312,9 +232,123 @@ Result<size_t> ImageStore::AddRecords(const std::string& id, std::string_view bo
   }
   stop = true;
   for (auto& t : threads) t.join();
-  KILN_RETURN_IF_ERROR(first_error);
-  if (added)
-    for (const auto& rec : records) added->insert(rec.first);
+  return first_error;
+}
+
+Status StageRecords(const Records& records, ObjectBatch* batch) {
+  // A request is all or nothing: what it added goes again on any error.
+  size_t before = batch->added();
+  Status s = StageAll(records, batch);
+  if (!s.ok()) batch->Truncate(before);
+  return s;
+}
+
+}  // namespace
+
+Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
+                                                   std::string manifest_bytes, std::string note,
+                                                   std::string source, std::string_view objects,
+                                                   bool commit) {
+  KILN_RETURN_IF_ERROR(ValidateImageName(name));
+  KILN_ASSIGN_OR_RETURN(Records records, ParseRecords(objects));
+  auto upload = std::make_shared<Upload>(objects_.get());
+  // The objects sent with the manifest (a re-capture's changed files) are
+  // checked and written while this thread decodes the manifest: the two
+  // took about as long as each other. Whether the manifest uses them is
+  // known only after, so an upload with one it does not use is written and
+  // then taken back.
+  auto stage = [&] {
+    std::lock_guard lock(upload->mu);
+    return StageRecords(records, &upload->batch);
+  };
+  std::future<Status> staged;
+  if (!records.empty()) {
+    try {
+      staged = std::async(std::launch::async, stage);
+    } catch (const std::system_error&) {  // no thread to be had: after the decode
+      staged = std::async(std::launch::deferred, stage);
+    }
+  }
+  auto discard = [&](Status why) {
+    if (staged.valid()) (void)staged.get();
+    std::lock_guard lock(upload->mu);
+    upload->batch.Truncate(0);
+    return why;
+  };
+  auto m = DecodeManifest(manifest_bytes);
+  if (!m.ok()) return discard(InvalidArgument("uploaded " + m.status().message()));
+  Session s;
+  s.image = name;
+  s.digest = Sha256Of(manifest_bytes);
+  s.manifest_bytes = std::make_shared<const std::string>(std::move(manifest_bytes));
+  s.manifest = std::make_shared<const Manifest>(std::move(*m));
+  s.note = std::move(note);
+  s.source = std::move(source);
+  s.created = std::chrono::steady_clock::now();
+  s.upload = upload;
+  auto compress = [bytes = s.manifest_bytes] {
+    std::string frame;
+    Compressor().Compress(*bytes, &frame);
+    return frame;
+  };
+  try {
+    s.manifest_frame = std::async(std::launch::async, compress).share();
+  } catch (const std::system_error&) {  // no thread to be had: at the commit, then
+    s.manifest_frame = std::async(std::launch::deferred, compress).share();
+  }
+  Begun b;
+  b.manifest = s.digest;
+  b.id = RandomHex(12);
+  std::vector<Sha256Digest> unknown;  // in the manifest's order
+  {
+    // The objects of the image's newest version are there (a version is
+    // committed only with all of its objects, and gc removes none that a
+    // version or a pending capture needs): a re-capture, which shares most
+    // of them, need not look each one up. Taken and registered under mu_,
+    // so gc cannot remove them in between.
+    std::lock_guard lock(mu_);
+    s.present = ObjectsOfNewest(name);
+    s.needed.reserve(s.manifest->entries.size());
+    for (const auto& e : s.manifest->entries)
+      for (const auto& c : e.chunks)
+        if (s.needed.insert(c.digest).second && !s.present->count(c.digest))
+          unknown.push_back(c.digest);
+    if (Status used = CheckNeeded(records, s.needed, b.id); !used.ok()) return discard(used);
+    ExpireSessions();
+    sessions_.emplace(b.id, std::move(s));
+  }
+  auto drop = [&](Status why) {
+    std::lock_guard lock(mu_);
+    sessions_.erase(b.id);  // its staged objects go with its last reference
+    return why;
+  };
+  if (staged.valid())
+    if (Status st = staged.get(); !st.ok()) return drop(st);
+  DigestSet sent;
+  for (const auto& rec : records) sent.insert(rec.first);
+  for (const auto& d : unknown)
+    if (!sent.count(d) && !objects_->Has(d)) b.missing.push_back(d);
+  if (commit && b.missing.empty()) {
+    auto v = CommitCapture(b.id);
+    if (!v.ok()) return drop(v.status());
+    b.version = std::move(*v);
+  }
+  return b;
+}
+
+Result<size_t> ImageStore::AddObjects(const std::string& id, std::string_view body) {
+  KILN_ASSIGN_OR_RETURN(Records records, ParseRecords(body));
+  std::shared_ptr<Upload> upload;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end())
+      return NotFound(fmt::format("no capture \"{}\" in progress (expired?)", id));
+    KILN_RETURN_IF_ERROR(CheckNeeded(records, it->second.needed, id));
+    upload = it->second.upload;
+  }
+  std::lock_guard upload_lock(upload->mu);
+  KILN_RETURN_IF_ERROR(StageRecords(records, &upload->batch));
   return records.size();
 }
 

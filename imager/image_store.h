@@ -118,13 +118,6 @@ class ImageStore {
   Result<VersionRecord> AddManifest(const std::string& name, const std::string& manifest_bytes,
                                     std::shared_ptr<const Manifest> m, const DigestSet& present,
                                     const std::string& note, const std::string& source);
-  // Verifies and stages the records of one object upload; returns how many
-  // and, with `added`, which.
-  Result<size_t> AddRecords(const std::string& id, std::string_view body, ObjectBatch* batch,
-                            DigestSet* added = nullptr);
-  // AddObjects, telling which objects the records held.
-  Result<size_t> AddObjectsTo(const std::string& id, std::string_view body, DigestSet* added);
-
   std::unique_ptr<ObjectStore> objects_;
   std::unique_ptr<ImageCatalog> catalog_;
   std::mutex mu_;  // commits, rollbacks, tags, gc, sessions

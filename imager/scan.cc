@@ -97,8 +97,10 @@ class Scanner {
     if (::lstat(root_.c_str(), &st) != 0) return ErrnoError("stat " + root_, errno);
     if (!S_ISDIR(st.st_mode)) return InvalidArgument(root_ + " is not a directory");
     root_dev_ = st.st_dev;
+    Child root;
+    KILN_RETURN_IF_ERROR(Prepare("", st, &root));
     KILN_RETURN_IF_ERROR(ListTree());
-    KILN_RETURN_IF_ERROR(Visit("", st));
+    Accept(std::move(root));
     KILN_RETURN_IF_ERROR(Walk(""));
     KILN_RETURN_IF_ERROR(HashAll());
     return Finish();
@@ -107,7 +109,39 @@ class Scanner {
  private:
   std::string Abs(const std::string& rel) const { return rel.empty() ? root_ : root_ + "/" + rel; }
 
-  using Children = std::vector<std::pair<std::string, struct stat>>;
+  // One entry as a listing thread prepared it: everything that needs no
+  // order (its attributes, the stat cache's answer, xattrs and a symlink's
+  // target when the cache has none) is done there, on every thread.
+  struct Child {
+    Entry e;
+    StatKey key;
+    bool hit = false;      // taken from the stat cache
+    bool grouped = false;  // a non-directory with more than one link
+    bool descend = false;  // a directory whose listing follows
+    InodeKey inode{};
+    size_t index = 0;  // where Accept put it in entries_
+  };
+  // A directory's children, and the order that puts the whole tree in path
+  // order without a sort: each child's entry by its name, and each
+  // subdirectory's contents as a block keyed "name/" (see KeyLess).
+  struct Listing {
+    std::vector<Child> children;
+    std::vector<uint32_t> order;  // index * 2, +1 for a subdirectory's block
+  };
+
+  // Whether key a (name a, then '/' when a_block) sorts before key b. No
+  // name holds a '/', so a block "x/" comes right after every sibling that
+  // starts with x and a byte below '/' ("x-1", "x.conf"), as the paths
+  // under x/ do in a sorted manifest.
+  static bool KeyLess(std::string_view a, bool a_block, std::string_view b, bool b_block) {
+    size_t n = std::min(a.size(), b.size());
+    int c = std::memcmp(a.data(), b.data(), n);
+    if (c != 0) return c < 0;
+    if (a.size() == b.size()) return !a_block && b_block;
+    // One is a proper prefix of the other: what follows it decides.
+    if (a.size() < b.size()) return !a_block || '/' < static_cast<unsigned char>(b[n]);
+    return b_block && static_cast<unsigned char>(a[n]) < '/';
+  }
 
   // An open directory, kept open while its subdirectories wait to be opened
   // from it (a walk opens each directory from its parent: no path is looked
@@ -123,9 +157,9 @@ class Scanner {
     std::shared_ptr<OpenDir> parent;  // null for the root
   };
 
-  // Reads one directory: its children (not excluded) with their lstat, and
-  // the subdirectories on this filesystem to read next.
-  Status ReadDir(const DirItem& item, Children* children, std::vector<DirItem>* subdirs) {
+  // Reads one directory: its children (not excluded), each prepared, in
+  // path order, and the subdirectories on this filesystem to read next.
+  Status ReadDir(const DirItem& item, Listing* listing, std::vector<DirItem>* subdirs) {
     int at = item.parent ? ::dirfd(item.parent->d) : AT_FDCWD;
     // The name is rel's last component, NUL-terminated as rel is.
     const char* name = item.parent
@@ -137,6 +171,7 @@ class Scanner {
     self->d = ::fdopendir(fd.get());
     if (!self->d) return ErrnoError("opendir " + Abs(item.rel), errno);
     fd.Release();
+    std::vector<Child>& children = listing->children;
     errno = 0;
     while (dirent* de = ::readdir(self->d)) {
       std::string_view n = de->d_name;
@@ -148,19 +183,36 @@ class Scanner {
         if (errno == ENOENT) continue;  // vanished while we looked
         return ErrnoError("stat " + Abs(rel), errno);
       }
-      if (S_ISDIR(st.st_mode) && !(opts_.one_file_system && st.st_dev != root_dev_))
-        subdirs->push_back({rel, self});
-      children->emplace_back(std::move(rel), st);
+      Child c;
+      KILN_RETURN_IF_ERROR(Prepare(std::move(rel), st, &c));
+      children.push_back(std::move(c));
     }
+    // Children by name, then the order of their entries and blocks.
+    auto name_of = [&](const Child& c) {
+      return std::string_view(c.e.path).substr(item.rel.empty() ? 0 : item.rel.size() + 1);
+    };
+    std::sort(children.begin(), children.end(),
+              [&](const Child& a, const Child& b) { return name_of(a) < name_of(b); });
+    std::vector<uint32_t>& order = listing->order;
+    for (uint32_t i = 0; i < children.size(); ++i) {
+      order.push_back(i * 2);
+      if (children[i].descend) {
+        order.push_back(i * 2 + 1);
+        subdirs->push_back({children[i].e.path, self});
+      }
+    }
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return KeyLess(name_of(children[a / 2]), a & 1, name_of(children[b / 2]), b & 1);
+    });
     return Status::Ok();
   }
 
   // Lists every directory of the tree on opts_.threads threads: the
   // kernel's share of a scan (getdents, fstatat) is most of it, and one
   // directory does not wait for another. Directories are taken last in,
-  // first out, so few stay open at once. The listing (a name and a struct
-  // stat per entry) lives until the walk below has visited it: about as
-  // much memory as the manifest it becomes.
+  // first out, so few stay open at once. The listing (a prepared entry per
+  // child) lives until the walk below has taken it: about as much memory
+  // as the manifest it becomes.
   Status ListTree() {
     std::mutex mu;
     std::condition_variable cv;
@@ -178,14 +230,14 @@ class Scanner {
           stack.pop_back();
           ++active;
         }
-        Children children;
+        Listing listing;
         std::vector<DirItem> subdirs;
-        Status s = ReadDir(item, &children, &subdirs);
+        Status s = ReadDir(item, &listing, &subdirs);
         item.parent.reset();
         std::lock_guard lock(mu);
         --active;
         if (!s.ok() && first_error.ok()) first_error = s;
-        listing_[item.rel] = std::move(children);
+        listing_[item.rel] = std::move(listing);
         // Reversed, so that the first subdirectory is taken first.
         for (auto it = subdirs.rbegin(); it != subdirs.rend(); ++it)
           stack.push_back(std::move(*it));
@@ -199,27 +251,33 @@ class Scanner {
     return first_error;
   }
 
-  // Visits what ListTree read, in the order a one-thread walk would: a
-  // directory's children in readdir order, each subdirectory right after
-  // its own entry. The manifest, the hard-link groups and the stat cache
-  // come out the same however many threads listed.
+  // Takes what ListTree prepared in path order: a directory's entries and
+  // blocks as ReadDir ordered them. The manifest, the hard-link groups and
+  // the stat cache come out the same however many threads listed.
   Status Walk(const std::string& dir_rel) {
     auto it = listing_.find(dir_rel);
     if (it == listing_.end()) return Status::Ok();
-    Children children = std::move(it->second);
+    Listing listing = std::move(it->second);
     listing_.erase(it);
-    for (auto& [rel, st] : children) {
-      KILN_RETURN_IF_ERROR(Visit(rel, st));
-      if (S_ISDIR(st.st_mode) && !(opts_.one_file_system && st.st_dev != root_dev_))
+    for (uint32_t o : listing.order) {
+      Child& c = listing.children[o / 2];
+      if (o & 1) {
+        std::string rel = entries_[c.index].path;  // entries_ may grow meanwhile
         KILN_RETURN_IF_ERROR(Walk(rel));
+      } else {
+        Accept(std::move(c));
+      }
     }
     return Status::Ok();
   }
 
-  Status Visit(const std::string& rel, const struct stat& st) {
+  // The part of an entry's work that needs no order; safe on any thread
+  // (the stat cache is only read while the tree is listed).
+  Status Prepare(std::string rel, const struct stat& st, Child* c) {
     if (Status v = ValidateEntryPath(rel); !v.ok()) return v.WithContext(Abs(rel));
-    Entry e;
-    e.path = rel;
+    Entry& e = c->e;
+    e.path = std::move(rel);
+    const std::string& path = e.path;
     e.mode = st.st_mode & 07777;
     e.uid = st.st_uid;
     e.gid = st.st_gid;
@@ -227,13 +285,13 @@ class Scanner {
     e.mtime_nsec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
     std::string abs_path;  // made only when needed: most entries come from the cache
     auto abs = [&]() -> const std::string& {
-      if (abs_path.empty()) abs_path = Abs(rel);
+      if (abs_path.empty()) abs_path = Abs(path);
       return abs_path;
     };
     // An inode whose stat fields are as the cache recorded them has the
     // xattrs, target and content it had then (any change sets its ctime).
-    StatKey skey = KeyOf(st);
-    const StatCache::Item* hit = opts_.cache ? opts_.cache->Find(rel, skey) : nullptr;
+    c->key = KeyOf(st);
+    const StatCache::Item* hit = opts_.cache ? opts_.cache->Find(path, c->key) : nullptr;
     if (hit && S_ISREG(st.st_mode) && st.st_size > 0 && hit->chunks.empty()) hit = nullptr;
     switch (st.st_mode & S_IFMT) {
       case S_IFDIR: e.type = EntryType::kDir; break;
@@ -265,25 +323,46 @@ class Scanner {
       e.xattrs = hit->xattrs;
     } else {
       KILN_ASSIGN_OR_RETURN(e.xattrs, ReadXattrs(abs()));
-      // Files are recorded with their content, after HashAll.
-      if (opts_.cache && e.type != EntryType::kFile)
-        opts_.cache->Record(rel, {skey, {}, e.xattrs, e.target}, start_ns_);
     }
+    if (e.type == EntryType::kFile) {
+      e.size = c->key.size;
+      if (hit) e.chunks = hit->chunks;
+    }
+    c->hit = hit != nullptr;
+    c->grouped = e.type != EntryType::kDir && st.st_nlink > 1;
+    c->inode = {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+    c->descend = S_ISDIR(st.st_mode) && !(opts_.one_file_system && st.st_dev != root_dev_);
+    return Status::Ok();
+  }
 
-    size_t index = entries_.size();
-    if (e.type != EntryType::kDir && st.st_nlink > 1) {
-      InodeKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
-      auto [it, inserted] = links_.try_emplace(key, std::vector<size_t>{});
-      it->second.push_back(index);
+  // The part that needs the walk's order: the entry's place, its hard-link
+  // group, the stat cache's new records and the files left to read.
+  void Accept(Child&& c) {
+    Entry& e = c.e;
+    // Files are recorded with their content, after HashAll.
+    if (!c.hit && opts_.cache && e.type != EntryType::kFile)
+      opts_.cache->Record(e.path, {c.key, {}, e.xattrs, e.target}, start_ns_);
+    c.index = entries_.size();
+    if (c.grouped) {
+      auto [it, inserted] = links_.try_emplace(c.inode, std::vector<size_t>{});
+      it->second.push_back(c.index);
       if (!inserted) {
         // Content is the first-seen path's; Finish() picks the group's primary.
         entries_.push_back(std::move(e));
-        return Status::Ok();
+        return;
       }
     }
-    if (e.type == EntryType::kFile) KILN_RETURN_IF_ERROR(Content(skey, hit, &e));
+    if (e.type == EntryType::kFile) {
+      ++result_.files;
+      if (c.hit) {
+        bytes_ += e.size;
+        if (opts_.progress) opts_.progress(bytes_, result_.files);
+      } else {
+        ++result_.files_hashed;
+        hash_.push_back({c.index, Abs(e.path), c.key});
+      }
+    }
     entries_.push_back(std::move(e));
-    return Status::Ok();
   }
 
   static StatKey KeyOf(const struct stat& st) {
@@ -291,21 +370,6 @@ class Scanner {
             static_cast<uint64_t>(st.st_size),
             st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec,
             st.st_ctim.tv_sec * 1'000'000'000LL + st.st_ctim.tv_nsec};
-  }
-
-  // Takes a file's chunks from the stat cache, or queues it for HashAll.
-  Status Content(const StatKey& key, const StatCache::Item* hit, Entry* e) {
-    e->size = key.size;
-    ++result_.files;
-    if (hit) {
-      e->chunks = hit->chunks;
-      bytes_ += e->size;
-      if (opts_.progress) opts_.progress(bytes_, result_.files);
-    } else {
-      ++result_.files_hashed;
-      hash_.push_back({entries_.size(), Abs(e->path), key});
-    }
-    return Status::Ok();
   }
 
   // Reads and hashes the queued files on opts_.threads threads, biggest
@@ -388,7 +452,8 @@ class Scanner {
         entries_[i] = std::move(link);
       }
     }
-    SortEntries(&entries_);
+    // No sort: the walk's order is path order (ReadDir), and
+    // ValidateManifest below refuses any other.
     result_.manifest.entries = std::move(entries_);
     KILN_RETURN_IF_ERROR(ValidateManifest(result_.manifest).WithContext("capture of " + root_));
     return std::move(result_);
@@ -397,7 +462,7 @@ class Scanner {
   std::string root_;
   const ScanOptions& opts_;
   ExcludeSet excludes_;
-  std::unordered_map<std::string, Children> listing_;  // by directory, from ListTree
+  std::unordered_map<std::string, Listing> listing_;  // by directory, from ListTree
   int64_t start_ns_ = 0;
   dev_t root_dev_ = 0;
   std::vector<Entry> entries_;

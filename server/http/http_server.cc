@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "server/http/mhd_api.h"
 
 namespace kiln::http {
 
@@ -71,13 +71,13 @@ struct StreamCtx : BodyStream::Parking {
   void Park() override {
     std::lock_guard lock(mu);
     parked = true;
-    MHD_suspend_connection(conn);
+    Mhd().MHD_suspend_connection(conn);
   }
   void Unpark() override {
     std::lock_guard lock(mu);
     if (parked && !closed) {
       parked = false;
-      MHD_resume_connection(conn);
+      Mhd().MHD_resume_connection(conn);
     }
   }
 };
@@ -119,21 +119,22 @@ MHD_Result QueueResponse(RequestCtx& ctx, HttpResponse& r) {
       std::lock_guard lock(ctx.server->mu);
       ctx.server->streams.insert(sc);
     }
-    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, StreamReader, sc,
-                                             StreamFree);
+    resp = Mhd().MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, StreamReader, sc,
+                                                   StreamFree);
   } else if (r.file_fd >= 0) {
-    resp = MHD_create_response_from_fd_at_offset64(r.file_size, r.file_fd,
-                                                   static_cast<uint64_t>(r.file_offset));
+    resp = Mhd().MHD_create_response_from_fd_at_offset64(r.file_size, r.file_fd,
+                                                         static_cast<uint64_t>(r.file_offset));
     r.file_fd = -1;  // MHD owns it now
   } else {
-    resp = MHD_create_response_from_buffer(r.body.size(), r.body.data(), MHD_RESPMEM_MUST_COPY);
+    resp =
+        Mhd().MHD_create_response_from_buffer(r.body.size(), r.body.data(), MHD_RESPMEM_MUST_COPY);
   }
   if (!resp) return MHD_NO;
   if (!r.content_type.empty())
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
-  for (const auto& [k, v] : r.headers) MHD_add_response_header(resp, k.c_str(), v.c_str());
-  MHD_Result ret = MHD_queue_response(ctx.conn, static_cast<unsigned>(r.status), resp);
-  MHD_destroy_response(resp);
+    Mhd().MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
+  for (const auto& [k, v] : r.headers) Mhd().MHD_add_response_header(resp, k.c_str(), v.c_str());
+  MHD_Result ret = Mhd().MHD_queue_response(ctx.conn, static_cast<unsigned>(r.status), resp);
+  Mhd().MHD_destroy_response(resp);
 
   if (ctx.server->opts.on_response) {
     double secs = std::chrono::duration<double>(Clock::now() - ctx.start).count();
@@ -156,7 +157,7 @@ MHD_Result CollectQuery(void* cls, MHD_ValueKind /*kind*/, const char* key, cons
 
 std::string RemoteOf(MHD_Connection* conn) {
   const MHD_ConnectionInfo* info =
-      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+      Mhd().MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   if (!info || !info->client_addr) return "";
   char host[64] = {};
   const sockaddr* sa = info->client_addr;
@@ -188,8 +189,8 @@ MHD_Result OnRequest(void* cls, MHD_Connection* conn, const char* url, const cha
     ctx->req.method = method;
     ctx->req.path = url;
     ctx->req.remote = RemoteOf(conn);
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, CollectHeader, &ctx->req);
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, CollectQuery, &ctx->req);
+    Mhd().MHD_get_connection_values(conn, MHD_HEADER_KIND, CollectHeader, &ctx->req);
+    Mhd().MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, CollectQuery, &ctx->req);
     ctx->route = server->router->Find(ctx->req, &ctx->early_status);
     if (ctx->route) {
       ctx->max_body = ctx->route->options.max_body;
@@ -236,7 +237,7 @@ MHD_Result OnRequest(void* cls, MHD_Connection* conn, const char* url, const cha
         std::lock_guard slock(server->mu);
         server->pending.insert(*holder);
       }
-      MHD_suspend_connection(conn);
+      Mhd().MHD_suspend_connection(conn);
       return MHD_YES;
     }
   }
@@ -280,13 +281,14 @@ void RequestCtx::Complete(HttpResponse r) {
       std::lock_guard slock(server->mu);
       server->pending.erase(keep);
     }
-    MHD_resume_connection(conn);
+    Mhd().MHD_resume_connection(conn);
   }
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& opts,
                                                       const Router* router) {
   KILN_ASSIGN_OR_RETURN(ListenAddress want, ParseListenAddress(opts.listen));
+  KILN_RETURN_IF_ERROR(LoadMhd().status());
   KILN_ASSIGN_OR_RETURN(UniqueFd fd, BindSocket(want, SOCK_STREAM));
   KILN_ASSIGN_OR_RETURN(ListenAddress got, LocalAddress(fd.get()));
   got.host = want.host;
@@ -300,12 +302,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
 
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   unsigned threads = opts.threads > 1 ? static_cast<unsigned>(opts.threads) : 0;
-  impl.daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, OnRequest, &impl,
-                                 MHD_OPTION_LISTEN_SOCKET, fd.get(), MHD_OPTION_NOTIFY_COMPLETED,
-                                 OnCompleted, &impl, MHD_OPTION_CONNECTION_LIMIT,
-                                 opts.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 opts.idle_timeout_s, MHD_OPTION_EXTERNAL_LOGGER, OnMhdLog, nullptr,
-                                 MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_END);
+  impl.daemon = Mhd().MHD_start_daemon(
+      flags, 0, nullptr, nullptr, OnRequest, &impl, MHD_OPTION_LISTEN_SOCKET, fd.get(),
+      MHD_OPTION_NOTIFY_COMPLETED, OnCompleted, &impl, MHD_OPTION_CONNECTION_LIMIT,
+      opts.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, opts.idle_timeout_s,
+      MHD_OPTION_EXTERNAL_LOGGER, OnMhdLog, nullptr, MHD_OPTION_THREAD_POOL_SIZE, threads,
+      MHD_OPTION_END);
   if (!impl.daemon)
     return Unavailable("listen " + got.ToString() + ": libmicrohttpd did not start");
   impl.listen_fd = std::move(fd);  // MHD uses it; we close it after MHD stops
@@ -325,7 +327,7 @@ HttpServer::Load HttpServer::load() const {
 void HttpServer::Stop() {
   if (!impl_ || !impl_->daemon) return;
   Impl& impl = *impl_;
-  MHD_quiesce_daemon(impl.daemon);
+  Mhd().MHD_quiesce_daemon(impl.daemon);
   impl.stopping = true;
   std::set<std::shared_ptr<RequestCtx>> pending;
   {
@@ -357,7 +359,7 @@ void HttpServer::Stop() {
     if (flushed || Clock::now() > deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  MHD_stop_daemon(impl.daemon);
+  Mhd().MHD_stop_daemon(impl.daemon);
   impl.daemon = nullptr;
   impl.listen_fd.Reset();
 }

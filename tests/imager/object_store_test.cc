@@ -263,6 +263,16 @@ TEST_CASE("objects sent with the offer are verified, staged and committed in one
     REQUIRE(!b.ok());
     CHECK(b.status().code() == Code::kInvalidArgument);
     CHECK(b.status().message().find("not used by the manifest") != std::string::npos);
+    // Checked while the manifest was decoded, then taken back.
+    CHECK(tmp_count() == "0\n");
+  }
+  SECTION("a manifest that does not decode: the objects sent with it are not left staged") {
+    auto b = (*store)->BeginCapture("img", manifest.substr(0, manifest.size() / 2), "", "",
+                                    EncodeObjectBatch({{da, frame_of("first file")}}), true);
+    REQUIRE(!b.ok());
+    CHECK(b.status().code() == Code::kInvalidArgument);
+    CHECK(tmp_count() == "0\n");
+    CHECK(!(*store)->objects().Has(da));
   }
   SECTION("the local target takes the same shortcut") {
     LocalCaptureTarget target(store->get(), "local", "", "");

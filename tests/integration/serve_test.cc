@@ -48,14 +48,29 @@ TEST_CASE("kiln serve answers health, version and metrics on an ephemeral port")
   auto metrics = c.Do("GET", "/metrics");
   REQUIRE(metrics.ok());
   CHECK(metrics->content_type.find("text/plain; version=0.0.4") == 0);
-  CHECK(metrics->body.find("kiln_http_requests_total{route=\"/healthz\",method=\"GET\",code=\"200\"} 1") !=
+  CHECK(metrics->body.find(
+            "kiln_http_requests_total{route=\"/healthz\",method=\"GET\",code=\"200\"} 1") !=
         std::string::npos);
 
   struct stat st {};
   REQUIRE(stat((server.data_dir() + "/admin.token").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   // Log lines are structured.
-  CHECK(server.process().Stderr().find("INFO serve listening addr=127.0.0.1:") != std::string::npos);
+  CHECK(server.process().Stderr().find("INFO serve listening addr=127.0.0.1:") !=
+        std::string::npos);
+}
+
+TEST_CASE("only kiln serve loads the HTTP server library; other commands start without it") {
+  // libmicrohttpd (and GnuTLS behind it) is opened by `kiln serve`, not
+  // linked: every other command would otherwise load it for nothing.
+  auto ldd = Run({"ldd", KILN_EXE});
+  REQUIRE(ldd.exit_code == 0);
+  CHECK(ldd.out.find("libmicrohttpd") == std::string::npos);
+  CHECK(ldd.out.find("libgnutls") == std::string::npos);
+  KilnServer server;
+  auto maps = ReadFile("/proc/" + std::to_string(server.process().pid()) + "/maps");
+  REQUIRE(maps.ok());
+  CHECK(maps->find("libmicrohttpd.so.12") != std::string::npos);
 }
 
 TEST_CASE("kiln status reports a healthy server, as text and as JSON") {
@@ -105,7 +120,8 @@ TEST_CASE("missing or wrong tokens get 401 with a JSON error, on reads and write
   auto bad = api.Post("/api/v1/log-level", {{"level", "loud"}});
   CHECK(bad.status().code() == Code::kInvalidArgument);
   CHECK(bad.status().message().find("loud") != std::string::npos);
-  auto not_json = api.http().Do("POST", "/api/v1/log-level", "{", {.content_type = "application/json"});
+  auto not_json =
+      api.http().Do("POST", "/api/v1/log-level", "{", {.content_type = "application/json"});
   REQUIRE(not_json.ok());
   CHECK(not_json->status == 400);
   CHECK(not_json->body.find("request body: invalid JSON") != std::string::npos);
@@ -115,7 +131,9 @@ TEST_CASE("a second server on the same data directory exits at once with a clear
   KilnServer server;
   auto second = Run({KILN_EXE, "serve", "--data", server.data_dir(), "--listen", "127.0.0.1:0"});
   CHECK(second.exit_code == 1);
-  CHECK(ServeError(second.err).find("kiln serve: another kiln serve is using " + server.data_dir()) == 0);
+  CHECK(
+      ServeError(second.err).find("kiln serve: another kiln serve is using " + server.data_dir()) ==
+      0);
   CHECK(second.err.find("process " + std::to_string(server.process().pid())) != std::string::npos);
 }
 
@@ -131,7 +149,8 @@ TEST_CASE("a port in use is a one-line error naming the address") {
 TEST_CASE("an unwritable data directory is a one-line error") {
   auto r = Run({KILN_EXE, "serve", "--data", "/proc/self/kiln", "--listen", "127.0.0.1:0"});
   CHECK(r.exit_code == 1);
-  CHECK(ServeError(r.err).find("kiln serve: cannot create data directory: mkdir /proc/self/kiln") == 0);
+  CHECK(ServeError(r.err).find("kiln serve: cannot create data directory: mkdir /proc/self/kiln") ==
+        0);
 }
 
 TEST_CASE("unknown flags and commands are one-line usage errors with exit 2") {

@@ -1,0 +1,48 @@
+#pragma once
+// Shared libraries opened when a command first needs them rather than when
+// the program starts.
+//
+// `kiln` is one executable for the server and every command. Linked the
+// usual way, every `kiln` command mapped and relocated libmicrohttpd (with
+// GnuTLS, p11-kit, nettle, gmp ...), which only `kiln serve` uses, and
+// libarchive (with libxml2, ICU, nettle ...), which only the tar and cpio
+// paths use: about 4.5 of the 7 ms a `kiln --version` took, paid again by
+// every command an operator or a script runs. Such a library is described
+// by a table of the functions kiln calls (see MhdApi in
+// server/http/mhd_api.h), filled here from the library the first time it
+// is asked for; its header still types every call at compile time.
+
+#include <dlfcn.h>
+
+#include <string>
+
+#include "common/status.h"
+
+namespace kiln {
+
+class SharedLibrary {
+ public:
+  // Opens soname (for example "libarchive.so.13"); a failure names the
+  // library, the Debian package that ships it and the loader's reason. The
+  // handle is never closed: the library stays for the life of the process.
+  static Result<SharedLibrary> Open(const char* soname, const char* package);
+
+  // Sets *fn to the library's function name.
+  template <typename Fn>
+  Status Bind(const char* name, Fn** fn) const {
+    void* sym = Find(name);
+    if (!sym) return MissingSymbol(name);
+    *fn = reinterpret_cast<Fn*>(sym);
+    return Status::Ok();
+  }
+
+ private:
+  SharedLibrary(void* handle, std::string soname) : handle_(handle), soname_(std::move(soname)) {}
+  void* Find(const char* name) const { return ::dlsym(handle_, name); }
+  Status MissingSymbol(const char* name) const;
+
+  void* handle_;
+  std::string soname_;
+};
+
+}  // namespace kiln
