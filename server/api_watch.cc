@@ -38,6 +38,38 @@ using http::BodyStream;
 // can resume from the retained log).
 constexpr size_t kMaxQueued = 1000000;
 
+// A change's "event: ...\ndata: {...}\n\n", the same on every stream that
+// carries it: made once and shared, rather than once per watcher (a write
+// to a znode with 1,000 watchers was 1,000 JSON renderings of one change).
+// The last few changes are kept, by identity; a change that has gone is
+// never matched (the weak pointer has expired).
+std::shared_ptr<const std::string> RenderedEvent(const coord::ChangePtr& c) {
+  struct Entry {
+    std::weak_ptr<const coord::Change> change;
+    std::shared_ptr<const std::string> text;
+  };
+  static std::mutex mu;
+  static Entry recent[8];
+  static size_t next = 0;
+  auto same = [&](const Entry& e) {
+    return !e.change.expired() && !e.change.owner_before(c) && !c.owner_before(e.change);
+  };
+  {
+    std::lock_guard lock(mu);
+    for (const Entry& e : recent)
+      if (same(e)) return e.text;
+  }
+  std::string text = "event: ";
+  text += coord::EventTypeName(c->type);
+  text += "\ndata: ";
+  text += coordjson::ChangeJson(*c).dump();
+  text += "\n\n";
+  auto shared = std::make_shared<const std::string>(std::move(text));
+  std::lock_guard lock(mu);
+  recent[next++ % std::size(recent)] = {c, shared};
+  return shared;
+}
+
 class SseStream : public BodyStream {
  public:
   // Called with the store's stream registered; on_change may already run.
@@ -134,11 +166,7 @@ class SseStream : public BodyStream {
         out_ += fmt::format("id: {}\n", c->zxid);
         last_id_ = c->zxid;
       }
-      out_ += "event: ";
-      out_ += coord::EventTypeName(c->type);
-      out_ += "\ndata: ";
-      out_ += coordjson::ChangeJson(*c).dump();
-      out_ += "\n\n";
+      out_ += *RenderedEvent(c);
     }
   }
 
@@ -158,51 +186,50 @@ class SseStream : public BodyStream {
 
 void RegisterWatchRoute(http::Router& router, Server& server) {
   coord::CoordStore* store = &server.coord();
-  router.AddSync(
-      "GET", "/api/v1/watch",
-      [store](http::HttpRequest& req) {
-        for (const auto& [k, v] : req.query)
-          if (k != "path" && k != "recursive" && k != "since")
-            return http::HttpResponse::Error(
-                InvalidArgument(fmt::format("unknown query parameter \"{}\"", k)));
-        coord::StreamOptions opts;
-        opts.path = req.Query("path", "/");
-        std::string rec = req.Query("recursive", "1");
-        if (rec != "1" && rec != "true" && rec != "0" && rec != "false")
-          return http::HttpResponse::Error(
-              InvalidArgument("recursive must be 1/true or 0/false, got " + rec));
-        opts.recursive = rec == "1" || rec == "true";
-        // Last-Event-ID (an EventSource reconnecting) wins over since=.
-        std::string since = req.Header("last-event-id");
-        if (since.empty()) since = req.Query("since");
-        if (!since.empty()) {
-          auto z = ParseInt(since);
-          if (!z || *z < 0)
-            return http::HttpResponse::Error(InvalidArgument(
-                fmt::format("since must be a zxid (an integer >= 0), got \"{}\"", since)));
-          opts.since = *z;
-        }
-        auto sse = std::make_shared<SseStream>();
-        coord::StreamHandlers h;
-        std::weak_ptr<SseStream> weak = sse;
-        h.on_change = [weak](const coord::ChangePtr& c) {
-          if (auto s = weak.lock()) s->Push(c);
-        };
-        h.on_end = [weak](Status s) {
-          if (auto st = weak.lock()) st->End(s);
-        };
-        coord::Zxid now = store->LastZxid();
-        sse->Greet(opts.since < 0 ? now : opts.since, now);
-        auto watch = store->OpenStream(opts, std::move(h));
-        if (!watch.ok()) return http::HttpResponse::Error(watch.status());
-        sse->Attach(std::move(*watch));
-        http::HttpResponse r;
-        r.content_type = "text/event-stream";
-        r.headers = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
-        r.stream = sse;
-        return r;
-      },
-      {.access = http::Access::kAdmin});
+  router.AddSync("GET", "/api/v1/watch",
+                 [store](http::HttpRequest& req) {
+                   for (const auto& [k, v] : req.query)
+                     if (k != "path" && k != "recursive" && k != "since")
+                       return http::HttpResponse::Error(
+                           InvalidArgument(fmt::format("unknown query parameter \"{}\"", k)));
+                   coord::StreamOptions opts;
+                   opts.path = req.Query("path", "/");
+                   std::string rec = req.Query("recursive", "1");
+                   if (rec != "1" && rec != "true" && rec != "0" && rec != "false")
+                     return http::HttpResponse::Error(
+                         InvalidArgument("recursive must be 1/true or 0/false, got " + rec));
+                   opts.recursive = rec == "1" || rec == "true";
+                   // Last-Event-ID (an EventSource reconnecting) wins over since=.
+                   std::string since = req.Header("last-event-id");
+                   if (since.empty()) since = req.Query("since");
+                   if (!since.empty()) {
+                     auto z = ParseInt(since);
+                     if (!z || *z < 0)
+                       return http::HttpResponse::Error(InvalidArgument(fmt::format(
+                           "since must be a zxid (an integer >= 0), got \"{}\"", since)));
+                     opts.since = *z;
+                   }
+                   auto sse = std::make_shared<SseStream>();
+                   coord::StreamHandlers h;
+                   std::weak_ptr<SseStream> weak = sse;
+                   h.on_change = [weak](const coord::ChangePtr& c) {
+                     if (auto s = weak.lock()) s->Push(c);
+                   };
+                   h.on_end = [weak](Status s) {
+                     if (auto st = weak.lock()) st->End(s);
+                   };
+                   coord::Zxid now = store->LastZxid();
+                   sse->Greet(opts.since < 0 ? now : opts.since, now);
+                   auto watch = store->OpenStream(opts, std::move(h));
+                   if (!watch.ok()) return http::HttpResponse::Error(watch.status());
+                   sse->Attach(std::move(*watch));
+                   http::HttpResponse r;
+                   r.content_type = "text/event-stream";
+                   r.headers = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
+                   r.stream = sse;
+                   return r;
+                 },
+                 {.access = http::Access::kAdmin});
 }
 
 }  // namespace kiln

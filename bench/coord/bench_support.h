@@ -54,6 +54,33 @@ class Slots {
   int free_;
 };
 
+// Reads argv as "--flag value" pairs:
+//   for (FlagReader r("coord_x_bench", argc, argv); r.Next();)
+//     if (r.flag() == "--url") f.url = r.Value(); else ...
+class FlagReader {
+ public:
+  FlagReader(std::string program, int argc, char** argv)
+      : program_(std::move(program)), argc_(argc), argv_(argv) {}
+  bool Next() {
+    if (++i_ >= argc_) return false;
+    flag_ = argv_[i_];
+    return true;
+  }
+  const std::string& flag() const { return flag_; }
+  // The flag's value; dies when there is none.
+  std::string Value() {
+    if (i_ + 1 >= argc_) Die(program_ + ": " + flag_ + " needs a value");
+    return argv_[++i_];
+  }
+
+ private:
+  std::string program_;
+  int argc_;
+  char** argv_;
+  int i_ = 0;
+  std::string flag_;
+};
+
 inline double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());

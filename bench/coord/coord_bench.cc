@@ -51,6 +51,7 @@ using namespace kiln::coord;
 using Clock = std::chrono::steady_clock;
 using bench::Check;
 using bench::Die;
+using bench::FlagReader;
 using bench::Median;
 using bench::Percentile;
 using bench::Slots;
@@ -190,32 +191,28 @@ std::vector<double> Fanout(CoordStore& s, const Flags& f) {
 
 int main(int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) Die(a + " needs a value");
-      return argv[++i];
-    };
+  for (FlagReader r("coord_bench", argc, argv); r.Next();) {
+    const std::string& a = r.flag();
     if (a == "--zk")
-      f.zk = next();
+      f.zk = r.Value();
     else if (a == "--dir")
-      f.dir = next();
+      f.dir = r.Value();
     else if (a == "--seconds")
-      f.seconds = std::stod(next());
+      f.seconds = std::stod(r.Value());
     else if (a == "--clients")
-      f.clients = std::stoi(next());
+      f.clients = std::stoi(r.Value());
     else if (a == "--inflight")
-      f.inflight = std::stoi(next());
+      f.inflight = std::stoi(r.Value());
     else if (a == "--znodes")
-      f.znodes = std::stoi(next());
+      f.znodes = std::stoi(r.Value());
     else if (a == "--size")
-      f.size = std::stoul(next());
+      f.size = std::stoul(r.Value());
     else if (a == "--watchers")
-      f.watchers = std::stoi(next());
+      f.watchers = std::stoi(r.Value());
     else if (a == "--fanout-rounds")
-      f.fanout_rounds = std::stoi(next());
+      f.fanout_rounds = std::stoi(r.Value());
     else if (a == "--rounds")
-      f.rounds = std::stoi(next());
+      f.rounds = std::stoi(r.Value());
     else
       Die("unknown argument " + a + " (see the top of bench/coord/coord_bench.cc)");
   }

@@ -61,6 +61,7 @@
 using namespace kiln;
 using bench::Check;
 using bench::Die;
+using bench::FlagReader;
 using bench::Median;
 using bench::Slots;
 using Clock = std::chrono::steady_clock;
@@ -457,40 +458,36 @@ double RunZooKeeper(const Flags& f, int round, int inflight) {
 
 int main(int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) Die("coord_http_bench: " + a + " needs a value");
-      return argv[++i];
-    };
+  for (FlagReader r("coord_http_bench", argc, argv); r.Next();) {
+    const std::string& a = r.flag();
     if (a == "--url")
-      f.url = next();
+      f.url = r.Value();
     else if (a == "--token")
-      f.token = next();
+      f.token = r.Value();
     else if (a == "--zk")
-      f.zk = next();
+      f.zk = r.Value();
     else if (a == "--seconds")
-      f.seconds = std::stod(next());
+      f.seconds = std::stod(r.Value());
     else if (a == "--rounds")
-      f.rounds = std::stoi(next());
+      f.rounds = std::stoi(r.Value());
     else if (a == "--inflight")
-      f.inflight = std::stoi(next());
+      f.inflight = std::stoi(r.Value());
     else if (a == "--http-threads")
-      f.http_threads = std::stoi(next());
+      f.http_threads = std::stoi(r.Value());
     else if (a == "--zk-clients")
-      f.zk_clients = std::stoi(next());
+      f.zk_clients = std::stoi(r.Value());
     else if (a == "--znodes")
-      f.znodes = std::stoi(next());
+      f.znodes = std::stoi(r.Value());
     else if (a == "--size")
-      f.size = std::stoul(next());
+      f.size = std::stoul(r.Value());
     else if (a == "--batch")
-      f.batch = std::stoi(next());
+      f.batch = std::stoi(r.Value());
     else if (a == "--batch-conns")
-      f.batch_conns = std::stoi(next());
+      f.batch_conns = std::stoi(r.Value());
     else if (a == "--only")
-      f.only = next();
+      f.only = r.Value();
     else if (a == "--client")
-      f.client = next();
+      f.client = r.Value();
     else
       Die("coord_http_bench: unknown argument " + a +
           " (see the top of bench/coord/http_bench.cc)");

@@ -17,9 +17,6 @@
 #include "bench/coord/bench_support.h"
 
 namespace kiln::bench {
-namespace {
-
-using Clock = std::chrono::steady_clock;
 
 int Connect(const std::string& host, int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -69,6 +66,10 @@ bool ReadSome(int fd, std::string* in) {
     }
   }
 }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
 
 bool IEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -234,8 +235,6 @@ void HttpLoop(const HttpTarget& target, int first_conn, int conns, const MakeCal
 
 // ---- ZooKeeper ------------------------------------------------------------------
 
-namespace {
-
 // Jute encoding: big-endian ints and longs, strings and buffers as a length
 // and bytes.
 void PutInt(std::string* out, int32_t v) {
@@ -256,6 +255,20 @@ int32_t GetInt(const char* p) {
   return static_cast<int32_t>(ntohl(u));
 }
 
+namespace {
+
+// Reads exactly n bytes (blocking; the handshake only).
+std::string ReadExactly(int fd, size_t n) {
+  std::string s(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::recv(fd, s.data() + got, n - got, 0);
+    if (r <= 0) Die("zookeeper: connection closed during the handshake");
+    got += static_cast<size_t>(r);
+  }
+  return s;
+}
+
 constexpr int32_t kOpCreate = 1;
 constexpr int32_t kOpSetData = 5;
 constexpr int32_t kOpCloseSession = -11;
@@ -272,19 +285,9 @@ struct ZkConn {
   size_t sent = 0;
 };
 
-// Reads exactly n bytes (blocking; the handshake only).
-std::string ReadExactly(int fd, size_t n) {
-  std::string s(n, '\0');
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::recv(fd, s.data() + got, n - got, 0);
-    if (r <= 0) Die("zookeeper: connection closed during the handshake");
-    got += static_cast<size_t>(r);
-  }
-  return s;
-}
+}  // namespace
 
-void Handshake(ZkConn& c) {
+void ZkHandshake(int fd) {
   std::string req;
   PutInt(&req, 0);                        // protocolVersion
   PutLong(&req, 0);                       // lastZxidSeen
@@ -297,14 +300,12 @@ void Handshake(ZkConn& c) {
   framed += req;
   size_t sent = 0;
   while (sent < framed.size())
-    if (!WriteSome(c.fd, framed, &sent)) Die("zookeeper: connection closed during the handshake");
-  int32_t len = GetInt(ReadExactly(c.fd, 4).data());
-  std::string resp = ReadExactly(c.fd, static_cast<size_t>(len));
+    if (!WriteSome(fd, framed, &sent)) Die("zookeeper: connection closed during the handshake");
+  int32_t len = GetInt(ReadExactly(fd, 4).data());
+  std::string resp = ReadExactly(fd, static_cast<size_t>(len));
   // protocolVersion, timeOut, sessionId, passwd: a zero timeout means refused.
   if (resp.size() < 16 || GetInt(resp.data() + 4) <= 0) Die("zookeeper: session refused");
 }
-
-}  // namespace
 
 void ZkLoop(const std::string& hostport, int sessions, int inflight, bool create,
             const std::string& data, const MakeZkPath& make, const std::atomic<bool>& stop,
@@ -360,7 +361,7 @@ void ZkLoop(const std::string& hostport, int sessions, int inflight, bool create
     ZkConn& c = cs[static_cast<size_t>(i)];
     c.id = i;
     c.fd = Connect(host, port);
-    Handshake(c);
+    ZkHandshake(c.fd);
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.ptr = &c;

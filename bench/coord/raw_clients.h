@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 namespace kiln::bench {
 
@@ -56,5 +57,20 @@ using MakeZkPath = std::function<bool(int session, uint64_t seq, std::string* pa
 void ZkLoop(const std::string& hostport, int sessions, int inflight, bool create,
             const std::string& data, const MakeZkPath& make, const std::atomic<bool>& stop,
             std::atomic<uint64_t>& done);
+
+// The plain-socket pieces of both, for other drivers (fanout_bench.cc).
+// Connects to an IPv4 host (TCP_NODELAY); dies on failure.
+int Connect(const std::string& host, int port);
+// Writes what it can of out[*sent...] without blocking; false when the peer is gone.
+bool WriteSome(int fd, const std::string& out, size_t* sent);
+// Appends what is readable to *in without blocking; false on EOF or error.
+bool ReadSome(int fd, std::string* in);
+// ZooKeeper's jute encoding (big-endian) and a new session on a connected
+// socket (blocking; dies when refused).
+void PutInt(std::string* out, int32_t v);
+void PutLong(std::string* out, int64_t v);
+void PutBytes(std::string* out, std::string_view s);
+int32_t GetInt(const char* p);
+void ZkHandshake(int fd);
 
 }  // namespace kiln::bench

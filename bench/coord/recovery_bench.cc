@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/coord/bench_support.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "server/coord/coord_store.h"
@@ -53,8 +54,7 @@ struct Flags {
 };
 
 [[noreturn]] void Die(const std::string& what) {
-  fmt::print(stderr, "coord_recovery_bench: {}\n", what);
-  std::exit(1);
+  bench::Die("coord_recovery_bench: " + what);
 }
 
 double Seconds(Clock::duration d) {
@@ -115,22 +115,18 @@ void Populate(const Flags& f, CoordStore& s) {
 
 int main(int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) Die(a + " needs a value");
-      return argv[++i];
-    };
+  for (bench::FlagReader r("coord_recovery_bench", argc, argv); r.Next();) {
+    const std::string& a = r.flag();
     if (a == "--dir")
-      f.dir = next();
+      f.dir = r.Value();
     else if (a == "--znodes")
-      f.znodes = std::stoll(next());
+      f.znodes = std::stoll(r.Value());
     else if (a == "--size")
-      f.size = std::stoul(next());
+      f.size = std::stoul(r.Value());
     else if (a == "--rounds")
-      f.rounds = std::stoi(next());
+      f.rounds = std::stoi(r.Value());
     else if (a == "--segment-mb")
-      f.segment_mb = std::stoull(next());
+      f.segment_mb = std::stoull(r.Value());
     else
       Die("unknown argument " + a);
   }

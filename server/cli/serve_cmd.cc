@@ -1,6 +1,7 @@
 #include "server/cli/serve_cmd.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <memory>
 
@@ -8,6 +9,7 @@
 #include "server/cli/serve_boot_flags.h"
 #include "server/coord/coord_store.h"
 #include "server/http/listen_address.h"
+#include "server/http/mhd_api.h"
 #include "server/server.h"
 
 namespace kiln::cli {
@@ -17,6 +19,21 @@ struct ServeFlags {
   ServerOptions options;
   std::string log_level = "info";
 };
+
+// Every agent's long poll and every watch stream holds a socket, and a
+// thousand machines need more than the 1,024 descriptors a process gets by
+// default: the soft limit goes up to the hard one (as Go's runtime and
+// nginx's worker_rlimit_nofile do), and the log says what it is.
+void RaiseOpenFileLimit() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+  rlim_t was = r.rlim_cur;
+  if (r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &r) != 0) r.rlim_cur = was;
+  }
+  log::Info("serve", "open files", {{"limit", static_cast<uint64_t>(r.rlim_cur)}});
+}
 
 // Startup failures exit 1; usage errors 2 (as for every command).
 int FailServe(const Status& s) {
@@ -35,6 +52,10 @@ int RunServe(const ServeFlags& flags) {
   if (!flags.options.coord_url.empty())
     if (auto url = coord::ParseCoordUrl(flags.options.coord_url); !url.ok())
       return FailServe(url.status().WithContext("--coord"));
+  // libmicrohttpd is opened at run time (server/http/mhd_api.h): a missing
+  // one is reported before the data directory is touched.
+  if (auto mhd = http::LoadMhd(); !mhd.ok()) return FailServe(mhd.status());
+  RaiseOpenFileLimit();
 
   // Block the stop signals before any thread starts, so every thread
   // inherits the mask and only this one receives them, in sigtimedwait.

@@ -121,8 +121,8 @@ TEST_CASE("kill -9 loses no acknowledged write, and a watch resumes across the r
 
   // A watch from the beginning of history that follows the server through
   // its data directory (the restarted server listens on another port).
-  Process watch = std::move(*Process::Start({KILN_EXE, "coord", "watch", "/kiln/app", "--since",
-                                              "0", "--json", "--data", data}));
+  Process watch = std::move(*Process::Start(
+      {KILN_EXE, "coord", "watch", "/kiln/app", "--since", "0", "--json", "--data", data}));
 
   std::vector<std::string> acked;
   REQUIRE(server->Kiln({"coord", "create", "/kiln/app", "v0"}).exit_code == 0);
@@ -168,7 +168,8 @@ TEST_CASE("kill -9 loses no acknowledged write, and a watch resumes across the r
   CHECK(watch.Stderr().find("reconnecting") != std::string::npos);
 
   // --since 0 replays the same history after the restart too.
-  auto replay = again.Kiln({"coord", "watch", "/kiln/app", "--since", "0", "--json", "--count", "9"});
+  auto replay =
+      again.Kiln({"coord", "watch", "/kiln/app", "--since", "0", "--json", "--count", "9"});
   CHECK(replay.exit_code == 0);
   CHECK(JsonLines(replay.out).size() == 9);
 }
@@ -176,9 +177,8 @@ TEST_CASE("kill -9 loses no acknowledged write, and a watch resumes across the r
 TEST_CASE("kiln coord watch without --since starts from now; --count ends it") {
   KilnServer server;
   REQUIRE(server.Kiln({"coord", "create", "/w", "before"}).exit_code == 0);
-  Process watch = std::move(*Process::Start(
-      {KILN_EXE, "coord", "watch", "/w", "--count", "2", "--server", server.url(), "--token",
-       server.token()}));
+  Process watch = std::move(*Process::Start({KILN_EXE, "coord", "watch", "/w", "--count", "2",
+                                             "--server", server.url(), "--token", server.token()}));
   // The watch is live once the server counts its stream.
   REQUIRE(WaitUntil([&] {
     auto st = server.Client().Get("/api/v1/status");
@@ -191,6 +191,38 @@ TEST_CASE("kiln coord watch without --since starts from now; --count ends it") {
   CHECK(out.find("before") == std::string::npos);
   CHECK(out.find("changed  /w after") != std::string::npos);
   CHECK(out.find("created  /w/child c") != std::string::npos);
+}
+
+TEST_CASE("many watchers of one znode each get every change, each with its own data") {
+  // The server renders a change's event once for all the streams that carry
+  // it; each stream must still get every change, in order, with its own
+  // data, and nothing of another change.
+  KilnServer server;
+  REQUIRE(server.Kiln({"coord", "create", "/many", "v0"}).exit_code == 0);
+  std::vector<Process> watches;
+  for (int i = 0; i < 5; ++i)
+    watches.push_back(
+        std::move(*Process::Start({KILN_EXE, "coord", "watch", "/many", "--count", "12", "--json",
+                                   "--server", server.url(), "--token", server.token()})));
+  REQUIRE(WaitUntil([&] {
+    auto st = server.Client().Get("/api/v1/status");
+    return st.ok() && (*st)["coord"]["streams"].get<int>() >= 5;
+  }));
+  for (int v = 1; v <= 12; ++v)
+    REQUIRE(server.Kiln({"coord", "set", "/many", "v" + std::to_string(v)}).exit_code == 0);
+  for (Process& w : watches) {
+    CHECK(w.Wait() == 0);
+    auto events = JsonLines(w.Stdout());
+    INFO(w.Stdout());
+    REQUIRE(events.size() == 12);
+    for (int v = 1; v <= 12; ++v) {
+      CHECK(events[static_cast<size_t>(v - 1)]["data"] == "v" + std::to_string(v));
+      CHECK(events[static_cast<size_t>(v - 1)]["type"] == "changed");
+      if (v > 1)
+        CHECK(events[static_cast<size_t>(v - 1)]["zxid"] >
+              events[static_cast<size_t>(v - 2)]["zxid"]);
+    }
+  }
 }
 
 TEST_CASE("kiln coord --help explains every subcommand") {

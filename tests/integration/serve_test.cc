@@ -99,6 +99,20 @@ TEST_CASE(
                    "libarchive13)") != std::string::npos);
 }
 
+TEST_CASE("kiln serve raises its open-file limit to the hard limit, for many agents") {
+  TempDir t;
+  auto p = Process::Start({"prlimit", "--nofile=1024:4096", KILN_EXE, "serve", "--data",
+                           t.Sub("data"), "--listen", "127.0.0.1:0"});
+  REQUIRE(p.ok());
+  REQUIRE(WaitUntil([&] { return p->Stderr().find("INFO serve listening") != std::string::npos; }));
+  CHECK(p->Stderr().find("INFO serve \"open files\" limit=4096") != std::string::npos);
+  auto limits = ReadFile("/proc/" + std::to_string(p->pid()) + "/limits");
+  REQUIRE(limits.ok());
+  CHECK(limits->find("Max open files            4096                 4096") != std::string::npos);
+  p->Signal(SIGTERM);
+  CHECK(p->Wait() == 0);
+}
+
 TEST_CASE("kiln status reports a healthy server, as text and as JSON") {
   KilnServer server;
   auto text = server.Kiln({"status"});
