@@ -2,6 +2,7 @@
 // subcommands; each lives in server/cli/ (or its module) as Register*().
 
 #include <CLI/CLI.hpp>
+#include <string_view>
 
 #include "common/version.h"
 #include "server/cli/cli.h"
@@ -31,17 +32,35 @@ int main(int argc, char** argv) {
       "Run `kiln COMMAND --help` for each command's flags and examples.");
 
   kiln::cli::CliState state;
-  kiln::cli::RegisterServeCommand(app, &state);
-  kiln::cli::RegisterStatusCommand(app, &state);
-  kiln::cli::RegisterWatchCommand(app, &state);
-  kiln::cli::RegisterCoordCommand(app, &state);
-  kiln::cli::RegisterNodeCommand(app, &state);
-  kiln::cli::RegisterNodeJobCommands(app, &state);
-  kiln::cli::RegisterPxeCommand(app, &state);
-  kiln::cli::RegisterInitrdCommand(app, &state);
-  kiln::cli::RegisterPlanCommand(app, &state);
-  kiln::cli::RegisterConfigCommand(app, &state);
-  kiln::cli::RegisterImageCommand(app, &state);
+  // Each command's flags, help and examples, by the name that runs it.
+  // Building all of them is most of what `kiln` does at start (CLI11
+  // allocates every option's strings and validators: about 75 of a
+  // command's page faults), so a command builds only its own; a top-level
+  // --help, --version or unknown command gets them all.
+  struct Command {
+    const char* name;
+    void (*registers[2])(CLI::App&, kiln::cli::CliState*);
+  };
+  static constexpr Command kCommands[] = {
+      {"serve", {kiln::cli::RegisterServeCommand}},
+      {"status", {kiln::cli::RegisterStatusCommand}},
+      {"watch", {kiln::cli::RegisterWatchCommand}},
+      {"coord", {kiln::cli::RegisterCoordCommand}},
+      {"node", {kiln::cli::RegisterNodeCommand, kiln::cli::RegisterNodeJobCommands}},
+      {"pxe", {kiln::cli::RegisterPxeCommand}},
+      {"initrd", {kiln::cli::RegisterInitrdCommand}},
+      {"plan", {kiln::cli::RegisterPlanCommand}},
+      {"config", {kiln::cli::RegisterConfigCommand}},
+      {"image", {kiln::cli::RegisterImageCommand}},
+  };
+  std::string_view first = argc > 1 ? argv[1] : "";
+  bool known = false;
+  for (const Command& c : kCommands) known |= first == c.name;
+  for (const Command& c : kCommands) {
+    if (known && first != c.name) continue;
+    for (auto reg : c.registers)
+      if (reg) reg(app, &state);
+  }
 
   kiln::cli::SplitTrailingCommand(&argc, argv, &state);
   try {

@@ -174,16 +174,22 @@ TEST_CASE("kill -9 loses no acknowledged write, and a watch resumes across the r
   CHECK(JsonLines(replay.out).size() == 9);
 }
 
+// Watch streams the server has open (its own included: a fresh server
+// already follows a few).
+int OpenStreams(KilnServer& server) {
+  auto st = server.Client().Get("/api/v1/status");
+  return st.ok() ? (*st)["coord"]["streams"].get<int>() : -1;
+}
+
 TEST_CASE("kiln coord watch without --since starts from now; --count ends it") {
   KilnServer server;
   REQUIRE(server.Kiln({"coord", "create", "/w", "before"}).exit_code == 0);
+  int before = OpenStreams(server);
+  REQUIRE(before >= 0);
   Process watch = std::move(*Process::Start({KILN_EXE, "coord", "watch", "/w", "--count", "2",
                                              "--server", server.url(), "--token", server.token()}));
   // The watch is live once the server counts its stream.
-  REQUIRE(WaitUntil([&] {
-    auto st = server.Client().Get("/api/v1/status");
-    return st.ok() && (*st)["coord"]["streams"].get<int>() >= 1;
-  }));
+  REQUIRE(WaitUntil([&] { return OpenStreams(server) >= before + 1; }));
   REQUIRE(server.Kiln({"coord", "set", "/w", "after"}).exit_code == 0);
   REQUIRE(server.Kiln({"coord", "create", "/w/child", "c"}).exit_code == 0);
   CHECK(watch.Wait() == 0);
@@ -199,15 +205,14 @@ TEST_CASE("many watchers of one znode each get every change, each with its own d
   // data, and nothing of another change.
   KilnServer server;
   REQUIRE(server.Kiln({"coord", "create", "/many", "v0"}).exit_code == 0);
+  int before = OpenStreams(server);
+  REQUIRE(before >= 0);
   std::vector<Process> watches;
   for (int i = 0; i < 5; ++i)
     watches.push_back(
         std::move(*Process::Start({KILN_EXE, "coord", "watch", "/many", "--count", "12", "--json",
                                    "--server", server.url(), "--token", server.token()})));
-  REQUIRE(WaitUntil([&] {
-    auto st = server.Client().Get("/api/v1/status");
-    return st.ok() && (*st)["coord"]["streams"].get<int>() >= 5;
-  }));
+  REQUIRE(WaitUntil([&] { return OpenStreams(server) >= before + 5; }));
   for (int v = 1; v <= 12; ++v)
     REQUIRE(server.Kiln({"coord", "set", "/many", "v" + std::to_string(v)}).exit_code == 0);
   for (Process& w : watches) {
