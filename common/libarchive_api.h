@@ -9,6 +9,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "common/shared_library.h"
 #include "common/status.h"
 
 namespace kiln {
@@ -83,13 +84,10 @@ struct LibArchive {
 // Opens the library once per process; an error names it and its package.
 Result<const LibArchive*> LoadLibArchive();
 
-namespace internal {
-extern const LibArchive* loaded_libarchive;
-}
 // REQUIRES: LoadLibArchive() succeeded (the entry points that make
 // archive objects call it first).
 inline const LibArchive& Archive() {
-  return *internal::loaded_libarchive;
+  return Table<LibArchive>();
 }
 
 }  // namespace kiln

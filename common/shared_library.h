@@ -14,6 +14,7 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
 #include <string>
 
 #include "common/status.h"
@@ -44,5 +45,33 @@ class SharedLibrary {
   void* handle_;
   std::string soname_;
 };
+
+// A table of one library's functions (struct T, one member per function),
+// filled once per process: LoadTable<T> opens the library and runs bind on
+// the first call, and returns the same table or error on every later one;
+// Table<T>() hands the table out where a successful load is known to have
+// happened (a server started, an archive opened).
+template <typename T>
+inline std::atomic<const T*> loaded_table{nullptr};
+
+template <typename T>
+Result<const T*> LoadTable(const char* soname, const char* package,
+                           Status (*bind)(const SharedLibrary&, T*)) {
+  // Function-local statics are initialised exactly once, whichever thread
+  // comes first.
+  static const Result<const T*> table = [&]() -> Result<const T*> {
+    KILN_ASSIGN_OR_RETURN(SharedLibrary lib, SharedLibrary::Open(soname, package));
+    static T t;
+    KILN_RETURN_IF_ERROR(bind(lib, &t));
+    loaded_table<T>.store(&t, std::memory_order_release);
+    return &t;
+  }();
+  return table;
+}
+
+template <typename T>
+const T& Table() {
+  return *loaded_table<T>.load(std::memory_order_acquire);
+}
 
 }  // namespace kiln

@@ -27,7 +27,7 @@ int64_t Now() {
   return static_cast<int64_t>(std::time(nullptr));
 }
 
-// Uploads smaller than this are written by one thread (see StageAll).
+// Uploads smaller than this are written by one thread (see StageRecords).
 constexpr size_t kOneWriterMaxBytes = 2 << 20;
 
 // Threads that verify one object upload: the cores, up to four.
@@ -175,7 +175,9 @@ Status CheckNeeded(const Records& records, const DigestSet& needed, const std::s
   return Status::Ok();
 }
 
-Status StageAll(const Records& records, ObjectBatch* batch) {
+// Verifies and stages every record into batch, or none: what a failed
+// request added goes again.
+Status StageRecords(const Records& records, ObjectBatch* batch) {
   uint64_t bytes = 0;
   for (const auto& rec : records) bytes += rec.second.size();
   // Decompressing and hashing is most of an upload's cost, so every core
@@ -190,6 +192,7 @@ Status StageAll(const Records& records, ObjectBatch* batch) {
   // write waiting for the disk's queue holds up no other and the commit's
   // flush finds most of it written (one writer made a 1.2 GB capture
   // slower on disk, though not on tmpfs).
+  const size_t before = batch->added();
   const size_t n = records.size();
   const bool one_writer = bytes < kOneWriterMaxBytes;
   const bool early_writeback = !one_writer;
@@ -232,15 +235,8 @@ Status StageAll(const Records& records, ObjectBatch* batch) {
   }
   stop = true;
   for (auto& t : threads) t.join();
+  if (!first_error.ok()) batch->Truncate(before);
   return first_error;
-}
-
-Status StageRecords(const Records& records, ObjectBatch* batch) {
-  // A request is all or nothing: what it added goes again on any error.
-  size_t before = batch->added();
-  Status s = StageAll(records, batch);
-  if (!s.ok()) batch->Truncate(before);
-  return s;
 }
 
 }  // namespace

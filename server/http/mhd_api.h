@@ -6,6 +6,7 @@
 
 #include <microhttpd.h>
 
+#include "common/shared_library.h"
 #include "common/status.h"
 
 namespace kiln::http {
@@ -37,12 +38,9 @@ struct MhdApi {
 // Opens the library once per process; an error names it and its package.
 Result<const MhdApi*> LoadMhd();
 
-namespace internal {
-extern const MhdApi* loaded_mhd;
-}
 // REQUIRES: LoadMhd() succeeded (true wherever an HttpServer exists).
 inline const MhdApi& Mhd() {
-  return *internal::loaded_mhd;
+  return Table<MhdApi>();
 }
 
 }  // namespace kiln::http

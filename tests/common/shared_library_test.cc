@@ -33,3 +33,40 @@ TEST_CASE("a library opened at run time: its functions, and clear errors") {
     CHECK(fn == nullptr);
   }
 }
+
+namespace {
+struct LibcTable {
+  decltype(&::strlen) strlen = nullptr;
+};
+kiln::Status BindLibc(const SharedLibrary& lib, LibcTable* t) {
+  return lib.Bind("strlen", &t->strlen);
+}
+
+struct MissingTable {
+  void (*fn)() = nullptr;
+};
+int missing_binds = 0;
+kiln::Status BindMissing(const SharedLibrary&, MissingTable*) {
+  ++missing_binds;
+  return kiln::Status::Ok();
+}
+}  // namespace
+
+TEST_CASE("a table of a library's functions is filled once and handed out after") {
+  auto first = kiln::LoadTable<LibcTable>("libc.so.6", "libc6", BindLibc);
+  REQUIRE(first.ok());
+  auto again = kiln::LoadTable<LibcTable>("libc.so.6", "libc6", BindLibc);
+  REQUIRE(again.ok());
+  CHECK(*first == *again);
+  CHECK(&kiln::Table<LibcTable>() == *first);
+  CHECK(kiln::Table<LibcTable>().strlen("kiln") == 4);
+  // A library that cannot be opened: the same error every time, and bind
+  // never runs.
+  for (int i = 0; i < 2; ++i) {
+    auto bad =
+        kiln::LoadTable<MissingTable>("libkiln-no-such.so.7", "libkiln-no-such7", BindMissing);
+    REQUIRE(!bad.ok());
+    CHECK(bad.status().message().find("libkiln-no-such.so.7") != std::string::npos);
+  }
+  CHECK(missing_binds == 0);
+}
