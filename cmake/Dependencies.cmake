@@ -5,8 +5,7 @@ find_package(fmt REQUIRED)
 find_package(nlohmann_json 3.11 REQUIRED)
 find_package(CLI11 REQUIRED)
 
-# libmicrohttpd and libarchive: headers here, the libraries opened at run time.
-pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+# libarchive: headers here, the library opened at run time.
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 pkg_check_modules(ARCHIVE REQUIRED IMPORTED_TARGET libarchive)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)

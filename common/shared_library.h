@@ -3,14 +3,14 @@
 // the program starts.
 //
 // `kiln` is one executable for the server and every command. Linked the
-// usual way, every `kiln` command mapped and relocated libmicrohttpd (with
-// GnuTLS, p11-kit, nettle, gmp ...), which only `kiln serve` uses, and
-// libarchive (with libxml2, ICU, nettle ...), which only the tar and cpio
-// paths use: about 4.5 of the 7 ms a `kiln --version` took, paid again by
-// every command an operator or a script runs. Such a library is described
-// by a table of the functions kiln calls (see MhdApi in
-// server/http/mhd_api.h), filled here from the library the first time it
-// is asked for; its header still types every call at compile time.
+// usual way, every `kiln` command mapped and relocated libarchive (with
+// libxml2, ICU, nettle ...), which only the tar and cpio paths use (with
+// libmicrohttpd, which kiln used then, about 4.5 of the 7 ms a `kiln
+// --version` took), paid again by every command an operator or a script
+// runs. Such a library is described by a table of the functions kiln calls
+// (see LibArchive in common/libarchive_api.h), filled here from the library
+// the first time it is asked for; its header still types every call at
+// compile time.
 
 #include <dlfcn.h>
 

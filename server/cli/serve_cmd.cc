@@ -9,7 +9,6 @@
 #include "server/cli/serve_boot_flags.h"
 #include "server/coord/coord_store.h"
 #include "server/http/listen_address.h"
-#include "server/http/mhd_api.h"
 #include "server/server.h"
 
 namespace kiln::cli {
@@ -52,9 +51,6 @@ int RunServe(const ServeFlags& flags) {
   if (!flags.options.coord_url.empty())
     if (auto url = coord::ParseCoordUrl(flags.options.coord_url); !url.ok())
       return FailServe(url.status().WithContext("--coord"));
-  // libmicrohttpd is opened at run time (server/http/mhd_api.h): a missing
-  // one is reported before the data directory is touched.
-  if (auto mhd = http::LoadMhd(); !mhd.ok()) return FailServe(mhd.status());
   RaiseOpenFileLimit();
 
   // Block the stop signals before any thread starts, so every thread

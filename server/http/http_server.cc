@@ -1,316 +1,283 @@
 #include "server/http/http_server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "common/log.h"
-#include "common/strings.h"
-#include "server/http/mhd_api.h"
+#include "server/http/connection.h"
+#include "server/http/mailbox.h"
 
 namespace kiln::http {
-
-struct RequestCtx;
-struct StreamCtx;
-
-struct HttpServer::Impl {
-  const Router* router = nullptr;
-  HttpServerOptions opts;
-  MHD_Daemon* daemon = nullptr;
-  UniqueFd listen_fd;
-
-  // Requests waiting for an async handler, and parked streams: Stop() must
-  // wake them all before MHD can shut down.
-  std::atomic<bool> stopping{false};
-  std::mutex mu;  // guards pending and streams
-  std::set<std::shared_ptr<RequestCtx>> pending;
-  std::set<StreamCtx*> streams;
-};
-
 namespace {
+
 using Clock = std::chrono::steady_clock;
-}
 
-// One request's state, shared between MHD's thread and a Responder that
-// may complete it from another thread.
-struct RequestCtx : std::enable_shared_from_this<RequestCtx> {
-  HttpServer::Impl* server = nullptr;
-  MHD_Connection* conn = nullptr;
-  const Router::Route* route = nullptr;
-  int early_status = 0;  // 404/405/413 decided before the body
-  HttpRequest req;
-  size_t max_body = 0;
-  bool dispatched = false;
-  Clock::time_point start = Clock::now();
+// epoll data of the two descriptors every loop watches besides its
+// connections, whose ids start above them.
+constexpr uint64_t kListenId = 0;
+constexpr uint64_t kMailboxId = 1;
+constexpr uint64_t kFirstConnId = 2;
 
-  std::mutex mu;
-  bool ready = false;      // response holds the answer
-  bool suspended = false;  // waiting in MHD for Complete()
-  bool finished = false;   // MHD is done with the connection
-  HttpResponse response;
+// How long Stop() lets the loops send the answers and stream ends it
+// caused before closing what is left.
+constexpr auto kStopGrace = std::chrono::milliseconds(500);
 
-  void Complete(HttpResponse r);
-};
-
-// Parking for a streamed body (see BodyStream::Parking).
-struct StreamCtx : BodyStream::Parking {
-  HttpServer::Impl* server = nullptr;
-  MHD_Connection* conn = nullptr;
-  std::shared_ptr<BodyStream> stream;
-  std::mutex mu;
-  bool parked = false;
-  bool closed = false;
-
-  void Park() override {
-    std::lock_guard lock(mu);
-    parked = true;
-    Mhd().MHD_suspend_connection(conn);
-  }
-  void Unpark() override {
-    std::lock_guard lock(mu);
-    if (parked && !closed) {
-      parked = false;
-      Mhd().MHD_resume_connection(conn);
-    }
-  }
-};
-
-namespace {
-
-ssize_t StreamReader(void* cls, uint64_t /*pos*/, char* buf, size_t max) {
-  auto* sc = static_cast<StreamCtx*>(cls);
-  if (sc->server->stopping) return MHD_CONTENT_READER_END_OF_STREAM;
-  ssize_t n = sc->stream->Read(buf, max, *sc);
-  if (n > 0) return n;
-  if (n == BodyStream::kEnd) return MHD_CONTENT_READER_END_OF_STREAM;
-  if (n == BodyStream::kError) return MHD_CONTENT_READER_END_WITH_ERROR;
-  return 0;  // parked: MHD calls again after Unpark
-}
-
-void StreamFree(void* cls) {
-  auto* sc = static_cast<StreamCtx*>(cls);
-  {
-    std::lock_guard lock(sc->server->mu);
-    sc->server->streams.erase(sc);
-  }
-  {
-    std::lock_guard lock(sc->mu);
-    sc->closed = true;
-  }
-  sc->stream->Closed();
-  delete sc;
-}
-
-MHD_Result QueueResponse(RequestCtx& ctx, HttpResponse& r) {
-  MHD_Response* resp = nullptr;
-  if (r.stream) {
-    auto* sc = new StreamCtx;
-    sc->server = ctx.server;
-    sc->conn = ctx.conn;
-    sc->stream = std::move(r.stream);
-    {
-      std::lock_guard lock(ctx.server->mu);
-      ctx.server->streams.insert(sc);
-    }
-    resp = Mhd().MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, StreamReader, sc,
-                                                   StreamFree);
-  } else if (r.file_fd >= 0) {
-    resp = Mhd().MHD_create_response_from_fd_at_offset64(r.file_size, r.file_fd,
-                                                         static_cast<uint64_t>(r.file_offset));
-    r.file_fd = -1;  // MHD owns it now
-  } else {
-    resp =
-        Mhd().MHD_create_response_from_buffer(r.body.size(), r.body.data(), MHD_RESPMEM_MUST_COPY);
-  }
-  if (!resp) return MHD_NO;
-  if (!r.content_type.empty())
-    Mhd().MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
-  for (const auto& [k, v] : r.headers) Mhd().MHD_add_response_header(resp, k.c_str(), v.c_str());
-  MHD_Result ret = Mhd().MHD_queue_response(ctx.conn, static_cast<unsigned>(r.status), resp);
-  Mhd().MHD_destroy_response(resp);
-
-  if (ctx.server->opts.on_response) {
-    double secs = std::chrono::duration<double>(Clock::now() - ctx.start).count();
-    ctx.server->opts.on_response(ctx.route, ctx.req, r.status, secs);
-  }
-  return ret;
-}
-
-MHD_Result CollectHeader(void* cls, MHD_ValueKind /*kind*/, const char* key, const char* value) {
-  auto* req = static_cast<HttpRequest*>(cls);
-  req->headers.emplace_back(ToLower(key), value ? value : "");
-  return MHD_YES;
-}
-
-MHD_Result CollectQuery(void* cls, MHD_ValueKind /*kind*/, const char* key, const char* value) {
-  auto* req = static_cast<HttpRequest*>(cls);
-  req->query[key] = value ? value : "";
-  return MHD_YES;
-}
-
-std::string RemoteOf(MHD_Connection* conn) {
-  const MHD_ConnectionInfo* info =
-      Mhd().MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  if (!info || !info->client_addr) return "";
-  char host[64] = {};
-  const sockaddr* sa = info->client_addr;
-  if (sa->sa_family == AF_INET) {
-    auto* sin = reinterpret_cast<const sockaddr_in*>(sa);
+std::string RemoteOf(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
     ::inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
     return fmt::format("{}:{}", host, ntohs(sin->sin_port));
   }
-  if (sa->sa_family == AF_INET6) {
-    auto* sin6 = reinterpret_cast<const sockaddr_in6*>(sa);
+  if (ss.ss_family == AF_INET6) {
+    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
     ::inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
     return fmt::format("[{}]:{}", host, ntohs(sin6->sin6_port));
   }
   return "";
 }
 
-MHD_Result OnRequest(void* cls, MHD_Connection* conn, const char* url, const char* method,
-                     const char* /*version*/, const char* upload_data, size_t* upload_data_size,
-                     void** con_cls) {
-  auto* server = static_cast<HttpServer::Impl*>(cls);
-  auto* holder = static_cast<std::shared_ptr<RequestCtx>*>(*con_cls);
-
-  if (!holder) {
-    // Headers are in: find the route now so that oversized or misrouted
-    // bodies are refused before they are read.
-    auto ctx = std::make_shared<RequestCtx>();
-    ctx->server = server;
-    ctx->conn = conn;
-    ctx->req.method = method;
-    ctx->req.path = url;
-    ctx->req.remote = RemoteOf(conn);
-    Mhd().MHD_get_connection_values(conn, MHD_HEADER_KIND, CollectHeader, &ctx->req);
-    Mhd().MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, CollectQuery, &ctx->req);
-    ctx->route = server->router->Find(ctx->req, &ctx->early_status);
-    if (ctx->route) {
-      ctx->max_body = ctx->route->options.max_body;
-      auto cl = ParseUint(ctx->req.Header("content-length"));
-      if (cl && *cl > ctx->max_body) ctx->early_status = 413;
-    }
-    *con_cls = new std::shared_ptr<RequestCtx>(std::move(ctx));
-    return MHD_YES;
-  }
-
-  RequestCtx& ctx = **holder;
-  if (*upload_data_size != 0) {
-    if (ctx.early_status == 0) {
-      if (ctx.req.body.size() + *upload_data_size > ctx.max_body)
-        ctx.early_status = 413;
-      else
-        ctx.req.body.append(upload_data, *upload_data_size);
-    }
-    *upload_data_size = 0;  // consumed (or discarded)
-    return MHD_YES;
-  }
-
-  if (!ctx.dispatched) {
-    ctx.dispatched = true;
-    if (ctx.early_status != 0) {
-      Status s = ctx.early_status == 404 ? NotFound("no such API path: " + ctx.req.path)
-                 : ctx.early_status == 405
-                     ? Status(Code::kInvalidArgument, fmt::format("method {} is not allowed on {}",
-                                                                  ctx.req.method, ctx.req.path))
-                     : TooLarge(fmt::format("request body larger than {} bytes", ctx.max_body));
-      HttpResponse r = HttpResponse::Error(s);
-      r.status = ctx.early_status;
-      return QueueResponse(ctx, r);
-    }
-    std::weak_ptr<RequestCtx> weak = *holder;
-    server->router->Dispatch(*ctx.route, ctx.req, Responder([weak](HttpResponse r) {
-      if (auto c = weak.lock()) c->Complete(std::move(r));
-    }));
-    std::unique_lock lock(ctx.mu);
-    if (!ctx.ready) {
-      // The handler answers later: park the connection until it does.
-      ctx.suspended = true;
-      {
-        std::lock_guard slock(server->mu);
-        server->pending.insert(*holder);
-      }
-      Mhd().MHD_suspend_connection(conn);
-      return MHD_YES;
-    }
-  }
-  std::unique_lock lock(ctx.mu);
-  if (!ctx.ready) return MHD_YES;  // spurious wakeup
-  lock.unlock();
-  return QueueResponse(ctx, ctx.response);
-}
-
-void OnCompleted(void* /*cls*/, MHD_Connection* /*conn*/, void** con_cls,
-                 MHD_RequestTerminationCode /*toe*/) {
-  auto* holder = static_cast<std::shared_ptr<RequestCtx>*>(*con_cls);
-  if (!holder) return;
-  {
-    std::lock_guard lock((*holder)->mu);
-    (*holder)->finished = true;
-  }
-  delete holder;
-  *con_cls = nullptr;
-}
-
-void OnMhdLog(void* /*cls*/, const char* fmt_str, va_list ap) {
-  char buf[512];
-  std::vsnprintf(buf, sizeof buf, fmt_str, ap);
-  std::string msg(buf);
-  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-  log::Debug("http", msg);
-}
-
 }  // namespace
 
-void RequestCtx::Complete(HttpResponse r) {
-  std::shared_ptr<RequestCtx> keep = shared_from_this();
-  std::lock_guard lock(mu);
-  if (ready || finished) return;
-  response = std::move(r);
-  ready = true;
-  if (suspended) {
-    suspended = false;
-    {
-      std::lock_guard slock(server->mu);
-      server->pending.erase(keep);
-    }
-    Mhd().MHD_resume_connection(conn);
+// One event loop: a thread with its epoll set, the connections it owns and
+// the mailbox through which other threads reach them.
+struct Loop {
+  UniqueFd epoll_fd;
+  std::shared_ptr<Mailbox> mailbox;
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns;
+  uint64_t next_id = kFirstConnId;
+  bool listening = false;
+  std::thread thread;
+};
+
+struct HttpServer::Impl {
+  ServerShared shared;
+  UniqueFd listen_fd;
+  std::vector<std::unique_ptr<Loop>> loops;
+  std::atomic<size_t> next_loop{0};  // new connections go round the loops
+  bool stopped = false;
+
+  void Run(Loop& loop);
+  void Accept(Loop& loop);
+  void Adopt(Loop& loop, UniqueFd fd, std::string remote);
+  void Listen(Loop& loop, bool on);
+};
+
+void HttpServer::Impl::Listen(Loop& loop, bool on) {
+  if (loop.listening == on) return;
+  if (on) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.u64 = kListenId;
+    if (::epoll_ctl(loop.epoll_fd.get(), EPOLL_CTL_ADD, listen_fd.get(), &ev) != 0) return;
+  } else {
+    ::epoll_ctl(loop.epoll_fd.get(), EPOLL_CTL_DEL, listen_fd.get(), nullptr);
   }
+  loop.listening = on;
+}
+
+void HttpServer::Impl::Adopt(Loop& loop, UniqueFd fd, std::string remote) {
+  uint64_t id = loop.next_id++;
+  int raw = fd.get();
+  loop.conns.emplace(id, std::make_unique<Connection>(id, std::move(fd), std::move(remote), &shared,
+                                                      loop.mailbox));
+  // Edge-triggered, both directions registered once: the connection
+  // remembers readiness, so no epoll_ctl per request. Registering reports
+  // what is already waiting, so a request sent with the connect is seen.
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = id;
+  if (::epoll_ctl(loop.epoll_fd.get(), EPOLL_CTL_ADD, raw, &ev) != 0) {
+    log::Warn("http", "epoll_ctl failed for a new connection", {{"error", std::strerror(errno)}});
+    loop.conns.erase(id);
+  }
+}
+
+void HttpServer::Impl::Accept(Loop& loop) {
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int fd = ::accept4(listen_fd.get(), reinterpret_cast<sockaddr*>(&ss), &len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      // Out of descriptors or memory: stop accepting on this loop until
+      // its next sweep rather than spin on a listening socket that stays
+      // readable.
+      log::Warn("http", "accept failed; pausing new connections for a second",
+                {{"error", std::strerror(errno)}});
+      Listen(loop, false);
+      return;
+    }
+    UniqueFd conn_fd(fd);
+    if (shared.connections.load(std::memory_order_relaxed) >= shared.opts.connection_limit) {
+      log::Debug("http", "connection limit reached; refused one",
+                 {{"limit", shared.opts.connection_limit}});
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Spread connections evenly over the loops: whichever loop the kernel
+    // woke accepts, and hands every other one on.
+    size_t target = next_loop.fetch_add(1, std::memory_order_relaxed) % loops.size();
+    Loop& to = *loops[target];
+    if (&to == &loop) {
+      Adopt(loop, std::move(conn_fd), RemoteOf(ss));
+    } else {
+      to.mailbox->Post(static_cast<uint64_t>(conn_fd.Release()), Mailbox::Kind::kAdopt);
+    }
+  }
+}
+
+void HttpServer::Impl::Run(Loop& loop) {
+  std::vector<epoll_event> events(256);
+  std::vector<Mailbox::Item> items;
+  auto next_sweep = Clock::now() + std::chrono::seconds(1);
+  bool stopping = false;
+  Clock::time_point deadline;
+
+  auto reap = [&loop](uint64_t id) {
+    auto it = loop.conns.find(id);
+    if (it != loop.conns.end() && it->second->closed()) loop.conns.erase(it);
+  };
+
+  for (;;) {
+    int timeout_ms = stopping ? 10 : 1000;
+    int n = ::epoll_wait(loop.epoll_fd.get(), events.data(), static_cast<int>(events.size()),
+                         timeout_ms);
+    for (int i = 0; i < n; ++i) {
+      uint64_t id = events[i].data.u64;
+      if (id == kListenId) {
+        if (!stopping) Accept(loop);
+      } else if (id == kMailboxId) {
+        loop.mailbox->Take(&items);
+        for (const Mailbox::Item& item : items) {
+          switch (item.kind) {
+            case Mailbox::Kind::kAdopt: {
+              UniqueFd fd(static_cast<int>(item.conn));
+              if (stopping) break;
+              sockaddr_storage ss{};
+              socklen_t len = sizeof ss;
+              ::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+              Adopt(loop, std::move(fd), RemoteOf(ss));
+              break;
+            }
+            case Mailbox::Kind::kStop: {
+              stopping = true;
+              deadline = Clock::now() + kStopGrace;
+              Listen(loop, false);
+              std::vector<uint64_t> ids;
+              for (const auto& [cid, c] : loop.conns) ids.push_back(cid);
+              for (uint64_t cid : ids) {
+                auto it = loop.conns.find(cid);
+                if (it == loop.conns.end()) continue;
+                it->second->OnStop();
+                reap(cid);
+              }
+              break;
+            }
+            case Mailbox::Kind::kAnswer:
+            case Mailbox::Kind::kWake: {
+              auto it = loop.conns.find(item.conn);
+              if (it == loop.conns.end()) break;
+              if (item.kind == Mailbox::Kind::kAnswer)
+                it->second->OnAnswer();
+              else
+                it->second->OnWake();
+              reap(item.conn);
+              break;
+            }
+          }
+        }
+      } else {
+        auto it = loop.conns.find(id);
+        if (it == loop.conns.end()) continue;
+        it->second->OnEvents(events[i].events);
+        reap(id);
+      }
+    }
+
+    auto now = Clock::now();
+    if (stopping) {
+      if (loop.conns.empty() || now >= deadline) break;
+      continue;
+    }
+    if (now >= next_sweep) {
+      next_sweep = now + std::chrono::seconds(1);
+      Listen(loop, true);  // after an accept failure
+      auto idle_since = now - std::chrono::seconds(shared.opts.idle_timeout_s);
+      for (auto it = loop.conns.begin(); it != loop.conns.end();) {
+        if (it->second->IdleSince(idle_since)) {
+          it = loop.conns.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+  loop.conns.clear();  // closes what is left; streams hear Closed() on this thread
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& opts,
                                                       const Router* router) {
   KILN_ASSIGN_OR_RETURN(ListenAddress want, ParseListenAddress(opts.listen));
-  KILN_RETURN_IF_ERROR(LoadMhd().status());
   KILN_ASSIGN_OR_RETURN(UniqueFd fd, BindSocket(want, SOCK_STREAM));
   KILN_ASSIGN_OR_RETURN(ListenAddress got, LocalAddress(fd.get()));
   got.host = want.host;
+  int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0)
+    return ErrnoError("listen " + got.ToString() + ": O_NONBLOCK", errno);
+  // A client that goes away mid-answer must not kill the server: sends use
+  // MSG_NOSIGNAL, but sendfile(2) has no such flag.
+  struct sigaction old {};
+  if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL)
+    ::signal(SIGPIPE, SIG_IGN);
 
   std::unique_ptr<HttpServer> s(new HttpServer);
   s->impl_ = std::make_unique<Impl>();
   Impl& impl = *s->impl_;
-  impl.router = router;
-  impl.opts = opts;
+  impl.shared.router = router;
+  impl.shared.opts = opts;
+  impl.listen_fd = std::move(fd);
   s->address_ = got;
 
-  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-  unsigned threads = opts.threads > 1 ? static_cast<unsigned>(opts.threads) : 0;
-  impl.daemon = Mhd().MHD_start_daemon(
-      flags, 0, nullptr, nullptr, OnRequest, &impl, MHD_OPTION_LISTEN_SOCKET, fd.get(),
-      MHD_OPTION_NOTIFY_COMPLETED, OnCompleted, &impl, MHD_OPTION_CONNECTION_LIMIT,
-      opts.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT, opts.idle_timeout_s,
-      MHD_OPTION_EXTERNAL_LOGGER, OnMhdLog, nullptr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-      MHD_OPTION_END);
-  if (!impl.daemon)
-    return Unavailable("listen " + got.ToString() + ": libmicrohttpd did not start");
-  impl.listen_fd = std::move(fd);  // MHD uses it; we close it after MHD stops
+  int threads = std::max(1, opts.threads);
+  for (int i = 0; i < threads; ++i) {
+    auto loop = std::make_unique<Loop>();
+    loop->epoll_fd = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+    if (!loop->epoll_fd.valid()) return ErrnoError("epoll_create1", errno);
+    KILN_ASSIGN_OR_RETURN(loop->mailbox, Mailbox::Create());
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kMailboxId;
+    if (::epoll_ctl(loop->epoll_fd.get(), EPOLL_CTL_ADD, loop->mailbox->fd(), &ev) != 0)
+      return ErrnoError("epoll_ctl", errno);
+    impl.Listen(*loop, true);
+    if (!loop->listening) return ErrnoError("epoll_ctl on the listening socket", errno);
+    impl.loops.push_back(std::move(loop));
+  }
+  for (auto& loop : impl.loops) {
+    Loop* l = loop.get();
+    l->thread = std::thread([&impl, l] {
+      ::pthread_setname_np(::pthread_self(), "kiln-http");
+      impl.Run(*l);
+    });
+  }
   return s;
 }
 
@@ -320,47 +287,19 @@ HttpServer::~HttpServer() {
 
 HttpServer::Load HttpServer::load() const {
   if (!impl_) return {};
-  std::lock_guard lock(impl_->mu);
-  return Load{impl_->pending.size(), impl_->streams.size()};
+  return Load{impl_->shared.pending.load(std::memory_order_relaxed),
+              impl_->shared.streams.load(std::memory_order_relaxed)};
 }
 
 void HttpServer::Stop() {
-  if (!impl_ || !impl_->daemon) return;
+  if (!impl_ || impl_->stopped) return;
   Impl& impl = *impl_;
-  Mhd().MHD_quiesce_daemon(impl.daemon);
-  impl.stopping = true;
-  std::set<std::shared_ptr<RequestCtx>> pending;
-  {
-    std::lock_guard lock(impl.mu);
-    pending.swap(impl.pending);
-  }
-  for (const auto& ctx : pending)
-    ctx->Complete(HttpResponse::Error(Unavailable("server is stopping")));
-  {
-    // Held while waking: StreamFree takes this lock before it deletes a
-    // StreamCtx, so none can vanish under us. MHD runs free callbacks
-    // without its own locks held, so the order cannot deadlock.
-    std::lock_guard lock(impl.mu);
-    for (StreamCtx* sc : impl.streams) sc->Unpark();
-  }
-  // Give the event loops a moment to send those answers and stream ends:
-  // MHD_stop_daemon closes connections without flushing them.
-  auto deadline = Clock::now() + std::chrono::milliseconds(500);
-  for (;;) {
-    bool flushed = true;
-    for (const auto& ctx : pending) {
-      std::lock_guard lock(ctx->mu);
-      flushed &= ctx->finished;
-    }
-    {
-      std::lock_guard lock(impl.mu);
-      flushed &= impl.streams.empty();
-    }
-    if (flushed || Clock::now() > deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  Mhd().MHD_stop_daemon(impl.daemon);
-  impl.daemon = nullptr;
+  impl.stopped = true;
+  impl.shared.stopping = true;
+  for (auto& loop : impl.loops) loop->mailbox->Post(0, Mailbox::Kind::kStop);
+  for (auto& loop : impl.loops)
+    if (loop->thread.joinable()) loop->thread.join();
+  for (auto& loop : impl.loops) loop->mailbox->Close();
   impl.listen_fd.Reset();
 }
 

@@ -1,13 +1,20 @@
 #pragma once
-// kiln's HTTP server: libmicrohttpd with epoll event loops (one per thread
-// of a small pool), never a thread per client.
+// kiln's HTTP/1.1 server: a few epoll event loops (one thread each) serve
+// every connection, never a thread per client.
 //
 // Every request is dispatched asynchronously: a handler gets a Responder
 // and may answer later from any thread (after a group-committed fsync, a
-// watch event, another server). Until then the connection is suspended and
-// costs no CPU. Streamed bodies (watch streams, images) park their
-// connection the same way while they wait for data. Files go out with
-// sendfile(2).
+// watch event, another server). Until then the connection costs nothing
+// but its memory. Streamed bodies (watch streams, images) park the same
+// way while they wait for data. Files go out with sendfile(2).
+//
+// Its own rather than libmicrohttpd's (which kiln used until 2026-11-27):
+// waking a parked connection there took a lock its event loops share and
+// walked every suspended connection, per wake, so a change watched by
+// 1,000 streams spent milliseconds in wakes alone, and every request paid
+// for resetting a 32 KiB memory pool (docs/BENCHMARKS.md). The parts:
+// request_head.h and chunked_body.h read requests, connection.h is one
+// client's state machine, mailbox.h is how other threads reach a loop.
 
 #include <atomic>
 #include <functional>

@@ -1,6 +1,7 @@
 #pragma once
-// What an HTTP handler sees and returns. Independent of libmicrohttpd so
-// that handlers can be unit-tested by calling them with a plain struct.
+// What an HTTP handler sees and returns. Plain structs, apart from the
+// server's connections, so that handlers can be unit-tested by calling
+// them.
 
 #include <sys/types.h>
 

@@ -1,6 +1,10 @@
 #include "server/http/http_server.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -285,4 +289,232 @@ TEST_CASE("every asynchronous answer arrives, however it races with the suspend"
   CHECK(wrong == 0);
   CHECK(answered == kClients * kRequests);
   CHECK((*server)->load().pending == 0);
+}
+
+namespace {
+
+// A plain socket to the server, for what HttpClient never sends: malformed
+// and pipelined requests, HTTP/1.0, half-sent heads.
+class RawConn {
+ public:
+  explicit RawConn(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    timeval tv{.tv_sec = 30, .tv_usec = 0};  // a hang detector, not a timing
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~RawConn() { Close(); }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  void Send(std::string_view s) {
+    REQUIRE(::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()));
+  }
+  // Reads until the received text holds `want` (returning everything up to
+  // and including it) or the connection ends (returning what came).
+  std::string ReadUntil(std::string_view want) {
+    for (;;) {
+      size_t at = got_.find(want);
+      if (at != std::string::npos) {
+        std::string out = got_.substr(0, at + want.size());
+        got_.erase(0, at + want.size());
+        return out;
+      }
+      if (!Fill()) {
+        std::string out = std::move(got_);
+        got_.clear();
+        return out;
+      }
+    }
+  }
+  // Everything until the server closes the connection.
+  std::string ReadToEnd() {
+    while (Fill()) {
+    }
+    std::string out = std::move(got_);
+    got_.clear();
+    return out;
+  }
+
+ private:
+  bool Fill() {
+    char buf[4096];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    got_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+  int fd_ = -1;
+  std::string got_;
+};
+
+void AddEcho(Router& router) {
+  router.AddSync("GET", "/hello",
+                 [](HttpRequest& r) { return HttpResponse::Text("hi " + r.Query("who")); },
+                 {.access = Access::kPublic});
+  router.AddSync("POST", "/echo",
+                 [](HttpRequest& r) { return HttpResponse::Text("[" + r.body + "]"); },
+                 {.access = Access::kPublic, .max_body = 64});
+}
+
+}  // namespace
+
+TEST_CASE("malformed requests get a 4xx naming the fault, then the connection closes") {
+  Router router(nullptr);
+  AddEcho(router);
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
+  REQUIRE(server.ok());
+  uint16_t port = (*server)->address().port;
+  struct Case {
+    std::string request;
+    std::string status_line;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"GARBAGE\r\n\r\n", "HTTP/1.1 400 Bad Request", "malformed request line"},
+      {"GET /hello HTTP/3.0\r\n\r\n", "HTTP/1.1 505 ", "not supported"},
+      {"GET /a%zz HTTP/1.1\r\n\r\n", "HTTP/1.1 400 ", "malformed %-escape in request path"},
+      {"POST /echo HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+       "HTTP/1.1 400 ", "ambiguous"},
+      {"GET / HTTP/1.1\r\nX: " + std::string(40000, 'x') + "\r\n\r\n", "HTTP/1.1 431 ",
+       "request head larger than"},
+      {"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "HTTP/1.1 400 ",
+       "malformed chunk size"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.request.substr(0, 80));
+    RawConn conn(port);
+    conn.Send(c.request);
+    std::string reply = conn.ReadToEnd();  // ends: the server closed it
+    CHECK(reply.rfind(c.status_line, 0) == 0);
+    CHECK(reply.find("Connection: close\r\n") != std::string::npos);
+    CHECK(reply.find(c.says) != std::string::npos);
+  }
+  // The server is still there for well-formed requests.
+  HttpClient client(Url(**server), "");
+  auto ok = client.Do("GET", "/hello?who=you");
+  REQUIRE(ok.ok());
+  CHECK(ok->body == "hi you");
+}
+
+TEST_CASE("pipelined requests are answered in order, HEAD without a body, on one connection") {
+  Router router(nullptr);
+  AddEcho(router);
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
+  REQUIRE(server.ok());
+  RawConn conn((*server)->address().port);
+  conn.Send(
+      "GET /hello?who=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+      "HEAD /hello?who=22 HTTP/1.1\r\nHost: h\r\n\r\n"
+      "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+      "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nde\r\n1;x=y\r\nf\r\n0\r\n\r\n"
+      "GET /hello?who=last HTTP/1.1\r\nConnection: close\r\n\r\n");
+  std::string all = conn.ReadToEnd();
+  size_t a = all.find("hi 1");
+  size_t b = all.find("Content-Length: 5\r\n", a);  // HEAD: the GET's length ...
+  size_t c = all.find("[abc]", b);
+  size_t d = all.find("[def]", c);
+  size_t e = all.find("hi last", d);
+  CHECK(a != std::string::npos);
+  CHECK(b != std::string::npos);
+  CHECK(c != std::string::npos);
+  CHECK(d != std::string::npos);
+  CHECK(e != std::string::npos);
+  CHECK(all.find("hi 22") == std::string::npos);  // ... and no body
+  CHECK(all.find("Connection: close\r\n") > d);   // only the last one closes
+}
+
+TEST_CASE("Expect: 100-continue gets its go-ahead, or the refusal before the body is sent") {
+  Router router(nullptr);
+  AddEcho(router);
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
+  REQUIRE(server.ok());
+  RawConn conn((*server)->address().port);
+  conn.Send("POST /echo HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+  CHECK(conn.ReadUntil("\r\n\r\n") == "HTTP/1.1 100 Continue\r\n\r\n");
+  conn.Send("body");
+  std::string reply = conn.ReadUntil("[body]");
+  CHECK(reply.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+
+  // Too large for the route: refused without waiting for the body.
+  conn.Send("POST /echo HTTP/1.1\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n");
+  std::string refused = conn.ReadToEnd();
+  CHECK(refused.rfind("HTTP/1.1 413 ", 0) == 0);
+  CHECK(refused.find("request body larger than 64 bytes") != std::string::npos);
+
+  // Without Expect, a refused small body is read and dropped so the
+  // connection goes on.
+  RawConn again((*server)->address().port);
+  again.Send("POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + std::string(100, 'x') +
+             "GET /hello?who=next HTTP/1.1\r\n\r\n");
+  CHECK(again.ReadUntil("request body larger than 64 bytes").rfind("HTTP/1.1 413 ", 0) == 0);
+  CHECK(again.ReadUntil("hi next").find("HTTP/1.1 200 OK") != std::string::npos);
+}
+
+TEST_CASE(
+    "streams: an HTTP/1.0 client gets the body unchunked, and a client that leaves is noticed") {
+  Router router(nullptr);
+  auto s10 = std::make_shared<QueueStream>();
+  auto s11 = std::make_shared<QueueStream>();
+  router.AddSync("GET", "/s10",
+                 [s10](HttpRequest&) {
+                   HttpResponse r;
+                   r.stream = s10;
+                   return r;
+                 },
+                 {.access = Access::kPublic});
+  router.AddSync("GET", "/s11",
+                 [s11](HttpRequest&) {
+                   HttpResponse r;
+                   r.stream = s11;
+                   return r;
+                 },
+                 {.access = Access::kPublic});
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
+  REQUIRE(server.ok());
+
+  RawConn old((*server)->address().port);
+  old.Send("GET /s10 HTTP/1.0\r\n\r\n");
+  s10->Push("one,");
+  s10->Push("two", true);
+  std::string reply = old.ReadToEnd();
+  CHECK(reply.find("Transfer-Encoding") == std::string::npos);
+  CHECK(reply.substr(reply.find("\r\n\r\n") + 4) == "one,two");
+
+  RawConn leaver((*server)->address().port);
+  leaver.Send("GET /s11 HTTP/1.1\r\n\r\n");
+  s11->Push("first");
+  CHECK(leaver.ReadUntil("first").find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+  REQUIRE(kiln::test::WaitUntil([&] { return (*server)->load().streams == 1; }));
+  leaver.Close();  // the stream is parked: only the socket's end can tell
+  CHECK(kiln::test::WaitUntil([&] { return s11->closed.load(); }));
+  CHECK((*server)->load().streams == 0);
+}
+
+TEST_CASE("an idle connection is closed after the idle timeout, a parked stream is not") {
+  Router router(nullptr);
+  AddEcho(router);
+  auto stream = std::make_shared<QueueStream>();
+  router.AddSync("GET", "/stream",
+                 [stream](HttpRequest&) {
+                   HttpResponse r;
+                   r.stream = stream;
+                   return r;
+                 },
+                 {.access = Access::kPublic});
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0", .idle_timeout_s = 1}, &router);
+  REQUIRE(server.ok());
+  RawConn watcher((*server)->address().port);
+  watcher.Send("GET /stream HTTP/1.1\r\n\r\n");
+  RawConn idle((*server)->address().port);
+  idle.Send("GET /hello?who=idle HTTP/1.1\r\n\r\n");
+  CHECK(idle.ReadUntil("hi idle").find("200 OK") != std::string::npos);
+  CHECK(idle.ReadToEnd().empty());  // returns once the server closes it
+  stream->Push("still here");
+  CHECK(watcher.ReadUntil("still here").find("still here") != std::string::npos);
 }

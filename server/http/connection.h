@@ -1,0 +1,157 @@
+#pragma once
+// One client connection of kiln's HTTP server, driven by its event loop:
+// reads requests (keep-alive, pipelined one after another), hands each to
+// its route's handler, and writes the answer (a buffer, a file region with
+// sendfile, or a streamed body in chunks). Owned by one loop thread; other
+// threads reach it only through the loop's Mailbox.
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/file_util.h"
+#include "server/http/byte_buffer.h"
+#include "server/http/chunked_body.h"
+#include "server/http/http_server.h"
+#include "server/http/mailbox.h"
+#include "server/http/request_head.h"
+#include "server/http/router.h"
+
+namespace kiln::http {
+
+// What every connection of one server shares.
+struct ServerShared {
+  const Router* router = nullptr;
+  HttpServerOptions opts;
+  std::atomic<bool> stopping{false};
+  std::atomic<size_t> connections{0};
+  std::atomic<size_t> pending{0};  // requests waiting for their handler
+  std::atomic<size_t> streams{0};  // streamed bodies open
+};
+
+// One request and its answer, shared with the Responder that completes it
+// from any thread.
+struct Exchange {
+  std::shared_ptr<Mailbox> mailbox;
+  uint64_t conn = 0;
+  HttpRequest req;
+  const Router::Route* route = nullptr;
+  std::chrono::steady_clock::time_point start;
+
+  std::mutex mu;
+  bool in_dispatch = false;  // the handler has not returned yet: no post needed
+  bool ready = false;
+  HttpResponse response;
+
+  void Complete(HttpResponse r);
+};
+
+// BodyStream::Parking for a connection's stream.
+class StreamParking : public BodyStream::Parking {
+ public:
+  StreamParking(std::shared_ptr<Mailbox> mailbox, uint64_t conn)
+      : mailbox_(std::move(mailbox)), conn_(conn) {}
+  void Park() override;
+  void Unpark() override;
+  bool parked();
+  void Detach();  // the connection is done with the stream: no more posts
+
+ private:
+  std::shared_ptr<Mailbox> mailbox_;
+  uint64_t conn_;
+  std::mutex mu_;
+  bool parked_ = false;
+  bool detached_ = false;
+};
+
+class Connection {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Connection(uint64_t id, UniqueFd fd, std::string remote, ServerShared* server,
+             std::shared_ptr<Mailbox> mailbox);
+  ~Connection();
+
+  // The loop's calls, on its thread.
+  void OnEvents(uint32_t epoll_events);
+  void OnAnswer();  // Mailbox::Kind::kAnswer
+  void OnWake();    // Mailbox::Kind::kWake
+  void OnStop();    // answer what is in hand, end streams, then close
+
+  bool closed() const { return state_ == State::kClosed; }
+  int fd() const { return fd_.get(); }
+  // Neither waiting for a handler nor a parked stream, and quiet since t.
+  bool IdleSince(Clock::time_point t);
+  void Close();
+
+ private:
+  enum class State {
+    kHead,     // reading a request head
+    kBody,     // reading its body
+    kDiscard,  // reading a body that is refused, to answer it on a clean connection
+    kHandler,  // waiting for the handler's answer
+    kSending,  // writing a whole answer
+    kStream,   // writing a streamed body
+    kClosed,
+  };
+
+  void Drive();
+  bool ReadMore();  // false: nothing more to read now
+  void OnPeerClosed();
+  void DrainInput();  // a stream's connection: the client only ever closes it
+  bool Flush();       // false: output still pending (or closed)
+  bool ParseHead();   // false: need more input
+  bool ParseBody();   // false: need more input
+  bool PumpStream();  // false: parked or waiting for the socket
+  void BeginRequest(const RequestHead& head);
+  void Dispatch();
+  void StartResponse(HttpResponse r);
+  void RefuseHead(int status, const std::string& error);  // a malformed request: answer, close
+  void Respond(HttpResponse r);                           // queues the head and body of an answer
+  void FinishExchange();  // the answer is out: next request, or close
+  void EndStream();
+
+  uint64_t id_;
+  UniqueFd fd_;
+  std::string remote_;
+  ServerShared* server_;
+  std::shared_ptr<Mailbox> mailbox_;
+  State state_ = State::kHead;
+  bool readable_ = false;
+  bool writable_ = true;
+  bool peer_closed_ = false;  // the client shut its side: answer, then close
+  bool keep_alive_ = true;
+  bool pending_ = false;  // counted in ServerShared::pending
+  Clock::time_point last_active_;
+
+  ByteBuffer in_;  // received, not yet parsed
+
+  // The request being read or answered.
+  std::shared_ptr<Exchange> ex_;
+  bool head_only_ = false;    // a HEAD request: no body in the answer
+  bool chunked_out_ = false;  // the streamed body goes out in chunks
+  bool body_chunked_ = false;
+  uint64_t body_left_ = 0;
+  size_t max_body_ = 0;
+  int early_status_ = 0;
+  ChunkedDecoder chunked_;
+
+  // Output: out_ (heads, stream chunks), then body_ from body_pos_, then a
+  // file region.
+  ByteBuffer out_;
+  std::string body_;
+  size_t body_pos_ = 0;
+  UniqueFd file_;
+  uint64_t file_offset_ = 0;
+  uint64_t file_left_ = 0;
+
+  std::shared_ptr<BodyStream> stream_;
+  std::shared_ptr<StreamParking> parking_;
+};
+
+}  // namespace kiln::http
