@@ -12,6 +12,10 @@ namespace kiln::http {
 
 class ByteBuffer {
  public:
+  // A first allocation large enough for a request or an answer's head, so
+  // that neither grows piece by piece.
+  static constexpr size_t kMinCapacity = 4096;
+
   std::string_view view() const { return {data_.get() + begin_, end_ - begin_}; }
   bool empty() const { return begin_ == end_; }
   size_t size() const { return end_ - begin_; }
@@ -29,7 +33,7 @@ class ByteBuffer {
     if (cap_ - used >= n) {
       std::memmove(data_.get(), data_.get() + begin_, used);
     } else {
-      size_t cap = cap_ ? cap_ : 1;
+      size_t cap = cap_ ? cap_ : kMinCapacity;
       while (cap < used + n) cap *= 2;
       auto bigger = std::make_unique_for_overwrite<char[]>(cap);
       if (used) std::memcpy(bigger.get(), data_.get() + begin_, used);

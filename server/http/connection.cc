@@ -21,10 +21,13 @@ constexpr size_t kReadSize = 16 * 1024;
 // reaches a client still sending it and the connection stays usable;
 // beyond it the connection is closed after the answer.
 constexpr uint64_t kMaxDiscard = 1 << 20;
-// One piece of a streamed body (image streams are gigabytes: fewer, larger
-// writes). The chunk-size line is a fixed 8 hex digits so the data can be
-// read straight into place after it.
-constexpr size_t kStreamPiece = 128 * 1024;
+// The pieces a streamed body is read in: small at first (a watch event is
+// a few hundred bytes, and 1,000 streams each holding a large buffer for it
+// would be megabytes), doubling while the body fills them (image streams
+// are gigabytes: fewer, larger writes). The chunk-size line is a fixed 8
+// hex digits so the data can be read straight into place after it.
+constexpr size_t kFirstStreamPiece = 4096 - 12;
+constexpr size_t kMaxStreamPiece = 128 * 1024;
 constexpr size_t kChunkPrefix = 10;  // 8 hex digits, CRLF
 
 HttpResponse EarlyError(int status, const HttpRequest& req, size_t max_body) {
@@ -160,9 +163,19 @@ void Connection::OnStop() {
 }
 
 bool Connection::IdleSince(Clock::time_point t) {
-  if (state_ == State::kHandler || state_ == State::kClosed) return false;
-  if (state_ == State::kStream && parking_->parked()) return false;
-  return last_active_ < t;
+  switch (state_) {
+    case State::kHandler:
+    case State::kClosed: return false;
+    case State::kSending:
+    case State::kStream:
+      // Only a client that stopped reading. A parked stream waits for
+      // news, and one just woken has not been pumped yet: neither is idle.
+      return !writable_ && last_active_ < t;
+    case State::kHead:
+    case State::kBody:
+    case State::kDiscard: return last_active_ < t;
+  }
+  return false;
 }
 
 void Connection::Drive() {
@@ -308,14 +321,14 @@ bool Connection::ParseHead() {
   return false;
 }
 
-void Connection::BeginRequest(const RequestHead& head) {
+void Connection::BeginRequest(RequestHead& head) {
   ex_ = std::make_shared<Exchange>();
   ex_->mailbox = mailbox_;
   ex_->conn = id_;
   ex_->start = Clock::now();
   HttpRequest& req = ex_->req;
-  req.method = head.method;
-  req.headers = head.headers;
+  req.method = std::move(head.method);
+  req.headers = std::move(head.headers);
   req.remote = remote_;
   keep_alive_ = head.keep_alive && !server_->stopping.load(std::memory_order_relaxed);
   head_only_ = req.method == "HEAD";
@@ -473,6 +486,7 @@ void Connection::Respond(HttpResponse r) {
   if (stream) {
     stream_ = std::move(r.stream);
     parking_ = std::make_shared<StreamParking>(mailbox_, id_);
+    stream_piece_ = kFirstStreamPiece;
     server_->streams.fetch_add(1, std::memory_order_relaxed);
     in_.Release();
     state_ = State::kStream;
@@ -499,8 +513,17 @@ void Connection::FinishExchange() {
     return;
   }
   state_ = State::kHead;
-  in_.Release();
-  out_.Release();
+  // The buffers stay for the next request: freeing and allocating them per
+  // request cost more than the request's parsing (glibc consolidates its
+  // small free lists on every allocation of that size). The loop's sweep
+  // gives them back once the connection is idle.
+}
+
+void Connection::ReleaseBuffers() {
+  if (state_ == State::kHead || state_ == State::kHandler || state_ == State::kStream) {
+    in_.Release();
+    out_.Release();
+  }
 }
 
 bool Connection::PumpStream() {
@@ -516,10 +539,11 @@ bool Connection::PumpStream() {
     return true;
   }
   size_t prefix = chunked_out_ ? kChunkPrefix : 0;
-  char* p = out_.Prepare(prefix + kStreamPiece + 2);
-  ssize_t n = stream_->Read(p + prefix, kStreamPiece, *parking_);
+  char* p = out_.Prepare(prefix + stream_piece_ + 2);
+  ssize_t n = stream_->Read(p + prefix, stream_piece_, *parking_);
   if (n > 0) {
     size_t len = static_cast<size_t>(n);
+    if (len == stream_piece_) stream_piece_ = std::min(2 * stream_piece_, kMaxStreamPiece);
     if (chunked_out_) {
       static constexpr char kHex[] = "0123456789abcdef";
       for (int i = 7; i >= 0; --i) p[7 - i] = kHex[(len >> (4 * i)) & 0xf];
@@ -533,10 +557,7 @@ bool Connection::PumpStream() {
     }
     return true;
   }
-  if (n == BodyStream::kWouldBlock) {
-    out_.Release();
-    return false;  // parked: a kWake brings it back
-  }
+  if (n == BodyStream::kWouldBlock) return false;  // parked: a kWake brings it back
   if (n == BodyStream::kEnd) {
     if (chunked_out_) out_.Append("0\r\n\r\n");
     EndStream();

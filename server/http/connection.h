@@ -85,9 +85,14 @@ class Connection {
 
   bool closed() const { return state_ == State::kClosed; }
   int fd() const { return fd_.get(); }
-  // Neither waiting for a handler nor a parked stream, and quiet since t.
+  // Quiet since t while the client owes the next move: a request (or the
+  // rest of one), or reading what was sent. Never while a handler or a
+  // stream's news is awaited.
   bool IdleSince(Clock::time_point t);
   void Close();
+  // Gives back the memory of empty input and output buffers (the loop's
+  // sweep, once a second: idle keep-alive connections, parked streams).
+  void ReleaseBuffers();
 
  private:
   enum class State {
@@ -108,7 +113,7 @@ class Connection {
   bool ParseHead();   // false: need more input
   bool ParseBody();   // false: need more input
   bool PumpStream();  // false: parked or waiting for the socket
-  void BeginRequest(const RequestHead& head);
+  void BeginRequest(RequestHead& head);
   void Dispatch();
   void StartResponse(HttpResponse r);
   void RefuseHead(int status, const std::string& error);  // a malformed request: answer, close
@@ -152,6 +157,7 @@ class Connection {
 
   std::shared_ptr<BodyStream> stream_;
   std::shared_ptr<StreamParking> parking_;
+  size_t stream_piece_ = 0;  // how much the next Read may return
 };
 
 }  // namespace kiln::http

@@ -225,6 +225,7 @@ void HttpServer::Impl::Run(Loop& loop) {
         if (it->second->IdleSince(idle_since)) {
           it = loop.conns.erase(it);
         } else {
+          it->second->ReleaseBuffers();
           ++it;
         }
       }
