@@ -15,7 +15,7 @@
 // --http-threads threads on each side; --client lib with libcurl's multi
 // interface and libzookeeper-mt's zoo_aset, as described below.
 //
-// Two workloads, each run on both sides in every round (alternating which
+// Three workloads, each run on both sides in every round (alternating which
 // goes first; fresh znodes per round):
 //
 // - one update per request: kiln: --inflight keep-alive HTTP/1.1
@@ -28,6 +28,10 @@
 //   (each set its own update with its own result). ZooKeeper: the same
 //   number of updates in flight (--batch-conns x --batch), spread over
 //   --zk-clients sessions: the C client pipelines them on each connection.
+// - one update per request, HTTP pipelining (raw client): kiln shaped as
+//   ZooKeeper's sessions are: --zk-clients connections, each with
+//   --inflight / --zk-clients `PUT`s written back to back, answers read in
+//   order. ZooKeeper: as in the first workload.
 //
 // --only runs one side (for profiling one of them; no ratios).
 //
@@ -182,7 +186,7 @@ void MultiLoop(const Flags& f, int first_conn, int conns, const Make& make,
 // Runs `make` over `conns` connections for `seconds` (or until it runs
 // out, when seconds <= 0); returns updates answered per second and adds
 // unanswered requests to `lost`.
-double HttpThroughput(const Flags& f, int conns, double seconds, const Make& make,
+double HttpThroughput(const Flags& f, int conns, int depth, double seconds, const Make& make,
                       std::atomic<uint64_t>& lost) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> done{0};
@@ -194,7 +198,7 @@ double HttpThroughput(const Flags& f, int conns, double seconds, const Make& mak
     threads.emplace_back([&, first, n] {
       if (f.client == "lib") return MultiLoop(f, first, n, make, stop, done, lost);
       bench::HttpLoop(
-          bench::ParseHttpUrl(f.url, f.token), first, n,
+          bench::ParseHttpUrl(f.url, f.token), first, n, depth,
           [&](int conn, uint64_t seq, bench::HttpCall* call) { return make(conn, seq, *call); },
           stop, done, lost);
     });
@@ -226,7 +230,7 @@ int Pick(const Flags& f, int conn, uint64_t seq) {
 
 // kiln over HTTP: creates /hb-R/n/... then times sets on them, one per
 // request (batch == 0) or `batch` per POST /api/v1/coord/batch.
-double RunKiln(const Flags& f, int round, int batch, std::atomic<uint64_t>& lost) {
+double RunKiln(const Flags& f, int round, int batch, int depth, std::atomic<uint64_t>& lost) {
   std::string znodes = fmt::format("/hb-{}-{}", round, RandomHex(4));
   std::string root = "/api/v1/coord/data" + znodes;
   HttpClient client(f.url, f.token);
@@ -238,7 +242,7 @@ double RunKiln(const Flags& f, int round, int batch, std::atomic<uint64_t>& lost
   std::string body = Json{{"data", data}}.dump();
   std::atomic<int> next{0};
   HttpThroughput(
-      f, f.inflight, 0,
+      f, f.inflight, 1, 0,
       [&](int, uint64_t, Request& r) {
         int i = next.fetch_add(1);
         if (i >= f.znodes) return false;
@@ -248,9 +252,19 @@ double RunKiln(const Flags& f, int round, int batch, std::atomic<uint64_t>& lost
         return true;
       },
       lost);
+  if (batch == 0 && depth > 1)  // as ZooKeeper's sessions: zk_clients x depth
+    return HttpThroughput(
+        f, f.zk_clients, depth, f.seconds,
+        [&](int conn, uint64_t seq, Request& r) {
+          r.method = "PUT";
+          r.path = root + Node(Pick(f, conn, seq));
+          r.body = body;
+          return true;
+        },
+        lost);
   if (batch == 0)
     return HttpThroughput(
-        f, f.inflight, f.seconds,
+        f, f.inflight, 1, f.seconds,
         [&](int conn, uint64_t seq, Request& r) {
           r.method = "PUT";
           r.path = root + Node(Pick(f, conn, seq));
@@ -259,7 +273,7 @@ double RunKiln(const Flags& f, int round, int batch, std::atomic<uint64_t>& lost
         },
         lost);
   return HttpThroughput(
-      f, f.batch_conns, f.seconds,
+      f, f.batch_conns, 1, f.seconds,
       [&](int conn, uint64_t seq, Request& r) {
         // Paths and data need no escaping: plain appends are the JSON.
         r.method = "POST";
@@ -514,11 +528,17 @@ int main(int argc, char** argv) {
     std::string name;
     int batch;
     int inflight;
+    int depth;  // kiln: HTTP/1.1 requests pipelined per connection (>1: zk_clients connections)
   };
-  const std::vector<Workload> workloads = {
-      {"set, one per request", 0, f.inflight},
-      {"set, pipelined", f.batch, f.batch_conns * f.batch},
+  int zk_depth = std::max(1, f.inflight / f.zk_clients);
+  std::vector<Workload> workloads = {
+      {"set, one per request", 0, f.inflight, 1},
+      {"set, pipelined", f.batch, f.batch_conns * f.batch, 1},
   };
+  // One update per request, shaped as ZooKeeper's sessions are: the same
+  // connections, the same requests in flight on each (raw client only).
+  if (f.client == "raw")
+    workloads.push_back({"set, one per request, HTTP pipelining", 0, f.inflight, zk_depth});
   std::map<std::string, std::vector<double>> kiln_rates, zk_rates;
   std::atomic<uint64_t> lost{0};
   for (int round = 0; round < f.rounds; ++round) {
@@ -526,7 +546,8 @@ int main(int argc, char** argv) {
       for (int b = 0; b < 2; ++b) {
         bool kiln = (b == 0) == (round % 2 == 0);
         if (f.only == (kiln ? "zookeeper" : "kiln")) continue;
-        double v = kiln ? RunKiln(f, round, w.batch, lost) : RunZooKeeper(f, round, w.inflight);
+        double v =
+            kiln ? RunKiln(f, round, w.batch, w.depth, lost) : RunZooKeeper(f, round, w.inflight);
         (kiln ? kiln_rates : zk_rates)[w.name].push_back(v);
         fmt::print(stderr, "round {} {}: {} {:.0f}/s\n", round + 1,
                    kiln ? "kiln HTTP" : "ZooKeeper", w.name, v);
@@ -537,10 +558,10 @@ int main(int argc, char** argv) {
       "coord_http_bench: {} znodes of {} bytes, {} s per run, medians of {} rounds; one per "
       "request: {} in flight (kiln: {} connections over {} threads; ZooKeeper: {} sessions x {}); "
       "pipelined: {} in flight (kiln: {} connections x batches of {}; ZooKeeper: {} sessions x "
-      "{})\n",
+      "{}); one per request, HTTP pipelining: kiln {} connections x {}\n",
       f.znodes, f.size, f.seconds, f.rounds, f.inflight, f.inflight, f.http_threads, f.zk_clients,
       std::max(1, f.inflight / f.zk_clients), f.batch_conns * f.batch, f.batch_conns, f.batch,
-      f.zk_clients, std::max(1, f.batch_conns * f.batch / f.zk_clients));
+      f.zk_clients, std::max(1, f.batch_conns * f.batch / f.zk_clients), f.zk_clients, zk_depth);
   fmt::print("{:<34} {:>14} {:>14} {:>10}\n", "durable updates/s", "kiln HTTP", "zookeeper",
              "kiln/zk");
   Json j = Json::object();

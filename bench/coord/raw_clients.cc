@@ -86,35 +86,40 @@ struct HttpConn {
   int fd = -1;
   int id = 0;
   uint64_t seq = 0;
-  bool busy = false;
-  Clock::time_point sent_at;
-  HttpCall call;
+  struct InFlight {
+    HttpCall call;
+    Clock::time_point sent_at;
+  };
+  std::deque<InFlight> calls;  // sent, not yet answered, oldest first
+  HttpCall next;
   std::string out, in;
   size_t sent = 0;
 };
 
 // One complete answer at the front of in: its status and body, and how many
 // bytes it took; 0 when more bytes are needed.
-size_t ParseAnswer(const std::string& in, int* status, std::string_view* body) {
+size_t ParseAnswer(std::string_view in, int* status, std::string_view* body) {
   size_t end = in.find("\r\n\r\n");
-  if (end == std::string::npos) return 0;
-  if (in.compare(0, 9, "HTTP/1.1 ") != 0 || end < 12)
-    Die("not an HTTP/1.1 answer: " + in.substr(0, 80));
-  *status = std::atoi(in.c_str() + 9);
+  if (end == std::string_view::npos) return 0;
+  if (in.substr(0, 9) != "HTTP/1.1 " || end < 12)
+    Die("not an HTTP/1.1 answer: " + std::string(in.substr(0, 80)));
+  *status = (in[9] - '0') * 100 + (in[10] - '0') * 10 + (in[11] - '0');
   size_t length = 0;
   bool has_length = false;
   for (size_t line = in.find("\r\n") + 2; line < end;) {
     size_t eol = in.find("\r\n", line);
     size_t colon = in.find(':', line);
-    if (colon < eol && IEquals(std::string_view(in).substr(line, colon - line), "content-length")) {
-      length = std::strtoull(in.c_str() + colon + 1, nullptr, 10);
+    if (colon < eol && IEquals(in.substr(line, colon - line), "content-length")) {
+      length = 0;
+      for (size_t i = colon + 1; i < eol; ++i)
+        if (in[i] >= '0' && in[i] <= '9') length = length * 10 + static_cast<size_t>(in[i] - '0');
       has_length = true;
     }
     line = eol + 2;
   }
-  if (!has_length) Die("an answer without Content-Length: " + in.substr(0, end));
+  if (!has_length) Die("an answer without Content-Length: " + std::string(in.substr(0, end)));
   if (in.size() < end + 4 + length) return 0;
-  *body = std::string_view(in).substr(end + 4, length);
+  *body = in.substr(end + 4, length);
   return end + 4 + length;
 }
 
@@ -132,7 +137,7 @@ HttpTarget ParseHttpUrl(const std::string& url, const std::string& token) {
   return t;
 }
 
-void HttpLoop(const HttpTarget& target, int first_conn, int conns, const MakeCall& make,
+void HttpLoop(const HttpTarget& target, int first_conn, int conns, int depth, const MakeCall& make,
               const std::atomic<bool>& stop, std::atomic<uint64_t>& done,
               std::atomic<uint64_t>& lost) {
   int ep = ::epoll_create1(EPOLL_CLOEXEC);
@@ -144,29 +149,38 @@ void HttpLoop(const HttpTarget& target, int first_conn, int conns, const MakeCal
   int busy = 0;
   auto open = [&](HttpConn& c) {
     c.fd = Connect(target.host, target.port);
+    c.out.clear();
+    c.sent = 0;
+    c.in.clear();
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.ptr = &c;
     ::epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
   };
+  // Tops the connection up to `depth` requests in flight, written back to
+  // back (HTTP/1.1 pipelining when depth > 1).
   auto issue = [&](HttpConn& c) {
-    c.busy = false;
-    if (stop.load(std::memory_order_relaxed) || !make(c.id, c.seq++, &c.call)) return;
-    c.out.clear();
-    c.out.append(c.call.method).append(" ").append(c.call.path).append(head_tail);
-    c.out.append(fmt::format_int(c.call.body.size()).c_str()).append("\r\n\r\n");
-    c.out.append(c.call.body);
-    c.sent = 0;
-    c.busy = true;
-    ++busy;
-    c.sent_at = Clock::now();
-    if (!WriteSome(c.fd, c.out, &c.sent)) Die("kiln closed a connection while we sent");
-    if (c.sent < c.out.size()) {
-      epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLOUT;
-      ev.data.ptr = &c;
-      ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+    bool added = false;
+    while (static_cast<int>(c.calls.size()) < depth && !stop.load(std::memory_order_relaxed) &&
+           make(c.id, c.seq++, &c.next)) {
+      c.out.append(c.next.method).append(" ").append(c.next.path).append(head_tail);
+      c.out.append(fmt::format_int(c.next.body.size()).c_str()).append("\r\n\r\n");
+      c.out.append(c.next.body);
+      c.calls.push_back({c.next, Clock::now()});
+      ++busy;
+      added = true;
     }
+    if (!added) return;
+    if (!WriteSome(c.fd, c.out, &c.sent)) Die("kiln closed a connection while we sent");
+    if (c.sent == c.out.size()) {
+      c.out.clear();
+      c.sent = 0;
+      return;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.ptr = &c;
+    ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
   };
   for (int i = 0; i < conns; ++i) {
     HttpConn& c = cs[static_cast<size_t>(i)];
@@ -183,6 +197,8 @@ void HttpLoop(const HttpTarget& target, int first_conn, int conns, const MakeCal
       if (events[k].events & EPOLLOUT) {
         if (!WriteSome(c.fd, c.out, &c.sent)) Die("kiln closed a connection while we sent");
         if (c.sent == c.out.size()) {
+          c.out.clear();
+          c.sent = 0;
           epoll_event ev{};
           ev.events = EPOLLIN;
           ev.data.ptr = &c;
@@ -191,39 +207,44 @@ void HttpLoop(const HttpTarget& target, int first_conn, int conns, const MakeCal
       }
       if (!(events[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
       bool open_ok = ReadSome(c.fd, &c.in);
-      int status = 0;
-      std::string_view body;
-      size_t used = c.busy ? ParseAnswer(c.in, &status, &body) : 0;
-      if (used == 0) {
-        if (!open_ok)
-          Die(fmt::format("{} {}: kiln closed the connection{}", c.call.method, c.call.path,
-                          c.busy ? " before answering" : ""));
-        continue;
+      size_t used = 0;
+      while (!c.calls.empty()) {
+        int status = 0;
+        std::string_view body;
+        size_t u = ParseAnswer(std::string_view(c.in).substr(used), &status, &body);
+        if (u == 0) break;
+        const HttpCall& call = c.calls.front().call;
+        if (status < 200 || status > 299)
+          Die(fmt::format("{} {}: HTTP {}: {}", call.method, call.path, status, body));
+        if (call.updates > 1 && body.find("\"error\"") != std::string_view::npos)
+          Die(fmt::format("{} {}: an update failed: {}", call.method, call.path, body));
+        done.fetch_add(static_cast<uint64_t>(call.updates), std::memory_order_relaxed);
+        c.calls.pop_front();
+        --busy;
+        used += u;
       }
-      if (status < 200 || status > 299)
-        Die(fmt::format("{} {}: HTTP {}: {}", c.call.method, c.call.path, status, body));
-      if (c.call.updates > 1 && body.find("\"error\"") != std::string_view::npos)
-        Die(fmt::format("{} {}: an update failed: {}", c.call.method, c.call.path, body));
-      done.fetch_add(static_cast<uint64_t>(c.call.updates), std::memory_order_relaxed);
       c.in.erase(0, used);
-      --busy;
       if (!open_ok) {
+        if (!c.calls.empty())
+          Die(fmt::format("{} {}: kiln closed the connection before answering",
+                          c.calls.front().call.method, c.calls.front().call.path));
         ::close(c.fd);
         open(c);
       }
-      issue(c);
+      if (used > 0 || !open_ok) issue(c);
     }
     // Requests unanswered for 10 s are counted and their connection replaced.
     auto now = Clock::now();
     if (now - last_check > std::chrono::seconds(1)) {
       last_check = now;
       for (HttpConn& c : cs) {
-        if (!c.busy || now - c.sent_at < std::chrono::seconds(10)) continue;
-        lost.fetch_add(1, std::memory_order_relaxed);
-        fmt::print(stderr, "unanswered after 10 s: {} {}\n", c.call.method, c.call.path);
+        if (c.calls.empty() || now - c.calls.front().sent_at < std::chrono::seconds(10)) continue;
+        lost.fetch_add(c.calls.size(), std::memory_order_relaxed);
+        fmt::print(stderr, "unanswered after 10 s: {} {} ({} in flight)\n",
+                   c.calls.front().call.method, c.calls.front().call.path, c.calls.size());
         ::close(c.fd);
-        c.in.clear();
-        --busy;
+        busy -= static_cast<int>(c.calls.size());
+        c.calls.clear();
         open(c);
         issue(c);
       }

@@ -6,8 +6,9 @@
 // as little CPU per update as the protocol allows. The same treatment for
 // both sides:
 //
-// - HttpLoop: HTTP/1.1 keep-alive connections to kiln, one request in
-//   flight on each (the next is written when the answer has been read).
+// - HttpLoop: HTTP/1.1 keep-alive connections to kiln, `depth` requests in
+//   flight on each (1: the next is written when the answer has been read;
+//   more: HTTP/1.1 pipelining, answers read in order).
 // - ZkLoop: ZooKeeper sessions speaking its binary protocol (jute framing:
 //   ConnectRequest, then setData/create requests), many requests in flight
 //   on each connection as ZooKeeper's own clients pipeline them.
@@ -44,7 +45,7 @@ using MakeCall = std::function<bool(int conn, uint64_t seq, HttpCall* call)>;
 
 // Drives `conns` connections (ids first_conn...) until `stop` is set or
 // `make` runs out, then waits for the answers in flight.
-void HttpLoop(const HttpTarget& target, int first_conn, int conns, const MakeCall& make,
+void HttpLoop(const HttpTarget& target, int first_conn, int conns, int depth, const MakeCall& make,
               const std::atomic<bool>& stop, std::atomic<uint64_t>& done,
               std::atomic<uint64_t>& lost);
 

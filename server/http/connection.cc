@@ -96,14 +96,15 @@ Connection::~Connection() {
 }
 
 void Connection::Close() {
-  if (state_ == State::kClosed) return;
-  if (pending_) server_->pending.fetch_sub(1, std::memory_order_relaxed);
-  pending_ = false;
+  if (closed_) return;
+  closed_ = true;
+  for (const auto& ex : queue_)
+    if (ex->counted_pending) server_->pending.fetch_sub(1, std::memory_order_relaxed);
+  queue_.clear();
+  reading_.reset();
   EndStream();
-  state_ = State::kClosed;
   fd_.Reset();  // also leaves the loop's epoll set
   file_.Reset();
-  ex_.reset();
 }
 
 void Connection::OnEvents(uint32_t events) {
@@ -117,86 +118,82 @@ void Connection::OnEvents(uint32_t events) {
 }
 
 void Connection::OnAnswer() {
-  if (state_ != State::kHandler || !ex_) return;
-  HttpResponse r;
-  {
-    std::lock_guard lock(ex_->mu);
-    if (!ex_->ready) return;
-    r = std::move(ex_->response);
-  }
-  StartResponse(std::move(r));
   Drive();
 }
 
 void Connection::OnWake() {
-  if (state_ == State::kStream) Drive();
+  if (wstate_ == WriteState::kStream) Drive();
 }
 
 void Connection::OnStop() {
-  keep_alive_ = false;
-  switch (state_) {
-    case State::kHead:
-    case State::kBody:
-    case State::kDiscard: Close(); return;
-    case State::kHandler: {
-      HttpResponse r;
-      {
-        std::lock_guard lock(ex_->mu);
-        if (!ex_->ready) {
-          ex_->response = HttpResponse::Error(Unavailable("server is stopping"));
-          ex_->ready = true;
-        }
-        r = std::move(ex_->response);
-      }
-      StartResponse(std::move(r));
-      break;
+  // Everything read gets an answer: the handlers' if they have one, 503 if
+  // not. A request whose body was still arriving gets none.
+  if (reading_ && !queue_.empty() && queue_.back() == reading_) queue_.pop_back();
+  reading_.reset();
+  rstate_ = ReadState::kStopped;
+  for (const auto& ex : queue_) {
+    std::lock_guard lock(ex->mu);
+    if (!ex->ready) {
+      ex->response = HttpResponse::Error(Unavailable("server is stopping"));
+      ex->ready = true;
     }
-    case State::kStream:
-      if (chunked_out_) out_.Append("0\r\n\r\n");
-      EndStream();
-      state_ = State::kSending;
-      break;
-    case State::kSending:
-    case State::kClosed: break;
+  }
+  if (!queue_.empty()) queue_.back()->keep_alive = false;
+  if (wstate_ == WriteState::kStream) {
+    if (stream_chunked_) out_.Append("0\r\n\r\n");
+    EndStream();
+    wstate_ = WriteState::kSending;
+  }
+  if (queue_.empty()) {
+    Close();
+    return;
   }
   Drive();
 }
 
 bool Connection::IdleSince(Clock::time_point t) {
-  switch (state_) {
-    case State::kHandler:
-    case State::kClosed: return false;
-    case State::kSending:
-    case State::kStream:
-      // Only a client that stopped reading. A parked stream waits for
-      // news, and one just woken has not been pumped yet: neither is idle.
-      return !writable_ && last_active_ < t;
-    case State::kHead:
-    case State::kBody:
-    case State::kDiscard: return last_active_ < t;
+  if (closed_) return false;
+  if (wstate_ != WriteState::kWaiting) {
+    // Only a client that stopped reading. A parked stream waits for news,
+    // and one just woken has not been pumped yet: neither is idle.
+    return !writable_ && last_active_ < t;
   }
-  return false;
+  if (!queue_.empty()) return false;  // a handler's answer is awaited
+  return last_active_ < t;
+}
+
+void Connection::ReleaseBuffers() {
+  if (closed_) return;
+  in_.Release();
+  out_.Release();
 }
 
 void Connection::Drive() {
-  while (state_ != State::kClosed) {
-    if (!Flush()) return;
-    switch (state_) {
-      case State::kHead:
-        if (!ParseHead() && !ReadMore()) return;
-        break;
-      case State::kBody:
-      case State::kDiscard:
-        if (!ParseBody() && !ReadMore()) return;
-        break;
-      case State::kHandler: return;
-      case State::kSending: FinishExchange(); break;
-      case State::kStream:
-        if (!PumpStream()) return;
-        break;
-      case State::kClosed: return;
-    }
+  while (!closed_) {
+    bool wrote = AdvanceWriter();
+    if (closed_) return;
+    bool read = AdvanceReader();
+    if (!wrote && !read) return;
   }
+}
+
+// ---- reading ----------------------------------------------------------------
+
+bool Connection::AdvanceReader() {
+  if (rstate_ == ReadState::kStopped) {
+    if (peer_closed_ && queue_.empty() && wstate_ == WriteState::kWaiting) Close();
+    return false;
+  }
+  // Requests after a stream are read and wait for it to end; reading also
+  // notices a stream's client leaving (end of input).
+  if (queue_.size() >= kMaxInFlight) return false;
+  switch (rstate_) {
+    case ReadState::kHead: return ParseHead() || ReadMore();
+    case ReadState::kBody:
+    case ReadState::kDiscard: return ParseBody() || ReadMore();
+    case ReadState::kStopped: break;
+  }
+  return false;
 }
 
 bool Connection::ReadMore() {
@@ -224,24 +221,210 @@ bool Connection::ReadMore() {
 void Connection::OnPeerClosed() {
   readable_ = false;
   peer_closed_ = true;
-  // Mid-request, or between requests: nothing left to answer.
-  if (state_ == State::kHead || state_ == State::kBody || state_ == State::kDiscard ||
-      state_ == State::kStream)
+  if (rstate_ == ReadState::kBody) {
+    // Half a request: it will never be whole.
+    if (!queue_.empty() && queue_.back() == reading_) queue_.pop_back();
+    reading_.reset();
+  }
+  rstate_ = ReadState::kStopped;
+  // A stream's client has gone; otherwise what was asked is still answered
+  // (a client may shut its sending side and wait for the answers).
+  if (wstate_ == WriteState::kStream || (queue_.empty() && wstate_ == WriteState::kWaiting))
     Close();
 }
 
-void Connection::DrainInput() {
-  char scratch[512];
-  while (readable_ && state_ != State::kClosed) {
-    ssize_t n = ::recv(fd_.get(), scratch, sizeof scratch, 0);
-    if (n > 0) continue;
-    if (n == 0) {
-      OnPeerClosed();
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      readable_ = false;
-    } else if (errno != EINTR) {
-      Close();
+bool Connection::ParseHead() {
+  if (in_.empty()) return false;
+  RequestHead head;
+  HeadParse p = ParseRequestHead(in_.view(), &head);
+  switch (p.result) {
+    case HeadParse::Result::kNeedMore: return false;
+    case HeadParse::Result::kError: Refuse(p.status, p.error); return true;
+    case HeadParse::Result::kDone:
+      in_.Consume(p.consumed);
+      BeginRequest(head);
+      return true;
+  }
+  return false;
+}
+
+void Connection::BeginRequest(RequestHead& head) {
+  auto ex = std::make_shared<Exchange>();
+  ex->mailbox = mailbox_;
+  ex->conn = id_;
+  ex->start = Clock::now();
+  HttpRequest& req = ex->req;
+  req.method = std::move(head.method);
+  req.headers = std::move(head.headers);
+  req.remote = remote_;
+  ex->keep_alive = head.keep_alive && !server_->stopping.load(std::memory_order_relaxed);
+  ex->head_only = req.method == "HEAD";
+  ex->chunked_out = head.minor_version >= 1;
+
+  std::string error;
+  if (!DecodeTarget(head.target, &req.path, &req.query, &error)) {
+    Refuse(400, error);
+    return;
+  }
+  int early_status = 0;
+  ex->route = server_->router->Find(req, &early_status);
+  body_chunked_ = head.chunked;
+  body_left_ = head.content_length;
+  bool has_body = body_chunked_ || body_left_ > 0;
+  max_body_ = ex->route ? ex->route->options.max_body : 0;
+  if (ex->route && body_left_ > max_body_) early_status = 413;
+  queue_.push_back(ex);
+  if (!ex->keep_alive) rstate_ = ReadState::kStopped;
+
+  if (early_status != 0) {
+    ex->response = EarlyError(early_status, req, max_body_);
+    ex->ready = true;
+    if (!has_body) return;
+    // A client waiting for 100-continue sends nothing more; a chunked or
+    // large body is not worth reading to keep the connection.
+    if (head.expect_continue || body_chunked_ || body_left_ > kMaxDiscard) {
+      ex->keep_alive = false;
+      rstate_ = ReadState::kStopped;
+      return;
     }
+    reading_ = ex;
+    rstate_ = ReadState::kDiscard;  // then the next request, or none if this one closes
+    return;
+  }
+  if (has_body) {
+    ex->continue_pending = head.expect_continue;
+    if (!body_chunked_) req.body.reserve(static_cast<size_t>(body_left_));
+    chunked_ = ChunkedDecoder{};
+    reading_ = ex;
+    rstate_ = ReadState::kBody;
+    return;
+  }
+  Dispatch(ex);
+}
+
+bool Connection::ParseBody() {
+  if (in_.empty()) return false;
+  std::string_view avail = in_.view();
+  std::shared_ptr<Exchange> ex = reading_;
+  bool keep = rstate_ == ReadState::kBody;  // kDiscard: the body is dropped
+  if (keep && body_chunked_) {
+    size_t used = 0;
+    ChunkedDecoder::Result r = chunked_.Feed(avail, &ex->req.body, max_body_, &used);
+    in_.Consume(used);
+    switch (r) {
+      case ChunkedDecoder::Result::kNeedMore: return used > 0;
+      case ChunkedDecoder::Result::kDone:
+        reading_.reset();
+        rstate_ = ex->keep_alive ? ReadState::kHead : ReadState::kStopped;
+        Dispatch(ex);
+        return true;
+      case ChunkedDecoder::Result::kError: {
+        // Where the next request would start is unknown: answer, close.
+        ex->req.body.clear();
+        Status s =
+            chunked_.too_large() ? TooLarge(chunked_.error()) : InvalidArgument(chunked_.error());
+        std::lock_guard lock(ex->mu);
+        ex->response = HttpResponse::Error(s);
+        ex->response.status = chunked_.too_large() ? 413 : 400;
+        ex->ready = true;
+        ex->keep_alive = false;
+        reading_.reset();
+        rstate_ = ReadState::kStopped;
+        return true;
+      }
+    }
+    return false;
+  }
+  size_t n = static_cast<size_t>(std::min<uint64_t>(body_left_, avail.size()));
+  if (keep) ex->req.body.append(avail.data(), n);
+  in_.Consume(n);
+  body_left_ -= n;
+  if (body_left_ > 0) return n > 0;
+  rstate_ = ex->keep_alive ? ReadState::kHead : ReadState::kStopped;
+  reading_.reset();
+  if (keep) Dispatch(ex);
+  return true;
+}
+
+void Connection::Dispatch(const std::shared_ptr<Exchange>& ex) {
+  {
+    std::lock_guard lock(ex->mu);
+    ex->in_dispatch = true;
+  }
+  std::weak_ptr<Exchange> weak = ex;
+  server_->router->Dispatch(*ex->route, ex->req, Responder([weak](HttpResponse r) {
+    if (auto e = weak.lock()) e->Complete(std::move(r));
+  }));
+  std::lock_guard lock(ex->mu);
+  ex->in_dispatch = false;
+  if (!ex->ready) {
+    // Answered later, through the mailbox: counted as waiting until then.
+    ex->counted_pending = true;
+    server_->pending.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Connection::Refuse(int status, const std::string& error) {
+  log::Debug("http", "refused a malformed request",
+             {{"remote", remote_}, {"status", status}, {"error", error}});
+  HttpResponse r = HttpResponse::Error(status == 431 ? TooLarge(error) : InvalidArgument(error));
+  r.status = status;
+  QueueAnswered(std::move(r), false);
+  rstate_ = ReadState::kStopped;  // where the next request starts is unknown
+}
+
+void Connection::QueueAnswered(HttpResponse r, bool keep_alive) {
+  auto ex = std::make_shared<Exchange>();
+  ex->start = Clock::now();
+  ex->req.remote = remote_;
+  ex->keep_alive = keep_alive;
+  ex->response = std::move(r);
+  ex->ready = true;
+  queue_.push_back(std::move(ex));
+}
+
+// ---- writing ----------------------------------------------------------------
+
+bool Connection::AdvanceWriter() {
+  bool progress = false;
+  for (;;) {
+    if (!Flush()) return progress;
+    switch (wstate_) {
+      case WriteState::kSending:
+        FinishAnswer();
+        if (closed_) return true;
+        progress = true;
+        continue;
+      case WriteState::kStream:
+        if (!PumpStream()) return progress;
+        progress = true;
+        continue;
+      case WriteState::kWaiting: break;
+    }
+    if (queue_.empty()) return progress;
+    Exchange& ex = *queue_.front();
+    if (ex.continue_pending) {
+      out_.Append("HTTP/1.1 100 Continue\r\n\r\n");
+      ex.continue_pending = false;
+      progress = true;
+      continue;
+    }
+    HttpResponse r;
+    {
+      std::lock_guard lock(ex.mu);
+      if (!ex.ready || ex.in_dispatch) return progress;
+      r = std::move(ex.response);
+    }
+    if (ex.counted_pending) {
+      ex.counted_pending = false;
+      server_->pending.fetch_sub(1, std::memory_order_relaxed);
+    }
+    if (server_->opts.on_response) {
+      double secs = std::chrono::duration<double>(Clock::now() - ex.start).count();
+      server_->opts.on_response(ex.route, ex.req, r.status, secs);
+    }
+    Respond(ex, std::move(r));
+    progress = true;
   }
 }
 
@@ -301,182 +484,23 @@ bool Connection::Flush() {
   return true;
 }
 
-bool Connection::ParseHead() {
-  if (in_.empty()) {
-    if (peer_closed_) Close();
-    return false;
-  }
-  RequestHead head;
-  HeadParse p = ParseRequestHead(in_.view(), &head);
-  switch (p.result) {
-    case HeadParse::Result::kNeedMore:
-      if (peer_closed_) Close();
-      return false;
-    case HeadParse::Result::kError: RefuseHead(p.status, p.error); return true;
-    case HeadParse::Result::kDone:
-      in_.Consume(p.consumed);
-      BeginRequest(head);
-      return true;
-  }
-  return false;
-}
-
-void Connection::BeginRequest(RequestHead& head) {
-  ex_ = std::make_shared<Exchange>();
-  ex_->mailbox = mailbox_;
-  ex_->conn = id_;
-  ex_->start = Clock::now();
-  HttpRequest& req = ex_->req;
-  req.method = std::move(head.method);
-  req.headers = std::move(head.headers);
-  req.remote = remote_;
-  keep_alive_ = head.keep_alive && !server_->stopping.load(std::memory_order_relaxed);
-  head_only_ = req.method == "HEAD";
-  chunked_out_ = head.minor_version >= 1;
-  early_status_ = 0;
-  chunked_ = ChunkedDecoder{};
-
-  std::string error;
-  if (!DecodeTarget(head.target, &req.path, &req.query, &error)) {
-    RefuseHead(400, error);
-    return;
-  }
-  ex_->route = server_->router->Find(req, &early_status_);
-  body_chunked_ = head.chunked;
-  body_left_ = head.content_length;
-  bool has_body = body_chunked_ || body_left_ > 0;
-  max_body_ = ex_->route ? ex_->route->options.max_body : 0;
-  if (ex_->route && body_left_ > max_body_) early_status_ = 413;
-
-  if (early_status_ != 0) {
-    if (!has_body) {
-      StartResponse(EarlyError(early_status_, req, max_body_));
-      return;
-    }
-    // A client waiting for 100-continue sends nothing more; a chunked or
-    // large body is not worth reading to keep the connection.
-    if (head.expect_continue || body_chunked_ || body_left_ > kMaxDiscard) {
-      keep_alive_ = false;
-      StartResponse(EarlyError(early_status_, req, max_body_));
-      return;
-    }
-    state_ = State::kDiscard;
-    return;
-  }
-  if (has_body) {
-    if (head.expect_continue) out_.Append("HTTP/1.1 100 Continue\r\n\r\n");
-    if (!body_chunked_) req.body.reserve(static_cast<size_t>(body_left_));
-    state_ = State::kBody;
-    return;
-  }
-  Dispatch();
-}
-
-bool Connection::ParseBody() {
-  if (in_.empty()) {
-    if (peer_closed_) Close();
-    return false;
-  }
-  std::string_view avail = in_.view();
-  if (body_chunked_) {
-    size_t used = 0;
-    ChunkedDecoder::Result r = chunked_.Feed(avail, &ex_->req.body, max_body_, &used);
-    in_.Consume(used);
-    switch (r) {
-      case ChunkedDecoder::Result::kNeedMore: return false;
-      case ChunkedDecoder::Result::kDone: Dispatch(); return true;
-      case ChunkedDecoder::Result::kError:
-        keep_alive_ = false;
-        if (chunked_.too_large()) {
-          StartResponse(EarlyError(413, ex_->req, max_body_));
-        } else {
-          ex_->req.body.clear();
-          HttpResponse bad = HttpResponse::Error(InvalidArgument(chunked_.error()));
-          bad.status = 400;
-          StartResponse(std::move(bad));
-        }
-        return true;
-    }
-    return false;
-  }
-  size_t n = static_cast<size_t>(std::min<uint64_t>(body_left_, avail.size()));
-  if (state_ == State::kBody) ex_->req.body.append(avail.data(), n);
-  in_.Consume(n);
-  body_left_ -= n;
-  if (body_left_ > 0) return false;
-  if (state_ == State::kBody)
-    Dispatch();
-  else
-    StartResponse(EarlyError(early_status_, ex_->req, max_body_));
-  return true;
-}
-
-void Connection::Dispatch() {
-  state_ = State::kHandler;
-  {
-    std::lock_guard lock(ex_->mu);
-    ex_->in_dispatch = true;
-  }
-  std::weak_ptr<Exchange> weak = ex_;
-  server_->router->Dispatch(*ex_->route, ex_->req, Responder([weak](HttpResponse r) {
-    if (auto ex = weak.lock()) ex->Complete(std::move(r));
-  }));
-  HttpResponse r;
-  {
-    std::lock_guard lock(ex_->mu);
-    ex_->in_dispatch = false;
-    if (!ex_->ready) {
-      // Answered later, through the mailbox: counted as waiting until then.
-      pending_ = true;
-      server_->pending.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    r = std::move(ex_->response);
-  }
-  StartResponse(std::move(r));
-}
-
-void Connection::RefuseHead(int status, const std::string& error) {
-  if (!ex_) {
-    ex_ = std::make_shared<Exchange>();
-    ex_->start = Clock::now();
-    ex_->req.remote = remote_;
-  }
-  keep_alive_ = false;  // where the next request starts is unknown
-  head_only_ = false;
-  chunked_out_ = true;
-  log::Debug("http", "refused a malformed request",
-             {{"remote", remote_}, {"status", status}, {"error", error}});
-  HttpResponse r = HttpResponse::Error(status == 431 ? TooLarge(error) : InvalidArgument(error));
-  r.status = status;
-  StartResponse(std::move(r));
-}
-
-void Connection::StartResponse(HttpResponse r) {
-  if (pending_) server_->pending.fetch_sub(1, std::memory_order_relaxed);
-  pending_ = false;
-  if (server_->stopping.load(std::memory_order_relaxed)) keep_alive_ = false;
-  if (server_->opts.on_response) {
-    double secs = std::chrono::duration<double>(Clock::now() - ex_->start).count();
-    server_->opts.on_response(ex_->route, ex_->req, r.status, secs);
-  }
-  Respond(std::move(r));
-}
-
-void Connection::Respond(HttpResponse r) {
+void Connection::Respond(Exchange& ex, HttpResponse r) {
   bool no_body = (r.status >= 100 && r.status < 200) || r.status == 204 || r.status == 304;
-  bool stream = r.stream != nullptr && !no_body && !head_only_;
-  if (r.stream && !stream) r.stream->Closed();       // never started
-  if (stream && !chunked_out_) keep_alive_ = false;  // HTTP/1.0: the body ends with the connection
+  bool stream = r.stream != nullptr && !no_body && !ex.head_only;
+  if (r.stream && !stream) r.stream->Closed();  // never started
+  // HTTP/1.0: a streamed body ends with the connection.
+  if (stream && !ex.chunked_out) ex.keep_alive = false;
+  bool keep_alive = ex.keep_alive && !server_->stopping.load(std::memory_order_relaxed);
+  ex.keep_alive = keep_alive;
 
   ResponseHead head{.status = r.status,
                     .content_type = r.content_type,
                     .headers = &r.headers,
-                    .keep_alive = keep_alive_};
+                    .keep_alive = keep_alive};
   if (no_body) {
     head.framing = ResponseHead::Framing::kNone;
   } else if (r.stream) {
-    head.framing = chunked_out_ ? ResponseHead::Framing::kChunked : ResponseHead::Framing::kClose;
+    head.framing = ex.chunked_out ? ResponseHead::Framing::kChunked : ResponseHead::Framing::kClose;
   } else {
     head.framing = ResponseHead::Framing::kLength;
     head.content_length = r.file_fd >= 0 ? r.file_size : r.body.size();
@@ -487,13 +511,13 @@ void Connection::Respond(HttpResponse r) {
     stream_ = std::move(r.stream);
     parking_ = std::make_shared<StreamParking>(mailbox_, id_);
     stream_piece_ = kFirstStreamPiece;
+    stream_chunked_ = ex.chunked_out;
     server_->streams.fetch_add(1, std::memory_order_relaxed);
-    in_.Release();
-    state_ = State::kStream;
+    wstate_ = WriteState::kStream;
     return;
   }
   UniqueFd file(r.file_fd);
-  if (!no_body && !head_only_) {
+  if (!no_body && !ex.head_only) {
     if (file.valid()) {
       file_ = std::move(file);
       file_offset_ = r.file_offset;
@@ -503,48 +527,38 @@ void Connection::Respond(HttpResponse r) {
       body_pos_ = 0;
     }
   }
-  state_ = State::kSending;
+  wstate_ = WriteState::kSending;
 }
 
-void Connection::FinishExchange() {
-  ex_.reset();
-  if (!keep_alive_ || peer_closed_) {
-    Close();
-    return;
-  }
-  state_ = State::kHead;
+void Connection::FinishAnswer() {
+  bool keep_alive = queue_.front()->keep_alive;
+  queue_.pop_front();
+  wstate_ = WriteState::kWaiting;
+  if (!keep_alive || (peer_closed_ && queue_.empty())) Close();
   // The buffers stay for the next request: freeing and allocating them per
   // request cost more than the request's parsing (glibc consolidates its
   // small free lists on every allocation of that size). The loop's sweep
   // gives them back once the connection is idle.
 }
 
-void Connection::ReleaseBuffers() {
-  if (state_ == State::kHead || state_ == State::kHandler || state_ == State::kStream) {
-    in_.Release();
-    out_.Release();
-  }
-}
-
 bool Connection::PumpStream() {
-  if (readable_) DrainInput();
-  if (state_ != State::kStream) return false;
+  if (closed_ || wstate_ != WriteState::kStream) return false;
   if (!writable_) return false;
   if (parking_->parked()) return false;
   if (server_->stopping.load(std::memory_order_relaxed)) {
-    keep_alive_ = false;
-    if (chunked_out_) out_.Append("0\r\n\r\n");
+    queue_.front()->keep_alive = false;
+    if (stream_chunked_) out_.Append("0\r\n\r\n");
     EndStream();
-    state_ = State::kSending;
+    wstate_ = WriteState::kSending;
     return true;
   }
-  size_t prefix = chunked_out_ ? kChunkPrefix : 0;
+  size_t prefix = stream_chunked_ ? kChunkPrefix : 0;
   char* p = out_.Prepare(prefix + stream_piece_ + 2);
   ssize_t n = stream_->Read(p + prefix, stream_piece_, *parking_);
   if (n > 0) {
     size_t len = static_cast<size_t>(n);
     if (len == stream_piece_) stream_piece_ = std::min(2 * stream_piece_, kMaxStreamPiece);
-    if (chunked_out_) {
+    if (stream_chunked_) {
       static constexpr char kHex[] = "0123456789abcdef";
       for (int i = 7; i >= 0; --i) p[7 - i] = kHex[(len >> (4 * i)) & 0xf];
       p[8] = '\r';
@@ -559,9 +573,9 @@ bool Connection::PumpStream() {
   }
   if (n == BodyStream::kWouldBlock) return false;  // parked: a kWake brings it back
   if (n == BodyStream::kEnd) {
-    if (chunked_out_) out_.Append("0\r\n\r\n");
+    if (stream_chunked_) out_.Append("0\r\n\r\n");
     EndStream();
-    state_ = State::kSending;
+    wstate_ = WriteState::kSending;
     return true;
   }
   Close();  // kError: the body cannot be completed; the client sees it cut

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,6 +44,13 @@ struct Exchange {
   const Router::Route* route = nullptr;
   std::chrono::steady_clock::time_point start;
 
+  // How the answer goes out (the loop's thread only).
+  bool head_only = false;         // a HEAD request: no body
+  bool chunked_out = true;        // HTTP/1.1: a streamed body in chunks
+  bool keep_alive = true;         // false: the connection ends after this answer
+  bool continue_pending = false;  // owes "100 Continue" once it is the oldest
+  bool counted_pending = false;   // counted in ServerShared::pending
+
   std::mutex mu;
   bool in_dispatch = false;  // the handler has not returned yet: no post needed
   bool ready = false;
@@ -69,9 +77,17 @@ class StreamParking : public BodyStream::Parking {
   bool detached_ = false;
 };
 
+// Requests are read, and handed to their handlers, while earlier ones on
+// the same connection still wait for their answers (HTTP/1.1 pipelining):
+// a client with 16 updates in flight on one connection gets them group-
+// committed together, as a ZooKeeper session does. Answers go out in the
+// order the requests came.
 class Connection {
  public:
   using Clock = std::chrono::steady_clock;
+
+  // Requests read ahead of their answers, per connection.
+  static constexpr size_t kMaxInFlight = 64;
 
   Connection(uint64_t id, UniqueFd fd, std::string remote, ServerShared* server,
              std::shared_ptr<Mailbox> mailbox);
@@ -83,7 +99,7 @@ class Connection {
   void OnWake();    // Mailbox::Kind::kWake
   void OnStop();    // answer what is in hand, end streams, then close
 
-  bool closed() const { return state_ == State::kClosed; }
+  bool closed() const { return closed_; }
   int fd() const { return fd_.get(); }
   // Quiet since t while the client owes the next move: a request (or the
   // rest of one), or reading what was sent. Never while a handler or a
@@ -95,30 +111,34 @@ class Connection {
   void ReleaseBuffers();
 
  private:
-  enum class State {
+  enum class ReadState {
     kHead,     // reading a request head
     kBody,     // reading its body
     kDiscard,  // reading a body that is refused, to answer it on a clean connection
-    kHandler,  // waiting for the handler's answer
-    kSending,  // writing a whole answer
-    kStream,   // writing a streamed body
-    kClosed,
+    kStopped,  // no more requests: the last one said close, or the client did
+  };
+  enum class WriteState {
+    kWaiting,  // for the oldest request's answer (or for a request)
+    kSending,  // a whole answer
+    kStream,   // a streamed body
   };
 
   void Drive();
-  bool ReadMore();  // false: nothing more to read now
+  bool AdvanceReader();  // false: nothing to do until an event
+  bool AdvanceWriter();
+  bool ReadMore();
   void OnPeerClosed();
-  void DrainInput();  // a stream's connection: the client only ever closes it
-  bool Flush();       // false: output still pending (or closed)
-  bool ParseHead();   // false: need more input
-  bool ParseBody();   // false: need more input
-  bool PumpStream();  // false: parked or waiting for the socket
+  bool Flush();  // false: output still pending (or closed)
+  bool ParseHead();
+  bool ParseBody();
   void BeginRequest(RequestHead& head);
-  void Dispatch();
-  void StartResponse(HttpResponse r);
-  void RefuseHead(int status, const std::string& error);  // a malformed request: answer, close
-  void Respond(HttpResponse r);                           // queues the head and body of an answer
-  void FinishExchange();  // the answer is out: next request, or close
+  void Dispatch(const std::shared_ptr<Exchange>& ex);
+  // Queues an exchange answered before its handler would run (a refusal).
+  void QueueAnswered(HttpResponse r, bool keep_alive);
+  void Refuse(int status, const std::string& error);  // malformed: answer, close
+  void Respond(Exchange& ex, HttpResponse r);         // the oldest answer's head and body
+  void FinishAnswer();                                // it is out: the next, or close
+  bool PumpStream();
   void EndStream();
 
   uint64_t id_;
@@ -126,38 +146,37 @@ class Connection {
   std::string remote_;
   ServerShared* server_;
   std::shared_ptr<Mailbox> mailbox_;
-  State state_ = State::kHead;
+  bool closed_ = false;
   bool readable_ = false;
   bool writable_ = true;
   bool peer_closed_ = false;  // the client shut its side: answer, then close
-  bool keep_alive_ = true;
-  bool pending_ = false;  // counted in ServerShared::pending
   Clock::time_point last_active_;
 
-  ByteBuffer in_;  // received, not yet parsed
-
-  // The request being read or answered.
-  std::shared_ptr<Exchange> ex_;
-  bool head_only_ = false;    // a HEAD request: no body in the answer
-  bool chunked_out_ = false;  // the streamed body goes out in chunks
+  // Reading.
+  ReadState rstate_ = ReadState::kHead;
+  ByteBuffer in_;                      // received, not yet parsed
+  std::shared_ptr<Exchange> reading_;  // whose body is arriving
   bool body_chunked_ = false;
   uint64_t body_left_ = 0;
   size_t max_body_ = 0;
-  int early_status_ = 0;
   ChunkedDecoder chunked_;
 
-  // Output: out_ (heads, stream chunks), then body_ from body_pos_, then a
-  // file region.
+  // Requests read, oldest first; the front's answer is the one going out.
+  std::deque<std::shared_ptr<Exchange>> queue_;
+
+  // Writing: out_ (heads, stream chunks), then body_ from body_pos_, then
+  // a file region.
+  WriteState wstate_ = WriteState::kWaiting;
   ByteBuffer out_;
   std::string body_;
   size_t body_pos_ = 0;
   UniqueFd file_;
   uint64_t file_offset_ = 0;
   uint64_t file_left_ = 0;
-
   std::shared_ptr<BodyStream> stream_;
   std::shared_ptr<StreamParking> parking_;
   size_t stream_piece_ = 0;  // how much the next Read may return
+  bool stream_chunked_ = true;
 };
 
 }  // namespace kiln::http

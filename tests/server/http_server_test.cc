@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/http_client.h"
@@ -517,4 +518,57 @@ TEST_CASE("an idle connection is closed after the idle timeout, a parked stream 
   CHECK(idle.ReadToEnd().empty());  // returns once the server closes it
   stream->Push("still here");
   CHECK(watcher.ReadUntil("still here").find("still here") != std::string::npos);
+}
+
+TEST_CASE("pipelined requests reach their handlers together, and answers keep their order") {
+  // The first request's handler answers only once the third has reached
+  // its own handler: a server that waited for each answer before reading
+  // the next request would never let it (the 10 s wait is a hang detector).
+  Router router(nullptr);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<std::string> seen;
+  std::vector<std::thread> answerers;
+  router.Add("GET", "/later",
+             [&](HttpRequest& r, Responder res) {
+               std::string id = r.Query("id");
+               {
+                 std::lock_guard lock(mu);
+                 seen.insert(id);
+               }
+               cv.notify_all();
+               std::string wait_for = r.Query("after");
+               std::lock_guard lock(mu);
+               answerers.emplace_back([&, res, id, wait_for] {
+                 std::unique_lock l(mu);
+                 bool met = wait_for.empty() || cv.wait_for(l, std::chrono::seconds(10), [&] {
+                   return seen.count(wait_for) > 0;
+                 });
+                 l.unlock();
+                 res.Send(HttpResponse::Text(met ? "answer " + id : "sequential " + id));
+               });
+             },
+             {.access = Access::kPublic});
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0", .threads = 1}, &router);
+  REQUIRE(server.ok());
+  RawConn conn((*server)->address().port);
+  conn.Send(
+      "GET /later?id=1&after=3 HTTP/1.1\r\n\r\n"
+      "GET /later?id=2 HTTP/1.1\r\n\r\n"
+      "GET /later?id=3 HTTP/1.1\r\nConnection: close\r\n\r\n");
+  std::string all = conn.ReadToEnd();
+  size_t a = all.find("answer 1");
+  size_t b = all.find("answer 2");
+  size_t c = all.find("answer 3");
+  CHECK(a != std::string::npos);
+  CHECK(b != std::string::npos);
+  CHECK(c != std::string::npos);
+  CHECK(a < b);
+  CHECK(b < c);
+  std::vector<std::thread> done;
+  {
+    std::lock_guard lock(mu);
+    done.swap(answerers);
+  }
+  for (auto& t : done) t.join();
 }
