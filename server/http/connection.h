@@ -138,6 +138,7 @@ class Connection {
   void Refuse(int status, const std::string& error);  // malformed: answer, close
   void Respond(Exchange& ex, HttpResponse r);         // the oldest answer's head and body
   void FinishAnswer();                                // it is out: the next, or close
+  bool CanJoinNext();  // the answer in out_ may be followed at once by the next
   bool PumpStream();
   void EndStream();
 
