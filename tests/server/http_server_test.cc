@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -309,6 +310,7 @@ class RawConn {
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
   ~RawConn() { Close(); }
+  int fd() const { return fd_; }
   void Close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -571,4 +573,85 @@ TEST_CASE("pipelined requests reach their handlers together, and answers keep th
     done.swap(answerers);
   }
   for (auto& t : done) t.join();
+}
+
+TEST_CASE("connections beyond the limit are closed at once; the ones within it are served") {
+  Router router(nullptr);
+  AddEcho(router);
+  auto server =
+      HttpServer::Start({.listen = "127.0.0.1:0", .threads = 2, .connection_limit = 2}, &router);
+  REQUIRE(server.ok());
+  uint16_t port = (*server)->address().port;
+  auto a = std::make_unique<RawConn>(port);
+  auto b = std::make_unique<RawConn>(port);
+  a->Send("GET /hello?who=a HTTP/1.1\r\n\r\n");
+  b->Send("GET /hello?who=b HTTP/1.1\r\n\r\n");
+  CHECK(a->ReadUntil("hi a").find("200 OK") != std::string::npos);
+  CHECK(b->ReadUntil("hi b").find("200 OK") != std::string::npos);
+  RawConn over(port);
+  CHECK(over.ReadToEnd().empty());  // closed without a word
+  a.reset();
+  // Once one is gone, a new connection is served again.
+  CHECK(kiln::test::WaitUntil([&] {
+    RawConn c(port);
+    c.Send("GET /hello?who=c HTTP/1.1\r\nConnection: close\r\n\r\n");
+    return c.ReadToEnd().find("hi c") != std::string::npos;
+  }));
+}
+
+TEST_CASE("a client that stops reading a stream is cut off after the idle timeout") {
+  Router router(nullptr);
+  auto stream = std::make_shared<QueueStream>();
+  router.AddSync("GET", "/stream",
+                 [stream](HttpRequest&) {
+                   HttpResponse r;
+                   r.stream = stream;
+                   return r;
+                 },
+                 {.access = Access::kPublic});
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0", .idle_timeout_s = 1}, &router);
+  REQUIRE(server.ok());
+  RawConn reader((*server)->address().port);
+  reader.Send("GET /stream HTTP/1.1\r\n\r\n");
+  // Far more than the socket buffers hold, and the client reads none of it.
+  for (int i = 0; i < 5000; ++i) stream->Push(std::string(4000, 'x'));
+  CHECK(kiln::test::WaitUntil([&] { return stream->closed.load(); }));
+  CHECK((*server)->load().streams == 0);
+}
+
+TEST_CASE("fuzz: a live server survives damaged requests and still answers good ones") {
+  Router router(nullptr);
+  AddEcho(router);
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
+  REQUIRE(server.ok());
+  uint16_t port = (*server)->address().port;
+  std::mt19937 rng(1127);
+  const std::vector<std::string> seeds = {
+      "GET /hello?who=x HTTP/1.1\r\nHost: h\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+      "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc",
+  };
+  const std::string alphabet = "\r\n :;%/?&=+0123456789abcdefGHT\t\x01\xff";
+  for (int round = 0; round < 300; ++round) {
+    std::string s = seeds[rng() % seeds.size()] + seeds[rng() % seeds.size()];
+    for (int e = 0; e < 1 + static_cast<int>(rng() % 5); ++e) {
+      size_t at = rng() % s.size();
+      switch (rng() % 3) {
+        case 0: s[at] = alphabet[rng() % alphabet.size()]; break;
+        case 1: s.erase(at, 1 + rng() % 3); break;
+        case 2: s.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+      }
+    }
+    RawConn c(port);
+    c.Send(s);
+    ::shutdown(c.fd(), SHUT_WR);  // nothing more comes: the server answers what it can and closes
+    std::string reply = c.ReadToEnd();
+    if (!reply.empty()) CHECK(reply.rfind("HTTP/1.1 ", 0) == 0);
+  }
+  HttpClient client(Url(**server), "");
+  auto ok = client.Do("GET", "/hello?who=after");
+  REQUIRE(ok.ok());
+  CHECK(ok->body == "hi after");
+  CHECK((*server)->load().pending == 0);
 }
