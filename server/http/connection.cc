@@ -17,6 +17,7 @@ namespace kiln::http {
 namespace {
 
 constexpr size_t kReadSize = 16 * 1024;
+constexpr size_t kMaxBodyRead = 256 * 1024;
 // A refused body up to this size is read and dropped so that the answer
 // reaches a client still sending it and the connection stays usable;
 // beyond it the connection is closed after the answer.
@@ -203,8 +204,12 @@ bool Connection::AdvanceReader() {
 
 bool Connection::ReadMore() {
   if (!readable_) return false;
-  char* p = in_.Prepare(kReadSize);
-  ssize_t n = ::recv(fd_.get(), p, kReadSize, 0);
+  // Large bodies (image uploads are megabytes) in large reads.
+  size_t want = kReadSize;
+  if (rstate_ == ReadState::kBody && !body_chunked_ && body_left_ > kReadSize)
+    want = static_cast<size_t>(std::min<uint64_t>(body_left_, kMaxBodyRead));
+  char* p = in_.Prepare(want);
+  ssize_t n = ::recv(fd_.get(), p, want, 0);
   if (n > 0) {
     in_.Commit(static_cast<size_t>(n));
     last_active_ = Clock::now();
