@@ -252,19 +252,9 @@ double RunKiln(const Flags& f, int round, int batch, int depth, std::atomic<uint
         return true;
       },
       lost);
-  if (batch == 0 && depth > 1)  // as ZooKeeper's sessions: zk_clients x depth
+  if (batch == 0)  // depth > 1: shaped as ZooKeeper's sessions, zk_clients x depth
     return HttpThroughput(
-        f, f.zk_clients, depth, f.seconds,
-        [&](int conn, uint64_t seq, Request& r) {
-          r.method = "PUT";
-          r.path = root + Node(Pick(f, conn, seq));
-          r.body = body;
-          return true;
-        },
-        lost);
-  if (batch == 0)
-    return HttpThroughput(
-        f, f.inflight, 1, f.seconds,
+        f, depth > 1 ? f.zk_clients : f.inflight, depth, f.seconds,
         [&](int conn, uint64_t seq, Request& r) {
           r.method = "PUT";
           r.path = root + Node(Pick(f, conn, seq));

@@ -66,6 +66,19 @@ class QueueStream : public BodyStream {
   Parking* parking_ = nullptr;
 };
 
+// A route that answers with the given stream.
+void AddStream(Router& router, const std::string& path, std::shared_ptr<QueueStream> stream,
+               std::string content_type = "application/octet-stream") {
+  router.AddSync("GET", path,
+                 [stream, content_type](HttpRequest&) {
+                   HttpResponse r;
+                   r.content_type = content_type;
+                   r.stream = stream;
+                   return r;
+                 },
+                 {.access = Access::kPublic});
+}
+
 }  // namespace
 
 TEST_CASE("serves sync and async handlers on an ephemeral port") {
@@ -118,14 +131,7 @@ TEST_CASE("serves sync and async handlers on an ephemeral port") {
 TEST_CASE("streamed bodies park while idle and resume on new data") {
   Router router(nullptr);
   auto stream = std::make_shared<QueueStream>();
-  router.AddSync("GET", "/stream",
-                 [stream](HttpRequest&) {
-                   HttpResponse r;
-                   r.content_type = "text/event-stream";
-                   r.stream = stream;
-                   return r;
-                 },
-                 {.access = Access::kPublic});
+  AddStream(router, "/stream", stream, "text/event-stream");
   auto server = HttpServer::Start({.listen = "127.0.0.1:0", .threads = 1}, &router);
   REQUIRE(server.ok());
 
@@ -177,13 +183,7 @@ TEST_CASE("stop answers requests still waiting with 503 and ends parked streams"
   Router router(nullptr);
   auto stream = std::make_shared<QueueStream>();
   router.Add("GET", "/never", [](HttpRequest&, Responder) {}, {.access = Access::kPublic});
-  router.AddSync("GET", "/stream",
-                 [stream](HttpRequest&) {
-                   HttpResponse r;
-                   r.stream = stream;
-                   return r;
-                 },
-                 {.access = Access::kPublic});
+  AddStream(router, "/stream", stream);
   auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
   REQUIRE(server.ok());
   std::string url = Url(**server);
@@ -464,20 +464,8 @@ TEST_CASE(
   Router router(nullptr);
   auto s10 = std::make_shared<QueueStream>();
   auto s11 = std::make_shared<QueueStream>();
-  router.AddSync("GET", "/s10",
-                 [s10](HttpRequest&) {
-                   HttpResponse r;
-                   r.stream = s10;
-                   return r;
-                 },
-                 {.access = Access::kPublic});
-  router.AddSync("GET", "/s11",
-                 [s11](HttpRequest&) {
-                   HttpResponse r;
-                   r.stream = s11;
-                   return r;
-                 },
-                 {.access = Access::kPublic});
+  AddStream(router, "/s10", s10);
+  AddStream(router, "/s11", s11);
   auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
   REQUIRE(server.ok());
 
@@ -503,13 +491,7 @@ TEST_CASE("an idle connection is closed after the idle timeout, a parked stream 
   Router router(nullptr);
   AddEcho(router);
   auto stream = std::make_shared<QueueStream>();
-  router.AddSync("GET", "/stream",
-                 [stream](HttpRequest&) {
-                   HttpResponse r;
-                   r.stream = stream;
-                   return r;
-                 },
-                 {.access = Access::kPublic});
+  AddStream(router, "/stream", stream);
   auto server = HttpServer::Start({.listen = "127.0.0.1:0", .idle_timeout_s = 1}, &router);
   REQUIRE(server.ok());
   RawConn watcher((*server)->address().port);
@@ -602,13 +584,7 @@ TEST_CASE("connections beyond the limit are closed at once; the ones within it a
 TEST_CASE("a client that stops reading a stream is cut off after the idle timeout") {
   Router router(nullptr);
   auto stream = std::make_shared<QueueStream>();
-  router.AddSync("GET", "/stream",
-                 [stream](HttpRequest&) {
-                   HttpResponse r;
-                   r.stream = stream;
-                   return r;
-                 },
-                 {.access = Access::kPublic});
+  AddStream(router, "/stream", stream);
   auto server = HttpServer::Start({.listen = "127.0.0.1:0", .idle_timeout_s = 1}, &router);
   REQUIRE(server.ok());
   RawConn reader((*server)->address().port);
