@@ -18,6 +18,11 @@ namespace {
 
 constexpr size_t kReadSize = 16 * 1024;
 constexpr size_t kMaxBodyRead = 256 * 1024;
+constexpr size_t kMaxQueuedBodies = 64 << 20;
+// After the last answer, how long the client may go on sending (its data
+// is read and dropped so that closing does not reset the connection and
+// lose the answer).
+constexpr auto kLinger = std::chrono::seconds(2);
 // A refused body up to this size is read and dropped so that the answer
 // reaches a client still sending it and the connection stays usable;
 // beyond it the connection is closed after the answer.
@@ -49,11 +54,24 @@ HttpResponse EarlyError(int status, const HttpRequest& req, size_t max_body) {
 
 }  // namespace
 
+void DiscardResponse(HttpResponse& r) {
+  if (r.file_fd >= 0) ::close(r.file_fd);
+  r.file_fd = -1;
+  if (auto stream = std::move(r.stream)) stream->Closed();
+}
+
+Exchange::~Exchange() {
+  DiscardResponse(response);
+}
+
 void Exchange::Complete(HttpResponse r) {
   bool post;
   {
     std::lock_guard lock(mu);
-    if (ready) return;
+    if (ready) {
+      DiscardResponse(r);  // a second answer, or after the server's 503
+      return;
+    }
     response = std::move(r);
     ready = true;
     post = !in_dispatch;
@@ -159,6 +177,11 @@ void Connection::OnStop() {
 
 bool Connection::IdleSince(Clock::time_point t) {
   if (closed_) return false;
+  if (lingering_) return Clock::now() >= linger_until_;
+  // A body owed by the client (not one waiting for our 100 Continue).
+  if ((rstate_ == ReadState::kBody || rstate_ == ReadState::kDiscard) && reading_ &&
+      !reading_->continue_pending && last_active_ < t)
+    return true;
   if (wstate_ != WriteState::kWaiting) {
     // Only a client that stopped reading. A parked stream waits for news,
     // and one just woken has not been pumped yet: neither is idle.
@@ -187,12 +210,32 @@ void Connection::Drive() {
 
 bool Connection::AdvanceReader() {
   if (rstate_ == ReadState::kStopped) {
-    if (peer_closed_ && queue_.empty() && wstate_ == WriteState::kWaiting) Close();
+    // No more requests, but the client's end must still be seen (a watch
+    // asked with Connection: close; a lingering close).
+    char scratch[4096];
+    while (readable_ && !closed_) {
+      ssize_t n = ::recv(fd_.get(), scratch, sizeof scratch, 0);
+      if (n > 0) continue;
+      if (n == 0) {
+        readable_ = false;
+        peer_closed_ = true;
+        if (lingering_ || wstate_ == WriteState::kStream ||
+            (queue_.empty() && wstate_ == WriteState::kWaiting))
+          Close();
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        readable_ = false;
+      } else if (errno != EINTR) {
+        Close();
+      }
+    }
+    if (!closed_ && peer_closed_ && queue_.empty() && wstate_ == WriteState::kWaiting) Close();
     return false;
   }
   // Requests after a stream are read and wait for it to end; reading also
   // notices a stream's client leaving (end of input).
+  // Read ahead at most kMaxInFlight requests, and bodies up to a budget.
   if (queue_.size() >= kMaxInFlight) return false;
+  if (!queue_.empty() && queued_body_bytes_ >= kMaxQueuedBodies) return false;
   switch (rstate_) {
     case ReadState::kHead: return ParseHead() || ReadMore();
     case ReadState::kBody:
@@ -245,13 +288,24 @@ void Connection::OnPeerClosed() {
 
 bool Connection::ParseHead() {
   if (in_.empty()) return false;
+  // Parse only once a blank line has arrived (or the head is too long to
+  // ever be accepted): a head sent in many small pieces is not parsed again
+  // for every piece.
+  std::string_view text = in_.view();
+  size_t from = head_scanned_ > 3 ? head_scanned_ - 3 : 0;
+  if (text.size() <= kMaxRequestHead && text.find("\n\r\n", from) == std::string_view::npos &&
+      text.find("\n\n", from) == std::string_view::npos) {
+    head_scanned_ = text.size();
+    return false;
+  }
   RequestHead head;
   HeadParse p = ParseRequestHead(in_.view(), &head);
   switch (p.result) {
-    case HeadParse::Result::kNeedMore: return false;
+    case HeadParse::Result::kNeedMore: head_scanned_ = in_.size(); return false;
     case HeadParse::Result::kError: Refuse(p.status, p.error); return true;
     case HeadParse::Result::kDone:
       in_.Consume(p.consumed);
+      head_scanned_ = 0;
       BeginRequest(head);
       return true;
   }
@@ -303,7 +357,10 @@ void Connection::BeginRequest(RequestHead& head) {
   }
   if (has_body) {
     ex->continue_pending = head.expect_continue;
-    if (!body_chunked_) req.body.reserve(static_cast<size_t>(body_left_));
+    // Reserved as far as 1 MiB: the length is the client's word, and the
+    // handler has not checked the token yet.
+    if (!body_chunked_)
+      req.body.reserve(static_cast<size_t>(std::min<uint64_t>(body_left_, 1 << 20)));
     chunked_ = ChunkedDecoder{};
     reading_ = ex;
     rstate_ = ReadState::kBody;
@@ -357,13 +414,18 @@ bool Connection::ParseBody() {
 }
 
 void Connection::Dispatch(const std::shared_ptr<Exchange>& ex) {
+  ex->body_bytes = ex->req.body.size();
+  queued_body_bytes_ += ex->body_bytes;
   {
     std::lock_guard lock(ex->mu);
     ex->in_dispatch = true;
   }
   std::weak_ptr<Exchange> weak = ex;
   server_->router->Dispatch(*ex->route, ex->req, Responder([weak](HttpResponse r) {
-    if (auto e = weak.lock()) e->Complete(std::move(r));
+    if (auto e = weak.lock())
+      e->Complete(std::move(r));
+    else
+      DiscardResponse(r);  // the connection is gone
   }));
   std::lock_guard lock(ex->mu);
   ex->in_dispatch = false;
@@ -406,7 +468,10 @@ bool Connection::AdvanceWriter() {
       progress = true;
       continue;
     }
-    if (!Flush()) return progress;
+    // The next answer joins what is in out_ when it is ready: flush later.
+    bool joining = wstate_ == WriteState::kWaiting && !out_.empty() && body_pos_ >= body_.size() &&
+                   file_left_ == 0 && out_.size() < kJoinOutput && FrontReady();
+    if (!joining && !Flush()) return progress;
     switch (wstate_) {
       case WriteState::kSending:
         FinishAnswer();
@@ -432,6 +497,7 @@ bool Connection::AdvanceWriter() {
       std::lock_guard lock(ex.mu);
       if (!ex.ready || ex.in_dispatch) return progress;
       r = std::move(ex.response);
+      ex.response.file_fd = -1;  // r owns it now
     }
     if (ex.counted_pending) {
       ex.counted_pending = false;
@@ -508,8 +574,10 @@ void Connection::Respond(Exchange& ex, HttpResponse r) {
   if (r.stream && !stream) r.stream->Closed();  // never started
   // HTTP/1.0: a streamed body ends with the connection.
   if (stream && !ex.chunked_out) ex.keep_alive = false;
-  bool keep_alive = ex.keep_alive && !server_->stopping.load(std::memory_order_relaxed);
-  ex.keep_alive = keep_alive;
+  // Stopping: the connection ends after the last answer read, not before.
+  if (server_->stopping.load(std::memory_order_relaxed) && queue_.size() == 1)
+    ex.keep_alive = false;
+  bool keep_alive = ex.keep_alive;
 
   ResponseHead head{.status = r.status,
                     .content_type = r.content_type,
@@ -550,6 +618,27 @@ void Connection::Respond(Exchange& ex, HttpResponse r) {
   wstate_ = WriteState::kSending;
 }
 
+void Connection::Linger() {
+  // Everything after this answer is dropped; the client may still be
+  // sending (a refused body): closing with unread input would make the
+  // kernel reset the connection, and the client could lose the answer.
+  for (const auto& ex : queue_)
+    if (ex->counted_pending) server_->pending.fetch_sub(1, std::memory_order_relaxed);
+  queue_.clear();
+  reading_.reset();
+  rstate_ = ReadState::kStopped;
+  ::shutdown(fd_.get(), SHUT_WR);
+  lingering_ = true;
+  linger_until_ = Clock::now() + kLinger;
+}
+
+bool Connection::FrontReady() {
+  if (queue_.empty()) return false;
+  Exchange& ex = *queue_.front();
+  std::lock_guard lock(ex.mu);
+  return ex.ready && !ex.continue_pending;
+}
+
 bool Connection::CanJoinNext() {
   if (wstate_ != WriteState::kSending || body_pos_ < body_.size() || file_left_ > 0) return false;
   if (out_.size() >= kJoinOutput || queue_.size() < 2 || !queue_.front()->keep_alive) return false;
@@ -560,9 +649,14 @@ bool Connection::CanJoinNext() {
 
 void Connection::FinishAnswer() {
   bool keep_alive = queue_.front()->keep_alive;
+  queued_body_bytes_ -= std::min(queued_body_bytes_, queue_.front()->body_bytes);
   queue_.pop_front();
   wstate_ = WriteState::kWaiting;
-  if (!keep_alive || (peer_closed_ && queue_.empty())) Close();
+  if (peer_closed_ && queue_.empty()) {
+    Close();
+  } else if (!keep_alive) {
+    Linger();
+  }
   // The buffers stay for the next request: freeing and allocating them per
   // request cost more than the request's parsing (glibc consolidates its
   // small free lists on every allocation of that size). The loop's sweep
@@ -574,7 +668,7 @@ bool Connection::PumpStream() {
   if (!writable_) return false;
   if (parking_->parked()) return false;
   if (server_->stopping.load(std::memory_order_relaxed)) {
-    queue_.front()->keep_alive = false;
+    if (queue_.size() == 1) queue_.front()->keep_alive = false;
     if (stream_chunked_) out_.Append("0\r\n\r\n");
     EndStream();
     wstate_ = WriteState::kSending;
@@ -614,9 +708,11 @@ void Connection::EndStream() {
   if (!stream_) return;
   parking_->Detach();
   std::shared_ptr<BodyStream> stream = std::move(stream_);
-  parking_.reset();
   server_->streams.fetch_sub(1, std::memory_order_relaxed);
+  // Closed() first: a stream may Unpark until it returns (BodyStream's
+  // contract), so the parking must outlive it.
   stream->Closed();
+  parking_.reset();
 }
 
 }  // namespace kiln::http

@@ -50,6 +50,7 @@ struct Exchange {
   bool keep_alive = true;         // false: the connection ends after this answer
   bool continue_pending = false;  // owes "100 Continue" once it is the oldest
   bool counted_pending = false;   // counted in ServerShared::pending
+  size_t body_bytes = 0;          // the request body's size, for the read-ahead budget
 
   std::mutex mu;
   bool in_dispatch = false;  // the handler has not returned yet: no post needed
@@ -57,7 +58,12 @@ struct Exchange {
   HttpResponse response;
 
   void Complete(HttpResponse r);
+  // An answer never sent still owns its file and its stream.
+  ~Exchange();
 };
+
+// Closes the file and ends the stream of an answer that will not be sent.
+void DiscardResponse(HttpResponse& r);
 
 // BodyStream::Parking for a connection's stream.
 class StreamParking : public BodyStream::Parking {
@@ -139,6 +145,8 @@ class Connection {
   void Respond(Exchange& ex, HttpResponse r);         // the oldest answer's head and body
   void FinishAnswer();                                // it is out: the next, or close
   bool CanJoinNext();  // the answer in out_ may be followed at once by the next
+  bool FrontReady();   // the oldest request's answer can be rendered now
+  void Linger();       // the last answer is out: half-close, read what still comes, then close
   bool PumpStream();
   void EndStream();
 
@@ -151,6 +159,10 @@ class Connection {
   bool readable_ = false;
   bool writable_ = true;
   bool peer_closed_ = false;  // the client shut its side: answer, then close
+  bool lingering_ = false;    // our side is shut; waiting for the client's end
+  Clock::time_point linger_until_;
+  size_t head_scanned_ = 0;       // input searched for a head's end without finding one
+  size_t queued_body_bytes_ = 0;  // bodies of requests read ahead
   Clock::time_point last_active_;
 
   // Reading.

@@ -64,7 +64,8 @@ class BodyStream {
     // Parks the connection: the server stops calling Read until Unpark().
     // Call only from inside Read, right before returning kWouldBlock.
     virtual void Park() = 0;
-    // Wakes a parked connection. Any thread; call only after Park().
+    // Wakes a parked connection. Any thread; call only after Park(), and
+    // never once Closed() has returned (the Parking may be gone then).
     virtual void Unpark() = 0;
   };
 

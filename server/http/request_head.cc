@@ -130,7 +130,7 @@ HeadParse ApplyFields(RequestHead* head) {
       head->chunked = true;
     } else if (name == "connection") {
       if (ListHas(value, "close")) head->keep_alive = false;
-    } else if (name == "expect") {
+    } else if (name == "expect" && head->minor_version >= 1) {  // 1.0: ignored (RFC 9110 10.1.1)
       if (ToLower(TrimOws(value)) != "100-continue")
         return Fail(417, "expectation " + Quote(value) + " is not supported");
       head->expect_continue = true;

@@ -55,7 +55,12 @@ class QueueStream : public BodyStream {
     std::memcpy(buf, s.data(), s.size());
     return static_cast<ssize_t>(s.size());
   }
-  void Closed() override { closed = true; }
+  void Closed() override {
+    std::lock_guard lock(mu_);
+    parking_ = nullptr;  // BodyStream's contract: no Unpark after Closed
+    parked_ = false;
+    closed = true;
+  }
   std::atomic<bool> closed{false};
 
  private:
@@ -630,4 +635,47 @@ TEST_CASE("fuzz: a live server survives damaged requests and still answers good 
   REQUIRE(ok.ok());
   CHECK(ok->body == "hi after");
   CHECK((*server)->load().pending == 0);
+}
+
+TEST_CASE("a stream asked for with Connection: close still notices its client leaving") {
+  Router router(nullptr);
+  auto stream = std::make_shared<QueueStream>();
+  AddStream(router, "/stream", stream);
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
+  REQUIRE(server.ok());
+  RawConn c((*server)->address().port);
+  c.Send("GET /stream HTTP/1.1\r\nConnection: close\r\n\r\n");
+  stream->Push("first");
+  CHECK(c.ReadUntil("first").find("200 OK") != std::string::npos);
+  c.Close();
+  CHECK(kiln::test::WaitUntil([&] { return stream->closed.load(); }));
+  CHECK((*server)->load().streams == 0);
+}
+
+TEST_CASE("a body that never comes is cut off at the idle timeout") {
+  Router router(nullptr);
+  AddEcho(router);
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0", .idle_timeout_s = 1}, &router);
+  REQUIRE(server.ok());
+  RawConn c((*server)->address().port);
+  c.Send("POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+  CHECK(c.ReadToEnd().empty());  // returns once the server closes it
+}
+
+TEST_CASE("a large refused body still gets its answer, not a reset connection") {
+  Router router(nullptr);
+  AddEcho(router);  // /echo takes 64 bytes
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
+  REQUIRE(server.ok());
+  RawConn c((*server)->address().port);
+  const std::string body(4 << 20, 'x');  // beyond what is read to keep the connection
+  std::thread sender([&] {
+    std::string req = "POST /echo HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
+                      "\r\n\r\n" + body;
+    ::send(c.fd(), req.data(), req.size(), MSG_NOSIGNAL);  // may fail once the server closes
+  });
+  std::string reply = c.ReadToEnd();
+  sender.join();
+  CHECK(reply.rfind("HTTP/1.1 413 ", 0) == 0);
+  CHECK(reply.find("request body larger than 64 bytes") != std::string::npos);
 }
