@@ -23,6 +23,8 @@ constexpr size_t kMaxQueuedBodies = 64 << 20;
 // is read and dropped so that closing does not reset the connection and
 // lose the answer).
 constexpr auto kLinger = std::chrono::seconds(2);
+// Reads, parses and answers one Drive may do before it yields its loop.
+constexpr int kTurnsPerDrive = 128;
 // A refused body up to this size is read and dropped so that the answer
 // reaches a client still sending it and the connection stays usable;
 // beyond it the connection is closed after the answer.
@@ -198,7 +200,13 @@ void Connection::ReleaseBuffers() {
 }
 
 void Connection::Drive() {
-  while (!closed_) {
+  for (int turn = 0; !closed_; ++turn) {
+    if (turn == kTurnsPerDrive) {
+      // A client pipelining without pause must not hold the loop: the
+      // loop's other connections go first, then this one carries on.
+      mailbox_->Post(id_, Mailbox::Kind::kAnswer);
+      return;
+    }
     bool wrote = AdvanceWriter();
     if (closed_) return;
     bool read = AdvanceReader();

@@ -670,12 +670,37 @@ TEST_CASE("a large refused body still gets its answer, not a reset connection") 
   RawConn c((*server)->address().port);
   const std::string body(4 << 20, 'x');  // beyond what is read to keep the connection
   std::thread sender([&] {
-    std::string req = "POST /echo HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
-                      "\r\n\r\n" + body;
+    std::string req =
+        "POST /echo HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     ::send(c.fd(), req.data(), req.size(), MSG_NOSIGNAL);  // may fail once the server closes
   });
   std::string reply = c.ReadToEnd();
   sender.join();
   CHECK(reply.rfind("HTTP/1.1 413 ", 0) == 0);
   CHECK(reply.find("request body larger than 64 bytes") != std::string::npos);
+}
+
+TEST_CASE("hundreds of pipelined requests on one connection are all answered, in order") {
+  // More than the read-ahead limit and more than one turn of the loop.
+  Router router(nullptr);
+  AddEcho(router);
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0", .threads = 1}, &router);
+  REQUIRE(server.ok());
+  RawConn c((*server)->address().port);
+  std::string all;
+  for (int i = 0; i < 500; ++i)
+    all += "GET /hello?who=" + std::to_string(i) + " HTTP/1.1\r\n" +
+           (i == 499 ? "Connection: close\r\n" : "") + "\r\n";
+  std::thread sender([&] { c.Send(all); });
+  std::string reply = c.ReadToEnd();
+  sender.join();
+  size_t at = 0;
+  int answered = 0;
+  for (int i = 0; i < 500; ++i) {
+    at = reply.find("hi " + std::to_string(i) + "H", at);  // "H": the next answer's status line
+    if (i == 499) at = reply.find("hi 499", reply.size() - 64);
+    if (at == std::string::npos) break;
+    ++answered;
+  }
+  CHECK(answered == 500);
 }
