@@ -186,51 +186,50 @@ class SseStream : public BodyStream {
 
 void RegisterWatchRoute(http::Router& router, Server& server) {
   coord::CoordStore* store = &server.coord();
-  router.AddSync(
-      "GET", "/api/v1/watch",
-      [store](http::HttpRequest& req) {
-        for (const auto& [k, v] : req.query)
-          if (k != "path" && k != "recursive" && k != "since")
-            return http::HttpResponse::Error(
-                InvalidArgument(fmt::format("unknown query parameter \"{}\"", k)));
-        coord::StreamOptions opts;
-        opts.path = req.Query("path", "/");
-        std::string rec = req.Query("recursive", "1");
-        if (rec != "1" && rec != "true" && rec != "0" && rec != "false")
-          return http::HttpResponse::Error(
-              InvalidArgument("recursive must be 1/true or 0/false, got " + rec));
-        opts.recursive = rec == "1" || rec == "true";
-        // Last-Event-ID (an EventSource reconnecting) wins over since=.
-        std::string since = req.Header("last-event-id");
-        if (since.empty()) since = req.Query("since");
-        if (!since.empty()) {
-          auto z = ParseInt(since);
-          if (!z || *z < 0)
-            return http::HttpResponse::Error(InvalidArgument(
-                fmt::format("since must be a zxid (an integer >= 0), got \"{}\"", since)));
-          opts.since = *z;
-        }
-        auto sse = std::make_shared<SseStream>();
-        coord::StreamHandlers h;
-        std::weak_ptr<SseStream> weak = sse;
-        h.on_change = [weak](const coord::ChangePtr& c) {
-          if (auto s = weak.lock()) s->Push(c);
-        };
-        h.on_end = [weak](Status s) {
-          if (auto st = weak.lock()) st->End(s);
-        };
-        coord::Zxid now = store->LastZxid();
-        sse->Greet(opts.since < 0 ? now : opts.since, now);
-        auto watch = store->OpenStream(opts, std::move(h));
-        if (!watch.ok()) return http::HttpResponse::Error(watch.status());
-        sse->Attach(std::move(*watch));
-        http::HttpResponse r;
-        r.content_type = "text/event-stream";
-        r.headers = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
-        r.stream = sse;
-        return r;
-      },
-      {.access = http::Access::kAdmin});
+  router.AddSync("GET", "/api/v1/watch",
+                 [store](http::HttpRequest& req) {
+                   for (const auto& [k, v] : req.query)
+                     if (k != "path" && k != "recursive" && k != "since")
+                       return http::HttpResponse::Error(
+                           InvalidArgument(fmt::format("unknown query parameter \"{}\"", k)));
+                   coord::StreamOptions opts;
+                   opts.path = req.Query("path", "/");
+                   std::string rec = req.Query("recursive", "1");
+                   if (rec != "1" && rec != "true" && rec != "0" && rec != "false")
+                     return http::HttpResponse::Error(
+                         InvalidArgument("recursive must be 1/true or 0/false, got " + rec));
+                   opts.recursive = rec == "1" || rec == "true";
+                   // Last-Event-ID (an EventSource reconnecting) wins over since=.
+                   std::string since = req.Header("last-event-id");
+                   if (since.empty()) since = req.Query("since");
+                   if (!since.empty()) {
+                     auto z = ParseInt(since);
+                     if (!z || *z < 0)
+                       return http::HttpResponse::Error(InvalidArgument(fmt::format(
+                           "since must be a zxid (an integer >= 0), got \"{}\"", since)));
+                     opts.since = *z;
+                   }
+                   auto sse = std::make_shared<SseStream>();
+                   coord::StreamHandlers h;
+                   std::weak_ptr<SseStream> weak = sse;
+                   h.on_change = [weak](const coord::ChangePtr& c) {
+                     if (auto s = weak.lock()) s->Push(c);
+                   };
+                   h.on_end = [weak](Status s) {
+                     if (auto st = weak.lock()) st->End(s);
+                   };
+                   coord::Zxid now = store->LastZxid();
+                   sse->Greet(opts.since < 0 ? now : opts.since, now);
+                   auto watch = store->OpenStream(opts, std::move(h));
+                   if (!watch.ok()) return http::HttpResponse::Error(watch.status());
+                   sse->Attach(std::move(*watch));
+                   http::HttpResponse r;
+                   r.content_type = "text/event-stream";
+                   r.headers = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
+                   r.stream = sse;
+                   return r;
+                 },
+                 {.access = http::Access::kAdmin});
 }
 
 }  // namespace kiln

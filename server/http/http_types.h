@@ -37,7 +37,7 @@ struct HttpRequest {
   std::map<std::string, std::string> query;
   std::vector<std::pair<std::string, std::string>> headers;  // lower-case names
   std::string body;
-  std::string remote;  // "127.0.0.1:53412"
+  std::string remote;                         // "127.0.0.1:53412"
   std::map<std::string, std::string> params;  // from the route pattern
   Principal principal;
 
