@@ -54,6 +54,12 @@ HttpResponse EarlyError(int status, const HttpRequest& req, size_t max_body) {
   return r;
 }
 
+// The answer can be rendered now (and owes no 100 Continue first).
+bool AnswerReady(Exchange& ex) {
+  std::lock_guard lock(ex.mu);
+  return ex.ready && !ex.continue_pending;
+}
+
 }  // namespace
 
 void DiscardResponse(HttpResponse& r) {
@@ -124,10 +130,7 @@ Connection::~Connection() {
 void Connection::Close() {
   if (closed_) return;
   closed_ = true;
-  for (const auto& ex : queue_)
-    if (ex->counted_pending) server_->pending.fetch_sub(1, std::memory_order_relaxed);
-  queue_.clear();
-  reading_.reset();
+  DropQueue();
   EndStream();
   fd_.Reset();  // also leaves the loop's epoll set
   file_.Reset();
@@ -166,9 +169,7 @@ void Connection::OnStop() {
   }
   if (!queue_.empty()) queue_.back()->keep_alive = false;
   if (wstate_ == WriteState::kStream) {
-    if (stream_chunked_) out_.Append("0\r\n\r\n");
-    EndStream();
-    wstate_ = WriteState::kSending;
+    FinishStream();
   }
   if (queue_.empty()) {
     Close();
@@ -219,29 +220,14 @@ void Connection::Drive() {
 bool Connection::AdvanceReader() {
   if (rstate_ == ReadState::kStopped) {
     // No more requests, but the client's end must still be seen (a watch
-    // asked with Connection: close; a lingering close).
-    char scratch[4096];
-    while (readable_ && !closed_) {
-      ssize_t n = ::recv(fd_.get(), scratch, sizeof scratch, 0);
-      if (n > 0) continue;
-      if (n == 0) {
-        readable_ = false;
-        peer_closed_ = true;
-        if (lingering_ || wstate_ == WriteState::kStream ||
-            (queue_.empty() && wstate_ == WriteState::kWaiting))
-          Close();
-      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        readable_ = false;
-      } else if (errno != EINTR) {
-        Close();
-      }
-    }
-    if (!closed_ && peer_closed_ && queue_.empty() && wstate_ == WriteState::kWaiting) Close();
+    // asked with Connection: close; a lingering close): read and drop.
+    in_.Consume(in_.size());
+    while (ReadMore()) in_.Consume(in_.size());
     return false;
   }
-  // Requests after a stream are read and wait for it to end; reading also
-  // notices a stream's client leaving (end of input).
-  // Read ahead at most kMaxInFlight requests, and bodies up to a budget.
+  // Read ahead at most kMaxInFlight requests, and bodies up to a budget;
+  // requests after a stream wait for it to end, and reading also notices a
+  // stream's client leaving (end of input).
   if (queue_.size() >= kMaxInFlight) return false;
   if (!queue_.empty() && queued_body_bytes_ >= kMaxQueuedBodies) return false;
   switch (rstate_) {
@@ -396,11 +382,9 @@ bool Connection::ParseBody() {
       case ChunkedDecoder::Result::kError: {
         // Where the next request would start is unknown: answer, close.
         ex->req.body.clear();
-        Status s =
-            chunked_.too_large() ? TooLarge(chunked_.error()) : InvalidArgument(chunked_.error());
-        std::lock_guard lock(ex->mu);
-        ex->response = HttpResponse::Error(s);
-        ex->response.status = chunked_.too_large() ? 413 : 400;
+        // (Not dispatched yet: no Responder can race with this.)
+        ex->response = HttpResponse::Error(
+            chunked_.too_large() ? TooLarge(chunked_.error()) : InvalidArgument(chunked_.error()));
         ex->ready = true;
         ex->keep_alive = false;
         reading_.reset();
@@ -449,18 +433,14 @@ void Connection::Refuse(int status, const std::string& error) {
              {{"remote", remote_}, {"status", status}, {"error", error}});
   HttpResponse r = HttpResponse::Error(status == 431 ? TooLarge(error) : InvalidArgument(error));
   r.status = status;
-  QueueAnswered(std::move(r), false);
-  rstate_ = ReadState::kStopped;  // where the next request starts is unknown
-}
-
-void Connection::QueueAnswered(HttpResponse r, bool keep_alive) {
   auto ex = std::make_shared<Exchange>();
   ex->start = Clock::now();
   ex->req.remote = remote_;
-  ex->keep_alive = keep_alive;
+  ex->keep_alive = false;  // where the next request starts is unknown
   ex->response = std::move(r);
   ex->ready = true;
   queue_.push_back(std::move(ex));
+  rstate_ = ReadState::kStopped;
 }
 
 // ---- writing ----------------------------------------------------------------
@@ -477,8 +457,8 @@ bool Connection::AdvanceWriter() {
       continue;
     }
     // The next answer joins what is in out_ when it is ready: flush later.
-    bool joining = wstate_ == WriteState::kWaiting && !out_.empty() && body_pos_ >= body_.size() &&
-                   file_left_ == 0 && out_.size() < kJoinOutput && FrontReady();
+    bool joining = wstate_ == WriteState::kWaiting && !out_.empty() && OnlySmallOutput() &&
+                   !queue_.empty() && AnswerReady(*queue_.front());
     if (!joining && !Flush()) return progress;
     switch (wstate_) {
       case WriteState::kSending:
@@ -626,33 +606,31 @@ void Connection::Respond(Exchange& ex, HttpResponse r) {
   wstate_ = WriteState::kSending;
 }
 
-void Connection::Linger() {
-  // Everything after this answer is dropped; the client may still be
-  // sending (a refused body): closing with unread input would make the
-  // kernel reset the connection, and the client could lose the answer.
+void Connection::DropQueue() {
   for (const auto& ex : queue_)
     if (ex->counted_pending) server_->pending.fetch_sub(1, std::memory_order_relaxed);
   queue_.clear();
   reading_.reset();
+}
+
+void Connection::Linger() {
+  // Everything after this answer is dropped; the client may still be
+  // sending (a refused body): closing with unread input would make the
+  // kernel reset the connection, and the client could lose the answer.
+  DropQueue();
   rstate_ = ReadState::kStopped;
   ::shutdown(fd_.get(), SHUT_WR);
   lingering_ = true;
   linger_until_ = Clock::now() + kLinger;
 }
 
-bool Connection::FrontReady() {
-  if (queue_.empty()) return false;
-  Exchange& ex = *queue_.front();
-  std::lock_guard lock(ex.mu);
-  return ex.ready && !ex.continue_pending;
+bool Connection::OnlySmallOutput() const {
+  return body_pos_ >= body_.size() && file_left_ == 0 && out_.size() < kJoinOutput;
 }
 
 bool Connection::CanJoinNext() {
-  if (wstate_ != WriteState::kSending || body_pos_ < body_.size() || file_left_ > 0) return false;
-  if (out_.size() >= kJoinOutput || queue_.size() < 2 || !queue_.front()->keep_alive) return false;
-  Exchange& next = *queue_[1];
-  std::lock_guard lock(next.mu);
-  return next.ready && !next.continue_pending;
+  return wstate_ == WriteState::kSending && OnlySmallOutput() && queue_.size() >= 2 &&
+         queue_.front()->keep_alive && AnswerReady(*queue_[1]);
 }
 
 void Connection::FinishAnswer() {
@@ -677,9 +655,7 @@ bool Connection::PumpStream() {
   if (parking_->parked()) return false;
   if (server_->stopping.load(std::memory_order_relaxed)) {
     if (queue_.size() == 1) queue_.front()->keep_alive = false;
-    if (stream_chunked_) out_.Append("0\r\n\r\n");
-    EndStream();
-    wstate_ = WriteState::kSending;
+    FinishStream();
     return true;
   }
   size_t prefix = stream_chunked_ ? kChunkPrefix : 0;
@@ -703,13 +679,17 @@ bool Connection::PumpStream() {
   }
   if (n == BodyStream::kWouldBlock) return false;  // parked: a kWake brings it back
   if (n == BodyStream::kEnd) {
-    if (stream_chunked_) out_.Append("0\r\n\r\n");
-    EndStream();
-    wstate_ = WriteState::kSending;
+    FinishStream();
     return true;
   }
   Close();  // kError: the body cannot be completed; the client sees it cut
   return false;
+}
+
+void Connection::FinishStream() {
+  if (stream_chunked_) out_.Append("0\r\n\r\n");
+  EndStream();
+  wstate_ = WriteState::kSending;
 }
 
 void Connection::EndStream() {

@@ -139,15 +139,16 @@ class Connection {
   bool ParseBody();
   void BeginRequest(RequestHead& head);
   void Dispatch(const std::shared_ptr<Exchange>& ex);
-  // Queues an exchange answered before its handler would run (a refusal).
-  void QueueAnswered(HttpResponse r, bool keep_alive);
   void Refuse(int status, const std::string& error);  // malformed: answer, close
   void Respond(Exchange& ex, HttpResponse r);         // the oldest answer's head and body
   void FinishAnswer();                                // it is out: the next, or close
-  bool CanJoinNext();  // the answer in out_ may be followed at once by the next
-  bool FrontReady();   // the oldest request's answer can be rendered now
-  void Linger();       // the last answer is out: half-close, read what still comes, then close
+  bool CanJoinNext();            // the answer in out_ may be followed at once by the next
+  bool OnlySmallOutput() const;  // out_ holds all there is to send, and little
+  void Linger();
+  void DropQueue();  // the requests read are given up (their answers unsent)       // the last
+                     // answer is out: half-close, read what still comes, then close
   bool PumpStream();
+  void FinishStream();  // the last chunk queued, the stream let go
   void EndStream();
 
   uint64_t id_;
