@@ -20,3 +20,16 @@ add_library(zookeeper_mt INTERFACE)
 target_include_directories(zookeeper_mt SYSTEM INTERFACE ${ZOOKEEPER_INCLUDE_DIR})
 target_link_libraries(zookeeper_mt INTERFACE ${ZOOKEEPER_LIBRARY})
 target_compile_definitions(zookeeper_mt INTERFACE THREADED)
+
+# mimalloc replaces glibc's malloc in the `kiln` executable (not in
+# kiln-agent, which the install environment carries with its libraries).
+# The coordination store allocates a request's pieces on its log thread and
+# frees them on the commit and HTTP threads; glibc's per-thread caches do not
+# return such frees to the allocating thread, which then takes its arena's
+# lock and splits and merges chunks for nearly every allocation (a fifth to
+# a quarter of the server's samples). Measured in docs/BENCHMARKS.md. The
+# sanitizers bring their own allocator, so a sanitized build keeps glibc's.
+if(KILN_MIMALLOC AND NOT KILN_SANITIZE)
+  find_package(mimalloc 2.0 REQUIRED CONFIG)
+  set(KILN_WITH_MIMALLOC ON)
+endif()

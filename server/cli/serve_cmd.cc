@@ -1,5 +1,7 @@
 #include "server/cli/serve_cmd.h"
 
+#include <dlfcn.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -34,6 +36,22 @@ void RaiseOpenFileLimit() {
   log::Info("serve", "open files", {{"limit", static_cast<uint64_t>(r.rlim_cur)}});
 }
 
+// Which malloc the process runs with: mimalloc when the build links it (or
+// it is preloaded), else the C library's. Looked up rather than compiled in,
+// so that the log says what actually runs.
+void LogAllocator() {
+  using VersionFn = int (*)();
+  auto mi_version = reinterpret_cast<VersionFn>(::dlsym(RTLD_DEFAULT, "mi_version"));
+  if (mi_version == nullptr) {
+    log::Info("serve", "allocator", {{"name", "libc"}});
+    return;
+  }
+  int v = mi_version();  // e.g. 209 for 2.0.9
+  log::Info(
+      "serve", "allocator",
+      {{"name", "mimalloc"}, {"version", fmt::format("{}.{}.{}", v / 100, v / 10 % 10, v % 10)}});
+}
+
 // Startup failures exit 1; usage errors 2 (as for every command).
 int FailServe(const Status& s) {
   int code = Fail("serve", s);
@@ -52,6 +70,7 @@ int RunServe(const ServeFlags& flags) {
     if (auto url = coord::ParseCoordUrl(flags.options.coord_url); !url.ok())
       return FailServe(url.status().WithContext("--coord"));
   RaiseOpenFileLimit();
+  LogAllocator();
 
   // Block the stop signals before any thread starts, so every thread
   // inherits the mask and only this one receives them, in sigtimedwait.

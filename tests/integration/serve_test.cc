@@ -75,6 +75,20 @@ TEST_CASE(
   CHECK(maps->find("libmicrohttpd") == std::string::npos);
 }
 
+TEST_CASE("kiln serve runs with the allocator the build chose, and logs which") {
+  KilnServer server;
+  auto maps = ReadFile("/proc/" + std::to_string(server.process().pid()) + "/maps");
+  REQUIRE(maps.ok());
+  const std::string& err = server.process().Stderr();
+#ifdef KILN_WITH_MIMALLOC
+  CHECK(maps->find("libmimalloc") != std::string::npos);
+  CHECK(err.find("INFO serve allocator name=mimalloc version=2.") != std::string::npos);
+#else
+  CHECK(maps->find("libmimalloc") == std::string::npos);
+  CHECK(err.find("INFO serve allocator name=libc") != std::string::npos);
+#endif
+}
+
 TEST_CASE("without a loadable libarchive, the command says so and names its package") {
   // A private mount namespace hides the library behind an empty file for
   // this one process.
