@@ -361,6 +361,12 @@ Status Applier::MakeNode(const StreamEntry& se, int dirfd, const std::string& na
                           "differ); deploy without --from to rewrite the tree");
     }
     if (e.size > 0) ::posix_fallocate(cur_.fd.get(), 0, static_cast<off_t>(e.size));
+    // A large file written whole from the stream bypasses the page cache
+    // (direct_writer.h); one that reuses ranges of its old version does not.
+    bool whole = std::none_of(se.pieces.begin(), se.pieces.end(),
+                              [](const Piece& p) { return p.kind == Piece::Kind::kCopy; });
+    if (opts_.direct_io && whole && e.size >= DirectWriter::kMinFileSize)
+      cur_.direct = std::make_unique<DirectWriter>(cur_.fd.get(), What(e.path));
     return ContinueFile();
   }
   return Place(e, dirfd, name, tmp);
@@ -387,7 +393,10 @@ Status Applier::OnChunk(const Sha256Digest&, std::string_view data) {
     return Status::Ok();
   }
   if (!cur_.active) return Internal("object outside a file");
-  KILN_RETURN_IF_ERROR(WriteAll(cur_.fd.get(), data, What(cur_.se.entry.path)));
+  if (cur_.direct)
+    KILN_RETURN_IF_ERROR(cur_.direct->Write(data));
+  else
+    KILN_RETURN_IF_ERROR(WriteAll(cur_.fd.get(), data, What(cur_.se.entry.path)));
   cur_.written += data.size();
   stats_.bytes_written += data.size();
   ++cur_.piece;
@@ -398,6 +407,11 @@ Status Applier::OnChunk(const Sha256Digest&, std::string_view data) {
 Status Applier::FinishFile() {
   const Entry& e = cur_.se.entry;
   if (cur_.written != e.size) return Internal("file size mismatch for " + What(e.path));
+  if (cur_.direct) {
+    KILN_RETURN_IF_ERROR(cur_.direct->Finish());
+    stats_.bytes_direct += cur_.direct->direct_bytes();
+    cur_.direct.reset();
+  }
   // posix_fallocate may have reserved nothing more than the size; nothing to trim.
   KILN_RETURN_IF_ERROR(
       tree_.SetAttributes(cur_.dir.get(), cur_.tmp, cur_.fd.get(), e, opts_.set_owner, e.path));

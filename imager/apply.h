@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "imager/direct_writer.h"
 #include "imager/stream.h"
 #include "imager/tree_ops.h"
 
@@ -55,6 +56,9 @@ struct ApplyOptions {
   // host's /etc/hostname, host keys and logs alone.
   std::vector<std::string> keep;
   bool sync = false;  // syncfs(2) the target at the end
+  // Write large files that come whole from the stream with O_DIRECT
+  // (direct_writer.h): no page-cache copy, and nothing left for a sync.
+  bool direct_io = true;
   std::function<void(const ApplyProgress&)> progress;
 };
 
@@ -63,6 +67,7 @@ struct ApplyStats {
   uint64_t kept = 0;           // entries of the stream skipped by ApplyOptions::keep
   uint64_t bytes_written = 0;  // from the stream
   uint64_t bytes_copied = 0;   // reused from the existing file (delta)
+  uint64_t bytes_direct = 0;   // of bytes_written, those written with O_DIRECT
   double sync_ms = 0;          // ApplyOptions::sync's syncfs and the undo journal's write
 };
 
@@ -118,6 +123,7 @@ class Applier : public StreamSink {
     StreamEntry se;
     std::string name, tmp;
     UniqueFd dir, fd, base;
+    std::unique_ptr<DirectWriter> direct;  // large files written whole
     size_t piece = 0;
     uint64_t written = 0;
   } cur_;

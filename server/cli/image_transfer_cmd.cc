@@ -36,7 +36,7 @@ struct Flags {
   int threads = 2;
   // deploy / undo / export
   std::string to, from, undo_dir, out, root;
-  bool undo = false, no_prune = false, sync = false;
+  bool undo = false, no_prune = false, sync = false, buffered = false;
 };
 
 double Since(std::chrono::steady_clock::time_point t) {
@@ -120,6 +120,7 @@ int Deploy(const Flags& f) {
   opts.apply.prune = !f.no_prune;
   opts.apply.allow_devices = !f.no_devices;
   opts.apply.sync = f.sync;
+  opts.apply.direct_io = !f.buffered;
   std::string root = Abs(f.to);
   if (f.undo || !f.undo_dir.empty())
     opts.apply.undo_dir =
@@ -147,6 +148,7 @@ int Deploy(const Flags& f) {
                {"pruned", r->apply.pruned},
                {"bytes_written", r->apply.bytes_written},
                {"bytes_copied", r->apply.bytes_copied},
+               {"bytes_direct", r->apply.bytes_direct},
                {"stream_bytes", r->stream_bytes},
                {"received_bytes", r->received_bytes},
                {"resumes", r->resumes},
@@ -268,6 +270,9 @@ void RegisterImageTransferCommands(CLI::App* image, CliState* state) {
   dep->add_flag("--no-prune", f->no_prune, "keep files in DIR that the image does not have");
   dep->add_flag("--no-devices", f->no_devices, "refuse device nodes");
   dep->add_flag("--sync", f->sync, "flush the target filesystem before returning");
+  dep->add_flag("--buffered", f->buffered,
+                "write large files through the page cache too (by default a file of 8 MiB or "
+                "more goes to the disk directly, O_DIRECT)");
   dep->footer(
       "Owners, modes, xattrs (capabilities, ACLs), mtimes, hard links and devices are set\n"
       "exactly; each file is written under a temporary name and renamed; every object is\n"

@@ -340,3 +340,42 @@ TEST_CASE("a full deploy never prunes across a mount point under the target") {
   CHECK(!Exists(t.Sub("dst/stray")));  // the target's own filesystem is still pruned
   CHECK(RsyncDiff(t.Sub("src/usr"), t.Sub("dst/usr")) == "");
 }
+
+TEST_CASE("a large file written whole bypasses the page cache; a delta's copy of it does not") {
+  TempDir t;
+  MakeRichTree(t.Sub("src"));
+  const uint64_t size = DirectWriter::kMinFileSize + DirectWriter::kBufferSize + 777;
+  std::string big = RandomBytes(size, 5);
+  WriteTestFile(t.Sub("src/var/large.img"), big);
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+
+  ApplyOptions no_direct;
+  no_direct.direct_io = false;
+  auto buffered = ls.Deploy("img", "1", t.Sub("buffered"), "", no_direct);
+  REQUIRE(buffered.ok());
+  CHECK(buffered->bytes_direct == 0);
+  auto full = ls.Deploy("img", "1", t.Sub("dst"));
+  INFO(full.status().ToString());
+  REQUIRE(full.ok());
+  // Where the filesystem takes O_DIRECT, all but the unaligned tail of the
+  // large file went that way, and nothing else did (the rich tree's other
+  // files are below the threshold).
+  CHECK(full->bytes_direct ==
+        (DirectIoWorks(t.path()) ? size / DirectWriter::kAlign * DirectWriter::kAlign : 0));
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("buffered")) == "");
+
+  // 1 MiB changed in the middle: the delta copies the rest from the old file
+  // through the page cache.
+  big.replace(size / 2, 1 << 20, RandomBytes(1 << 20, 6));
+  WriteTestFile(t.Sub("src/var/large.img"), big);
+  ls.Capture("img", t.Sub("src"));
+  auto delta = ls.Apply(ls.Stream("img", "2", "1"), t.Sub("dst"));
+  INFO(delta.status().ToString());
+  REQUIRE(delta.ok());
+  CHECK(delta->bytes_copied > size / 2);
+  CHECK(delta->bytes_direct == 0);
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
+  CHECK(ScanDiff(t.Sub("src"), t.Sub("dst")) == "");
+}

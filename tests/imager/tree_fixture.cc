@@ -8,10 +8,13 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 
 #include "common/file_util.h"
 #include "imager/diff.h"
+#include "imager/direct_writer.h"
 #include "imager/path_util.h"
 #include "imager/scan.h"
 #include "tests/support/process.h"
@@ -130,6 +133,20 @@ std::string ScanDiff(const std::string& a, const std::string& b) {
   if (!mb.ok()) return mb.status().ToString();
   for (const auto& c : DiffManifests(ma->manifest, mb->manifest)) return ChangeToJson(c).dump();
   return "";
+}
+
+bool DirectIoWorks(const std::string& dir) {
+  std::string path = dir + "/probe";
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0600));
+  if (!fd.valid()) return false;
+  void* p = nullptr;
+  if (::posix_memalign(&p, DirectWriter::kAlign, DirectWriter::kAlign) != 0) return false;
+  std::memset(p, 'x', DirectWriter::kAlign);
+  bool ok =
+      ::pwrite(fd.get(), p, DirectWriter::kAlign, 0) == static_cast<ssize_t>(DirectWriter::kAlign);
+  std::free(p);
+  ::unlink(path.c_str());
+  return ok;
 }
 
 }  // namespace kiln::imager::test

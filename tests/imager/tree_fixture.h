@@ -25,6 +25,10 @@ std::string RsyncDiff(const std::string& a, const std::string& b, const std::str
 // identical, else the first difference.
 std::string ScanDiff(const std::string& a, const std::string& b);
 
+// Whether the filesystem under dir accepts an aligned O_DIRECT write (a
+// tmpfs before Linux 6.6 does not): only there must DirectWriter use it.
+bool DirectIoWorks(const std::string& dir);
+
 // Sets a path's mtime (not following symlinks).
 void SetMtime(const std::string& path, int64_t sec, long nsec);
 

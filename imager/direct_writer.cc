@@ -1,0 +1,87 @@
+#include "imager/direct_writer.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace kiln::imager {
+
+void DirectWriter::Free::operator()(char* p) const {
+  std::free(p);
+}
+
+DirectWriter::DirectWriter(int fd, std::string what) : fd_(fd), what_(std::move(what)) {
+  void* p = nullptr;
+  if (::posix_memalign(&p, kAlign, kBufferSize) != 0) return;  // stays buffered
+  buf_.reset(static_cast<char*>(p));
+  int flags = ::fcntl(fd_, F_GETFL);
+  direct_ = flags >= 0 && ::fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0;
+}
+
+// Leaves the flag as it is: after a failure the file is discarded, and
+// Finish clears it before the file's attributes are set.
+DirectWriter::~DirectWriter() = default;
+
+Status DirectWriter::Write(std::string_view data) {
+  if (!buf_) {  // no buffer: plain writes at the end
+    for (size_t done = 0; done < data.size();) {
+      ssize_t n =
+          ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset_ + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return ErrnoError("write " + what_, n < 0 ? errno : EIO);
+      done += static_cast<size_t>(n);
+    }
+    offset_ += data.size();
+    return Status::Ok();
+  }
+  while (!data.empty()) {
+    size_t take = std::min(data.size(), kBufferSize - fill_);
+    std::memcpy(buf_.get() + fill_, data.data(), take);
+    fill_ += take;
+    data.remove_prefix(take);
+    if (fill_ == kBufferSize) KILN_RETURN_IF_ERROR(Flush(fill_));
+  }
+  return Status::Ok();
+}
+
+Status DirectWriter::Flush(size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pwrite(fd_, buf_.get() + done, len - done, static_cast<off_t>(offset_ + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL && direct_) {
+      // The filesystem took the flag but not this write (an alignment it
+      // wants larger, or a short write that left the offset unaligned):
+      // the rest goes through the page cache.
+      direct_ = false;
+      ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_DIRECT);
+      continue;
+    }
+    if (n <= 0) return ErrnoError("write " + what_, n < 0 ? errno : EIO);
+    done += static_cast<size_t>(n);
+    if (direct_) direct_bytes_ += static_cast<uint64_t>(n);
+  }
+  offset_ += len;
+  fill_ -= len;
+  if (fill_ > 0) std::memmove(buf_.get(), buf_.get() + len, fill_);
+  return Status::Ok();
+}
+
+Status DirectWriter::Finish() {
+  if (!buf_) return Status::Ok();
+  size_t aligned = fill_ / kAlign * kAlign;
+  if (aligned > 0) KILN_RETURN_IF_ERROR(Flush(aligned));
+  // What is left is shorter than the alignment: through the page cache.
+  if (direct_) {
+    direct_ = false;
+    if (::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_DIRECT) != 0)
+      return ErrnoError("fcntl " + what_, errno);
+  }
+  return fill_ > 0 ? Flush(fill_) : Status::Ok();
+}
+
+}  // namespace kiln::imager
