@@ -67,10 +67,16 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::Open(const std::string& dir) {
   // Temporaries of a crashed writer are garbage by construction.
   KILN_RETURN_IF_ERROR(RemoveAll(dir + "/tmp"));
   KILN_RETURN_IF_ERROR(MakeDirs(dir + "/tmp", 0700));
-  for (int i = 0; i < 256; ++i) {
-    std::string shard = fmt::format("{}/objects/{:02x}", dir, i);
-    if (::mkdir(shard.c_str(), 0755) != 0 && errno != EEXIST)
-      return ErrnoError("mkdir " + shard, errno);
+  // Temporaries are sharded like the objects: creating a file holds its
+  // directory's lock while ext4 finds a free inode, and with every upload
+  // thread creating in one tmp/ they queued there (a tenth of a capture's
+  // samples spinning on that lock, docs/BENCHMARKS.md).
+  for (const char* top : {"objects", "tmp"}) {
+    for (int i = 0; i < 256; ++i) {
+      std::string shard = fmt::format("{}/{}/{:02x}", dir, top, i);
+      if (::mkdir(shard.c_str(), 0755) != 0 && errno != EEXIST)
+        return ErrnoError("mkdir " + shard, errno);
+    }
   }
   return s;
 }
@@ -81,7 +87,8 @@ std::string ObjectStore::PathOf(const Sha256Digest& d) const {
 }
 
 std::string ObjectStore::TmpPath(const Sha256Digest& d) const {
-  return fmt::format("{}/tmp/{}.{}", dir_, ToHex(d), RandomHex(6));
+  std::string hex = ToHex(d);
+  return fmt::format("{}/tmp/{}/{}.{}", dir_, hex.substr(0, 2), hex, RandomHex(6));
 }
 
 bool ObjectStore::Has(const Sha256Digest& d) const {

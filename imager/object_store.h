@@ -3,7 +3,9 @@
 //
 //   objects/ab/ab12...ef   one zstd frame; the name is the SHA-256 of the
 //                          frame's uncompressed bytes
-//   tmp/                   objects being written; removed at Open
+//   tmp/ab/ab12...ef.RAND  objects being written (sharded as objects/ are,
+//                          so that creating them does not queue on one
+//                          directory's lock); removed at Open
 //
 // Objects are immutable. A new object is written to tmp/, and becomes
 // visible only by rename(2) into objects/ after its bytes are on disk, so a

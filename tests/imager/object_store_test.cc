@@ -31,7 +31,7 @@ std::string frame_of(const std::string& bytes) {
 
 // How many temporaries the store under t/images holds ("N\n").
 std::string TmpCount(const kiln::test::TempDir& t) {
-  return kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("images/tmp") + " | wc -l"}).out;
+  return kiln::test::Run({"/bin/sh", "-c", "find " + t.Sub("images/tmp") + " -type f | wc -l"}).out;
 }
 
 }  // namespace
@@ -92,7 +92,7 @@ TEST_CASE("uploads are verified: a wrong digest stores nothing, temporaries vani
   }  // dropped without Commit
   CHECK(!(*store)->Has(Sha256Of("real bytes")));
   CHECK(!(*store)->Has(claimed));
-  auto tmp = kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("images/tmp") + " | wc -l"});
+  auto tmp = kiln::test::Run({"/bin/sh", "-c", "find " + t.Sub("images/tmp") + " -type f | wc -l"});
   CHECK(tmp.out == "0\n");
   // Truncated and oversized frames.
   ObjectBatch b2(store->get());
@@ -113,9 +113,12 @@ TEST_CASE("a crash's leftover temporaries are removed when the store opens") {
   kiln::test::TempDir t;
   { REQUIRE(ObjectStore::Open(t.Sub("images")).ok()); }
   kiln::test::WriteTestFile(t.Sub("images/tmp/abc.partial"), "half an object");
+  kiln::test::WriteTestFile(t.Sub("images/tmp/ab/ab01.partial"), "half another");
   auto store = ObjectStore::Open(t.Sub("images"));
   REQUIRE(store.ok());
   CHECK(::access(t.Sub("images/tmp/abc.partial").c_str(), F_OK) != 0);
+  CHECK(::access(t.Sub("images/tmp/ab/ab01.partial").c_str(), F_OK) != 0);
+  CHECK(::access(t.Sub("images/tmp/ab").c_str(), F_OK) == 0);  // shards made again
   size_t n = 0;
   REQUIRE((*store)->ForEach([&](const Sha256Digest&, uint64_t) { ++n; }).ok());
   CHECK(n == 0);
@@ -146,7 +149,8 @@ TEST_CASE("a batch takes objects from several threads at once; Truncate drops th
   CHECK(failures == 0);
   REQUIRE(batch.added() == 150);  // each distinct object once
   auto count_tmp = [&] {
-    return kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("images/tmp") + " | wc -l"}).out;
+    return kiln::test::Run({"/bin/sh", "-c", "find " + t.Sub("images/tmp") + " -type f | wc -l"})
+        .out;
   };
   CHECK(count_tmp() == "150\n");
   batch.Truncate(100);
@@ -305,7 +309,7 @@ TEST_CASE("an abandoned capture's staged objects are removed, never published") 
   auto store = ImageStore::Open(t.Sub("images"));
   REQUIRE(store.ok());
   CHECK(!(*store)->objects().Has(d));
-  auto tmp = kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("images/tmp") + " | wc -l"});
+  auto tmp = kiln::test::Run({"/bin/sh", "-c", "find " + t.Sub("images/tmp") + " -type f | wc -l"});
   CHECK(tmp.out == "0\n");
 }
 
