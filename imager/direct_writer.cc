@@ -1,23 +1,22 @@
 #include "imager/direct_writer.h"
 
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
+#include <new>
 
 namespace kiln::imager {
 
 void DirectWriter::Free::operator()(char* p) const {
-  std::free(p);
+  ::operator delete[](p, std::align_val_t{kAlign});
 }
 
-DirectWriter::DirectWriter(int fd, std::string what) : fd_(fd), what_(std::move(what)) {
-  void* p = nullptr;
-  if (::posix_memalign(&p, kAlign, kBufferSize) != 0) return;  // stays buffered
-  buf_.reset(static_cast<char*>(p));
+DirectWriter::DirectWriter(int fd, std::string what)
+    : fd_(fd),
+      what_(std::move(what)),
+      buf_(static_cast<char*>(::operator new[](kBufferSize, std::align_val_t{kAlign}))) {
   int flags = ::fcntl(fd_, F_GETFL);
   direct_ = flags >= 0 && ::fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0;
 }
@@ -27,17 +26,6 @@ DirectWriter::DirectWriter(int fd, std::string what) : fd_(fd), what_(std::move(
 DirectWriter::~DirectWriter() = default;
 
 Status DirectWriter::Write(std::string_view data) {
-  if (!buf_) {  // no buffer: plain writes at the end
-    for (size_t done = 0; done < data.size();) {
-      ssize_t n =
-          ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset_ + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return ErrnoError("write " + what_, n < 0 ? errno : EIO);
-      done += static_cast<size_t>(n);
-    }
-    offset_ += data.size();
-    return Status::Ok();
-  }
   while (!data.empty()) {
     size_t take = std::min(data.size(), kBufferSize - fill_);
     std::memcpy(buf_.get() + fill_, data.data(), take);
@@ -72,7 +60,6 @@ Status DirectWriter::Flush(size_t len) {
 }
 
 Status DirectWriter::Finish() {
-  if (!buf_) return Status::Ok();
   size_t aligned = fill_ / kAlign * kAlign;
   if (aligned > 0) KILN_RETURN_IF_ERROR(Flush(aligned));
   // What is left is shorter than the alignment: through the page cache.
