@@ -303,6 +303,37 @@ TEST_CASE("a deploy resumes after a broken connection without re-sending what ar
   CHECK(Sha256Hex(raw) == d);
 }
 
+TEST_CASE("a large file goes to the disk directly, also across a resume; --buffered opts out") {
+  KilnServer server;
+  TempDir t;
+  const uint64_t big = (12 << 20) + 4321;  // over the threshold, an unaligned tail
+  WriteTestFile(t.Sub("src/disk.img"), RandomBytes(big, 8));
+  WriteTestFile(t.Sub("src/small"), "small");
+  REQUIRE(server.Kiln({"image", "capture", "img", "--from-dir", t.Sub("src")}).exit_code == 0);
+  const uint64_t direct = DirectIoWorks(t.path()) ? big / 4096 * 4096 : 0;
+  INFO("O_DIRECT works here: " << (direct > 0));
+
+  Json d = RunJson(server, {"image", "deploy", "img", "--to", t.Sub("direct")});
+  CHECK(d["bytes_direct"] == direct);
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("direct")) == "");
+  Json b = RunJson(server, {"image", "deploy", "img", "--to", t.Sub("buffered"), "--buffered"});
+  CHECK(b["bytes_direct"] == 0);
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("buffered")) == "");
+
+  // The connection breaks in the middle of the large file: the resumed
+  // stream continues the same file, still directly, and it comes out whole.
+  HttpClient http(server.url(), server.token());
+  imager::DeployOptions o;
+  o.image = "img";
+  o.break_after = 5 << 20;
+  auto r = imager::DeployFromServer(&http, t.Sub("resumed"), o);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  CHECK(r->resumes == 1);
+  CHECK(r->apply.bytes_direct == direct);
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("resumed")) == "");
+}
+
 // The issue's acceptance test, on a real root filesystem: a Debian 12
 // minbase made by debootstrap once and cached (scripts/minbase).
 TEST_CASE("a Debian minbase captures, deploys, deltas and rolls back exactly") {
