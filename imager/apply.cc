@@ -38,11 +38,24 @@ mode_t NodeType(EntryType t) {
 }
 
 // Copies len bytes at offset of `from` to the end of `to`, in the kernel
-// when it can.
+// when it can. On a filesystem that shares blocks between files (XFS with
+// reflink, btrfs), copy_file_range shares a range's whole blocks instead
+// of copying them, but only between block-aligned positions in both files:
+// when the old and the new position differ by whole blocks (data kept in
+// place around an overwrite, not shifted by an insertion), the head up to
+// the next block boundary is copied on its own, so that the rest is shared.
 Status CopyRange(int from, uint64_t offset, uint64_t len, int to, std::string_view what) {
   loff_t in = static_cast<loff_t>(offset);
+  uint64_t head = 0;
+  struct stat st {};
+  off_t out = ::lseek(to, 0, SEEK_CUR);
+  if (out >= 0 && ::fstat(to, &st) == 0 && st.st_blksize > 0) {
+    uint64_t bs = static_cast<uint64_t>(st.st_blksize);
+    if (offset % bs != 0 && (offset - static_cast<uint64_t>(out)) % bs == 0)
+      head = std::min(len, bs - offset % bs);
+  }
   while (len > 0) {
-    ssize_t n = ::copy_file_range(from, &in, to, nullptr, len, 0);
+    ssize_t n = ::copy_file_range(from, &in, to, nullptr, head > 0 ? head : len, 0);
     if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
       break;
     if (n < 0) {
@@ -52,6 +65,7 @@ Status CopyRange(int from, uint64_t offset, uint64_t len, int to, std::string_vi
     if (n == 0)
       return IoError(fmt::format("the existing {} is shorter than the base version", what));
     len -= static_cast<uint64_t>(n);
+    head -= std::min(head, static_cast<uint64_t>(n));
   }
   std::string buf(std::min<uint64_t>(len, 1 << 20), '\0');
   while (len > 0) {
@@ -360,11 +374,11 @@ Status Applier::MakeNode(const StreamEntry& se, int dirfd, const std::string& na
                           "the file in the target is not the base version (its size or mtime "
                           "differ); deploy without --from to rewrite the tree");
     }
+    bool whole = std::none_of(se.pieces.begin(), se.pieces.end(),
+                              [](const Piece& p) { return p.kind == Piece::Kind::kCopy; });
     if (e.size > 0) ::posix_fallocate(cur_.fd.get(), 0, static_cast<off_t>(e.size));
     // A large file written whole from the stream bypasses the page cache
     // (direct_writer.h); one that reuses ranges of its old version does not.
-    bool whole = std::none_of(se.pieces.begin(), se.pieces.end(),
-                              [](const Piece& p) { return p.kind == Piece::Kind::kCopy; });
     if (opts_.direct_io && whole && e.size >= DirectWriter::kMinFileSize)
       cur_.direct = std::make_unique<DirectWriter>(cur_.fd.get(), What(e.path));
     return ContinueFile();

@@ -3,6 +3,7 @@
 
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -378,4 +379,61 @@ TEST_CASE("a large file written whole bypasses the page cache; a delta's copy of
   CHECK(delta->bytes_direct == 0);
   CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
   CHECK(ScanDiff(t.Sub("src"), t.Sub("dst")) == "");
+}
+
+TEST_CASE("on a filesystem that shares blocks, a delta shares its file's unchanged ranges") {
+  TempDir t;
+  // An XFS (reflink on by default) in a sparse file, mounted through a loop
+  // device: needs root, mkfs.xfs and loop devices.
+  {
+    UniqueFd img(::open(t.Sub("xfs.img").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    REQUIRE(img.valid());
+    REQUIRE(::ftruncate(img.get(), off_t{512} << 20) == 0);
+  }
+  auto mkfs = kiln::test::Run({"mkfs.xfs", "-q", "-f", t.Sub("xfs.img")});
+  REQUIRE(MakeDirs(t.Sub("mnt")).ok());
+  auto mount = kiln::test::Run({"mount", "-o", "loop", t.Sub("xfs.img"), t.Sub("mnt")});
+  if (mkfs.exit_code != 0 || mount.exit_code != 0) {
+    WARN("cannot make and mount an XFS here: " << mkfs.err << mount.err << "; not tested");
+    return;
+  }
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }
+  } unmount{t.Sub("mnt")};
+
+  const size_t size = 24 << 20;
+  std::string data = RandomBytes(size, 11);
+  WriteTestFile(t.Sub("src/disk.img"), data);
+  WriteTestFile(t.Sub("src/small"), "small");
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  REQUIRE(ls.Deploy("img", "1", t.Sub("mnt/dst")).ok());
+  // Overwritten in place at an offset no block boundary is near: the ranges
+  // before and after it stay where they were.
+  data.replace((9 << 20) + 1234, 300000, RandomBytes(300000, 12));
+  WriteTestFile(t.Sub("src/disk.img"), data);
+  ls.Capture("img", t.Sub("src"));
+
+  // Keep the old version's blocks (a hard link), so that what the new
+  // version adds is what the filesystem's usage grows by.
+  REQUIRE(::link(t.Sub("mnt/dst/disk.img").c_str(), t.Sub("mnt/old.img").c_str()) == 0);
+  ::sync();
+  auto used = [&] {
+    struct statvfs v {};
+    REQUIRE(::statvfs(t.Sub("mnt").c_str(), &v) == 0);
+    return static_cast<uint64_t>(v.f_blocks - v.f_bfree) * v.f_frsize;
+  };
+  uint64_t before = used();
+  auto delta = ls.Apply(ls.Stream("img", "2", "1"), t.Sub("mnt/dst"));
+  INFO(delta.status().ToString());
+  REQUIRE(delta.ok());
+  CHECK(delta->bytes_copied > size - (1 << 20));
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("mnt/dst")) == "");
+  ::sync();
+  uint64_t after = used();
+  // The new version shares all but the chunks around the change with the
+  // old one (a copy would add 24 MiB).
+  INFO("used before " << before << ", after " << after);
+  CHECK(after < before + (2 << 20));
 }
