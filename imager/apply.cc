@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -44,15 +45,15 @@ mode_t NodeType(EntryType t) {
 // when the old and the new position differ by whole blocks (data kept in
 // place around an overwrite, not shifted by an insertion), the head up to
 // the next block boundary is copied on its own, so that the rest is shared.
-Status CopyRange(int from, uint64_t offset, uint64_t len, int to, std::string_view what) {
+// `to` is at position out (its end).
+Status CopyRange(int from, uint64_t offset, uint64_t len, int to, uint64_t out,
+                 std::string_view what) {
   loff_t in = static_cast<loff_t>(offset);
   uint64_t head = 0;
-  struct stat st {};
-  off_t out = ::lseek(to, 0, SEEK_CUR);
-  if (out >= 0 && ::fstat(to, &st) == 0 && st.st_blksize > 0) {
-    uint64_t bs = static_cast<uint64_t>(st.st_blksize);
-    if (offset % bs != 0 && (offset - static_cast<uint64_t>(out)) % bs == 0)
-      head = std::min(len, bs - offset % bs);
+  struct statfs fs {};
+  if (::fstatfs(to, &fs) == 0 && fs.f_bsize > 0) {
+    uint64_t bs = static_cast<uint64_t>(fs.f_bsize);
+    if (offset % bs != 0 && offset % bs == out % bs) head = std::min(len, bs - offset % bs);
   }
   while (len > 0) {
     ssize_t n = ::copy_file_range(from, &in, to, nullptr, head > 0 ? head : len, 0);
@@ -379,8 +380,10 @@ Status Applier::MakeNode(const StreamEntry& se, int dirfd, const std::string& na
     if (e.size > 0) ::posix_fallocate(cur_.fd.get(), 0, static_cast<off_t>(e.size));
     // A large file written whole from the stream bypasses the page cache
     // (direct_writer.h); one that reuses ranges of its old version does not.
-    if (opts_.direct_io && whole && e.size >= DirectWriter::kMinFileSize)
+    if (opts_.direct_io && whole && e.size >= DirectWriter::kMinFileSize) {
       cur_.direct = std::make_unique<DirectWriter>(cur_.fd.get(), What(e.path));
+      if (!cur_.direct->direct()) cur_.direct.reset();  // refused: plain writes
+    }
     return ContinueFile();
   }
   return Place(e, dirfd, name, tmp);
@@ -391,8 +394,8 @@ Status Applier::ContinueFile() {
   const auto& pieces = cur_.se.pieces;
   while (cur_.piece < pieces.size() && pieces[cur_.piece].kind == Piece::Kind::kCopy) {
     const Piece& p = pieces[cur_.piece];
-    KILN_RETURN_IF_ERROR(
-        CopyRange(cur_.base.get(), p.offset, p.size, cur_.fd.get(), What(cur_.se.entry.path)));
+    KILN_RETURN_IF_ERROR(CopyRange(cur_.base.get(), p.offset, p.size, cur_.fd.get(), cur_.written,
+                                   What(cur_.se.entry.path)));
     cur_.written += p.size;
     stats_.bytes_copied += p.size;
     ++cur_.piece;

@@ -57,7 +57,7 @@ struct ApplyOptions {
   std::vector<std::string> keep;
   bool sync = false;  // syncfs(2) the target at the end
   // Write large files that come whole from the stream with O_DIRECT
-  // (direct_writer.h): no page-cache copy, and nothing left for a sync.
+  // (direct_writer.h): no page-cache copy, and less left for a sync.
   bool direct_io = true;
   std::function<void(const ApplyProgress&)> progress;
 };

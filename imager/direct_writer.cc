@@ -25,6 +25,14 @@ DirectWriter::DirectWriter(int fd, std::string what)
 // Finish clears it before the file's attributes are set.
 DirectWriter::~DirectWriter() = default;
 
+Status DirectWriter::ClearDirect() {
+  direct_ = false;
+  int flags = ::fcntl(fd_, F_GETFL);
+  if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0)
+    return ErrnoError("fcntl " + what_, errno);
+  return Status::Ok();
+}
+
 Status DirectWriter::Write(std::string_view data) {
   while (!data.empty()) {
     size_t take = std::min(data.size(), kBufferSize - fill_);
@@ -45,8 +53,7 @@ Status DirectWriter::Flush(size_t len) {
       // The filesystem took the flag but not this write (an alignment it
       // wants larger, or a short write that left the offset unaligned):
       // the rest goes through the page cache.
-      direct_ = false;
-      ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_DIRECT);
+      KILN_RETURN_IF_ERROR(ClearDirect());
       continue;
     }
     if (n <= 0) return ErrnoError("write " + what_, n < 0 ? errno : EIO);
@@ -63,11 +70,7 @@ Status DirectWriter::Finish() {
   size_t aligned = fill_ / kAlign * kAlign;
   if (aligned > 0) KILN_RETURN_IF_ERROR(Flush(aligned));
   // What is left is shorter than the alignment: through the page cache.
-  if (direct_) {
-    direct_ = false;
-    if (::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_DIRECT) != 0)
-      return ErrnoError("fcntl " + what_, errno);
-  }
+  if (direct_) KILN_RETURN_IF_ERROR(ClearDirect());
   return fill_ > 0 ? Flush(fill_) : Status::Ok();
 }
 

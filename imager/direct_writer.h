@@ -35,7 +35,8 @@ class DirectWriter {
   static constexpr size_t kBufferSize = 4 << 20;     // one device write
   static constexpr uint64_t kMinFileSize = 8 << 20;  // smaller files stay buffered
 
-  // fd: a file opened for writing, empty; what: its name for errors.
+  // fd: a file opened for writing, nothing written to it yet (its blocks
+  // may be reserved); what: its name for errors.
   DirectWriter(int fd, std::string what);
   ~DirectWriter();
   DirectWriter(const DirectWriter&) = delete;
@@ -46,11 +47,15 @@ class DirectWriter {
   // attributes and rename follow). Must be called once, last.
   Status Finish();
 
+  // Whether O_DIRECT is set (false from the start where the filesystem
+  // refuses it: the caller is better off with plain writes then).
+  bool direct() const { return direct_; }
   uint64_t direct_bytes() const { return direct_bytes_; }
   uint64_t written() const { return offset_ + fill_; }
 
  private:
   Status Flush(size_t len);  // writes buf_[0, len) at offset_
+  Status ClearDirect();      // buffered writes from here on
 
   int fd_;
   std::string what_;

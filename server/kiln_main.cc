@@ -34,11 +34,15 @@ namespace {
 // returns it once the work is over. MIMALLOC_* settings win.
 void TuneAllocator() {
 #ifdef KILN_WITH_MIMALLOC
+#if MI_MALLOC_VERSION >= 210  // one "purge" delay from 2.1 on
+  if (std::getenv("MIMALLOC_PURGE_DELAY") == nullptr) mi_option_set(mi_option_purge_delay, 5000);
+#else
   if (std::getenv("MIMALLOC_DECOMMIT_DELAY") == nullptr &&
       std::getenv("MIMALLOC_RESET_DELAY") == nullptr)
     mi_option_set(mi_option_decommit_delay, 5000);
   if (std::getenv("MIMALLOC_SEGMENT_DECOMMIT_DELAY") == nullptr)
     mi_option_set(mi_option_segment_decommit_delay, 5000);
+#endif
 #endif
 }
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <cstdlib>
 #include <memory>
 
 #include "common/log.h"
@@ -37,12 +38,18 @@ void RaiseOpenFileLimit() {
 }
 
 // Which malloc the process runs with: mimalloc when the build links it (or
-// it is preloaded), else the C library's. Looked up rather than compiled in,
-// so that the log says what actually runs.
+// it is preloaded) and malloc reaches it (a block from malloc is in
+// mimalloc's heap), else the C library's. Looked up rather than compiled
+// in, so that the log says what actually runs.
 void LogAllocator() {
+  using InHeapFn = bool (*)(const void*);
   using VersionFn = int (*)();
+  auto in_heap = reinterpret_cast<InHeapFn>(::dlsym(RTLD_DEFAULT, "mi_is_in_heap_region"));
   auto mi_version = reinterpret_cast<VersionFn>(::dlsym(RTLD_DEFAULT, "mi_version"));
-  if (mi_version == nullptr) {
+  void* probe = std::malloc(64);
+  bool mimalloc = in_heap != nullptr && mi_version != nullptr && in_heap(probe);
+  std::free(probe);
+  if (!mimalloc) {
     log::Info("serve", "allocator", {{"name", "libc"}});
     return;
   }

@@ -92,8 +92,7 @@ TEST_CASE("uploads are verified: a wrong digest stores nothing, temporaries vani
   }  // dropped without Commit
   CHECK(!(*store)->Has(Sha256Of("real bytes")));
   CHECK(!(*store)->Has(claimed));
-  auto tmp = kiln::test::Run({"/bin/sh", "-c", "find " + t.Sub("images/tmp") + " -type f | wc -l"});
-  CHECK(tmp.out == "0\n");
+  CHECK(TmpCount(t) == "0\n");
   // Truncated and oversized frames.
   ObjectBatch b2(store->get());
   CHECK(b2.AddVerified(Sha256Of("real bytes"), frame.substr(0, frame.size() - 2)).code() ==
@@ -148,10 +147,7 @@ TEST_CASE("a batch takes objects from several threads at once; Truncate drops th
   for (auto& th : threads) th.join();
   CHECK(failures == 0);
   REQUIRE(batch.added() == 150);  // each distinct object once
-  auto count_tmp = [&] {
-    return kiln::test::Run({"/bin/sh", "-c", "find " + t.Sub("images/tmp") + " -type f | wc -l"})
-        .out;
-  };
+  auto count_tmp = [&] { return TmpCount(t); };
   CHECK(count_tmp() == "150\n");
   batch.Truncate(100);
   CHECK(batch.added() == 100);
@@ -309,8 +305,7 @@ TEST_CASE("an abandoned capture's staged objects are removed, never published") 
   auto store = ImageStore::Open(t.Sub("images"));
   REQUIRE(store.ok());
   CHECK(!(*store)->objects().Has(d));
-  auto tmp = kiln::test::Run({"/bin/sh", "-c", "find " + t.Sub("images/tmp") + " -type f | wc -l"});
-  CHECK(tmp.out == "0\n");
+  CHECK(TmpCount(t) == "0\n");
 }
 
 TEST_CASE("a batched object is not reported stored before the batch's flush") {
