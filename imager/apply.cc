@@ -377,6 +377,9 @@ Status Applier::MakeNode(const StreamEntry& se, int dirfd, const std::string& na
     }
     bool whole = std::none_of(se.pieces.begin(), se.pieces.end(),
                               [](const Piece& p) { return p.kind == Piece::Kind::kCopy; });
+    // Reserved whole even when ranges will be shared (XFS gives the space
+    // back): on ext4 a delta without the reservation took 1.3-3.3 s against
+    // 0.7-0.9 s with it (its 1 GiB file copied into delayed allocation).
     if (e.size > 0) ::posix_fallocate(cur_.fd.get(), 0, static_cast<off_t>(e.size));
     // A large file written whole from the stream bypasses the page cache
     // (direct_writer.h); one that reuses ranges of its old version does not.
