@@ -13,9 +13,10 @@ void DirectWriter::Free::operator()(char* p) const {
   ::operator delete[](p, std::align_val_t{kAlign});
 }
 
-DirectWriter::DirectWriter(int fd, std::string what)
+DirectWriter::DirectWriter(int fd, std::string what, PwriteFn pwrite)
     : fd_(fd),
       what_(std::move(what)),
+      pwrite_(pwrite),
       buf_(static_cast<char*>(::operator new[](kBufferSize, std::align_val_t{kAlign}))) {
   int flags = ::fcntl(fd_, F_GETFL);
   direct_ = flags >= 0 && ::fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0;
@@ -47,7 +48,7 @@ Status DirectWriter::Write(std::string_view data) {
 Status DirectWriter::Flush(size_t len) {
   size_t done = 0;
   while (done < len) {
-    ssize_t n = ::pwrite(fd_, buf_.get() + done, len - done, static_cast<off_t>(offset_ + done));
+    ssize_t n = pwrite_(fd_, buf_.get() + done, len - done, static_cast<off_t>(offset_ + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EINVAL && direct_) {
       // The filesystem took the flag but not this write (an alignment it

@@ -19,6 +19,8 @@
 // EINVAL) gets buffered writes through the same calls; direct_bytes() says
 // how much went to the disk directly.
 
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -35,9 +37,12 @@ class DirectWriter {
   static constexpr size_t kBufferSize = 4 << 20;     // one device write
   static constexpr uint64_t kMinFileSize = 8 << 20;  // smaller files stay buffered
 
+  // How bytes reach the file: pwrite(2), or a test's stand-in.
+  using PwriteFn = ssize_t (*)(int fd, const void* buf, size_t n, off_t offset);
+
   // fd: a file opened for writing, nothing written to it yet (its blocks
   // may be reserved); what: its name for errors.
-  DirectWriter(int fd, std::string what);
+  DirectWriter(int fd, std::string what, PwriteFn pwrite = ::pwrite);
   ~DirectWriter();
   DirectWriter(const DirectWriter&) = delete;
   DirectWriter& operator=(const DirectWriter&) = delete;
@@ -59,6 +64,7 @@ class DirectWriter {
 
   int fd_;
   std::string what_;
+  PwriteFn pwrite_;
   bool direct_ = false;  // O_DIRECT is set on fd_
   uint64_t direct_bytes_ = 0;
   struct Free {

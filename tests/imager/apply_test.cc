@@ -437,3 +437,23 @@ TEST_CASE("on a filesystem that shares blocks, a delta shares its file's unchang
   INFO("used before " << before << ", after " << after);
   CHECK(after < before + (2 << 20));
 }
+
+TEST_CASE("a stream that breaks inside a large file leaves no temporary and no partial file") {
+  TempDir t;
+  const size_t size = DirectWriter::kMinFileSize + 3 * DirectWriter::kBufferSize + 17;
+  WriteTestFile(t.Sub("src/large.img"), RandomBytes(size, 21));
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  std::string s = ls.Stream("img", "");
+  // Cut past the first direct block, before the file's end.
+  auto st = ls.Apply(s.substr(0, s.size() / 2), t.Sub("dst"));
+  CHECK(!st.ok());
+  auto left = kiln::test::Run({"/bin/sh", "-c", "ls -A " + t.Sub("dst")});
+  REQUIRE(left.exit_code == 0);  // the root exists, and holds nothing
+  CHECK(left.out == "");
+  // And the whole stream then deploys exactly.
+  auto again = ls.Apply(s, t.Sub("dst"));
+  INFO(again.status().ToString());
+  REQUIRE(again.ok());
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
+}

@@ -72,3 +72,41 @@ TEST_CASE("DirectWriter writes exactly the bytes given, in pieces of any size") 
   CHECK(WriteInPieces(t.Sub("tiny"), "hello", {2}) == 0);
   CHECK(WriteInPieces(t.Sub("empty"), "", {1}) == 0);
 }
+
+namespace {
+// A pwrite that refuses (EINVAL) the second write made while O_DIRECT is
+// set, as a filesystem wanting a larger alignment would.
+int direct_writes = 0;
+ssize_t RefuseSecondDirect(int fd, const void* buf, size_t n, off_t offset) {
+  if ((::fcntl(fd, F_GETFL) & O_DIRECT) != 0 && ++direct_writes == 2) {
+    errno = EINVAL;
+    return -1;
+  }
+  return ::pwrite(fd, buf, n, offset);
+}
+}  // namespace
+
+TEST_CASE("a direct write refused half way goes on through the page cache, losing nothing") {
+  TempDir t;
+  if (!kiln::imager::test::DirectIoWorks(t.path())) {
+    WARN("O_DIRECT does not work under " << t.path() << "; not tested");
+    return;
+  }
+  std::string content = kiln::imager::test::RandomBytes(3 * DirectWriter::kBufferSize + 999, 4);
+  std::string path = t.Sub("refused");
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  REQUIRE(fd.valid());
+  direct_writes = 0;
+  DirectWriter w(fd.get(), path, RefuseSecondDirect);
+  REQUIRE(w.direct());
+  for (size_t at = 0; at < content.size(); at += 100000)
+    REQUIRE(w.Write(std::string_view(content).substr(at, 100000)).ok());
+  REQUIRE(w.Finish().ok());
+  CHECK(!w.direct());
+  CHECK(w.direct_bytes() == DirectWriter::kBufferSize);  // the first block only
+  CHECK((::fcntl(fd.get(), F_GETFL) & O_DIRECT) == 0);
+  fd.Reset();
+  auto back = ReadFile(path);
+  REQUIRE(back.ok());
+  CHECK(*back == content);
+}
