@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "common/api_client.h"
 #include "common/file_util.h"
 #include "common/log.h"
@@ -26,7 +28,14 @@
 
 namespace kiln {
 
-Server::Server(const ServerOptions& options) : options_(options) {}
+int DefaultHttpThreads() {
+  long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return static_cast<int>(std::clamp<long>(2 * cpus, 2, 64));
+}
+
+Server::Server(const ServerOptions& options) : options_(options) {
+  if (options_.http_threads <= 0) options_.http_threads = DefaultHttpThreads();
+}
 
 Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   std::unique_ptr<Server> s(new Server(options));
@@ -56,7 +65,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
 
   http::HttpServerOptions hopts;
   hopts.listen = options.listen;
-  hopts.threads = options.http_threads;
+  hopts.threads = s->options_.http_threads;
   Server* raw = s.get();
   hopts.on_response = [raw](const http::Router::Route* route, const http::HttpRequest& req,
                             int status,
@@ -84,7 +93,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
             {{"addr", addr.ToString()},
              {"url", s->url_},
              {"data", s->data_dir_->path()},
-             {"threads", options.http_threads}});
+             {"threads", s->options_.http_threads}});
   KILN_RETURN_IF_ERROR(
       WriteFileAtomic(s->data_dir_->Sub(kServeInfoFile), info.dump() + "\n", 0644));
 
