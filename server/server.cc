@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <fmt/format.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,7 +30,12 @@
 namespace kiln {
 
 int DefaultHttpThreads() {
+  // The CPUs this process may run on (a cpuset or taskset narrows them),
+  // not every CPU the machine has.
   long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) cpus = CPU_COUNT(&set);
   return static_cast<int>(std::clamp<long>(2 * cpus, 2, 64));
 }
 

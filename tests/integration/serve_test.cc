@@ -1,5 +1,6 @@
 // Drives the `kiln` binary the way an operator does: serve, status, curl.
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -117,6 +118,32 @@ TEST_CASE("kiln serve raises its open-file limit to the hard limit, for many age
   CHECK(limits->find("Max open files            4096                 4096") != std::string::npos);
   p->Signal(SIGTERM);
   CHECK(p->Wait() == 0);
+}
+
+TEST_CASE("kiln serve runs two HTTP loops per CPU it may use, unless told") {
+  TempDir t;
+  auto loops = [&](std::vector<std::string> argv) {
+    auto p = Process::Start(argv);
+    REQUIRE(p.ok());
+    REQUIRE(
+        WaitUntil([&] { return p->Stderr().find("INFO serve listening") != std::string::npos; }));
+    std::string err = p->Stderr();
+    p->Signal(SIGTERM);
+    CHECK(p->Wait() == 0);
+    size_t at = err.find(" threads=", err.find("INFO serve listening"));
+    REQUIRE(at != std::string::npos);
+    return std::stoi(err.substr(at + 9));
+  };
+  // One CPU allowed (taskset): two loops, the least.
+  CHECK(loops({"taskset", "-c", "0", KILN_EXE, "serve", "--data", t.Sub("a"), "--listen",
+               "127.0.0.1:0"}) == 2);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  REQUIRE(::sched_getaffinity(0, sizeof set, &set) == 0);
+  CHECK(loops({KILN_EXE, "serve", "--data", t.Sub("b"), "--listen", "127.0.0.1:0"}) ==
+        std::min(64, 2 * CPU_COUNT(&set)));
+  CHECK(loops({KILN_EXE, "serve", "--data", t.Sub("c"), "--listen", "127.0.0.1:0", "--http-threads",
+               "3"}) == 3);
 }
 
 TEST_CASE("kiln status reports a healthy server, as text and as JSON") {
