@@ -56,7 +56,6 @@ class DirectWriter {
   // refuses it: the caller is better off with plain writes then).
   bool direct() const { return direct_; }
   uint64_t direct_bytes() const { return direct_bytes_; }
-  uint64_t written() const { return offset_ + fill_; }
 
  private:
   Status Flush(size_t len);  // writes buf_[0, len) at offset_

@@ -119,8 +119,8 @@ void RegisterServeCommand(CLI::App& app, CliState* state) {
                   "coordination store: embedded:DIR or zk://host:port[,host:port]/chroot "
                   "(default: embedded in DATA/coord)");
   cmd->add_option("--http-threads", flags->options.http_threads,
-                  "HTTP event loops, each serving many connections (default: two per CPU, "
-                  "at most 64)")
+                  "HTTP event loops, each serving many connections (default: two per CPU "
+                  "kiln may run on, at most 64)")
       ->check(CLI::Range(1, 64));
   cmd->add_option(
       "--space", flags->options.space_dir,
