@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/byte_buffer.h"
 #include "common/strings.h"
 
 namespace kiln {
@@ -22,7 +23,10 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kConnectTimeout = std::chrono::seconds(5);
 constexpr size_t kMaxHeaderBytes = 64 << 10;
-constexpr size_t kReadPiece = 64 << 10;
+// recv sizes: small for a small reply, doubling while reads fill them, so
+// a large body (an image stream) arrives in few system calls.
+constexpr size_t kFirstReadPiece = 16 << 10;
+constexpr size_t kMaxReadPiece = 256 << 10;
 
 // Milliseconds poll() may wait before the deadline (-1: no deadline).
 int PollMs(std::optional<Clock::time_point> deadline) {
@@ -107,11 +111,11 @@ class HttpClient::Exchange {
   // or on error.
   bool Fill(Status* st) {
     for (;;) {
-      size_t old = buf_.size();
-      buf_.resize(old + kReadPiece);
-      ssize_t r = ::recv(c_->fd_, buf_.data() + old, kReadPiece, 0);
-      buf_.resize(old + (r > 0 ? static_cast<size_t>(r) : 0));
+      ssize_t r = ::recv(c_->fd_, buf_.Prepare(read_piece_), read_piece_, 0);
       if (r > 0) {
+        buf_.Commit(static_cast<size_t>(r));
+        if (static_cast<size_t>(r) == read_piece_)
+          read_piece_ = std::min(2 * read_piece_, kMaxReadPiece);
         got_any_ = true;
         return true;
       }
@@ -133,13 +137,13 @@ class HttpClient::Exchange {
   // Reads one header block (status line and fields) of the reply.
   Status ReadHead(HttpReply* reply, int* minor_version) {
     size_t end;
-    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+    while ((end = buf_.view().find("\r\n\r\n")) == std::string::npos) {
       if (buf_.size() > kMaxHeaderBytes) return Fail("the reply's header is over 64 KiB");
       Status st;
       if (!Fill(&st))
         return st.ok() ? Fail("the server closed the connection before replying") : st;
     }
-    std::string_view head(buf_.data(), end);
+    std::string_view head = buf_.view().substr(0, end);
     size_t eol = head.find("\r\n");
     std::string_view status_line = head.substr(0, eol);
     // "HTTP/1.1 200 OK"
@@ -159,7 +163,7 @@ class HttpClient::Exchange {
       reply->headers.emplace_back(ToLower(Trim(line.substr(0, colon))),
                                   std::string(Trim(line.substr(colon + 1))));
     }
-    buf_.erase(0, end + 4);
+    buf_.Consume(end + 4);
     return Status::Ok();
   }
 
@@ -173,8 +177,8 @@ class HttpClient::Exchange {
       case Framing::kUntilClose:
         for (;;) {
           if (!buf_.empty()) {
-            *stopped = !sink(std::string_view(buf_));
-            buf_.clear();
+            *stopped = !sink(buf_.view());
+            buf_.Consume(buf_.size());
             if (*stopped) return Status::Ok();
           }
           Status st;
@@ -183,30 +187,31 @@ class HttpClient::Exchange {
       case Framing::kChunked:
         for (;;) {
           size_t eol;
-          while ((eol = buf_.find("\r\n")) == std::string::npos) {
+          while ((eol = buf_.view().find("\r\n")) == std::string::npos) {
             if (buf_.size() > 4096) return Fail("malformed chunk size line");
             KILN_RETURN_IF_ERROR(More());
           }
-          std::string_view line(buf_.data(), eol);
+          std::string_view line = buf_.view().substr(0, eol);
           line = line.substr(0, line.find(';'));  // chunk extensions
           auto size = ParseHex(Trim(line));
           if (!size) return Fail(fmt::format("malformed chunk size \"{}\"", line.substr(0, 40)));
-          buf_.erase(0, eol + 2);
+          buf_.Consume(eol + 2);
           if (*size == 0) {
             // Trailer fields, then the empty line.
             for (;;) {
-              while ((eol = buf_.find("\r\n")) == std::string::npos) KILN_RETURN_IF_ERROR(More());
+              while ((eol = buf_.view().find("\r\n")) == std::string::npos)
+                KILN_RETURN_IF_ERROR(More());
               bool last = eol == 0;
-              buf_.erase(0, eol + 2);
+              buf_.Consume(eol + 2);
               if (last) return Status::Ok();
             }
           }
           KILN_RETURN_IF_ERROR(Deliver(*size, sink, stopped));
           if (*stopped) return Status::Ok();
           while (buf_.size() < 2) KILN_RETURN_IF_ERROR(More());
-          if (buf_.compare(0, 2, "\r\n") != 0)
+          if (buf_.view().substr(0, 2) != "\r\n")
             return Fail("malformed chunk: no CRLF after its data");
-          buf_.erase(0, 2);
+          buf_.Consume(2);
         }
     }
     return Status::Ok();
@@ -225,8 +230,8 @@ class HttpClient::Exchange {
       if (buf_.empty()) KILN_RETURN_IF_ERROR(More());
       size_t k = static_cast<size_t>(std::min<uint64_t>(n, buf_.size()));
       n -= k;
-      bool go_on = sink(std::string_view(buf_.data(), k));
-      buf_.erase(0, k);
+      bool go_on = sink(buf_.view().substr(0, k));
+      buf_.Consume(k);
       if (!go_on) {
         *stopped = true;
         return Status::Ok();
@@ -250,7 +255,8 @@ class HttpClient::Exchange {
   HttpClient* c_;
   std::string what_;
   std::optional<Clock::time_point> deadline_;
-  std::string buf_;
+  ByteBuffer buf_;  // received, not yet taken: consumed from the front, no copying
+  size_t read_piece_ = kFirstReadPiece;
   bool got_any_ = false;
 };
 

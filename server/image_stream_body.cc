@@ -17,34 +17,57 @@ ImageStreamBody::ImageStreamBody(const imager::ObjectStore* store, imager::Strea
   pos_ = seg_ < plan_.starts.size() ? offset - plan_.starts[seg_] : 0;
 }
 
+bool ImageStreamBody::Skip() {
+  while (seg_ < plan_.segments.size()) {
+    const imager::StreamSegment& s = plan_.segments[seg_];
+    if (pos_ < s.bytes.size() + (s.has_object ? s.object_size : 0)) return true;
+    ++seg_;
+    pos_ = 0;
+    fd_.Reset();
+  }
+  return false;
+}
+
+bool ImageStreamBody::OpenObject() {
+  if (fd_.valid()) return true;
+  const imager::StreamSegment& s = plan_.segments[seg_];
+  auto frame = store_->OpenFrame(s.object);
+  if (!frame.ok() || frame->size != s.object_size) {
+    // Removed (gc) or changed since the plan was made: the client sees a
+    // broken transfer and its resume gets a clear error from a new plan.
+    log::Warn("imager", "stream object vanished", {{"object", ToHex(s.object)}});
+    return false;
+  }
+  fd_ = std::move(frame->fd);
+  return true;
+}
+
+bool ImageStreamBody::File(FileRegion* region) {
+  if (!Skip()) return false;
+  const imager::StreamSegment& s = plan_.segments[seg_];
+  // Only at a frame: record bytes go through Read, and a vanished object is
+  // Read's to report (File has no way to say "error").
+  if (pos_ < s.bytes.size() || !OpenObject()) return false;
+  uint64_t at = pos_ - s.bytes.size();
+  *region = {fd_.get(), at, s.object_size - at};
+  pos_ += region->size;  // fd_ stays open until the next call moves on
+  return true;
+}
+
 ssize_t ImageStreamBody::Read(char* buf, size_t max, Parking&) {
   size_t filled = 0;
-  while (filled < max && seg_ < plan_.segments.size()) {
+  while (filled < max && Skip()) {
     const imager::StreamSegment& s = plan_.segments[seg_];
-    uint64_t seg_size = s.bytes.size() + (s.has_object ? s.object_size : 0);
-    if (pos_ >= seg_size) {
-      ++seg_;
-      pos_ = 0;
-      fd_.Reset();
-      continue;
-    }
     if (pos_ < s.bytes.size()) {
       size_t n = std::min<uint64_t>(max - filled, s.bytes.size() - pos_);
       std::copy_n(s.bytes.data() + pos_, n, buf + filled);
       filled += n;
       pos_ += n;
+      // Stop before the frame, which File hands to sendfile.
+      if (pos_ == s.bytes.size() && s.has_object) break;
       continue;
     }
-    if (!fd_.valid()) {
-      auto frame = store_->OpenFrame(s.object);
-      if (!frame.ok() || frame->size != s.object_size) {
-        // Removed (gc) or changed since the plan was made: the client sees a
-        // broken transfer and its resume gets a clear error from a new plan.
-        log::Warn("imager", "stream object vanished", {{"object", ToHex(s.object)}});
-        return filled > 0 ? static_cast<ssize_t>(filled) : kError;
-      }
-      fd_ = std::move(frame->fd);
-    }
+    if (!OpenObject()) return filled > 0 ? static_cast<ssize_t>(filled) : kError;
     uint64_t at = pos_ - s.bytes.size();
     size_t want = std::min<uint64_t>(max - filled, s.object_size - at);
     ssize_t n = ::pread(fd_.get(), buf + filled, want, static_cast<off_t>(at));

@@ -1,7 +1,9 @@
 #pragma once
 // Serves an image stream (imager/stream.h) as an HTTP body: record bytes
-// from memory, object frames straight from the store's files, starting at
-// any byte offset (resume) without reading what comes before it.
+// from memory, object frames straight from the store's files (File: the
+// server sendfiles them, so a deploy's bytes are never copied through the
+// server), starting at any byte offset (resume) without reading what comes
+// before it.
 
 #include <memory>
 
@@ -17,13 +19,19 @@ class ImageStreamBody : public http::BodyStream {
   // REQUIRES: offset <= plan.total. store must outlive the body.
   ImageStreamBody(const imager::ObjectStore* store, imager::StreamPlan plan, uint64_t offset);
   ssize_t Read(char* buf, size_t max, Parking& parking) override;
+  bool File(FileRegion* region) override;
 
  private:
   const imager::ObjectStore* store_;
   imager::StreamPlan plan_;
   size_t seg_ = 0;
   uint64_t pos_ = 0;  // within the current segment (bytes, then object frame)
-  UniqueFd fd_;       // the current segment's object, once opened
+  // Moves past finished segments; false at the end of the stream.
+  bool Skip();
+  // Opens the current segment's object; false (logged) if it is gone.
+  bool OpenObject();
+
+  UniqueFd fd_;  // the current segment's object, once opened
 };
 
 }  // namespace kiln

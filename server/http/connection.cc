@@ -134,6 +134,8 @@ void Connection::Close() {
   EndStream();
   fd_.Reset();  // also leaves the loop's epoll set
   file_.Reset();
+  file_fd_ = -1;
+  file_left_ = 0;
 }
 
 void Connection::OnEvents(uint32_t events) {
@@ -514,7 +516,10 @@ bool Connection::Flush() {
       msghdr msg{};
       msg.msg_iov = iov;
       msg.msg_iovlen = static_cast<size_t>(count);
-      n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
+      // A file region follows (a stream's chunk head before its object):
+      // MSG_MORE keeps the few head bytes from going out as a segment of
+      // their own.
+      n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | (file_left_ > 0 ? MSG_MORE : 0));
       if (n > 0) {
         size_t k = static_cast<size_t>(n);
         size_t from_head = std::min(k, head.size());
@@ -524,7 +529,7 @@ bool Connection::Flush() {
     } else {
       off_t off = static_cast<off_t>(file_offset_);
       size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, 1 << 30));
-      n = ::sendfile(fd_.get(), file_.get(), &off, want);
+      n = ::sendfile(fd_.get(), file_fd_, &off, want);
       if (n == 0) {
         log::Warn("http", "file shorter than its response's length", {{"remote", remote_}});
         Close();
@@ -553,6 +558,7 @@ bool Connection::Flush() {
     body_pos_ = 0;
   }
   file_.Reset();
+  file_fd_ = -1;
   return true;
 }
 
@@ -586,6 +592,7 @@ void Connection::Respond(Exchange& ex, HttpResponse r) {
     parking_ = std::make_shared<StreamParking>(mailbox_, id_);
     stream_piece_ = kFirstStreamPiece;
     stream_chunked_ = ex.chunked_out;
+    stream_crlf_ = false;
     server_->streams.fetch_add(1, std::memory_order_relaxed);
     wstate_ = WriteState::kStream;
     return;
@@ -594,6 +601,7 @@ void Connection::Respond(Exchange& ex, HttpResponse r) {
   if (!no_body && !ex.head_only) {
     if (file.valid()) {
       file_ = std::move(file);
+      file_fd_ = file_.get();
       file_offset_ = r.file_offset;
       file_left_ = r.file_size;
     } else if (r.body.size() <= kJoinBody) {
@@ -653,9 +661,23 @@ bool Connection::PumpStream() {
   if (closed_ || wstate_ != WriteState::kStream) return false;
   if (!writable_) return false;
   if (parking_->parked()) return false;
+  if (stream_crlf_) {  // the region sent before this call was a chunk
+    out_.Append("\r\n");
+    stream_crlf_ = false;
+  }
   if (server_->stopping.load(std::memory_order_relaxed)) {
     if (queue_.size() == 1) queue_.front()->keep_alive = false;
     FinishStream();
+    return true;
+  }
+  BodyStream::FileRegion region;
+  if (stream_->File(&region)) {
+    if (region.size == 0) return true;  // nothing to send: an empty chunk would end the body
+    if (stream_chunked_) out_.Append(fmt::format("{:x}\r\n", region.size));
+    file_fd_ = region.fd;
+    file_offset_ = region.offset;
+    file_left_ = region.size;
+    stream_crlf_ = stream_chunked_;
     return true;
   }
   size_t prefix = stream_chunked_ ? kChunkPrefix : 0;

@@ -15,8 +15,8 @@
 #include <mutex>
 #include <string>
 
+#include "common/byte_buffer.h"
 #include "common/file_util.h"
-#include "server/http/byte_buffer.h"
 #include "server/http/chunked_body.h"
 #include "server/http/http_server.h"
 #include "server/http/mailbox.h"
@@ -184,13 +184,15 @@ class Connection {
   ByteBuffer out_;
   std::string body_;
   size_t body_pos_ = 0;
-  UniqueFd file_;
+  UniqueFd file_;     // a file response's, owned
+  int file_fd_ = -1;  // what is being sent: file_, or a stream's region (the stream's)
   uint64_t file_offset_ = 0;
   uint64_t file_left_ = 0;
   std::shared_ptr<BodyStream> stream_;
   std::shared_ptr<StreamParking> parking_;
   size_t stream_piece_ = 0;  // how much the next Read may return
   bool stream_chunked_ = true;
+  bool stream_crlf_ = false;  // a region's chunk still needs its closing CRLF
 };
 
 }  // namespace kiln::http

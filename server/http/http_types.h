@@ -78,6 +78,24 @@ class BodyStream {
   // body is complete, kError to abort the connection, or kWouldBlock after
   // calling parking.Park() when nothing is ready.
   virtual ssize_t Read(char* buf, size_t max, Parking& parking) = 0;
+
+  // A region of an open file to send next with sendfile(2), so its bytes
+  // are neither read into the server nor copied into the socket (an image
+  // stream's object frames). fd stays owned by the stream and open until
+  // the next call to File or Read.
+  struct FileRegion {
+    int fd = -1;
+    uint64_t offset = 0;
+    uint64_t size = 0;
+  };
+  // True when the body's next bytes are such a region: *region describes
+  // them and the stream has moved past them. A stream that offers regions
+  // stops its Read before each one (Read may still copy a region itself when
+  // it is called there, as without this call).
+  virtual bool File(FileRegion* region) {
+    (void)region;
+    return false;
+  }
   // The client went away or the server is stopping. Called once, from the
   // server's thread; Read is never called after it.
   virtual void Closed() {}

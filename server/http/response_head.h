@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "server/http/byte_buffer.h"
+#include "common/byte_buffer.h"
 
 namespace kiln::http {
 

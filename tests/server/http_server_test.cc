@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,12 +10,14 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <random>
 #include <set>
 #include <thread>
 
+#include "common/file_util.h"
 #include "common/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -490,6 +493,98 @@ TEST_CASE(
   leaver.Close();  // the stream is parked: only the socket's end can tell
   CHECK(kiln::test::WaitUntil([&] { return s11->closed.load(); }));
   CHECK((*server)->load().streams == 0);
+}
+
+namespace {
+
+// A stream of copied pieces and file regions, in order: File hands out the
+// regions, and a Read that reaches one (the server copying it instead of
+// sending the file) is recorded.
+class RegionStream : public BodyStream {
+ public:
+  struct Piece {
+    std::string bytes;
+    int fd = -1;  // a region of this file instead
+    uint64_t offset = 0, size = 0;
+  };
+  explicit RegionStream(std::vector<Piece> pieces) : pieces_(std::move(pieces)) {}
+  ssize_t Read(char* buf, size_t max, Parking&) override {
+    if (i_ == pieces_.size()) return kEnd;
+    const Piece& p = pieces_[i_];
+    if (p.fd >= 0) {
+      read_region = true;
+      return kError;
+    }
+    size_t n = std::min(max, p.bytes.size() - pos_);
+    std::memcpy(buf, p.bytes.data() + pos_, n);
+    pos_ += n;
+    if (pos_ == p.bytes.size()) ++i_, pos_ = 0;
+    return static_cast<ssize_t>(n);
+  }
+  bool File(FileRegion* region) override {
+    if (i_ == pieces_.size() || pieces_[i_].fd < 0) return false;
+    *region = {pieces_[i_].fd, pieces_[i_].offset, pieces_[i_].size};
+    ++i_;
+    return true;
+  }
+  std::atomic<bool> read_region{false};
+
+ private:
+  std::vector<Piece> pieces_;
+  size_t i_ = 0, pos_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("a stream's file regions go out with sendfile between its bytes, chunked or not") {
+  kiln::test::TempDir t;
+  std::string content;
+  for (int i = 0; content.size() < 400000; ++i) content += fmt::format("line {}\n", i);
+  kiln::test::WriteTestFile(t.Sub("obj"), content);
+  UniqueFd fd(::open(t.Sub("obj").c_str(), O_RDONLY | O_CLOEXEC));
+  REQUIRE(fd.valid());
+  // Bytes, a large region, an empty one, bytes, two regions back to back
+  // (the first from the file's start, the second from its middle), bytes.
+  std::vector<RegionStream::Piece> pieces = {
+      {"head:"}, {"", fd.get(), 7, 300000}, {"", fd.get(), 11, 0},
+      {"|mid|"}, {"", fd.get(), 0, 5},      {"", fd.get(), 200000, 150000},
+      {":tail"}};
+  std::string want = "head:" + content.substr(7, 300000) + "|mid|" + content.substr(0, 5) +
+                     content.substr(200000, 150000) + ":tail";
+  std::vector<std::shared_ptr<RegionStream>> made;
+  std::mutex mu;
+  Router router(nullptr);
+  router.AddSync("GET", "/regions",
+                 [&](HttpRequest&) {
+                   HttpResponse r;
+                   r.content_type = "application/octet-stream";
+                   std::lock_guard lock(mu);
+                   r.stream = made.emplace_back(std::make_shared<RegionStream>(pieces));
+                   return r;
+                 },
+                 {.access = Access::kPublic});
+  auto server = HttpServer::Start({.listen = "127.0.0.1:0"}, &router);
+  REQUIRE(server.ok());
+
+  // HTTP/1.1: chunked (the client's decoder checks every chunk's framing),
+  // twice on one connection, so each body ends where it should.
+  HttpClient c(Url(**server), "");
+  for (int i = 0; i < 2; ++i) {
+    auto r = c.Do("GET", "/regions");
+    REQUIRE(r.ok());
+    CHECK(r->status == 200);
+    CHECK(r->body == want);
+  }
+  // HTTP/1.0: unchunked, ended by the close.
+  RawConn old((*server)->address().port);
+  old.Send("GET /regions HTTP/1.0\r\n\r\n");
+  std::string reply = old.ReadToEnd();
+  CHECK(reply.find("Transfer-Encoding") == std::string::npos);
+  CHECK(reply.substr(reply.find("\r\n\r\n") + 4) == want);
+
+  std::lock_guard lock(mu);
+  REQUIRE(made.size() == 3);
+  for (const auto& s : made) CHECK_FALSE(s->read_region.load());
 }
 
 TEST_CASE("an idle connection is closed after the idle timeout, a parked stream is not") {

@@ -1,14 +1,15 @@
 #pragma once
 // A growable byte buffer read from the front and filled at the back,
-// without the zero-filling of std::string::resize: a connection's input
-// (requests arrive in pieces) and output (a head, a stream's chunks).
+// without the zero-filling of std::string::resize: a server connection's
+// input (requests arrive in pieces) and output (a head, a stream's chunks),
+// and what the HTTP client receives.
 
 #include <cstddef>
 #include <cstring>
 #include <memory>
 #include <string_view>
 
-namespace kiln::http {
+namespace kiln {
 
 class ByteBuffer {
  public:
@@ -65,4 +66,4 @@ class ByteBuffer {
   size_t end_ = 0;
 };
 
-}  // namespace kiln::http
+}  // namespace kiln
