@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <span>
 
 #include "common/byte_buffer.h"
 #include "common/strings.h"
@@ -72,23 +73,36 @@ class HttpClient::Exchange {
 
   // Sends the request. *answered is set when the server answered before
   // taking the whole body (an early error reply): the caller reads it.
-  Status Send(std::string_view head, std::string_view body, bool* answered) {
+  Status Send(std::string_view head, std::span<const std::string_view> body, bool* answered) {
     *answered = false;
-    size_t sent = 0, total = head.size() + body.size();
+    size_t sent = 0, total = head.size();
+    for (std::string_view piece : body) total += piece.size();
+    size_t piece = 0, piece_off = 0;  // the first body byte not sent yet
     while (sent < total) {
-      iovec iov[2];
+      // The rest of the head, then body pieces from where the last send
+      // stopped, a bounded number per call.
+      constexpr int kMaxIov = 64;
+      iovec iov[kMaxIov];
       int n = 0;
       if (sent < head.size())
         iov[n++] = {const_cast<char*>(head.data() + sent), head.size() - sent};
-      size_t body_off = sent > head.size() ? sent - head.size() : 0;
-      if (body_off < body.size())
-        iov[n++] = {const_cast<char*>(body.data() + body_off), body.size() - body_off};
+      for (size_t i = piece, off = piece_off; i < body.size() && n < kMaxIov; ++i, off = 0)
+        if (body[i].size() > off)
+          iov[n++] = {const_cast<char*>(body[i].data() + off), body[i].size() - off};
       msghdr msg{};
       msg.msg_iov = iov;
       msg.msg_iovlen = static_cast<size_t>(n);
       ssize_t w = ::sendmsg(c_->fd_, &msg, MSG_NOSIGNAL);
       if (w > 0) {
-        sent += static_cast<size_t>(w);
+        size_t k = static_cast<size_t>(w);
+        size_t from_head = sent < head.size() ? std::min(k, head.size() - sent) : 0;
+        sent += k;
+        for (k -= from_head; k > 0 && piece < body.size();) {
+          size_t take = std::min(k, body[piece].size() - piece_off);
+          k -= take;
+          piece_off += take;
+          if (piece_off == body[piece].size()) ++piece, piece_off = 0;
+        }
         continue;
       }
       if (w < 0 && errno == EINTR) continue;
@@ -372,6 +386,12 @@ Status HttpClient::Connect(const std::string& what, std::optional<Clock::time_po
 
 Result<HttpReply> HttpClient::Do(std::string_view method, std::string_view path,
                                  std::string_view body, const HttpRequestOptions& opts) {
+  return Perform(method, path, {&body, 1}, opts, nullptr);
+}
+
+Result<HttpReply> HttpClient::DoPieces(std::string_view method, std::string_view path,
+                                       std::span<const std::string_view> body,
+                                       const HttpRequestOptions& opts) {
   return Perform(method, path, body, opts, nullptr);
 }
 
@@ -381,8 +401,8 @@ Result<HttpReply> HttpClient::Stream(std::string_view path, const DataCallback& 
 }
 
 Result<HttpReply> HttpClient::Perform(std::string_view method, std::string_view path,
-                                      std::string_view body, const HttpRequestOptions& opts,
-                                      const DataCallback* on_data) {
+                                      std::span<const std::string_view> body,
+                                      const HttpRequestOptions& opts, const DataCallback* on_data) {
   std::string what = fmt::format("{} {}{}", method, base_url_, path);
   if (!url_error_.empty()) return InvalidArgument(url_error_);
   std::optional<Clock::time_point> deadline;
@@ -394,7 +414,9 @@ Result<HttpReply> HttpClient::Perform(std::string_view method, std::string_view 
   if (!token_.empty()) head += "Authorization: Bearer " + token_ + "\r\n";
   if (has_body) {
     if (!opts.content_type.empty()) head += "Content-Type: " + opts.content_type + "\r\n";
-    head += fmt::format("Content-Length: {}\r\n", body.size());
+    size_t length = 0;
+    for (std::string_view piece : body) length += piece.size();
+    head += fmt::format("Content-Length: {}\r\n", length);
   }
   for (const auto& [k, v] : opts.headers) head += k + ": " + v + "\r\n";
   head += "\r\n";
@@ -406,7 +428,8 @@ Result<HttpReply> HttpClient::Perform(std::string_view method, std::string_view 
     if (!reused) KILN_RETURN_IF_ERROR(Connect(what, deadline));
     Exchange x(this, what, deadline);
     bool answered_early = false;
-    Status st = x.Send(head, has_body ? body : std::string_view(), &answered_early);
+    Status st =
+        x.Send(head, has_body ? body : std::span<const std::string_view>(), &answered_early);
     HttpReply reply;
     int minor = 1;
     if (st.ok()) {

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,6 +60,11 @@ class HttpClient {
   // kUnavailable or kTimeout naming the URL; any HTTP status is a reply.
   Result<HttpReply> Do(std::string_view method, std::string_view path, std::string_view body = {},
                        const HttpRequestOptions& opts = {});
+  // The same with a body in pieces, sent as they are (sendmsg's gather):
+  // an upload of many objects without first copying them into one buffer.
+  Result<HttpReply> DoPieces(std::string_view method, std::string_view path,
+                             std::span<const std::string_view> body,
+                             const HttpRequestOptions& opts = {});
 
   // Streams a GET: on_data gets each piece of the body as it arrives and
   // returns false to stop. The reply holds status and headers (the body is
@@ -69,8 +75,9 @@ class HttpClient {
 
  private:
   class Exchange;
-  Result<HttpReply> Perform(std::string_view method, std::string_view path, std::string_view body,
-                            const HttpRequestOptions& opts, const DataCallback* on_data);
+  Result<HttpReply> Perform(std::string_view method, std::string_view path,
+                            std::span<const std::string_view> body, const HttpRequestOptions& opts,
+                            const DataCallback* on_data);
   Status Connect(const std::string& what,
                  std::optional<std::chrono::steady_clock::time_point> deadline);
   void Disconnect();

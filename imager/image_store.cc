@@ -44,14 +44,20 @@ std::pair<std::string, std::string> SplitImageRef(std::string_view ref) {
   return {std::string(ref.substr(0, at)), std::string(ref.substr(at + 1))};
 }
 
-std::string EncodeObjectBatch(const std::vector<std::pair<Sha256Digest, std::string>>& frames) {
+std::string EncodeObjectHead(const Sha256Digest& digest, uint64_t frame_size) {
   ByteWriter w;
-  for (const auto& [d, f] : frames) {
-    w.Digest(d);
-    w.Varint(f.size());
-    w.Raw(f);
-  }
+  w.Digest(digest);
+  w.Varint(frame_size);
   return w.Take();
+}
+
+std::string EncodeObjectBatch(const std::vector<std::pair<Sha256Digest, std::string>>& frames) {
+  std::string body;
+  for (const auto& [d, f] : frames) {
+    body += EncodeObjectHead(d, f.size());
+    body += f;
+  }
+  return body;
 }
 
 Result<std::unique_ptr<ImageStore>> ImageStore::Open(const std::string& dir,

@@ -51,6 +51,9 @@ std::pair<std::string, std::string> SplitImageRef(std::string_view ref);
 // The body of an object upload: per object its digest (32 bytes), the
 // frame's length (varint) and the zstd frame.
 std::string EncodeObjectBatch(const std::vector<std::pair<Sha256Digest, std::string>>& frames);
+// What goes before one object's frame in that body (digest, length): for a
+// sender that sends the frames in place instead of joining them.
+std::string EncodeObjectHead(const Sha256Digest& digest, uint64_t frame_size);
 
 class ImageStore {
  public:

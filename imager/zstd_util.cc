@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <zstd.h>
 
+#include "imager/stored_frame.h"
+
 namespace kiln::imager {
 
 Compressor::Compressor(int level) : cctx_(ZSTD_createCCtx()), level_(level) {
@@ -18,6 +20,11 @@ Compressor::~Compressor() {
 }
 
 void Compressor::Compress(std::string_view data, std::string* out) {
+  if (LooksIncompressible(data)) {  // zstd would store it raw, after trying
+    out->clear();
+    AppendStoredFrame(data, out);
+    return;
+  }
   out->resize(ZSTD_compressBound(data.size()));
   size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(cctx_), out->data(), out->size(), data.data(),
                             data.size());

@@ -160,7 +160,7 @@ TEST_CASE("with a separate /boot GRUB searches for /boot and loads the kernel fr
   CHECK(entry.cmdline == "root=UUID=uuid-of-vda3 ro console=ttyS0");
 }
 
-TEST_CASE("REBOOT chooses the firmware or kexec; anything else is named") {
+TEST_CASE("REBOOT chooses the firmware or kexec, anything else is named") {
   CHECK(RebootModeFrom(Json::object()).value() == RebootMode::kFirmware);
   CHECK(RebootModeFrom(Json{{"REBOOT", "firmware"}}).value() == RebootMode::kFirmware);
   CHECK(RebootModeFrom(Json{{"REBOOT", "kexec"}}).value() == RebootMode::kKexec);

@@ -91,7 +91,7 @@ TEST_CASE("modules resolve with dependencies first, each once") {
                       "kernel/fs/mbcache.ko", "kernel/lib/crc16.ko", "kernel/fs/ext4/ext4.ko"});
 }
 
-TEST_CASE("unknown modules fail unless optional; a broken index names its line") {
+TEST_CASE("unknown modules fail unless optional, a broken index names its line") {
   auto idx = ModuleIndex::Parse(kDep, "modules.dep");
   REQUIRE(idx.ok());
   auto missing = idx->Resolve({"nvme"}, false);

@@ -65,7 +65,7 @@ const std::string kCpu = "cpu:type:x86,ven0000fam0006mod003F:feature:,0000,0094,
 
 }  // namespace
 
-TEST_CASE("modules.alias parses into patterns per module; a bad line is named") {
+TEST_CASE("modules.alias parses into patterns per module, a bad line is named") {
   auto a = ParseModuleAliases(kAlias, "modules.alias");
   REQUIRE(a.ok());
   CHECK(a->at("crc32c_intel").size() == 2);
@@ -156,7 +156,7 @@ TEST_CASE("a module file that is missing is reported by name, the rest still tri
   CHECK(r.failures[0] == "ext4: No such file or directory");
 }
 
-TEST_CASE("the module set reads from the install environment's files; errors name the file") {
+TEST_CASE("the module set reads from the install environment's files, errors name the file") {
   TempDir t;
   WriteTestFile(t.Sub("m/modules.dep"), kDep);
   WriteTestFile(t.Sub("m/modules.alias"), kAlias);

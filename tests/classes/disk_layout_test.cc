@@ -217,7 +217,7 @@ TEST_CASE("fitting: fixed, ranges, rest, alignment and device names") {
   CHECK(sp[1].size_bytes + sp[3].size_bytes + 512 * kMiB + 4 * GiB == small.disks[0].usable_bytes);
 }
 
-TEST_CASE("bounded ranges share free space by headroom; percentages are of usable space") {
+TEST_CASE("bounded ranges share free space by headroom, percentages are of usable space") {
   auto f =
       Fit({{"DB",
             "disk os\n part a size=10G-20G fs=ext4 mount=/\n part b size=10G-40G fs=ext4 mount=/b\n"
@@ -265,7 +265,7 @@ TEST_CASE("sizes that do not fit are errors naming the disk and the partitions")
                          "TiB); use table=gpt") == 0);
 }
 
-TEST_CASE("disks are chosen by order, size, kind and name; removable and USB disks never") {
+TEST_CASE("disks are chosen by order, size, kind and name, removable and USB disks never") {
   std::vector<FactDisk> disks = {Disk("sda", 4000 * GiB, true), Disk("sdb", 480 * GiB),
                                  Disk("nvme0n1", 960 * GiB, false, "nvme"),
                                  Disk("sdc", 16 * GiB, false, "usb")};
@@ -295,7 +295,7 @@ TEST_CASE("disks are chosen by order, size, kind and name; removable and USB dis
         "disk data on=name:sda\n^ near here");
 }
 
-TEST_CASE("a higher class wins a disk role; contradictions across classes name both places") {
+TEST_CASE("a higher class wins a disk role, contradictions across classes name both places") {
   const char* def = "disk os\n part root size=rest fs=ext4 mount=/\n";
   const char* db =
       "disk os\n part root size=20G fs=ext4 mount=/\n part var size=rest fs=ext4 mount=/var\n"

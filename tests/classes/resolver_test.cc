@@ -112,7 +112,7 @@ TEST_CASE("variables: later classes override and extend earlier ones") {
   CHECK(a->overrode[0].loc.ToString() == "vars/DEFAULT.lua:1");
 }
 
-TEST_CASE("files: the highest class wins; owner, mode and ${VAR} substitution") {
+TEST_CASE("files: the highest class wins, owner, mode and ${VAR} substitution") {
   SpaceBuilder b({{"class/10.lua", "add('WEB')\n"},
                   {"vars/DEFAULT.lua", "NAME = 'kiln'\nN = 3\nON = true\nL = {1}\n"},
                   {"files/etc/motd/DEFAULT", "default\n"},
@@ -176,7 +176,7 @@ TEST_CASE("the image comes from the IMAGE variable") {
   CHECK_FALSE(p.image);
 }
 
-TEST_CASE("scripts run in class order then name order; hooks by phase then class") {
+TEST_CASE("scripts run in class order then name order, hooks by phase then class") {
   SpaceBuilder b({{"class/10.lua", "add('WEB')\n"},
                   {"scripts/WEB/05-web", "w\n"},
                   {"scripts/DEFAULT/20-b", "b\n"},

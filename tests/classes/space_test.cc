@@ -110,7 +110,7 @@ TEST_CASE("a space needs classes.list, and an existing directory") {
         t.Sub("nope") + ": config space not found (not a directory)");
 }
 
-TEST_CASE("editor leftovers are ignored; big files are refused") {
+TEST_CASE("editor leftovers are ignored, big files are refused") {
   SpaceBuilder b(
       {{"vars/.WEB.lua.swp", "junk"}, {"vars/WEB.lua~", "junk"}, {"class/.#10-x.lua", "junk"}});
   CHECK(b.OneLines() == "");

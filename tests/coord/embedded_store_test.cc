@@ -154,7 +154,7 @@ TEST_CASE("snapshots taken during writes give back exactly the same tree") {
   CHECK(after == before);
 }
 
-TEST_CASE("streams resume from the retained log across a restart; older resumes are compacted") {
+TEST_CASE("streams resume from the retained log across a restart, older resumes are compacted") {
   TempDir t;
   CoordOptions o;
   o.retain_changes = 20;

@@ -58,7 +58,7 @@ void Fill(const std::string& dir, int n, CoordOptions o = {}) {
 
 }  // namespace
 
-TEST_CASE("a torn tail is cut off and reported; everything before it survives") {
+TEST_CASE("a torn tail is cut off and reported, everything before it survives") {
   TempDir t;
   std::string dir = t.Sub("c");
   Fill(dir, 10);

@@ -273,7 +273,7 @@ TEST_CASE("the applier never writes outside its root, whatever symlinks the targ
   CHECK(*ReadFile(t.Sub("outside/passwd")) == "outside passwd\n");
 }
 
-TEST_CASE("kept paths survive a delta and a full deploy untouched; the rest becomes exact") {
+TEST_CASE("kept paths survive a delta and a full deploy untouched, the rest becomes exact") {
   TempDir t;
   MakeRichTree(t.Sub("src"));
   WriteTestFile(t.Sub("src/etc/ssh/ssh_host_ed25519_key"), "image key");
@@ -342,7 +342,7 @@ TEST_CASE("a full deploy never prunes across a mount point under the target") {
   CHECK(RsyncDiff(t.Sub("src/usr"), t.Sub("dst/usr")) == "");
 }
 
-TEST_CASE("a large file written whole bypasses the page cache; a delta's copy of it does not") {
+TEST_CASE("a large file written whole bypasses the page cache, a delta's copy of it does not") {
   TempDir t;
   MakeRichTree(t.Sub("src"));
   const uint64_t size = DirectWriter::kMinFileSize + DirectWriter::kBufferSize + 777;

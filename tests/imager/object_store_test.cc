@@ -123,7 +123,7 @@ TEST_CASE("a crash's leftover temporaries are removed when the store opens") {
   CHECK(n == 0);
 }
 
-TEST_CASE("a batch takes objects from several threads at once; Truncate drops the latest") {
+TEST_CASE("a batch takes objects from several threads at once, Truncate drops the latest") {
   kiln::test::TempDir t;
   auto store = ObjectStore::Open(t.Sub("images"));
   REQUIRE(store.ok());
@@ -163,7 +163,7 @@ TEST_CASE("a batch takes objects from several threads at once; Truncate drops th
   CHECK(count_tmp() == "0\n");
 }
 
-TEST_CASE("a capture's uploads stay invisible until its commit; a bad request stages nothing") {
+TEST_CASE("a capture's uploads stay invisible until its commit, a bad request stages nothing") {
   kiln::test::TempDir t;
   auto store = ImageStore::Open(t.Sub("images"));
   REQUIRE(store.ok());

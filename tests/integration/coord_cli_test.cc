@@ -181,7 +181,7 @@ int OpenStreams(KilnServer& server) {
   return st.ok() ? (*st)["coord"]["streams"].get<int>() : -1;
 }
 
-TEST_CASE("kiln coord watch without --since starts from now; --count ends it") {
+TEST_CASE("kiln coord watch without --since starts from now, --count ends it") {
   KilnServer server;
   REQUIRE(server.Kiln({"coord", "create", "/w", "before"}).exit_code == 0);
   int before = OpenStreams(server);

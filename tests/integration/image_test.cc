@@ -303,7 +303,7 @@ TEST_CASE("a deploy resumes after a broken connection without re-sending what ar
   CHECK(Sha256Hex(raw) == d);
 }
 
-TEST_CASE("a large file goes to the disk directly, also across a resume; --buffered opts out") {
+TEST_CASE("a large file goes to the disk directly, also across a resume, --buffered opts out") {
   KilnServer server;
   TempDir t;
   const uint64_t big = (12 << 20) + 4321;  // over the threshold, an unaligned tail

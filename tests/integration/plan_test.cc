@@ -56,7 +56,7 @@ TEST_CASE("kiln plan --explain against examples/space reads like a story") {
         std::string::npos);
 }
 
-TEST_CASE("kiln plan --json is the agent's plan; the summary is short") {
+TEST_CASE("kiln plan --json is the agent's plan, the summary is short") {
   auto r = Run({KILN_EXE, "plan", "gpu01", "--space", kExamples + "/space", "--facts",
                 kExamples + "/facts/gpu01.json", "--json"});
   REQUIRE(r.exit_code == 0);

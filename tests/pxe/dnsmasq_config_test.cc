@@ -89,7 +89,7 @@ TEST_CASE("full DHCP config: ranges, leases, no waits, router advertisements") {
 }
 
 TEST_CASE(
-    "with PXELINUX as the BIOS loader, iPXE ROMs on BIOS boot it too; UEFI iPXE keeps the script") {
+    "with PXELINUX as the BIOS loader, iPXE ROMs on BIOS boot it too, UEFI iPXE keeps the script") {
   CHECK(IsPxelinuxLoader("pxelinux.0"));
   CHECK(IsPxelinuxLoader("lpxelinux.0"));
   CHECK(IsPxelinuxLoader("bios/pxelinux.0"));

@@ -657,7 +657,7 @@ TEST_CASE("pipelined requests reach their handlers together, and answers keep th
   for (auto& t : done) t.join();
 }
 
-TEST_CASE("connections beyond the limit are closed at once; the ones within it are served") {
+TEST_CASE("connections beyond the limit are closed at once, the ones within it are served") {
   Router router(nullptr);
   AddEcho(router);
   auto server =

@@ -1,0 +1,76 @@
+#include "imager/stored_frame.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+
+namespace kiln::imager {
+namespace {
+
+// The sample: kSlices evenly spaced pieces of kSliceBytes each.
+constexpr size_t kSlices = 8;
+constexpr size_t kSliceBytes = 512;
+constexpr size_t kSampleBytes = kSlices * kSliceBytes;
+constexpr size_t kMaxRawBlock = 128 * 1024;  // zstd's Block_Maximum_Size
+
+void PutLe(uint64_t v, int bytes, std::string* out) {
+  for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+}  // namespace
+
+bool LooksIncompressible(std::string_view data) {
+  // Too small to sample well; zstd is quick on it anyway.
+  if (data.size() < 2 * kSampleBytes) return false;
+  std::array<uint32_t, 256> count{};
+  size_t step = (data.size() - kSliceBytes) / (kSlices - 1);
+  for (size_t s = 0; s < kSlices; ++s) {
+    const auto* p = reinterpret_cast<const uint8_t*>(data.data() + s * step);
+    for (size_t i = 0; i < kSliceBytes; ++i) ++count[p[i]];
+  }
+  // The sum of squared counts is smallest when every value is equally
+  // common: n + n(n-1)/256 expected for uniformly random bytes (69,616 for
+  // n = 4,096, standard deviation about 360). Text, code and tables are
+  // far above it (a skew of a few percent in the values adds thousands);
+  // compressed and random data lie within a few deviations.
+  uint64_t sum = 0;
+  for (uint32_t c : count) sum += uint64_t{c} * c;
+  constexpr uint64_t n = kSampleBytes;
+  constexpr uint64_t uniform = n + n * (n - 1) / 256;
+  return sum <= uniform + uniform / 40;  // +2.5%: about five deviations
+}
+
+void AppendStoredFrame(std::string_view data, std::string* out) {
+  PutLe(0xFD2FB528, 4, out);  // magic number
+  // Frame header descriptor: Single_Segment_Flag (bit 5), no checksum, no
+  // dictionary; Frame_Content_Size_Flag (bits 7-6) picks the size field:
+  // 1 byte (flag 0, single segment), 2 bytes holding size - 256 (flag 1),
+  // 4 bytes (flag 2) or 8 bytes (flag 3).
+  uint64_t size = data.size();
+  if (size < 256) {
+    out->push_back(static_cast<char>(0x20));
+    PutLe(size, 1, out);
+  } else if (size < 65536 + 256) {
+    out->push_back(static_cast<char>(0x60));
+    PutLe(size - 256, 2, out);
+  } else if (size <= UINT32_MAX) {
+    out->push_back(static_cast<char>(0xA0));
+    PutLe(size, 4, out);
+  } else {
+    out->push_back(static_cast<char>(0xE0));
+    PutLe(size, 8, out);
+  }
+  // Raw blocks: a 3-byte little-endian header (Last_Block bit 0, Block_Type
+  // 0 = raw in bits 1-2, Block_Size in bits 3-23), then the bytes. An empty
+  // frame still has its one (empty, last) block.
+  size_t at = 0;
+  do {
+    size_t n = std::min(kMaxRawBlock, data.size() - at);
+    bool last = at + n == data.size();
+    PutLe((uint64_t{n} << 3) | (last ? 1 : 0), 3, out);
+    out->append(data.substr(at, n));
+    at += n;
+  } while (at < data.size());
+}
+
+}  // namespace kiln::imager

@@ -1,0 +1,83 @@
+#include "imager/stored_frame.h"
+
+#include <zstd.h>
+
+#include <catch2/catch.hpp>
+#include <random>
+#include <string>
+
+#include "imager/zstd_util.h"
+
+using namespace kiln;
+using namespace kiln::imager;
+
+namespace {
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::string Text(size_t n) {
+  std::string s;
+  for (int i = 0; s.size() < n; ++i)
+    s += "line " + std::to_string(i) + ": the quick brown fox jumps over the lazy dog\n";
+  s.resize(n);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("stored frames are zstd frames libzstd reads back, at every size-field boundary") {
+  // Each size field (1, 2 with the 256 offset, 4 bytes) on both sides of its
+  // limit, and block counts around the 128 KiB raw-block limit.
+  for (size_t n : {size_t{0}, size_t{1}, size_t{255}, size_t{256}, size_t{257}, size_t{65535},
+                   size_t{65791}, size_t{65792}, size_t{65793}, size_t{131071}, size_t{131072},
+                   size_t{131073}, size_t{262149}, size_t{1} << 20}) {
+    INFO(n);
+    std::string data = RandomBytes(n, static_cast<uint32_t>(n));
+    std::string frame = "prefix";  // appended to, not replaced
+    AppendStoredFrame(data, &frame);
+    REQUIRE(frame.substr(0, 6) == "prefix");
+    frame.erase(0, 6);
+    CHECK(ZSTD_getFrameContentSize(frame.data(), frame.size()) == n);
+    CHECK(ZSTD_findFrameCompressedSize(frame.data(), frame.size()) == frame.size());
+    size_t blocks = n == 0 ? 1 : (n + (128 << 10) - 1) / (128 << 10);
+    CHECK(frame.size() <= n + 4 + 1 + 8 + 3 * blocks);
+    std::string out;
+    Decompressor d;
+    REQUIRE(d.Decompress(frame, n, &out, "frame").ok());
+    CHECK(out == data);
+  }
+}
+
+TEST_CASE("only evenly spread bytes look incompressible, and the compressor then stores them") {
+  CHECK(LooksIncompressible(RandomBytes(64 << 10, 1)));
+  CHECK(LooksIncompressible(RandomBytes(8 << 10, 2)));
+  CHECK_FALSE(LooksIncompressible(RandomBytes(4 << 10, 3)));  // too small to sample
+  CHECK_FALSE(LooksIncompressible(Text(64 << 10)));
+  CHECK_FALSE(LooksIncompressible(std::string(64 << 10, '\0')));
+  // Random but for one zeroed stretch that one slice of the sample sees.
+  std::string mostly = RandomBytes(64 << 10, 4);
+  std::fill(mostly.begin() + (32 << 10), mostly.begin() + (40 << 10), '\0');
+  CHECK_FALSE(LooksIncompressible(mostly));
+  // Random bytes drawn from only 200 of the 256 values compress a little.
+  std::string skewed = RandomBytes(64 << 10, 5);
+  for (auto& c : skewed) c = static_cast<char>(static_cast<uint8_t>(c) % 200);
+  CHECK_FALSE(LooksIncompressible(skewed));
+
+  Compressor comp;
+  Decompressor dec;
+  std::string random = RandomBytes(200 << 10, 6), frame, out;
+  comp.Compress(random, &frame);
+  CHECK(frame.size() <= random.size() + 4 + 1 + 4 + 3 * 2);  // stored: two raw blocks
+  REQUIRE(dec.Decompress(frame, random.size(), &out, "random").ok());
+  CHECK(out == random);
+  std::string text = Text(200 << 10);
+  comp.Compress(text, &frame);
+  CHECK(frame.size() < text.size() / 10);  // zstd ran
+  REQUIRE(dec.Decompress(frame, text.size(), &out, "text").ok());
+  CHECK(out == text);
+}
