@@ -115,6 +115,18 @@ Result<std::shared_ptr<const Manifest>> ImageStore::LoadManifest(const Sha256Dig
   return shared;
 }
 
+Result<std::shared_ptr<const StreamPlan>> ImageStore::PlanStream(const ResolvedVersion* base,
+                                                                 const ResolvedVersion& target) {
+  Sha256Digest from{};
+  if (base) from = base->digest;
+  return plans_.Get(from, target.digest, plan_generation_.load(), [&]() -> Result<StreamPlan> {
+    KILN_ASSIGN_OR_RETURN(auto tm, LoadManifest(target.digest));
+    if (!base) return PlanFullStream(*objects_, *tm, target.digest);
+    KILN_ASSIGN_OR_RETURN(auto bm, LoadManifest(base->digest));
+    return PlanDeltaStream(*objects_, *bm, base->digest, *tm, target.digest);
+  });
+}
+
 void ImageStore::CacheManifest(const Sha256Digest& digest, std::shared_ptr<const Manifest> m) {
   std::lock_guard lock(cache_mu_);
   for (const auto& [d, cached] : manifest_cache_)
@@ -538,6 +550,12 @@ Result<ImageStore::GcReport> ImageStore::Gc(std::optional<int> keep) {
     else
       dead.emplace_back(d, size);
   }));
+  // Stream plans made until now may name removed objects: once the
+  // removals are over (or stopped half way), they are made again.
+  struct Advance {
+    std::atomic<uint64_t>* generation;
+    ~Advance() { ++*generation; }
+  } advance{&plan_generation_};
   for (const auto& [d, size] : dead) {
     KILN_RETURN_IF_ERROR(objects_->Remove(d));
     ++rep.objects_removed;

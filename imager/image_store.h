@@ -18,6 +18,7 @@
 // Thread safety: all methods may be called from any thread. Version commits,
 // rollbacks, tags and gc are serialised by one mutex.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <future>
@@ -36,6 +37,8 @@
 #include "imager/catalog.h"
 #include "imager/manifest.h"
 #include "imager/object_store.h"
+#include "imager/stream.h"
+#include "imager/stream_plan_cache.h"
 
 namespace kiln::imager {
 
@@ -67,6 +70,15 @@ class ImageStore {
   // version: "" or "current" (the current pointer), "latest", a number, or a tag.
   Result<ResolvedVersion> Resolve(const std::string& name, std::string_view version);
   Result<std::shared_ptr<const Manifest>> LoadManifest(const Sha256Digest& digest);
+  // The plan of target's stream, a delta from base when base is given,
+  // shared with every other deploy of the same stream (stream_plan_cache.h);
+  // a gc makes the plans made before it be made again.
+  Result<std::shared_ptr<const StreamPlan>> PlanStream(const ResolvedVersion* base,
+                                                       const ResolvedVersion& target);
+  size_t plans_made() const { return plans_.made(); }
+  // Makes every stream plan be made again: a stream found an object that
+  // is gone or not the size its plan says (damage, or a gc racing it).
+  void ForgetStreamPlans() { ++plan_generation_; }
 
   // The upload protocol.
   struct Begun {
@@ -154,6 +166,11 @@ class ImageStore {
 
   std::mutex cache_mu_;
   std::list<std::pair<Sha256Digest, std::shared_ptr<const Manifest>>> manifest_cache_;
+
+  StreamPlanCache plans_;
+  // Plans made under an older generation are made again: advanced after
+  // each gc's removals and by ForgetStreamPlans.
+  std::atomic<uint64_t> plan_generation_{0};
 };
 
 // Captures straight into a local store (tests, tools): objects are trusted

@@ -378,42 +378,41 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
              },
              {.access = Access::kAuthenticated});
 
-  router.AddSync(
-      "GET", "/api/v1/images/{name}/stream",
-      [st](HttpRequest& req) {
-        std::string name = req.Param("name");
-        auto target = st->Resolve(name, req.Query("version"));
-        if (!target.ok()) return Err(target.status());
-        auto tm = st->LoadManifest(target->digest);
-        if (!tm.ok()) return Err(tm.status());
-        Result<imager::StreamPlan> plan = Status(Code::kInternal, "unset");
-        if (req.HasQuery("from") && !req.Query("from").empty()) {
-          auto base = st->Resolve(name, req.Query("from"));
-          if (!base.ok()) return Err(base.status());
-          auto bm = st->LoadManifest(base->digest);
-          if (!bm.ok()) return Err(bm.status());
-          plan = imager::PlanDeltaStream(st->objects(), **bm, base->digest, **tm, target->digest);
-        } else {
-          plan = imager::PlanFullStream(st->objects(), **tm, target->digest);
-        }
-        if (!plan.ok()) return Err(plan.status());
-        uint64_t offset = 0;
-        if (req.HasQuery("offset")) {
-          auto o = ParseUint(req.Query("offset"));
-          if (!o || *o > plan->total)
-            return Err(InvalidArgument(fmt::format("offset {} is beyond the stream's {} bytes",
-                                                   req.Query("offset"), plan->total)));
-          offset = *o;
-        }
-        HttpResponse r;
-        r.content_type = "application/vnd.kiln.image-stream";
-        r.headers.emplace_back("X-Kiln-Stream-Size", std::to_string(plan->total));
-        r.headers.emplace_back("X-Kiln-Stream-Offset", std::to_string(offset));
-        r.headers.emplace_back("X-Kiln-Manifest", target->version.manifest);
-        r.stream = std::make_shared<ImageStreamBody>(&st->objects(), std::move(*plan), offset);
-        return r;
-      },
-      {.access = kRead});
+  // Planning a stream not asked for lately reads its manifests and looks up
+  // every object: on the pool, not on an event loop.
+  router.Add("GET", "/api/v1/images/{name}/stream",
+             [st, pool](HttpRequest& req, Responder res) {
+               pool->Post([st, res, name = req.Param("name"), version = req.Query("version"),
+                           from = req.Query("from"), offset_q = req.Query("offset")] {
+                 auto target = st->Resolve(name, version);
+                 if (!target.ok()) return res.SendError(target.status());
+                 std::optional<imager::ResolvedVersion> base;
+                 if (!from.empty()) {
+                   auto b = st->Resolve(name, from);
+                   if (!b.ok()) return res.SendError(b.status());
+                   base = *b;
+                 }
+                 auto plan = st->PlanStream(base ? &*base : nullptr, *target);
+                 if (!plan.ok()) return res.SendError(plan.status());
+                 uint64_t offset = 0;
+                 if (!offset_q.empty()) {
+                   auto o = ParseUint(offset_q);
+                   if (!o || *o > (*plan)->total)
+                     return res.SendError(InvalidArgument(fmt::format(
+                         "offset {} is beyond the stream's {} bytes", offset_q, (*plan)->total)));
+                   offset = *o;
+                 }
+                 HttpResponse r;
+                 r.content_type = "application/vnd.kiln.image-stream";
+                 r.headers.emplace_back("X-Kiln-Stream-Size", std::to_string((*plan)->total));
+                 r.headers.emplace_back("X-Kiln-Stream-Offset", std::to_string(offset));
+                 r.headers.emplace_back("X-Kiln-Manifest", target->version.manifest);
+                 r.stream = std::make_shared<ImageStreamBody>(&st->objects(), *plan, offset,
+                                                              [st] { st->ForgetStreamPlans(); });
+                 res.Send(std::move(r));
+               });
+             },
+             {.access = kRead});
 
   router.AddSync("GET", "/api/v1/images/objects/{digest}",
                  [st](HttpRequest& req) {

@@ -5,6 +5,7 @@
 // server), starting at any byte offset (resume) without reading what comes
 // before it.
 
+#include <functional>
 #include <memory>
 
 #include "common/file_util.h"
@@ -16,14 +17,19 @@ namespace kiln {
 
 class ImageStreamBody : public http::BodyStream {
  public:
-  // REQUIRES: offset <= plan.total. store must outlive the body.
-  ImageStreamBody(const imager::ObjectStore* store, imager::StreamPlan plan, uint64_t offset);
+  // REQUIRES: offset <= plan.total. store must outlive the body. on_stale
+  // runs when an object is gone or not the size the plan says: the client
+  // sees the transfer break, and its resume must get a new plan.
+  ImageStreamBody(const imager::ObjectStore* store, std::shared_ptr<const imager::StreamPlan> plan,
+                  uint64_t offset, std::function<void()> on_stale = {});
   ssize_t Read(char* buf, size_t max, Parking& parking) override;
   bool File(FileRegion* region) override;
 
  private:
   const imager::ObjectStore* store_;
-  imager::StreamPlan plan_;
+  std::shared_ptr<const imager::StreamPlan> plan_;  // shared with other deploys
+  std::function<void()> on_stale_;
+  bool stale_ = false;  // an object did not match the plan: the body is cut
   size_t seg_ = 0;
   uint64_t pos_ = 0;  // within the current segment (bytes, then object frame)
   // Moves past finished segments; false at the end of the stream.

@@ -1,6 +1,7 @@
 #include "tests/imager/local_store.h"
 
 #include <catch2/catch.hpp>
+#include <optional>
 
 #include "common/file_util.h"
 
@@ -47,20 +48,15 @@ std::string LocalStore::Stream(const std::string& image, const std::string& vers
                                const std::string& from) {
   auto t = store_->Resolve(image, version);
   REQUIRE(t.ok());
-  auto tm = store_->LoadManifest(t->digest);
-  REQUIRE(tm.ok());
-  Result<StreamPlan> plan = Status(Code::kInternal, "unset");
-  if (from.empty()) {
-    plan = PlanFullStream(store_->objects(), **tm, t->digest);
-  } else {
-    auto b = store_->Resolve(image, from);
-    REQUIRE(b.ok());
-    auto bm = store_->LoadManifest(b->digest);
-    REQUIRE(bm.ok());
-    plan = PlanDeltaStream(store_->objects(), **bm, b->digest, **tm, t->digest);
+  std::optional<ResolvedVersion> b;
+  if (!from.empty()) {
+    auto r = store_->Resolve(image, from);
+    REQUIRE(r.ok());
+    b = *r;
   }
+  auto plan = store_->PlanStream(b ? &*b : nullptr, *t);
   REQUIRE(plan.ok());
-  return Materialize(store_->objects(), *plan);
+  return Materialize(store_->objects(), **plan);
 }
 
 Result<ApplyStats> LocalStore::Apply(const std::string& stream, const std::string& root,
