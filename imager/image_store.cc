@@ -561,6 +561,7 @@ Result<ImageStore::GcReport> ImageStore::Gc(std::optional<int> keep) {
     ++rep.objects_removed;
     rep.bytes_freed += size;
   }
+  KILN_RETURN_IF_ERROR(objects_->CompactPacks());
   log::Info("imager", "gc",
             {{"versions_dropped", rep.versions_dropped},
              {"objects_removed", rep.objects_removed},

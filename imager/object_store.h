@@ -16,6 +16,20 @@
 // soon as it is written (sync_file_range, not waited for), so the disk
 // works while the batch grows and the flush at Commit has little left.
 //
+//   packs/<id>.pack        frames of many objects back to back (a large
+//   packs/<id>.idx         batch's objects beyond its first kLooseBytes),
+//                          and where each one is: see docs/IMAGE_FORMAT.md
+//
+// Packs exist because a file per object costs a large capture dearly: the
+// 1 GiB file alone is 16,000 chunks, and creating 16,000 files and filling
+// fresh page-cache pages for them took 3 s of system time here where one
+// file written with O_DIRECT took 0.1-0.5 s (docs/BENCHMARKS.md). A pack
+// is written by one batch with O_DIRECT (imager/direct_writer.h), made
+// durable, then its index is written (temporary, fsync, rename): an index
+// names only a whole, durable pack, and a pack without one is a crashed
+// writer's, removed at Open. Packs are immutable; gc rewrites a pack that
+// holds objects no longer needed.
+//
 // Reads verify: Read() decompresses and re-hashes, and a mismatch is
 // kCorruption naming the digest. OpenFrame() hands out the stored frame for
 // sendfile(2); the receiver verifies (the image stream reader and the
@@ -29,10 +43,14 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -58,7 +76,10 @@ class ObjectStore;
 
 class ObjectBatch {
  public:
-  explicit ObjectBatch(ObjectStore* store) : store_(store) {}
+  // The first loose_bytes of frames become a file each; the rest go into
+  // one pack (a large capture's chunks). Tests pass small values.
+  static constexpr uint64_t kLooseBytes = 8 << 20;
+  explicit ObjectBatch(ObjectStore* store, uint64_t loose_bytes = kLooseBytes);
   ~ObjectBatch();  // removes the temporaries of an uncommitted batch
   ObjectBatch(const ObjectBatch&) = delete;
   ObjectBatch& operator=(const ObjectBatch&) = delete;
@@ -90,17 +111,26 @@ class ObjectBatch {
  private:
   struct Pending {
     Sha256Digest digest;
-    std::string tmp;
-    uint64_t size;  // frame bytes
+    std::string tmp;  // empty: in the pack, at offset
+    uint64_t size;    // frame bytes
+    uint64_t offset = 0;
   };
+  class PackWriter;
+  // Appends frame to the batch's pack (made at the first call).
+  Result<uint64_t> AppendToPack(std::string_view frame);
   // In this batch or in the store already.
   bool Known(const Sha256Digest& digest) const;
 
+  friend class ObjectStore;
   ObjectStore* store_;
-  mutable std::mutex mu_;  // guards the three below during adds
+  const uint64_t loose_bytes_;
+  bool rewriting_ = false;  // CompactPacks: objects are stored already, elsewhere
+  mutable std::mutex mu_;   // guards the three below during adds
   std::vector<Pending> pending_;
   DigestSet in_batch_;
   uint64_t bytes_ = 0;
+  std::mutex pack_mu_;  // the pack's writes, in order
+  std::unique_ptr<PackWriter> pack_;
 };
 
 class ObjectStore {
@@ -121,12 +151,20 @@ class ObjectStore {
   struct Frame {
     UniqueFd fd;
     uint64_t size = 0;
+    uint64_t offset = 0;  // in fd's file (a pack's objects share one)
   };
   // The stored frame, unverified, for sendfile(2) and streams.
   Result<Frame> OpenFrame(const Sha256Digest& d) const;
   // Re-reads and re-hashes one object.
   Status Verify(const Sha256Digest& d) const;
+  // A packed object is dropped from the index in memory at once, from its
+  // pack by CompactPacks.
   Status Remove(const Sha256Digest& d);
+  // Drops removed objects from their packs (gc, after its removals): a pack
+  // with a quarter or more of its bytes removed is rewritten (the live
+  // objects into a new pack, then the old one goes), any other gets a new
+  // index without them and keeps their bytes until then.
+  Status CompactPacks();
   // Every stored object with its stored (compressed) size.
   Status ForEach(const std::function<void(const Sha256Digest&, uint64_t)>& fn) const;
 
@@ -137,8 +175,22 @@ class ObjectStore {
   explicit ObjectStore(std::string dir) : dir_(std::move(dir)) {}
   std::string TmpPath(const Sha256Digest& d) const;
 
+  // A committed batch's pack becomes readable.
+  void AddPack(const std::string& id, UniqueFd fd,
+               const std::vector<std::pair<Sha256Digest, std::pair<uint64_t, uint64_t>>>& where);
+  Status LoadPacks();
+  struct PackLoc {
+    uint32_t pack;
+    uint64_t offset, size;
+  };
+  std::optional<PackLoc> FindPacked(const Sha256Digest& d) const;
+
   std::string dir_;
   int zstd_level_ = 3;
+  mutable std::shared_mutex packs_mu_;
+  std::vector<std::pair<std::string, UniqueFd>> packs_;  // id, open file
+  std::unordered_map<Sha256Digest, PackLoc, DigestHash> packed_;
+  std::map<uint32_t, size_t> dead_;  // pack -> objects removed from it
 };
 
 }  // namespace kiln::imager

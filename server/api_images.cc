@@ -422,7 +422,7 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
                    if (!f.ok()) return Err(f.status());
                    uint64_t size = f->size;
                    HttpResponse r =
-                       HttpResponse::File(f->fd.Release(), 0, size, "application/zstd");
+                       HttpResponse::File(f->fd.Release(), f->offset, size, "application/zstd");
                    r.headers.emplace_back("X-Kiln-Digest", req.Param("digest"));
                    return r;
                  },

@@ -46,6 +46,7 @@ bool ImageStreamBody::OpenObject() {
     return false;
   }
   fd_ = std::move(frame->fd);
+  frame_offset_ = frame->offset;
   return true;
 }
 
@@ -56,7 +57,7 @@ bool ImageStreamBody::File(FileRegion* region) {
   // Read's to report (File has no way to say "error").
   if (pos_ < s.bytes.size() || !OpenObject()) return false;
   uint64_t at = pos_ - s.bytes.size();
-  *region = {fd_.get(), at, s.object_size - at};
+  *region = {fd_.get(), frame_offset_ + at, s.object_size - at};
   pos_ += region->size;  // fd_ stays open until the next call moves on
   return true;
 }
@@ -77,7 +78,7 @@ ssize_t ImageStreamBody::Read(char* buf, size_t max, Parking&) {
     if (!OpenObject()) return filled > 0 ? static_cast<ssize_t>(filled) : kError;
     uint64_t at = pos_ - s.bytes.size();
     size_t want = std::min<uint64_t>(max - filled, s.object_size - at);
-    ssize_t n = ::pread(fd_.get(), buf + filled, want, static_cast<off_t>(at));
+    ssize_t n = ::pread(fd_.get(), buf + filled, want, static_cast<off_t>(frame_offset_ + at));
     if (n <= 0) return filled > 0 ? static_cast<ssize_t>(filled) : kError;
     filled += static_cast<size_t>(n);
     pos_ += static_cast<uint64_t>(n);

@@ -37,7 +37,8 @@ class ImageStreamBody : public http::BodyStream {
   // Opens the current segment's object; false (logged) if it is gone.
   bool OpenObject();
 
-  UniqueFd fd_;  // the current segment's object, once opened
+  UniqueFd fd_;                // the current segment's object, once opened
+  uint64_t frame_offset_ = 0;  // where its frame starts in fd_'s file (a pack)
 };
 
 }  // namespace kiln

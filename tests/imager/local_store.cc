@@ -35,7 +35,7 @@ std::string Materialize(const ObjectStore& store, const StreamPlan& plan) {
       auto f = store.OpenFrame(s.object);
       REQUIRE(f.ok());
       std::string frame(f->size, '\0');
-      REQUIRE(::pread(f->fd.get(), frame.data(), frame.size(), 0) ==
+      REQUIRE(::pread(f->fd.get(), frame.data(), frame.size(), static_cast<off_t>(f->offset)) ==
               static_cast<ssize_t>(frame.size()));
       out += frame;
     }
