@@ -195,15 +195,12 @@ void ObjectStore::AddPack(const std::string& id, UniqueFd fd, const PackEntries&
   for (const auto& [d, at] : where) packed_.insert_or_assign(d, PackLoc{n, at.first, at.second});
 }
 
-std::optional<ObjectStore::PackLoc> ObjectStore::FindPacked(const Sha256Digest& d) const {
-  std::shared_lock lock(packs_mu_);
-  auto it = packed_.find(d);
-  if (it == packed_.end()) return std::nullopt;
-  return it->second;
-}
-
 bool ObjectStore::Has(const Sha256Digest& d) const {
-  return FindPacked(d) || ::access(PathOf(d).c_str(), F_OK) == 0;
+  {
+    std::shared_lock lock(packs_mu_);
+    if (packed_.count(d)) return true;
+  }
+  return ::access(PathOf(d).c_str(), F_OK) == 0;
 }
 
 Result<Sha256Digest> ObjectStore::Put(std::string_view data) {
@@ -221,14 +218,17 @@ Result<Sha256Digest> ObjectStore::Put(std::string_view data) {
 }
 
 Result<ObjectStore::Frame> ObjectStore::OpenFrame(const Sha256Digest& d) const {
-  if (auto at = FindPacked(d)) {
-    int fd;
-    {
-      std::shared_lock lock(packs_mu_);
-      fd = ::fcntl(packs_[at->pack].second.get(), F_DUPFD_CLOEXEC, 0);
+  {
+    // Found and opened under one lock: a gc rewriting the pack meanwhile
+    // would otherwise close it between the two.
+    std::shared_lock lock(packs_mu_);
+    auto it = packed_.find(d);
+    if (it != packed_.end()) {
+      const PackLoc& at = it->second;
+      int fd = ::fcntl(packs_[at.pack].second.get(), F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) return ErrnoError("dup pack of object " + ToHex(d), errno);
+      return Frame{UniqueFd(fd), at.size, at.offset};
     }
-    if (fd < 0) return ErrnoError("dup pack of object " + ToHex(d), errno);
-    return Frame{UniqueFd(fd), at->size, at->offset};
   }
   std::string path = PathOf(d);
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -272,7 +272,7 @@ Status ObjectStore::Remove(const Sha256Digest& d) {
     std::unique_lock lock(packs_mu_);
     auto it = packed_.find(d);
     if (it != packed_.end()) {
-      ++dead_[it->second.pack];
+      dead_.insert(it->second.pack);
       packed_.erase(it);
       return Status::Ok();
     }
@@ -346,12 +346,12 @@ class ObjectBatch::PackWriter {
 };
 
 Status ObjectStore::CompactPacks() {
-  std::map<uint32_t, size_t> dead;
+  std::set<uint32_t> dead;
   {
     std::unique_lock lock(packs_mu_);
     dead.swap(dead_);
   }
-  for (const auto& [pack, n] : dead) {
+  for (uint32_t pack : dead) {
     std::vector<std::pair<Sha256Digest, PackLoc>> live;
     std::string id;
     int fd;

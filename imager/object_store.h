@@ -43,10 +43,9 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -183,14 +182,13 @@ class ObjectStore {
     uint32_t pack;
     uint64_t offset, size;
   };
-  std::optional<PackLoc> FindPacked(const Sha256Digest& d) const;
 
   std::string dir_;
   int zstd_level_ = 3;
   mutable std::shared_mutex packs_mu_;
   std::vector<std::pair<std::string, UniqueFd>> packs_;  // id, open file
   std::unordered_map<Sha256Digest, PackLoc, DigestHash> packed_;
-  std::map<uint32_t, size_t> dead_;  // pack -> objects removed from it
+  std::set<uint32_t> dead_;  // packs objects were removed from since CompactPacks
 };
 
 }  // namespace kiln::imager

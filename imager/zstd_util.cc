@@ -23,6 +23,7 @@ void Compressor::Compress(std::string_view data, std::string* out) {
   if (LooksIncompressible(data)) {  // zstd would store it raw, after trying
     out->clear();
     AppendStoredFrame(data, out);
+    ++stored_frames_;
     return;
   }
   out->resize(ZSTD_compressBound(data.size()));

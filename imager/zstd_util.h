@@ -24,10 +24,14 @@ class Compressor {
   Compressor& operator=(const Compressor&) = delete;
   // Replaces *out with one frame holding data.
   void Compress(std::string_view data, std::string* out);
+  // How many frames were stored without zstd (stored_frame.h): the frame
+  // is the one zstd would write, so only this tells the two paths apart.
+  uint64_t stored_frames() const { return stored_frames_; }
 
  private:
   void* cctx_;
   int level_;
+  uint64_t stored_frames_ = 0;
 };
 
 class Decompressor {

@@ -310,6 +310,10 @@ TEST_CASE("a large file goes to the disk directly, also across a resume, --buffe
   WriteTestFile(t.Sub("src/disk.img"), RandomBytes(big, 8));
   WriteTestFile(t.Sub("src/small"), "small");
   REQUIRE(server.Kiln({"image", "capture", "img", "--from-dir", t.Sub("src")}).exit_code == 0);
+  // The capture's chunks beyond its first 8 MiB went into a pack: these
+  // deploys also send frames from inside one (sendfile at an offset).
+  CHECK(kiln::test::Run({"/bin/sh", "-c", "ls " + server.data_dir() + "/images/packs"})
+            .out.find(".pack") != std::string::npos);
   const uint64_t direct = DirectIoWorks(t.path()) ? big / 4096 * 4096 : 0;
   INFO("O_DIRECT works here: " << (direct > 0));
 
