@@ -286,6 +286,7 @@ Result<Json> HostJobs::Capture(const Json& args) {
         {"objects_sent", r.objects_sent},
         {"bytes_sent", r.bytes_sent},
         {"one_exchange", r.one_exchange},
+        {"streamed", r.streamed},
         {"files_hashed", r.files_hashed}}},
       {"timings_ms",
        {{"scan", r.scan_ms},

@@ -54,6 +54,7 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   const std::string& base_url() const { return base_url_; }
+  const std::string& token() const { return token_; }
   void set_token(std::string token) { token_ = std::move(token); }
 
   // Performs a request. Transport failures (refused, timeout, reset) give

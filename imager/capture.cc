@@ -14,6 +14,7 @@
 
 #include "common/file_util.h"
 #include "imager/capture_flow.h"
+#include "imager/capture_stream.h"
 #include "imager/chunker.h"
 #include "imager/zstd_util.h"
 
@@ -25,7 +26,9 @@ constexpr uint64_t kBatchBytes = 8 * 1024 * 1024;
 constexpr uint64_t kEagerBytes = 8 * 1024 * 1024;
 
 // Makes frames on `threads` workers (reading and compressing is the costly
-// part) while this thread sends batches in order of completion.
+// part) while target->concurrent_puts() senders send the batches in order
+// of completion: with two, the target receives one batch while it checks
+// the one before.
 Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<uint64_t>& sizes,
                    const FrameFn& make_frame, const CaptureOptions& opts, CaptureTarget* target,
                    CaptureReport* report) {
@@ -56,8 +59,9 @@ Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<u
   }
   std::mutex mu;
   std::condition_variable cv;
-  size_t next = 0, sent_upto = 0;
-  bool abort = false;
+  size_t next = 0, next_send = 0, sent = 0;
+  uint64_t done_bytes = 0;
+  Status result;
   const size_t max_ahead = 4;  // bounds memory to a few batches
   auto worker = [&] {
     Compressor comp(opts.zstd_level);
@@ -67,8 +71,8 @@ Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<u
       {
         std::unique_lock lock(mu);
         cv.wait(lock,
-                [&] { return abort || next >= batches.size() || next < sent_upto + max_ahead; });
-        if (abort || next >= batches.size()) return;
+                [&] { return !result.ok() || next >= batches.size() || next < sent + max_ahead; });
+        if (!result.ok() || next >= batches.size()) return;
         mine = next++;
       }
       Batch& b = batches[mine];
@@ -86,41 +90,48 @@ Status SendMissing(const std::vector<Sha256Digest>& missing, const std::vector<u
       cv.notify_all();
     }
   };
-  std::vector<std::thread> workers;
-  for (int t = 0; t < nthreads; ++t) workers.emplace_back(worker);
-
-  Status result;
-  uint64_t done_bytes = 0;
-  for (size_t i = 0; i < batches.size(); ++i) {
-    std::vector<std::pair<Sha256Digest, std::string>> frames;
-    {
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return batches[i].done; });
-      if (!batches[i].status.ok()) {
-        result = batches[i].status;
-      } else {
+  auto sender = [&] {
+    for (;;) {
+      size_t i;
+      std::vector<std::pair<Sha256Digest, std::string>> frames;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] {
+          return !result.ok() || next_send >= batches.size() || batches[next_send].done;
+        });
+        if (!result.ok() || next_send >= batches.size()) return;
+        i = next_send++;
+        if (!batches[i].status.ok()) {
+          result = batches[i].status;
+          cv.notify_all();
+          return;
+        }
         frames = std::move(batches[i].frames);
       }
-    }
-    if (result.ok()) {
-      result = target->PutObjects(frames);
-      if (result.code() == Code::kCorruption)
-        result = result.WithContext("a file changed during the capture? capture again");
-    }
-    {
+      Status s = target->PutObjects(frames);
+      if (s.code() == Code::kCorruption)
+        s = s.WithContext("a file changed during the capture? capture again");
       std::lock_guard lock(mu);
-      sent_upto = i + 1;
-      if (!result.ok()) abort = true;
+      ++sent;
       cv.notify_all();
+      if (!s.ok()) {
+        if (result.ok()) result = s;
+        return;
+      }
+      if (!result.ok()) return;
+      for (size_t k = batches[i].begin; k < batches[i].end; ++k) done_bytes += sizes[k];
+      for (const auto& f : frames) report->bytes_sent += f.second.size();
+      report->objects_sent += frames.size();
+      if (opts.progress)
+        opts.progress({"upload", done_bytes, total, report->objects_sent, missing.size()});
     }
-    if (!result.ok()) break;
-    for (size_t k = batches[i].begin; k < batches[i].end; ++k) done_bytes += sizes[k];
-    for (const auto& f : frames) report->bytes_sent += f.second.size();
-    report->objects_sent += frames.size();
-    if (opts.progress)
-      opts.progress({"upload", done_bytes, total, report->objects_sent, missing.size()});
-  }
-  for (auto& t : workers) t.join();
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < nthreads; ++t) threads.emplace_back(worker);
+  int senders = std::max(1, target->concurrent_puts());
+  for (int t = 1; t < senders; ++t) threads.emplace_back(sender);
+  sender();
+  for (auto& t : threads) t.join();
   return result;
 }
 
@@ -264,15 +275,33 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
     so.progress = [&](uint64_t bytes, uint64_t files) {
       opts.progress({"scan", bytes, 0, files, 0});
     };
+  // A first capture sends its objects while the tree is read, when the
+  // target can take them before the manifest (capture_stream.h). A target
+  // that cannot (InvalidArgument: a server from before this) is offered
+  // the manifest first.
+  std::unique_ptr<CaptureStreamer> streamer;
+  if (!recapture) {
+    auto opened = target->Open();
+    if (!opened.ok() && opened.status().code() != Code::kInvalidArgument) return opened.status();
+    if (opened.ok() && *opened) {
+      streamer = std::make_unique<CaptureStreamer>(target, opts);
+      so.on_content = [s = streamer.get()](const Sha256Digest& d, std::string_view bytes) {
+        s->Add(d, bytes);
+      };
+    }
+  }
   auto scan_start = std::chrono::steady_clock::now();
-  KILN_ASSIGN_OR_RETURN(ScanResult scan, ScanDirectory(dir, so));
+  auto scanned = ScanDirectory(dir, so);
+  CaptureReport report;
+  if (!scanned.ok()) return scanned.status();  // the streamer, if any, stops unsent
+  if (streamer) KILN_RETURN_IF_ERROR(streamer->Finish(&report));
+  ScanResult scan = std::move(*scanned);
   double scan_ms = MsSince(scan_start);
   if (!opts.allow_devices) {
     for (const auto& e : scan.manifest.entries)
       if (e.type == EntryType::kCharDev || e.type == EntryType::kBlockDev)
         return InvalidArgument(fmt::format("{}/{}: device nodes are not allowed", dir, e.path));
   }
-  CaptureReport report;
   report.files = scan.files;
   report.files_hashed = scan.files_hashed;
   report.scan_ms = scan_ms;
@@ -299,6 +328,10 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
   if (recapture) eager = std::move(scan.read_objects);
   auto r =
       FinishCapture(scan.manifest, opts, target, std::move(report), eager, prepare, size_of, make);
+  if (r.ok() && streamer) {
+    r->streamed = true;
+    r->one_exchange = false;  // the manifest's exchange came after the objects'
+  }
   // The cache is only worth keeping when the capture went through.
   if (r.ok() && so.cache == &cache) {
     Status s = cache.Save(opts.stat_cache);

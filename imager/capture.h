@@ -45,7 +45,22 @@ class CaptureTarget {
   virtual Result<CaptureOffer> Begin(const std::string& manifest, const ObjectFrames& eager,
                                      bool commit_if_complete) = 0;
   // Sends compressed frames of missing objects, in batches of a few MiB.
+  // Called from up to concurrent_puts() threads at once.
   virtual Status PutObjects(const ObjectFrames& frames) = 0;
+  // How many PutObjects (and Offer) may be in flight together: a remote
+  // target checks one batch while the next is on its way.
+  virtual int concurrent_puts() const { return 1; }
+
+  // Objects before the manifest, for a first capture, whose objects are
+  // sent while its tree is still being read: Open starts the capture
+  // (false: this target cannot, offer the manifest first), Offer answers
+  // which of the objects it lacks (PutObjects takes those), and Begin then
+  // gives the capture its manifest (eager must be empty).
+  virtual Result<bool> Open() { return false; }
+  virtual Result<std::vector<Sha256Digest>> Offer(const std::vector<Sha256Digest>& digests) {
+    (void)digests;
+    return Internal("this capture target takes no offers");
+  }
   // Makes the version; fails if objects are still missing.
   virtual Result<VersionRecord> Commit() = 0;
 };
@@ -82,6 +97,9 @@ struct CaptureReport {
   // The objects went with the manifest and the target committed in that
   // same exchange (see CaptureTarget::Begin).
   bool one_exchange = false;
+  // The objects were sent while the tree was read, the manifest last (a
+  // first capture: capture_stream.h).
+  bool streamed = false;
   // Wall-clock milliseconds per phase: the scan, the manifest's offer (the
   // target answers what it lacks), the upload, the commit.
   double scan_ms = 0, offer_ms = 0, upload_ms = 0, commit_ms = 0;

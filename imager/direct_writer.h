@@ -15,17 +15,26 @@
 // delta's file mixes copied ranges with new chunks, and small files are
 // cheaper through the page cache than one device round trip each.
 //
+// A direct write waits for the device, so a full buffer is written by a
+// helper thread while the caller fills the other one: the caller (a
+// capture's verifier, a deploy's sink) waits only when the device is two
+// buffers behind. A failed background write is returned by the next Write
+// or by Finish.
+//
 // A filesystem that refuses O_DIRECT (fcntl fails, or a write fails with
 // EINVAL) gets buffered writes through the same calls; direct_bytes() says
 // how much went to the disk directly.
 
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "common/status.h"
 
@@ -58,8 +67,14 @@ class DirectWriter {
   uint64_t direct_bytes() const { return direct_bytes_; }
 
  private:
-  Status Flush(size_t len);  // writes buf_[0, len) at offset_
-  Status ClearDirect();      // buffered writes from here on
+  // Writes buf[0, len) at offset, on whichever thread calls it.
+  Status WriteOut(const char* buf, size_t len, uint64_t offset);
+  // Hands the full current buffer to the helper and switches buffers.
+  Status Submit();
+  // Waits for the helper's write in flight; returns its status.
+  Status Settle();
+  void HelperLoop();
+  Status ClearDirect();  // buffered writes from here on
 
   int fd_;
   std::string what_;
@@ -69,9 +84,20 @@ class DirectWriter {
   struct Free {
     void operator()(char* p) const;
   };
-  std::unique_ptr<char, Free> buf_;
-  size_t fill_ = 0;
-  uint64_t offset_ = 0;  // of buf_[0] in the file
+  std::unique_ptr<char, Free> bufs_[2];
+  int cur_ = 0;          // the buffer being filled
+  size_t fill_ = 0;      // bytes in it
+  uint64_t offset_ = 0;  // of its first byte in the file
+
+  // The helper: one write in flight at most. Fields below under mu_.
+  std::thread helper_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const char* job_ = nullptr;  // the buffer to write, or none
+  size_t job_len_ = 0;
+  uint64_t job_offset_ = 0;
+  bool stop_ = false;
+  Status job_status_;
 };
 
 }  // namespace kiln::imager

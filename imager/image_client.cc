@@ -44,10 +44,46 @@ Result<VersionRecord> VersionFromReply(const Json& j) {
 
 }  // namespace
 
+Result<bool> HttpCaptureTarget::Open() {
+  HttpRequestOptions o;
+  auto r = http_->Do("POST",
+                     fmt::format("{}/captures?open=1&note={}&source={}", ImagePath(image_),
+                                 UrlEncode(note_), UrlEncode(source_)),
+                     "", o);
+  KILN_RETURN_IF_ERROR(ReplyStatus(r));
+  KILN_ASSIGN_OR_RETURN(Json j, ParseJson(r->body, "capture reply"));
+  KILN_ASSIGN_OR_RETURN(id_, JsonField<std::string>(j, "capture"));
+  opened_ = true;
+  return true;
+}
+
+Result<std::vector<Sha256Digest>> HttpCaptureTarget::Offer(
+    const std::vector<Sha256Digest>& digests) {
+  HttpRequestOptions o;
+  o.content_type = "application/octet-stream";
+  std::string_view body(reinterpret_cast<const char*>(digests.data()),
+                        digests.size() * sizeof(Sha256Digest));
+  auto r = Send("/api/v1/images/captures/" + id_ + "/offer", {&body, 1}, o);
+  KILN_RETURN_IF_ERROR(ReplyStatus(r));
+  KILN_ASSIGN_OR_RETURN(Json j, ParseJson(r->body, "offer reply"));
+  std::vector<Sha256Digest> missing;
+  for (const auto& h : j.value("missing", Json::array())) {
+    KILN_ASSIGN_OR_RETURN(Sha256Digest d, ParseDigest(h.get<std::string>()));
+    missing.push_back(d);
+  }
+  return missing;
+}
+
 Result<CaptureOffer> HttpCaptureTarget::Begin(const std::string& manifest,
                                               const ObjectFrames& eager, bool commit_if_complete) {
   std::string path = fmt::format("{}/captures?note={}&source={}", ImagePath(image_),
                                  UrlEncode(note_), UrlEncode(source_));
+  if (opened_) {
+    if (!eager.empty()) return Internal("objects sent with the manifest of an opened capture");
+    path =
+        "/api/v1/images/captures/" + id_ + "/manifest?commit=" + (commit_if_complete ? "1" : "0");
+    commit_if_complete = false;
+  }
   std::string body;
   if (!eager.empty()) {
     // The body is the manifest, then the objects in an upload's encoding.
@@ -87,8 +123,38 @@ Status HttpCaptureTarget::PutObjects(const ObjectFrames& frames) {
     pieces.push_back(heads.emplace_back(EncodeObjectHead(digest, frame.size())));
     pieces.push_back(frame);
   }
-  auto r = http_->DoPieces("POST", "/api/v1/images/captures/" + id_ + "/objects", pieces, o);
+  auto r = Send("/api/v1/images/captures/" + id_ + "/objects", pieces, o);
   return ReplyStatus(r);
+}
+
+Result<HttpReply> HttpCaptureTarget::Send(std::string_view path,
+                                          std::span<const std::string_view> body,
+                                          const HttpRequestOptions& opts) {
+  // The first request in flight uses the capture's own connection, another
+  // one a spare (made on first need, with the same server and token).
+  HttpClient* http = nullptr;
+  std::unique_ptr<HttpClient> spare;
+  {
+    std::lock_guard lock(spare_mu_);
+    if (!http_busy_) {
+      http_busy_ = true;
+      http = http_;
+    } else if (!spare_.empty()) {
+      spare = std::move(spare_.back());
+      spare_.pop_back();
+    }
+  }
+  if (!http) {
+    if (!spare) spare = std::make_unique<HttpClient>(http_->base_url(), http_->token());
+    http = spare.get();
+  }
+  auto r = http->DoPieces("POST", path, body, opts);
+  std::lock_guard lock(spare_mu_);
+  if (spare)
+    spare_.push_back(std::move(spare));
+  else
+    http_busy_ = false;
+  return r;
 }
 
 Result<VersionRecord> HttpCaptureTarget::Commit() {

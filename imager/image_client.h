@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/http_client.h"
@@ -24,11 +26,24 @@ class HttpCaptureTarget : public CaptureTarget {
   Result<CaptureOffer> Begin(const std::string& manifest, const ObjectFrames& eager,
                              bool commit_if_complete) override;
   Status PutObjects(const ObjectFrames& frames) override;
+  int concurrent_puts() const override { return 2; }
+  Result<bool> Open() override;
+  Result<std::vector<Sha256Digest>> Offer(const std::vector<Sha256Digest>& digests) override;
   Result<VersionRecord> Commit() override;
 
  private:
+  // Performs a request on a free connection: the capture's own, else a
+  // spare (uploads and offers run on several threads at once).
+  Result<HttpReply> Send(std::string_view path, std::span<const std::string_view> body,
+                         const HttpRequestOptions& opts);
+  bool opened_ = false;  // by Open: Begin sends the manifest to it
   HttpClient* http_;
   std::string image_, note_, source_, id_;
+  // Connections for uploads beyond the first in flight (the server
+  // receives one batch while it verifies another), reused.
+  std::mutex spare_mu_;
+  bool http_busy_ = false;
+  std::vector<std::unique_ptr<HttpClient>> spare_;
 };
 
 struct DeployProgress {

@@ -188,13 +188,16 @@ Result<Records> ParseRecords(std::string_view body) {
 Status CheckNeeded(const Records& records, const DigestSet& needed, const std::string& id) {
   for (const auto& [d, frame] : records)
     if (!needed.count(d))
-      return InvalidArgument(
-          fmt::format("object {} is not used by the manifest of capture {}", ToHex(d), id));
+      return InvalidArgument(fmt::format(
+          "object {} is not used by the manifest of capture {} (nor offered to it)", ToHex(d), id));
   return Status::Ok();
 }
 
-// Verifies and stages every record into batch, or none: what a failed
-// request added goes again.
+// Verifies and stages the records into batch, stopping at the first that
+// fails to verify. What was staged before it stays: every staged object
+// was verified, and uploads of one capture run at once (a client sends
+// the next batch while the server checks this one), so there is no
+// "before this request" to go back to.
 Status StageRecords(const Records& records, ObjectBatch* batch) {
   uint64_t bytes = 0;
   for (const auto& rec : records) bytes += rec.second.size();
@@ -211,7 +214,6 @@ Status StageRecords(const Records& records, ObjectBatch* batch) {
   // write waiting for the disk's queue holds up no other and the commit's
   // flush finds most of it written (one writer made a 1.2 GB capture
   // slower on disk, though not on tmpfs).
-  const size_t before = batch->added();
   const size_t n = records.size();
   const bool one_writer = bytes < kOneWriterMaxBytes;
   const bool early_writeback = !one_writer;
@@ -254,7 +256,6 @@ Status StageRecords(const Records& records, ObjectBatch* batch) {
   }
   stop = true;
   for (auto& t : threads) t.join();
-  if (!first_error.ok()) batch->Truncate(before);
   return first_error;
 }
 
@@ -294,40 +295,20 @@ Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
   if (!m.ok()) return discard(InvalidArgument("uploaded " + m.status().message()));
   Session s;
   s.image = name;
-  s.digest = Sha256Of(manifest_bytes);
-  s.manifest_bytes = std::make_shared<const std::string>(std::move(manifest_bytes));
-  s.manifest = std::make_shared<const Manifest>(std::move(*m));
   s.note = std::move(note);
   s.source = std::move(source);
   s.created = std::chrono::steady_clock::now();
   s.upload = upload;
-  auto compress = [bytes = s.manifest_bytes] {
-    std::string frame;
-    Compressor().Compress(*bytes, &frame);
-    return frame;
-  };
-  try {
-    s.manifest_frame = std::async(std::launch::async, compress).share();
-  } catch (const std::system_error&) {  // no thread to be had: at the commit, then
-    s.manifest_frame = std::async(std::launch::deferred, compress).share();
-  }
+  SetManifest(&s, std::move(manifest_bytes), std::move(*m));
   Begun b;
   b.manifest = s.digest;
   b.id = RandomHex(12);
   std::vector<Sha256Digest> unknown;  // in the manifest's order
   {
-    // The objects of the image's newest version are there (a version is
-    // committed only with all of its objects, and gc removes none that a
-    // version or a pending capture needs): a re-capture, which shares most
-    // of them, need not look each one up. Taken and registered under mu_,
-    // so gc cannot remove them in between.
+    // Registered under mu_ with the objects it found present, so gc cannot
+    // remove them in between (see UnknownObjects).
     std::lock_guard lock(mu_);
-    s.present = ObjectsOfNewest(name);
-    s.needed.reserve(s.manifest->entries.size());
-    for (const auto& e : s.manifest->entries)
-      for (const auto& c : e.chunks)
-        if (s.needed.insert(c.digest).second && !s.present->count(c.digest))
-          unknown.push_back(c.digest);
+    unknown = UnknownObjects(&s);
     if (Status used = CheckNeeded(records, s.needed, b.id); !used.ok()) return discard(used);
     ExpireSessions();
     sessions_.emplace(b.id, std::move(s));
@@ -339,13 +320,121 @@ Result<ImageStore::Begun> ImageStore::BeginCapture(const std::string& name,
   };
   if (staged.valid())
     if (Status st = staged.get(); !st.ok()) return drop(st);
-  DigestSet sent;
-  for (const auto& rec : records) sent.insert(rec.first);
-  for (const auto& d : unknown)
-    if (!sent.count(d) && !objects_->Has(d)) b.missing.push_back(d);
+  b.missing = Lacking(unknown, *upload);
   if (commit && b.missing.empty()) {
     auto v = CommitCapture(b.id);
     if (!v.ok()) return drop(v.status());
+    b.version = std::move(*v);
+  }
+  return b;
+}
+
+void ImageStore::SetManifest(Session* s, std::string manifest_bytes, Manifest m) {
+  s->digest = Sha256Of(manifest_bytes);
+  s->manifest_bytes = std::make_shared<const std::string>(std::move(manifest_bytes));
+  s->manifest = std::make_shared<const Manifest>(std::move(m));
+  auto compress = [bytes = s->manifest_bytes] {
+    std::string frame;
+    Compressor().Compress(*bytes, &frame);
+    return frame;
+  };
+  try {
+    s->manifest_frame = std::async(std::launch::async, compress).share();
+  } catch (const std::system_error&) {  // no thread to be had: at the commit, then
+    s->manifest_frame = std::async(std::launch::deferred, compress).share();
+  }
+}
+
+std::vector<Sha256Digest> ImageStore::UnknownObjects(Session* s) {
+  // The objects of the image's newest version are there (a version is
+  // committed only with all of its objects, and gc removes none that a
+  // version or a pending capture needs): a re-capture, which shares most
+  // of them, need not look each one up.
+  s->present = ObjectsOfNewest(s->image);
+  s->needed.reserve(s->needed.size() + s->manifest->entries.size());
+  std::vector<Sha256Digest> unknown;
+  DigestSet seen;
+  for (const auto& e : s->manifest->entries)
+    for (const auto& c : e.chunks) {
+      s->needed.insert(c.digest);
+      if (!s->present->count(c.digest) && seen.insert(c.digest).second) unknown.push_back(c.digest);
+    }
+  return unknown;
+}
+
+std::vector<Sha256Digest> ImageStore::Lacking(const std::vector<Sha256Digest>& digests,
+                                              const Upload& upload) const {
+  std::vector<Sha256Digest> out;
+  for (const auto& d : digests)
+    if (!upload.batch.Contains(d) && !objects_->Has(d)) out.push_back(d);
+  return out;
+}
+
+Result<std::string> ImageStore::OpenCapture(const std::string& name, std::string note,
+                                            std::string source) {
+  KILN_RETURN_IF_ERROR(ValidateImageName(name));
+  Session s;
+  s.image = name;
+  s.open = true;
+  s.note = std::move(note);
+  s.source = std::move(source);
+  s.created = std::chrono::steady_clock::now();
+  s.upload = std::make_shared<Upload>(objects_.get());
+  std::string id = RandomHex(12);
+  std::lock_guard lock(mu_);
+  ExpireSessions();
+  sessions_.emplace(id, std::move(s));
+  return id;
+}
+
+Result<std::vector<Sha256Digest>> ImageStore::OfferObjects(
+    const std::string& id, const std::vector<Sha256Digest>& digests) {
+  std::shared_ptr<Upload> upload;
+  std::vector<Sha256Digest> fresh;  // not offered before
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end())
+      return NotFound(fmt::format("no capture \"{}\" in progress (expired?)", id));
+    Session& s = it->second;
+    if (!s.open)
+      return FailedPrecondition(
+          fmt::format("capture {} has its manifest: it asks for what it lacks", id));
+    // Needed from now on: what is stored stays until the capture ends.
+    for (const auto& d : digests)
+      if (s.needed.insert(d).second) fresh.push_back(d);
+    upload = s.upload;
+  }
+  return Lacking(fresh, *upload);
+}
+
+Result<ImageStore::Begun> ImageStore::AddCaptureManifest(const std::string& id,
+                                                         std::string manifest_bytes, bool commit) {
+  auto m = DecodeManifest(manifest_bytes);
+  if (!m.ok()) return InvalidArgument("uploaded " + m.status().message());
+  Begun b;
+  b.id = id;
+  std::shared_ptr<Upload> upload;
+  std::vector<Sha256Digest> unknown;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end())
+      return NotFound(fmt::format("no capture \"{}\" in progress (expired?)", id));
+    Session& s = it->second;
+    if (!s.open) return FailedPrecondition(fmt::format("capture {} has its manifest already", id));
+    SetManifest(&s, std::move(manifest_bytes), std::move(*m));
+    s.open = false;
+    unknown = UnknownObjects(&s);
+    b.manifest = s.digest;
+    upload = s.upload;
+  }
+  // Staged by this capture's uploads, or stored: offered objects were
+  // kept from gc since their offer.
+  b.missing = Lacking(unknown, *upload);
+  if (commit && b.missing.empty()) {
+    auto v = CommitCapture(id);
+    if (!v.ok()) return v.status();
     b.version = std::move(*v);
   }
   return b;
@@ -362,7 +451,7 @@ Result<size_t> ImageStore::AddObjects(const std::string& id, std::string_view bo
     KILN_RETURN_IF_ERROR(CheckNeeded(records, it->second.needed, id));
     upload = it->second.upload;
   }
-  std::lock_guard upload_lock(upload->mu);
+  std::shared_lock upload_lock(upload->mu);  // shared with this capture's other uploads
   KILN_RETURN_IF_ERROR(StageRecords(records, &upload->batch));
   return records.size();
 }
@@ -380,6 +469,8 @@ Result<VersionRecord> ImageStore::CommitCapture(const std::string& id) {
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress", id));
     const Session& s = it->second;
+    if (s.open)
+      return FailedPrecondition(fmt::format("capture {} has no manifest yet: send it first", id));
     std::tie(image, note, source) = std::tie(s.image, s.note, s.source);
     bytes = s.manifest_bytes;
     digest = s.digest;
@@ -593,12 +684,23 @@ Result<CaptureOffer> LocalCaptureTarget::Begin(const std::string& manifest,
   CaptureOffer offer;
   for (const auto& e : m.entries)
     for (const auto& c : e.chunks)
-      if (seen.insert(c.digest).second && !store_->objects().Has(c.digest))
-        offer.missing.push_back(c.digest);
+      if (seen.insert(c.digest).second && !Holds(c.digest)) offer.missing.push_back(c.digest);
   if (commit_if_complete && offer.missing.empty()) {
     KILN_ASSIGN_OR_RETURN(offer.committed, Commit());
   }
   return offer;
+}
+
+bool LocalCaptureTarget::Holds(const Sha256Digest& d) const {
+  return (batch_ && batch_->Contains(d)) || store_->objects().Has(d);
+}
+
+Result<std::vector<Sha256Digest>> LocalCaptureTarget::Offer(
+    const std::vector<Sha256Digest>& digests) {
+  std::vector<Sha256Digest> missing;
+  for (const auto& d : digests)
+    if (!Holds(d)) missing.push_back(d);
+  return missing;
 }
 
 Status LocalCaptureTarget::PutObjects(const ObjectFrames& frames) {

@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -94,6 +95,17 @@ class ImageStore {
   Result<Begun> BeginCapture(const std::string& name, std::string manifest_bytes, std::string note,
                              std::string source, std::string_view objects = {},
                              bool commit = false);
+  // A capture whose objects come before its manifest: a first capture
+  // sends them while its tree is still being read. OfferObjects answers
+  // which of the offered objects the store lacks (AddObjects then takes
+  // them; all offered ones are kept from gc until the capture ends), and
+  // the manifest comes last with AddCaptureManifest, which answers as
+  // BeginCapture does.
+  Result<std::string> OpenCapture(const std::string& name, std::string note, std::string source);
+  Result<std::vector<Sha256Digest>> OfferObjects(const std::string& id,
+                                                 const std::vector<Sha256Digest>& digests);
+  Result<Begun> AddCaptureManifest(const std::string& id, std::string manifest_bytes,
+                                   bool commit = false);
   // Returns the number of objects stored.
   Result<size_t> AddObjects(const std::string& id, std::string_view body);
   Result<VersionRecord> CommitCapture(const std::string& id);
@@ -141,11 +153,14 @@ class ImageStore {
   // serialises the uploads and the commit of one capture.
   struct Upload {
     explicit Upload(ObjectStore* store) : batch(store) {}
-    std::mutex mu;
+    // Uploads share it (a batch takes adds from many threads); the
+    // commit and a discarded start take it alone.
+    std::shared_mutex mu;
     ObjectBatch batch;
   };
   struct Session {
     std::string image, note, source;
+    bool open = false;  // opened by OpenCapture, its manifest not yet given
     std::shared_ptr<const std::string> manifest_bytes;
     std::shared_ptr<const Manifest> manifest;  // decoded once, at the start
     Sha256Digest digest{};
@@ -160,6 +175,16 @@ class ImageStore {
     std::shared_ptr<Upload> upload;
   };
   std::map<std::string, Session> sessions_;
+  // Gives s its manifest: digest, bytes, the decoded form and the frame
+  // (compressed on a thread of its own while objects are uploaded).
+  static void SetManifest(Session* s, std::string manifest_bytes, Manifest m);
+  // The manifest's objects that s does not know are stored (not in the
+  // image's newest version), each once, in the manifest's order; records
+  // them as needed. REQUIRES: mu_ held.
+  std::vector<Sha256Digest> UnknownObjects(Session* s);
+  // Of digests, those neither staged in upload nor stored.
+  std::vector<Sha256Digest> Lacking(const std::vector<Sha256Digest>& digests,
+                                    const Upload& upload) const;
   // ObjectsOfNewest's last answers: image -> (manifest digest, its objects).
   static constexpr size_t kNewestObjectsCached = 16;
   std::map<std::string, std::pair<Sha256Digest, std::shared_ptr<const DigestSet>>> newest_objects_;
@@ -185,9 +210,13 @@ class LocalCaptureTarget : public CaptureTarget {
   Result<CaptureOffer> Begin(const std::string& manifest, const ObjectFrames& eager,
                              bool commit_if_complete) override;
   Status PutObjects(const ObjectFrames& frames) override;
+  // Objects may come before the manifest (the batch holds them).
+  Result<bool> Open() override { return true; }
+  Result<std::vector<Sha256Digest>> Offer(const std::vector<Sha256Digest>& digests) override;
   Result<VersionRecord> Commit() override;
 
  private:
+  bool Holds(const Sha256Digest& d) const;  // in the batch or stored
   ImageStore* store_;
   std::string image_, note_, source_, manifest_;
   std::unique_ptr<ObjectBatch> batch_;  // published by Commit

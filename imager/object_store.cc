@@ -14,6 +14,7 @@
 #include "common/strings.h"
 #include "imager/chunker.h"
 #include "imager/direct_writer.h"
+#include "imager/stored_frame.h"
 #include "imager/zstd_util.h"
 
 namespace kiln::imager {
@@ -462,6 +463,25 @@ Status ObjectBatch::AddTrusted(const Sha256Digest& digest, std::string_view fram
 
 Status ObjectBatch::Verify(const Sha256Digest& claimed, std::string_view frame) const {
   if (Known(claimed)) return Status::Ok();
+  // A stored frame (most of a capture of large files) is hashed where it
+  // lies: no copy of its bytes out of the upload first.
+  {
+    Sha256 h;
+    uint64_t size = 0;
+    if (ForEachStoredBlock(frame, [&](std::string_view block) {
+          h.Update(block);
+          size += block.size();
+        })) {
+      if (size > kMaxObjectSize)
+        return Corruption(fmt::format("object {}: {} bytes, more than the {} allowed",
+                                      ToHex(claimed), size, kMaxObjectSize));
+      Sha256Digest got = h.Final();
+      if (got != claimed)
+        return Corruption(
+            fmt::format("object {}: its bytes hash to {}", ToHex(claimed), ToHex(got)));
+      return Status::Ok();
+    }
+  }
   thread_local std::string scratch;
   std::string what = "object " + ToHex(claimed);
   KILN_RETURN_IF_ERROR(ThreadDecompressor().Decompress(frame, kMaxObjectSize, &scratch, what));

@@ -105,6 +105,11 @@ class ObjectBatch {
   void Truncate(size_t n);
 
   size_t added() const { return pending_.size(); }
+  // Whether digest was added to this batch (committed or not).
+  bool Contains(const Sha256Digest& digest) const {
+    std::lock_guard lock(mu_);
+    return in_batch_.count(digest) != 0;
+  }
   uint64_t bytes_written() const { return bytes_; }
 
  private:

@@ -69,13 +69,15 @@ Result<std::vector<Xattr>> ReadXattrs(const std::string& path) {
   return out;
 }
 
-void ChunkInto(std::string_view data, bool final, std::vector<Chunk>* chunks, size_t* consumed) {
+void ChunkInto(std::string_view data, bool final, std::vector<Chunk>* chunks, size_t* consumed,
+               const ContentFn* on_content = nullptr) {
   size_t pos = 0;
   while (pos < data.size()) {
     size_t left = data.size() - pos;
     size_t n = NextChunkLength(reinterpret_cast<const uint8_t*>(data.data() + pos), left);
     if (n == left && left < kChunkMax && !final) break;  // need more bytes to find the cut
     chunks->push_back({Sha256Of(data.substr(pos, n)), n});
+    if (on_content) (*on_content)(chunks->back().digest, data.substr(pos, n));
     pos += n;
   }
   *consumed = pos;
@@ -381,7 +383,8 @@ class Scanner {
     std::mutex mu;
     Status first_error;
     int nthreads = std::max(1, opts_.threads);
-    ChunkHasher hasher(nthreads);
+    const ContentFn* on_content = opts_.on_content ? &opts_.on_content : nullptr;
+    ChunkHasher hasher(nthreads, ChunkHasher::kDefaultMaxQueued, on_content);
     auto work = [&] {
       std::string buffer;
       for (;;) {
@@ -398,7 +401,7 @@ class Scanner {
             s = ErrnoError("open " + job.abs, errno);
           } else {
             ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-            s = HashContent(fd.get(), e.size, job.abs, &e.chunks, &buffer, &hasher);
+            s = HashContent(fd.get(), e.size, job.abs, &e.chunks, &buffer, &hasher, on_content);
           }
         }
         std::lock_guard lock(mu);
@@ -523,6 +526,7 @@ bool ChunkHasher::RunOneLocked(std::unique_lock<std::mutex>& lock) {
   queued_ -= t.piece.size();
   lock.unlock();
   *t.out = Sha256Of(t.piece);
+  if (on_content_) (*on_content_)(*t.out, t.piece);
   t.buf.reset();
   lock.lock();
   if (--t.group->pending == 0) cv_.notify_all();
@@ -615,7 +619,7 @@ Status HashShared(int fd, uint64_t size, std::string_view what, std::vector<Chun
 }  // namespace
 
 Status HashContent(int fd, uint64_t size, std::string_view what, std::vector<Chunk>* chunks,
-                   std::string* buffer, ChunkHasher* hasher) {
+                   std::string* buffer, ChunkHasher* hasher, const ContentFn* on_content) {
   chunks->clear();
   if (size == 0) return Status::Ok();
   if (hasher && size > kWholeFileMax) return HashShared(fd, size, what, chunks, hasher);
@@ -637,10 +641,11 @@ Status HashContent(int fd, uint64_t size, std::string_view what, std::vector<Chu
     std::string_view data(buffer->data(), have);
     if (size <= kWholeFileMax) {
       chunks->push_back({Sha256Of(data), data.size()});
+      if (on_content) (*on_content)(chunks->back().digest, data);
       break;
     }
     size_t consumed;
-    ChunkInto(data, left == 0, chunks, &consumed);
+    ChunkInto(data, left == 0, chunks, &consumed, on_content);
     std::memmove(buffer->data(), buffer->data() + consumed, have - consumed);
     have -= consumed;
   }

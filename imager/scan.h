@@ -30,6 +30,9 @@
 
 namespace kiln::imager {
 
+// An object's digest and bytes, as a scan hashes them.
+using ContentFn = std::function<void(const Sha256Digest&, std::string_view)>;
+
 struct ScanOptions {
   // Shell globs (fnmatch). A pattern with a '/' matches the path from the
   // root ("var/cache/*", a leading '/' is allowed); one without matches any
@@ -40,6 +43,11 @@ struct ScanOptions {
   int threads = 2;              // files are hashed in parallel
   // Called now and then with the file bytes and files scanned so far.
   std::function<void(uint64_t bytes, uint64_t files)> progress;
+  // Called with each object's bytes as soon as they are hashed, on the
+  // hashing thread (any of them, so it must be thread-safe), for files read
+  // (not those the stat cache answered): a first capture sends them while
+  // the scan goes on (capture_stream.h). The bytes live only for the call.
+  ContentFn on_content;
 };
 
 // Where an object's bytes can be read again.
@@ -74,8 +82,11 @@ SourceMap FindSources(const std::string& root, const Manifest& m, const DigestSe
 // while more than max_queued bytes wait. Thread-safe.
 class ChunkHasher {
  public:
-  explicit ChunkHasher(int cutters, size_t max_queued = 32 << 20)
-      : cutters_(cutters), max_queued_(max_queued) {}
+  // on_content (may be null) is given each chunk once it is hashed.
+  static constexpr size_t kDefaultMaxQueued = 32 << 20;
+  explicit ChunkHasher(int cutters, size_t max_queued = kDefaultMaxQueued,
+                       const ContentFn* on_content = nullptr)
+      : cutters_(cutters), max_queued_(max_queued), on_content_(on_content) {}
   // One file's outstanding chunks.
   struct Group {
     size_t pending = 0;  // guarded by the hasher's mutex
@@ -104,14 +115,17 @@ class ChunkHasher {
   size_t queued_ = 0;
   int cutters_;
   size_t max_queued_;
+  const ContentFn* on_content_;
 };
 
 // Chunks and hashes `size` bytes read from fd (from its current offset).
 // buffer is scratch space the caller may reuse between calls. With a
 // hasher, a large file's chunks are hashed through it (by any thread);
 // chunks come back complete either way.
+// on_content (may be null): as ScanOptions::on_content.
 Status HashContent(int fd, uint64_t size, std::string_view what, std::vector<Chunk>* chunks,
-                   std::string* buffer, ChunkHasher* hasher = nullptr);
+                   std::string* buffer, ChunkHasher* hasher = nullptr,
+                   const ContentFn* on_content = nullptr);
 // Chunks and hashes bytes already in memory.
 std::vector<Chunk> ChunkBytes(std::string_view data);
 

@@ -74,3 +74,33 @@ void AppendStoredFrame(std::string_view data, std::string* out) {
 }
 
 }  // namespace kiln::imager
+
+namespace kiln::imager::stored_frame_internal {
+
+bool ParseHeader(std::string_view frame, uint64_t* size, size_t* at) {
+  if (frame.size() < 6) return false;
+  const auto* p = reinterpret_cast<const uint8_t*>(frame.data());
+  if (p[0] != 0x28 || p[1] != 0xB5 || p[2] != 0x2F || p[3] != 0xFD) return false;
+  auto le = [&](size_t from, int bytes) {
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[from + static_cast<size_t>(i)];
+    return v;
+  };
+  // The four descriptors AppendStoredFrame writes (see there), no others:
+  // the size field's length, and what the field adds to the size.
+  int bytes;
+  uint64_t bias = 0;
+  switch (p[4]) {
+    case 0x20: bytes = 1; break;
+    case 0x60: bytes = 2, bias = 256; break;
+    case 0xA0: bytes = 4; break;
+    case 0xE0: bytes = 8; break;
+    default: return false;
+  }
+  *at = 5 + static_cast<size_t>(bytes);
+  if (frame.size() < *at) return false;
+  *size = le(5, bytes) + bias;
+  return true;
+}
+
+}  // namespace kiln::imager::stored_frame_internal

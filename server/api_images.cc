@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -77,6 +78,19 @@ Json CommitJson(const imager::VersionRecord& v) {
           {"note", v.note},       {"source", v.source},     {"entries", v.entries},
           {"bytes", v.bytes}};
 }
+
+// A capture's answer to its manifest: what it still lacks, and the version
+// when it was committed at once.
+Json BegunJson(const imager::ImageStore::Begun& b) {
+  Json missing = Json::array();
+  for (const auto& d : b.missing) missing.push_back(ToHex(d));
+  Json reply = {{"capture", b.id}, {"manifest", ToHex(b.manifest)}, {"missing", missing}};
+  if (b.version) reply["version"] = CommitJson(*b.version);
+  return reply;
+}
+
+// An offer's body: digests, 32 bytes each.
+constexpr size_t kDigestSize = sizeof(Sha256Digest);
 
 Json VersionJson(const imager::ImageRecord& rec, const imager::VersionRecord& v) {
   Json tags = Json::array();
@@ -333,6 +347,18 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
         if (!commit.empty() && commit != "1" && commit != "0")
           return res.SendError(
               InvalidArgument(fmt::format("commit: \"{}\" is not 0 or 1", commit)));
+        if (std::string open = req.Query("open"); !open.empty()) {
+          // Objects first, the manifest last (see /offer and /manifest).
+          if (open != "1")
+            return res.SendError(InvalidArgument(fmt::format("open: \"{}\" is not 1", open)));
+          if (!req.body.empty() || !req.Query("manifest_size").empty() || !commit.empty())
+            return res.SendError(InvalidArgument(
+                "open=1 starts a capture without its manifest: no body, manifest_size or commit"));
+          auto id = st->OpenCapture(req.Param("name"), req.Query("note"), req.Query("source"));
+          if (!id.ok()) return res.SendError(id.status());
+          if (!req.principal.is_admin()) owners->Set(*id, req.principal.node);
+          return res.SendJson({{"capture", *id}});
+        }
         pool->Post([st, name = req.Param("name"), body = std::move(req.body), manifest_size,
                     commit = commit == "1", note = req.Query("note"), source = req.Query("source"),
                     res, owners, who = req.principal]() mutable {
@@ -340,14 +366,8 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
           body.resize(manifest_size);
           auto b = st->BeginCapture(name, std::move(body), note, source, objects, commit);
           if (!b.ok()) return res.SendError(b.status());
-          Json missing = Json::array();
-          for (const auto& d : b->missing) missing.push_back(ToHex(d));
-          Json reply = {{"capture", b->id}, {"manifest", ToHex(b->manifest)}, {"missing", missing}};
-          if (b->version)
-            reply["version"] = CommitJson(*b->version);
-          else if (!who.is_admin())
-            owners->Set(b->id, who.node);
-          res.SendJson(reply);
+          if (!b->version && !who.is_admin()) owners->Set(b->id, who.node);
+          res.SendJson(BegunJson(*b));
         });
       },
       {.access = Access::kAuthenticated, .max_body = 512u << 20});
@@ -364,6 +384,46 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
                });
              },
              {.access = Access::kAuthenticated, .max_body = 64u << 20});
+
+  router.Add("POST", "/api/v1/images/captures/{id}/offer",
+             [st, pool, owners](HttpRequest& req, Responder res) {
+               if (!owners->Allows(req.principal, req.Param("id")))
+                 return res.SendError(
+                     PermissionDenied("capture " + req.Param("id") + " is not this node's"));
+               if (req.body.size() % kDigestSize != 0)
+                 return res.SendError(InvalidArgument(fmt::format(
+                     "offer: a body of {} bytes is not a whole number of {}-byte digests",
+                     req.body.size(), kDigestSize)));
+               std::vector<Sha256Digest> digests(req.body.size() / kDigestSize);
+               for (size_t i = 0; i < digests.size(); ++i)
+                 std::memcpy(digests[i].data(), req.body.data() + i * kDigestSize, kDigestSize);
+               pool->Post([st, id = req.Param("id"), digests = std::move(digests), res] {
+                 auto missing = st->OfferObjects(id, digests);
+                 if (!missing.ok()) return res.SendError(missing.status());
+                 Json list = Json::array();
+                 for (const auto& d : *missing) list.push_back(ToHex(d));
+                 res.SendJson({{"missing", list}});
+               });
+             },
+             {.access = Access::kAuthenticated, .max_body = 1u << 20});
+
+  router.Add("POST", "/api/v1/images/captures/{id}/manifest",
+             [st, pool, owners](HttpRequest& req, Responder res) {
+               if (!owners->Allows(req.principal, req.Param("id")))
+                 return res.SendError(
+                     PermissionDenied("capture " + req.Param("id") + " is not this node's"));
+               std::string commit = req.Query("commit");
+               if (!commit.empty() && commit != "1" && commit != "0")
+                 return res.SendError(
+                     InvalidArgument(fmt::format("commit: \"{}\" is not 0 or 1", commit)));
+               pool->Post([st, id = req.Param("id"), body = std::move(req.body),
+                           commit = commit == "1", res]() mutable {
+                 auto b = st->AddCaptureManifest(id, std::move(body), commit);
+                 if (!b.ok()) return res.SendError(b.status());
+                 res.SendJson(BegunJson(*b));
+               });
+             },
+             {.access = Access::kAuthenticated, .max_body = 512u << 20});
 
   router.Add("POST", "/api/v1/images/captures/{id}/commit",
              [st, pool, owners](HttpRequest& req, Responder res) {

@@ -97,7 +97,13 @@ int Capture(const Flags& f) {
                {"objects_sent", r->objects_sent},
                {"bytes_sent", r->bytes_sent},
                {"one_exchange", r->one_exchange},
-               {"seconds", secs}});
+               {"streamed", r->streamed},
+               {"seconds", secs},
+               {"timings_ms",
+                {{"scan", r->scan_ms},
+                 {"offer", r->offer_ms},
+                 {"upload", r->upload_ms},
+                 {"commit", r->commit_ms}}}});
   } else {
     fmt::print(
         "{}@{}: {} entries, {} in {} files ({} hashed); sent {} of {} objects ({}) in {:.1f}s\n",

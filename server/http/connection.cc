@@ -29,6 +29,10 @@ constexpr int kTurnsPerDrive = 128;
 // reaches a client still sending it and the connection stays usable;
 // beyond it the connection is closed after the answer.
 constexpr uint64_t kMaxDiscard = 1 << 20;
+// A request body is reserved this far at first, and whole once this much
+// of it has arrived.
+constexpr size_t kBodyTrust = 1 << 20;
+
 // The pieces a streamed body is read in: small at first (a watch event is
 // a few hundred bytes, and 1,000 streams each holding a large buffer for it
 // would be megabytes), doubling while the body fills them (image streams
@@ -353,10 +357,10 @@ void Connection::BeginRequest(RequestHead& head) {
   }
   if (has_body) {
     ex->continue_pending = head.expect_continue;
-    // Reserved as far as 1 MiB: the length is the client's word, and the
-    // handler has not checked the token yet.
+    // Reserved as far as kBodyTrust: the length is the client's word, and
+    // the handler has not checked the token yet.
     if (!body_chunked_)
-      req.body.reserve(static_cast<size_t>(std::min<uint64_t>(body_left_, 1 << 20)));
+      req.body.reserve(static_cast<size_t>(std::min<uint64_t>(body_left_, kBodyTrust)));
     chunked_ = ChunkedDecoder{};
     reading_ = ex;
     rstate_ = ReadState::kBody;
@@ -397,7 +401,15 @@ bool Connection::ParseBody() {
     return false;
   }
   size_t n = static_cast<size_t>(std::min<uint64_t>(body_left_, avail.size()));
-  if (keep) ex->req.body.append(avail.data(), n);
+  if (keep) {
+    std::string& body = ex->req.body;
+    // Past its first MiB (the client has shown it sends), the body gets
+    // its whole declared length (at most the route's max_body): grown by
+    // doubling, an 8 MiB upload was copied and page-faulted twice over.
+    if (body.size() + n > body.capacity() && body.size() >= kBodyTrust)
+      body.reserve(static_cast<size_t>(body.size() + body_left_));
+    body.append(avail.data(), n);
+  }
   in_.Consume(n);
   body_left_ -= n;
   if (body_left_ > 0) return n > 0;

@@ -6,10 +6,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <thread>
 
 #include "common/file_util.h"
 #include "tests/imager/tree_fixture.h"
@@ -108,4 +110,45 @@ TEST_CASE("a direct write refused half way goes on through the page cache, losin
   auto back = ReadFile(path);
   REQUIRE(back.ok());
   CHECK(*back == content);
+}
+
+namespace {
+// A pwrite whose third call fails as a full disk would; counts the calls
+// and the thread that made them.
+std::atomic<int> calls{0};
+std::atomic<bool> off_caller{false};
+std::thread::id caller;
+ssize_t FailThird(int fd, const void* buf, size_t n, off_t offset) {
+  if (std::this_thread::get_id() != caller) off_caller = true;
+  if (++calls == 3) {
+    errno = ENOSPC;
+    return -1;
+  }
+  return ::pwrite(fd, buf, n, offset);
+}
+}  // namespace
+
+// Full buffers are written by a helper thread while the caller fills the
+// next one; a write that fails there is still the caller's error, naming
+// the file, and nothing is reported done that was not written.
+TEST_CASE("a background write that fails is returned by the writer's next call") {
+  TempDir t;
+  std::string path = t.Sub("full");
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  REQUIRE(fd.valid());
+  calls = 0;
+  off_caller = false;
+  caller = std::this_thread::get_id();
+  std::string block = kiln::imager::test::RandomBytes(DirectWriter::kBufferSize, 5);
+  Status s;
+  {
+    DirectWriter w(fd.get(), path, FailThird);
+    for (int i = 0; i < 6 && s.ok(); ++i) s = w.Write(block);
+    if (s.ok()) s = w.Finish();
+  }
+  CHECK(off_caller);  // full buffers went to the helper
+  REQUIRE(!s.ok());
+  CHECK(s.code() == Code::kIoError);
+  CHECK(s.message().find(path) != std::string::npos);
+  CHECK(calls == 3);  // nothing written after the failure
 }

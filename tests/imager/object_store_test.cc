@@ -10,8 +10,10 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "imager/chunker.h"
 #include "imager/image_store.h"
 #include "imager/scan.h"
+#include "imager/stored_frame.h"
 #include "imager/zstd_util.h"
 #include "tests/imager/tree_fixture.h"
 #include "tests/support/process.h"
@@ -163,7 +165,7 @@ TEST_CASE("a batch takes objects from several threads at once, Truncate drops th
   CHECK(count_tmp() == "0\n");
 }
 
-TEST_CASE("a capture's uploads stay invisible until its commit, a bad request stages nothing") {
+TEST_CASE("a capture's uploads stay invisible until its commit, a forged object is refused") {
   kiln::test::TempDir t;
   auto store = ImageStore::Open(t.Sub("images"));
   REQUIRE(store.ok());
@@ -176,7 +178,9 @@ TEST_CASE("a capture's uploads stay invisible until its commit, a bad request st
   REQUIRE(begun.ok());
   REQUIRE(begun->missing.size() == 3);
   auto tmp_count = [&] { return TmpCount(t); };
-  // Two good objects and a forged one in one request: none of it is kept.
+  // Two good objects and a forged one in one request: the forged one is
+  // refused, named; the two verified before it stay staged (uploads of one
+  // capture run at once, so a request is not taken back as a whole).
   Sha256Digest da = Sha256Of("first file"), db = Sha256Of("second file"),
                dc = Sha256Of("third file");
   auto bad =
@@ -185,8 +189,9 @@ TEST_CASE("a capture's uploads stay invisible until its commit, a bad request st
                                                          {dc, frame_of("not the third file")}}));
   CHECK(bad.status().code() == Code::kCorruption);
   CHECK(bad.status().message().find(ToHex(dc)) != std::string::npos);
-  CHECK(tmp_count() == "0\n");
-  // Good requests are staged, not published.
+  CHECK(tmp_count() == "2\n");
+  for (const auto& d : {da, db, dc}) CHECK(!(*store)->objects().Has(d));
+  // Sent again, they are not staged twice; nothing is published yet.
   auto ok = (*store)->AddObjects(
       begun->id, EncodeObjectBatch({{da, frame_of("first file")}, {db, frame_of("second file")}}));
   REQUIRE(ok.ok());
@@ -494,4 +499,91 @@ TEST_CASE("a damaged pack index leaves its objects missing, never wrong") {
   REQUIRE(store.ok());
   CHECK(!(*store)->Has(d));
   CHECK((*store)->Read(d).status().code() == Code::kNotFound);
+}
+
+// A first capture offers its objects before its manifest: what is stored
+// already is not asked for and is kept from gc until the capture ends.
+TEST_CASE("an opened capture is offered objects before its manifest, and gc keeps them") {
+  kiln::test::TempDir t;
+  auto store = ImageStore::Open(t.Sub("images"));
+  REQUIRE(store.ok());
+  kiln::test::WriteTestFile(t.Sub("old/a"), "first file");
+  kiln::test::WriteTestFile(t.Sub("src/a"), "first file");
+  kiln::test::WriteTestFile(t.Sub("src/b"), "second file");
+  Sha256Digest da = Sha256Of("first file"), db = Sha256Of("second file");
+  // "first file" is stored by version 1 of an image, which gc drops once
+  // version 2 (without it) is there.
+  auto capture_old = [&](const Sha256Digest& d, const std::string& bytes) {
+    auto old = ScanDirectory(t.Sub("old"), {});
+    REQUIRE(old.ok());
+    auto b = (*store)->BeginCapture("old", EncodeManifest(old->manifest), "", "",
+                                    EncodeObjectBatch({{d, frame_of(bytes)}}), true);
+    REQUIRE(b.ok());
+    REQUIRE(b->version);
+  };
+  capture_old(da, "first file");
+  CHECK((*store)->OpenCapture("bad name", "", "").status().code() == Code::kInvalidArgument);
+  auto id = (*store)->OpenCapture("img", "note", "dir:/src");
+  REQUIRE(id.ok());
+  CHECK((*store)->OfferObjects("nosuch", {da}).status().code() == Code::kNotFound);
+  auto missing = (*store)->OfferObjects(*id, {da, db, db});
+  REQUIRE(missing.ok());
+  CHECK(*missing == std::vector<Sha256Digest>{db});  // once, and not the stored one
+  // The version that held "first file" goes; the open capture keeps it.
+  kiln::test::WriteTestFile(t.Sub("old/a"), "replaced");
+  capture_old(Sha256Of("replaced"), "replaced");
+  auto gc = (*store)->Gc(1);
+  REQUIRE(gc.ok());
+  CHECK(gc->versions_dropped == 1);
+  CHECK((*store)->objects().Has(da));
+  CHECK((*store)->CommitCapture(*id).status().code() == Code::kFailedPrecondition);
+  REQUIRE((*store)->AddObjects(*id, EncodeObjectBatch({{db, frame_of("second file")}})).ok());
+  CHECK(!(*store)->objects().Has(db));  // staged, not published
+  // Asked again, a staged object is not missing.
+  auto again = (*store)->OfferObjects(*id, {db});
+  REQUIRE(again.ok());
+  CHECK(again->empty());
+  auto scan = ScanDirectory(t.Sub("src"), {});
+  REQUIRE(scan.ok());
+  auto bad = (*store)->AddCaptureManifest(*id, "not a manifest", true);
+  CHECK(bad.status().code() == Code::kInvalidArgument);
+  auto b = (*store)->AddCaptureManifest(*id, EncodeManifest(scan->manifest), true);
+  REQUIRE(b.ok());
+  CHECK(b->missing.empty());
+  REQUIRE(b->version);
+  CHECK(b->version->version == 1);
+  CHECK(b->version->note == "note");
+  for (const auto& d : {da, db}) CHECK((*store)->objects().Verify(d).ok());
+  CHECK((*store)->AddCaptureManifest(*id, EncodeManifest(scan->manifest)).status().code() ==
+        Code::kNotFound);  // committed: the capture is over
+}
+
+// A stored frame (raw blocks) is verified by hashing its blocks where they
+// lie: the same verdicts as through libzstd.
+TEST_CASE("an upload's stored frames are verified in place: wrong bytes and oversize refused") {
+  kiln::test::TempDir t;
+  auto store = ObjectStore::Open(t.Sub("images"));
+  REQUIRE(store.ok());
+  ObjectBatch batch(store->get());
+  std::string bytes = kiln::imager::test::RandomBytes(200 << 10, 11), frame;
+  AppendStoredFrame(bytes, &frame);
+  Sha256Digest right = Sha256Of(bytes), wrong = Sha256Of("something else");
+  auto lie = batch.AddVerified(wrong, frame);
+  CHECK(lie.code() == Code::kCorruption);
+  CHECK(lie.message().find(ToHex(wrong)) != std::string::npos);
+  CHECK(lie.message().find(ToHex(right)) != std::string::npos);  // what they hash to
+  // One flipped byte inside the second block.
+  std::string flipped = frame;
+  flipped[frame.size() - 10] ^= 1;
+  CHECK(batch.AddVerified(right, flipped).code() == Code::kCorruption);
+  std::string big = kiln::imager::test::RandomBytes(kMaxObjectSize + 1, 12), big_frame;
+  AppendStoredFrame(big, &big_frame);
+  auto too_big = batch.AddVerified(Sha256Of(big), big_frame);
+  CHECK(too_big.code() == Code::kCorruption);
+  CHECK(too_big.message().find("allowed") != std::string::npos);
+  REQUIRE(batch.AddVerified(right, frame).ok());
+  REQUIRE(batch.Commit().ok());
+  auto back = (*store)->Read(right);
+  REQUIRE(back.ok());
+  CHECK(*back == bytes);
 }

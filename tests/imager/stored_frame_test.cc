@@ -3,6 +3,7 @@
 #include <zstd.h>
 
 #include <catch2/catch.hpp>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -84,4 +85,50 @@ TEST_CASE("only evenly spread bytes look incompressible, and the compressor then
   CHECK(comp.stored_frames() == 1);
   REQUIRE(dec.Decompress(frame, text.size(), &out, "text").ok());
   CHECK(out == text);
+}
+
+namespace {
+// The blocks ForEachStoredBlock finds, joined; nullopt when it refuses.
+std::optional<std::string> Blocks(std::string_view frame) {
+  std::string joined;
+  if (!ForEachStoredBlock(frame, [&](std::string_view b) { joined.append(b); }))
+    return std::nullopt;
+  return joined;
+}
+}  // namespace
+
+TEST_CASE("a stored frame's blocks are read where they lie, and nothing else passes for one") {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{255}, size_t{256}, size_t{65791}, size_t{65792},
+                   size_t{131072}, size_t{131073}, size_t{1} << 20}) {
+    INFO(n);
+    std::string data = RandomBytes(n, static_cast<uint32_t>(n + 7)), frame;
+    AppendStoredFrame(data, &frame);
+    CHECK(Blocks(frame) == data);
+    // Cut anywhere, or followed by anything, it is refused.
+    for (size_t cut : {size_t{1}, size_t{3}, frame.size() / 2})
+      if (cut <= frame.size()) CHECK(Blocks(frame.substr(0, frame.size() - cut)) == std::nullopt);
+    CHECK(Blocks(frame + "x") == std::nullopt);
+  }
+  std::string data = RandomBytes((200 << 10) + 5, 9), frame;
+  AppendStoredFrame(data, &frame);
+  // A block whose size runs past the stated content size.
+  std::string longer = frame;
+  longer[5] = static_cast<char>(static_cast<uint8_t>(longer[5]) - 1);  // states one byte less
+  CHECK(Blocks(longer) == std::nullopt);
+  // An RLE block (type 1) in place of the first raw one.
+  std::string rle = frame;
+  rle[9] = static_cast<char>(static_cast<uint8_t>(rle[9]) | 2);
+  CHECK(Blocks(rle) == std::nullopt);
+  // Frames libzstd writes (compressed blocks, a checksum) are libzstd's to read.
+  std::string text = Text(64 << 10), z(ZSTD_compressBound(text.size()), '\0');
+  z.resize(ZSTD_compress(z.data(), z.size(), text.data(), text.size(), 3));
+  CHECK(Blocks(z) == std::nullopt);
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  std::string small = "tiny", zc(ZSTD_compressBound(small.size()), '\0');
+  zc.resize(ZSTD_compress2(cctx, zc.data(), zc.size(), small.data(), small.size()));
+  ZSTD_freeCCtx(cctx);
+  CHECK(Blocks(zc) == std::nullopt);
+  CHECK(Blocks("") == std::nullopt);
+  CHECK(Blocks("\x28\xb5\x2f\xfd") == std::nullopt);
 }

@@ -82,6 +82,8 @@ TEST_CASE(
   CHECK(c2["one_exchange"] == true);
   CHECK(c2["objects_sent"] == 3);
   CHECK(c1["one_exchange"] == false);
+  CHECK(c1["streamed"] == true);  // a first capture: objects sent while the tree was read
+  CHECK(c2["streamed"] == false);
   Json diff = RunJson(server, {"image", "diff", "web@1", "web@2"});
   CHECK(DiffPaths(diff) == std::vector<std::string>{"changed /etc", "added /etc/added",
                                                     "removed /etc/empty", "changed /etc/hostname",
@@ -268,6 +270,87 @@ TEST_CASE("the server never trusts an upload: wrong bytes are refused and no ver
   CHECK((*oj)["missing"].empty());
   CHECK((*oj)["version"]["version"] == 1);
   CHECK(server.Client().Get("/api/v1/images/evil").ok());
+}
+
+// A first capture sends its objects before its manifest: the capture is
+// opened, objects offered by digest (only those offered are taken, each
+// verified), the manifest last. Every misuse is refused, naming it.
+TEST_CASE("an opened capture takes offered objects, then its manifest, and nothing else") {
+  KilnServer server;
+  TempDir t;
+  WriteTestFile(t.Sub("src/a"), "first file");
+  WriteTestFile(t.Sub("src/b"), "second file");
+  auto scan = imager::ScanDirectory(t.Sub("src"), {});
+  REQUIRE(scan.ok());
+  std::string manifest = imager::EncodeManifest(scan->manifest);
+  HttpClient http(server.url(), server.token());
+  const HttpRequestOptions bin{.content_type = "application/octet-stream"};
+  auto post = [&](const std::string& path, std::string_view body = {}) {
+    auto r = http.Do("POST", path, body, bin);
+    REQUIRE(r.ok());
+    return *r;
+  };
+  // Opening takes no manifest, no body.
+  for (auto [bad, named] : {std::pair{"open=2", "open"}, std::pair{"open=1&commit=1", "open"},
+                            std::pair{"open=1&manifest_size=3", "manifest_size"}}) {
+    auto r = post(std::string("/api/v1/images/op/captures?") + bad);
+    CHECK(r.status == 400);
+    CHECK(r.body.find(named) != std::string::npos);
+  }
+  CHECK(post("/api/v1/images/op/captures?open=1", manifest).status == 400);
+  CHECK(post("/api/v1/images/bad%20name/captures?open=1").status == 400);
+  auto opened = post("/api/v1/images/op/captures?open=1");
+  REQUIRE(opened.status == 200);
+  std::string id = (*ParseJson(opened.body))["capture"];
+  std::string base = "/api/v1/images/captures/" + id;
+
+  Sha256Digest da = Sha256Of("first file"), db = Sha256Of("second file");
+  auto digests = [](std::initializer_list<Sha256Digest> ds) {
+    std::string body;
+    for (const auto& d : ds) body.append(reinterpret_cast<const char*>(d.data()), d.size());
+    return body;
+  };
+  auto bad_offer = post(base + "/offer", digests({da}).substr(0, 31));
+  CHECK(bad_offer.status == 400);
+  CHECK(bad_offer.body.find("31 bytes") != std::string::npos);
+  CHECK(post("/api/v1/images/captures/nosuch/offer", digests({da})).status == 404);
+  // Only offered objects are taken.
+  imager::Compressor comp;
+  std::string fa, fb, forged;
+  comp.Compress("first file", &fa);
+  comp.Compress("second file", &fb);
+  comp.Compress("not the second file", &forged);
+  auto unoffered = post(base + "/objects", imager::EncodeObjectBatch({{da, fa}}));
+  CHECK(unoffered.status == 400);
+  CHECK(unoffered.body.find("offered") != std::string::npos);
+  auto offer = post(base + "/offer", digests({da, db}));
+  REQUIRE(offer.status == 200);
+  CHECK((*ParseJson(offer.body))["missing"].size() == 2);
+  // Verified as any upload: a forged one is refused, naming it.
+  auto lie = post(base + "/objects", imager::EncodeObjectBatch({{db, forged}}));
+  CHECK(lie.status == 500);
+  CHECK(lie.body.find(ToHex(db)) != std::string::npos);
+  REQUIRE(post(base + "/objects", imager::EncodeObjectBatch({{da, fa}})).status == 200);
+  // A commit before the manifest is refused; the manifest then names what
+  // is still missing (b, whose upload was refused).
+  auto early = post(base + "/commit");
+  CHECK(early.status == 412);
+  CHECK(early.body.find("no manifest") != std::string::npos);
+  CHECK(post(base + "/manifest?commit=yes", manifest).status == 400);
+  CHECK(post(base + "/manifest", "KILNMAN\n\x01garbage").status == 400);
+  auto given = post(base + "/manifest?commit=1", manifest);
+  REQUIRE(given.status == 200);
+  auto gj = *ParseJson(given.body);
+  CHECK(gj["missing"] == Json::array({ToHex(db)}));
+  CHECK(!gj.contains("version"));
+  CHECK(post(base + "/manifest", manifest).status == 412);    // given once
+  CHECK(post(base + "/offer", digests({db})).status == 412);  // asks by its manifest now
+  REQUIRE(post(base + "/objects", imager::EncodeObjectBatch({{db, fb}})).status == 200);
+  auto done = post(base + "/commit");
+  REQUIRE(done.status == 200);
+  CHECK((*ParseJson(done.body))["version"]["version"] == 1);
+  RunJson(server, {"image", "deploy", "op", "--to", t.Sub("dst")});
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
 }
 
 TEST_CASE("a deploy resumes after a broken connection without re-sending what arrived") {
