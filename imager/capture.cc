@@ -207,6 +207,17 @@ Result<ObjectFrames> EagerFrames(const std::vector<Sha256Digest>& eager, const D
 
 }  // namespace
 
+Status CaptureTarget::PutPieces(const std::vector<FramePieces>& frames) {
+  ObjectFrames joined;
+  joined.reserve(frames.size());
+  for (const auto& f : frames) {
+    std::string frame;
+    for (auto p : f.pieces) frame.append(p);
+    joined.emplace_back(f.digest, std::move(frame));
+  }
+  return PutObjects(joined);
+}
+
 Result<CaptureReport> FinishCapture(const Manifest& m, const CaptureOptions& opts,
                                     CaptureTarget* target, CaptureReport report,
                                     const std::vector<Sha256Digest>& eager,
@@ -285,8 +296,9 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
     if (!opened.ok() && opened.status().code() != Code::kInvalidArgument) return opened.status();
     if (opened.ok() && *opened) {
       streamer = std::make_unique<CaptureStreamer>(target, opts);
-      so.on_content = [s = streamer.get()](const Sha256Digest& d, std::string_view bytes) {
-        s->Add(d, bytes);
+      so.on_content = [s = streamer.get()](const Sha256Digest& d, std::string_view bytes,
+                                           const std::shared_ptr<const std::string>& owner) {
+        s->Add(d, bytes, owner);
       };
     }
   }

@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,13 @@ namespace kiln::imager {
 
 // Compressed frames of objects, each under the digest of its uncompressed bytes.
 using ObjectFrames = std::vector<std::pair<Sha256Digest, std::string>>;
+
+// An object's compressed frame in pieces, sent without being joined: a
+// stored frame's headers, then its bytes where the scan left them.
+struct FramePieces {
+  Sha256Digest digest{};
+  std::vector<std::string_view> pieces;
+};
 
 // What the target answers to an offer.
 struct CaptureOffer {
@@ -47,6 +55,8 @@ class CaptureTarget {
   // Sends compressed frames of missing objects, in batches of a few MiB.
   // Called from up to concurrent_puts() threads at once.
   virtual Status PutObjects(const ObjectFrames& frames) = 0;
+  // PutObjects with frames in pieces. This one joins each frame first.
+  virtual Status PutPieces(const std::vector<FramePieces>& frames);
   // How many PutObjects (and Offer) may be in flight together: a remote
   // target checks one batch while the next is on its way.
   virtual int concurrent_puts() const { return 1; }

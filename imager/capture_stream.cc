@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "imager/chunker.h"
+#include "imager/stored_frame.h"
 #include "imager/zstd_util.h"
 
 namespace kiln::imager {
@@ -24,14 +25,29 @@ CaptureStreamer::~CaptureStreamer() {
   for (auto& t : senders_) t.join();
 }
 
-void CaptureStreamer::Add(const Sha256Digest& digest, std::string_view bytes) {
+void CaptureStreamer::Add(const Sha256Digest& digest, std::string_view bytes,
+                          const std::shared_ptr<const std::string>& owner) {
   std::unique_lock lock(mu_);
   if (!error_.ok() || !seen_.insert(digest).second) return;
   Batch& b = filling_;
-  if (b.bytes.capacity() == 0) b.bytes.reserve(kBatchBytes + kMaxObjectSize);
-  b.objects.push_back({digest, {b.bytes.size(), bytes.size()}});
-  b.bytes.append(bytes);
-  if (b.bytes.size() < kBatchBytes) return;
+  if (owner) {
+    if (b.owners.empty() || b.owners.back() != owner) b.owners.push_back(owner);
+    b.objects.push_back({digest, bytes, 0, bytes.size()});
+  } else {
+    if (b.copies.capacity() == 0) {
+      if (!spare_copies_.empty()) {
+        b.copies = std::move(spare_copies_.back());
+        spare_copies_.pop_back();
+      }
+      // Never reallocated below kBatchBytes + one object: the batch is
+      // queued once it holds kBatchBytes.
+      b.copies.reserve(kBatchBytes + kMaxObjectSize);
+    }
+    b.objects.push_back({digest, {}, b.copies.size(), bytes.size()});
+    b.copies.append(bytes);
+  }
+  b.bytes += bytes.size();
+  if (b.bytes < kBatchBytes) return;
   cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || !error_.ok(); });
   if (!error_.ok()) return;
   queue_.push_back(std::move(filling_));
@@ -43,23 +59,35 @@ Status CaptureStreamer::Send(const Batch& batch, Compressor& comp, uint64_t* obj
                              uint64_t* bytes) {
   std::vector<Sha256Digest> digests;
   digests.reserve(batch.objects.size());
-  for (const auto& o : batch.objects) digests.push_back(o.first);
+  for (const auto& o : batch.objects) digests.push_back(o.digest);
   KILN_ASSIGN_OR_RETURN(std::vector<Sha256Digest> missing, target_->Offer(digests));
   if (missing.empty()) return Status::Ok();
   DigestSet lacking(missing.begin(), missing.end());
   // Compressed here, on the sender: the scan's threads go on reading.
-  ObjectFrames frames;
+  // Reserved whole: the pieces point into these strings.
+  std::vector<std::string> owned(lacking.size());
+  std::vector<FramePieces> frames;
   frames.reserve(lacking.size());
-  for (const auto& [d, at] : batch.objects) {
-    if (!lacking.count(d)) continue;
-    frames.emplace_back(d, std::string());
-    comp.Compress(std::string_view(batch.bytes).substr(at.first, at.second), &frames.back().second);
-    *bytes += frames.back().second.size();
+  for (const auto& o : batch.objects) {
+    if (!lacking.count(o.digest)) continue;
+    std::string_view data =
+        o.kept.empty() ? std::string_view(batch.copies).substr(o.offset, o.size) : o.kept;
+    std::string& mine = owned[frames.size()];
+    FramePieces& f = frames.emplace_back();
+    f.digest = o.digest;
+    if (LooksIncompressible(data)) {
+      StoredFramePieces(data, &mine, &f.pieces);
+      *bytes += data.size() + mine.size();
+    } else {
+      comp.Compress(data, &mine);
+      f.pieces.push_back(mine);
+      *bytes += mine.size();
+    }
   }
   if (frames.size() != lacking.size())
     return Internal("the capture's target asked for objects it was not offered");
   *objects += frames.size();
-  return target_->PutObjects(frames);
+  return target_->PutPieces(frames);
 }
 
 void CaptureStreamer::Sender() {
@@ -76,11 +104,17 @@ void CaptureStreamer::Sender() {
     }
     uint64_t objects = 0, bytes = 0;
     Status s = Send(batch, comp, &objects, &bytes);
+    // The scan's blocks go back to it (it reuses a block nobody keeps).
+    batch.owners.clear();
     std::lock_guard lock(mu_);
     if (!s.ok()) {
       if (error_.ok()) error_ = s;
       cv_.notify_all();
       return;
+    }
+    if (batch.copies.capacity() > 0) {
+      batch.copies.clear();
+      spare_copies_.push_back(std::move(batch.copies));
     }
     objects_sent_ += objects;
     bytes_sent_ += bytes;

@@ -12,13 +12,17 @@
 // scan goes on. The manifest then goes last, to the capture Open started,
 // and normally finds nothing missing.
 //
-// The bytes are copied once, into the batch (the scanner reuses its
-// buffers); Add waits while kMaxQueued batches wait to be sent, so memory
-// stays a few batches whatever the tree's size.
+// A large file's chunks stay in the scan's blocks, which the batch keeps
+// until it is sent; a small file's bytes are copied into the batch (the
+// scanner reuses its buffer for the next file). Bytes that do not compress
+// go out as stored frames in pieces (stored_frame.h), the bytes themselves
+// never copied in this process. Add waits while kMaxQueued batches wait to
+// be sent, so memory stays a few batches whatever the tree's size.
 
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -36,7 +40,7 @@ namespace kiln::imager {
 class CaptureStreamer {
  public:
   static constexpr uint64_t kBatchBytes = 8 << 20;
-  static constexpr size_t kMaxQueued = 4;
+  static constexpr size_t kMaxQueued = 2;
 
   // target: opened (CaptureTarget::Open returned true).
   CaptureStreamer(CaptureTarget* target, const CaptureOptions& opts);
@@ -44,17 +48,26 @@ class CaptureStreamer {
   CaptureStreamer(const CaptureStreamer&) = delete;
   CaptureStreamer& operator=(const CaptureStreamer&) = delete;
 
-  // From any thread, with an object's bytes as they were hashed. An object
-  // seen before is skipped. After a failure it only returns.
-  void Add(const Sha256Digest& digest, std::string_view bytes);
+  // From any thread, with an object's bytes as they were hashed and, when
+  // they may be kept, their owner (ContentFn). An object seen before is
+  // skipped. After a failure it only returns.
+  void Add(const Sha256Digest& digest, std::string_view bytes,
+           const std::shared_ptr<const std::string>& owner);
   // Sends what is left and waits for the senders; the first failure.
   // Counts what was sent into report (objects_sent, bytes_sent).
   Status Finish(CaptureReport* report);
 
  private:
+  struct Object {
+    Sha256Digest digest;
+    std::string_view kept;  // in one of owners, or empty: at offset in copies
+    size_t offset = 0, size = 0;
+  };
   struct Batch {
-    std::string bytes;  // the objects, one after another
-    std::vector<std::pair<Sha256Digest, std::pair<size_t, size_t>>> objects;  // offset, size
+    std::string copies;  // copied objects' bytes, one after another
+    std::vector<std::shared_ptr<const std::string>> owners;  // kept buffers
+    std::vector<Object> objects;
+    uint64_t bytes = 0;
   };
   void Sender();
   Status Send(const Batch& batch, Compressor& comp, uint64_t* objects, uint64_t* bytes);
@@ -66,6 +79,7 @@ class CaptureStreamer {
   DigestSet seen_;
   Batch filling_;
   std::deque<Batch> queue_;
+  std::vector<std::string> spare_copies_;  // sent batches' buffers, for reuse
   bool closing_ = false;
   Status error_;
   uint64_t objects_sent_ = 0, bytes_sent_ = 0;

@@ -110,6 +110,13 @@ Result<CaptureOffer> HttpCaptureTarget::Begin(const std::string& manifest,
 }
 
 Status HttpCaptureTarget::PutObjects(const ObjectFrames& frames) {
+  std::vector<FramePieces> as_pieces;
+  as_pieces.reserve(frames.size());
+  for (const auto& [digest, frame] : frames) as_pieces.push_back({digest, {frame}});
+  return PutPieces(as_pieces);
+}
+
+Status HttpCaptureTarget::PutPieces(const std::vector<FramePieces>& frames) {
   HttpRequestOptions o;
   o.content_type = "application/octet-stream";
   o.timeout = std::chrono::minutes(5);
@@ -118,10 +125,12 @@ Status HttpCaptureTarget::PutObjects(const ObjectFrames& frames) {
   std::vector<std::string> heads;
   std::vector<std::string_view> pieces;
   heads.reserve(frames.size());
-  pieces.reserve(2 * frames.size());
-  for (const auto& [digest, frame] : frames) {
-    pieces.push_back(heads.emplace_back(EncodeObjectHead(digest, frame.size())));
-    pieces.push_back(frame);
+  pieces.reserve(3 * frames.size());
+  for (const auto& f : frames) {
+    uint64_t size = 0;
+    for (auto p : f.pieces) size += p.size();
+    pieces.push_back(heads.emplace_back(EncodeObjectHead(f.digest, size)));
+    pieces.insert(pieces.end(), f.pieces.begin(), f.pieces.end());
   }
   auto r = Send("/api/v1/images/captures/" + id_ + "/objects", pieces, o);
   return ReplyStatus(r);

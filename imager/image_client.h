@@ -26,6 +26,7 @@ class HttpCaptureTarget : public CaptureTarget {
   Result<CaptureOffer> Begin(const std::string& manifest, const ObjectFrames& eager,
                              bool commit_if_complete) override;
   Status PutObjects(const ObjectFrames& frames) override;
+  Status PutPieces(const std::vector<FramePieces>& frames) override;
   int concurrent_puts() const override { return 2; }
   Result<bool> Open() override;
   Result<std::vector<Sha256Digest>> Offer(const std::vector<Sha256Digest>& digests) override;

@@ -77,7 +77,7 @@ void ChunkInto(std::string_view data, bool final, std::vector<Chunk>* chunks, si
     size_t n = NextChunkLength(reinterpret_cast<const uint8_t*>(data.data() + pos), left);
     if (n == left && left < kChunkMax && !final) break;  // need more bytes to find the cut
     chunks->push_back({Sha256Of(data.substr(pos, n)), n});
-    if (on_content) (*on_content)(chunks->back().digest, data.substr(pos, n));
+    if (on_content) (*on_content)(chunks->back().digest, data.substr(pos, n), nullptr);
     pos += n;
   }
   *consumed = pos;
@@ -526,7 +526,7 @@ bool ChunkHasher::RunOneLocked(std::unique_lock<std::mutex>& lock) {
   queued_ -= t.piece.size();
   lock.unlock();
   *t.out = Sha256Of(t.piece);
-  if (on_content_) (*on_content_)(*t.out, t.piece);
+  if (on_content_) (*on_content_)(*t.out, t.piece, t.buf);
   t.buf.reset();
   lock.lock();
   if (--t.group->pending == 0) cv_.notify_all();
@@ -641,7 +641,7 @@ Status HashContent(int fd, uint64_t size, std::string_view what, std::vector<Chu
     std::string_view data(buffer->data(), have);
     if (size <= kWholeFileMax) {
       chunks->push_back({Sha256Of(data), data.size()});
-      if (on_content) (*on_content)(chunks->back().digest, data);
+      if (on_content) (*on_content)(chunks->back().digest, data, nullptr);
       break;
     }
     size_t consumed;

@@ -30,8 +30,11 @@
 
 namespace kiln::imager {
 
-// An object's digest and bytes, as a scan hashes them.
-using ContentFn = std::function<void(const Sha256Digest&, std::string_view)>;
+// An object's digest and bytes, as a scan hashes them. owner, when set,
+// holds the bytes and may be kept to use them later; when null they live
+// only for the call.
+using ContentFn = std::function<void(const Sha256Digest&, std::string_view bytes,
+                                     const std::shared_ptr<const std::string>& owner)>;
 
 struct ScanOptions {
   // Shell globs (fnmatch). A pattern with a '/' matches the path from the
@@ -46,7 +49,8 @@ struct ScanOptions {
   // Called with each object's bytes as soon as they are hashed, on the
   // hashing thread (any of them, so it must be thread-safe), for files read
   // (not those the stat cache answered): a first capture sends them while
-  // the scan goes on (capture_stream.h). The bytes live only for the call.
+  // the scan goes on (capture_stream.h). A large file's blocks are shared
+  // (see ContentFn): keeping one makes the scan read into another.
   ContentFn on_content;
 };
 

@@ -40,37 +40,61 @@ bool LooksIncompressible(std::string_view data) {
   return sum <= uniform + uniform / 40;  // +2.5%: about five deviations
 }
 
-void AppendStoredFrame(std::string_view data, std::string* out) {
-  PutLe(0xFD2FB528, 4, out);  // magic number
+void StoredFramePieces(std::string_view data, std::string* heads,
+                       std::vector<std::string_view>* pieces) {
+  heads->clear();
+  PutLe(0xFD2FB528, 4, heads);  // magic number
   // Frame header descriptor: Single_Segment_Flag (bit 5), no checksum, no
   // dictionary; Frame_Content_Size_Flag (bits 7-6) picks the size field:
   // 1 byte (flag 0, single segment), 2 bytes holding size - 256 (flag 1),
   // 4 bytes (flag 2) or 8 bytes (flag 3).
   uint64_t size = data.size();
   if (size < 256) {
-    out->push_back(static_cast<char>(0x20));
-    PutLe(size, 1, out);
+    heads->push_back(static_cast<char>(0x20));
+    PutLe(size, 1, heads);
   } else if (size < 65536 + 256) {
-    out->push_back(static_cast<char>(0x60));
-    PutLe(size - 256, 2, out);
+    heads->push_back(static_cast<char>(0x60));
+    PutLe(size - 256, 2, heads);
   } else if (size <= UINT32_MAX) {
-    out->push_back(static_cast<char>(0xA0));
-    PutLe(size, 4, out);
+    heads->push_back(static_cast<char>(0xA0));
+    PutLe(size, 4, heads);
   } else {
-    out->push_back(static_cast<char>(0xE0));
-    PutLe(size, 8, out);
+    heads->push_back(static_cast<char>(0xE0));
+    PutLe(size, 8, heads);
   }
+  const size_t frame_head = heads->size();
   // Raw blocks: a 3-byte little-endian header (Last_Block bit 0, Block_Type
   // 0 = raw in bits 1-2, Block_Size in bits 3-23), then the bytes. An empty
-  // frame still has its one (empty, last) block.
+  // frame still has its one (empty, last) block. Every header is written
+  // before any view of heads is taken: it does not move after.
   size_t at = 0;
   do {
     size_t n = std::min(kMaxRawBlock, data.size() - at);
     bool last = at + n == data.size();
-    PutLe((uint64_t{n} << 3) | (last ? 1 : 0), 3, out);
-    out->append(data.substr(at, n));
+    PutLe((uint64_t{n} << 3) | (last ? 1 : 0), 3, heads);
     at += n;
   } while (at < data.size());
+  std::string_view h(*heads);
+  pieces->push_back(h.substr(0, frame_head + 3));
+  at = 0;
+  size_t block = 0;
+  do {
+    size_t n = std::min(kMaxRawBlock, data.size() - at);
+    if (block > 0) pieces->push_back(h.substr(frame_head + 3 * block, 3));
+    if (n > 0) pieces->push_back(data.substr(at, n));
+    at += n;
+    ++block;
+  } while (at < data.size());
+}
+
+void AppendStoredFrame(std::string_view data, std::string* out) {
+  std::string heads;
+  std::vector<std::string_view> pieces;
+  StoredFramePieces(data, &heads, &pieces);
+  size_t total = 0;
+  for (auto p : pieces) total += p.size();
+  out->reserve(out->size() + total);
+  for (auto p : pieces) out->append(p);
 }
 
 }  // namespace kiln::imager

@@ -14,6 +14,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kiln::imager {
 
@@ -26,6 +27,13 @@ bool LooksIncompressible(std::string_view data);
 
 // Appends one zstd frame holding data in raw blocks.
 void AppendStoredFrame(std::string_view data, std::string* out);
+
+// The same frame as pieces, for sending without copying data: *heads gets
+// the frame's header and its blocks' headers (it must stay unchanged while
+// the pieces are in use), and *pieces is appended views of heads and of
+// data, in the frame's order.
+void StoredFramePieces(std::string_view data, std::string* heads,
+                       std::vector<std::string_view>* pieces);
 
 // Calls fn with each raw block's bytes in order and returns true when
 // frame is exactly a frame AppendStoredFrame writes (whoever wrote it):

@@ -132,3 +132,31 @@ TEST_CASE("a stored frame's blocks are read where they lie, and nothing else pas
   CHECK(Blocks("") == std::nullopt);
   CHECK(Blocks("\x28\xb5\x2f\xfd") == std::nullopt);
 }
+
+TEST_CASE("a stored frame in pieces is the same frame, its bytes viewed where they lie") {
+  for (size_t n : {size_t{0}, size_t{100}, size_t{131072}, size_t{131073}, size_t{300000}}) {
+    INFO(n);
+    std::string data = RandomBytes(n, static_cast<uint32_t>(n + 3)), heads, frame;
+    std::vector<std::string_view> pieces{"before"};  // appended to
+    StoredFramePieces(data, &heads, &pieces);
+    REQUIRE(pieces.front() == "before");
+    std::string joined;
+    size_t viewed = 0;
+    for (size_t i = 1; i < pieces.size(); ++i) {
+      auto p = pieces[i];
+      joined.append(p);
+      bool in_data = p.data() >= data.data() && p.data() + p.size() <= data.data() + data.size();
+      bool in_heads =
+          p.data() >= heads.data() && p.data() + p.size() <= heads.data() + heads.size();
+      CHECK((in_data || in_heads));
+      if (in_data && !in_heads) viewed += p.size();
+    }
+    CHECK(viewed == n);  // every byte of data viewed, none copied
+    AppendStoredFrame(data, &frame);
+    CHECK(joined == frame);
+    std::string out;
+    Decompressor d;
+    REQUIRE(d.Decompress(joined, n, &out, "pieces").ok());
+    CHECK(out == data);
+  }
+}
