@@ -306,9 +306,14 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
   auto scanned = ScanDirectory(dir, so);
   CaptureReport report;
   if (!scanned.ok()) return scanned.status();  // the streamer, if any, stops unsent
-  if (streamer) KILN_RETURN_IF_ERROR(streamer->Finish(&report));
-  ScanResult scan = std::move(*scanned);
   double scan_ms = MsSince(scan_start);
+  if (streamer) {
+    // What the scan left unsent: its last batches.
+    auto tail_start = std::chrono::steady_clock::now();
+    KILN_RETURN_IF_ERROR(streamer->Finish(&report));
+    report.upload_ms = MsSince(tail_start);
+  }
+  ScanResult scan = std::move(*scanned);
   if (!opts.allow_devices) {
     for (const auto& e : scan.manifest.entries)
       if (e.type == EntryType::kCharDev || e.type == EntryType::kBlockDev)

@@ -111,7 +111,8 @@ struct CaptureReport {
   // first capture: capture_stream.h).
   bool streamed = false;
   // Wall-clock milliseconds per phase: the scan, the manifest's offer (the
-  // target answers what it lacks), the upload, the commit.
+  // target answers what it lacks), the upload, the commit. A streamed
+  // capture uploads during its scan: its upload is what was left after.
   double scan_ms = 0, offer_ms = 0, upload_ms = 0, commit_ms = 0;
 };
 
