@@ -22,12 +22,23 @@ void PutLe(uint64_t v, int bytes, std::string* out) {
 bool LooksIncompressible(std::string_view data) {
   // Too small to sample well; zstd is quick on it anyway.
   if (data.size() < 2 * kSampleBytes) return false;
-  std::array<uint32_t, 256> count{};
+  // Four tables, summed after: consecutive increments of one table wait
+  // on each other whenever two bytes in a row are equal or close in time;
+  // spread over four they do not (this was 3% of a capture's client CPU).
+  std::array<std::array<uint32_t, 256>, 4> counts{};
   size_t step = (data.size() - kSliceBytes) / (kSlices - 1);
   for (size_t s = 0; s < kSlices; ++s) {
     const auto* p = reinterpret_cast<const uint8_t*>(data.data() + s * step);
-    for (size_t i = 0; i < kSliceBytes; ++i) ++count[p[i]];
+    for (size_t i = 0; i < kSliceBytes; i += 4) {
+      ++counts[0][p[i]];
+      ++counts[1][p[i + 1]];
+      ++counts[2][p[i + 2]];
+      ++counts[3][p[i + 3]];
+    }
   }
+  std::array<uint32_t, 256> count;
+  for (size_t v = 0; v < 256; ++v)
+    count[v] = counts[0][v] + counts[1][v] + counts[2][v] + counts[3][v];
   // The sum of squared counts is smallest when every value is equally
   // common: n + n(n-1)/256 expected for uniformly random bytes (69,616 for
   // n = 4,096, standard deviation about 360). Text, code and tables are
