@@ -34,14 +34,9 @@ void CaptureStreamer::Add(const Sha256Digest& digest, std::string_view bytes,
     if (b.owners.empty() || b.owners.back() != owner) b.owners.push_back(owner);
     b.objects.push_back({digest, bytes, 0, bytes.size()});
   } else {
-    if (b.copies.capacity() == 0) {
-      if (!spare_copies_.empty()) {
-        b.copies = std::move(spare_copies_.back());
-        spare_copies_.pop_back();
-      }
-      // Never reallocated below kBatchBytes + one object: the batch is
-      // queued once it holds kBatchBytes.
-      b.copies.reserve(kBatchBytes + kMaxObjectSize);
+    if (b.copies.capacity() == 0 && !spare_copies_.empty()) {
+      b.copies = std::move(spare_copies_.back());
+      spare_copies_.pop_back();
     }
     b.objects.push_back({digest, {}, b.copies.size(), bytes.size()});
     b.copies.append(bytes);

@@ -39,7 +39,7 @@ namespace kiln::imager {
 
 class CaptureStreamer {
  public:
-  static constexpr uint64_t kBatchBytes = 8 << 20;
+  static constexpr uint64_t kBatchBytes = 4 << 20;
   static constexpr size_t kMaxQueued = 2;
 
   // target: opened (CaptureTarget::Open returned true).
