@@ -1,6 +1,7 @@
 #include "common/subprocess.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -9,8 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "common/strings.h"
@@ -43,7 +42,22 @@ Result<SubprocessResult> RunSubprocess(const std::vector<std::string>& argv,
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  std::vector<std::string> env = opts.env;
+  // The child's environment is made here, before the fork: between fork
+  // and exec the child of a threaded process must not allocate (another
+  // thread may have held the allocator's lock at the fork, and under ASan
+  // such a child spun forever; putenv there allocated).
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  for (const auto& add : opts.env) {
+    // "K=V" sets K; a bare "K" removes it (putenv's rules).
+    size_t eq = add.find('=');
+    std::string key = eq == std::string::npos ? add + "=" : add.substr(0, eq + 1);
+    std::erase_if(env, [&](const std::string& e) { return e.starts_with(key); });
+    if (eq != std::string::npos) env.push_back(add);
+  }
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
 
   pid_t pid = ::fork();
   if (pid < 0) return ErrnoError("fork", errno);
@@ -61,8 +75,7 @@ Result<SubprocessResult> RunSubprocess(const std::vector<std::string>& argv,
       (void)!::write(exec_w.get(), &e, sizeof e);
       ::_exit(127);
     }
-    for (auto& e : env) ::putenv(e.data());
-    ::execvp(args[0], args.data());
+    ::execvpe(args[0], args.data(), envp.data());
     int e = errno;
     (void)!::write(exec_w.get(), &e, sizeof e);
     ::_exit(127);
@@ -89,9 +102,18 @@ Result<SubprocessResult> RunSubprocess(const std::vector<std::string>& argv,
     pollfd fds[3];
     int n = 0;
     int out_i = -1, err_i = -1, in_i = -1;
-    if (out_r.valid()) { out_i = n; fds[n++] = {out_r.get(), POLLIN, 0}; }
-    if (err_r.valid()) { err_i = n; fds[n++] = {err_r.get(), POLLIN, 0}; }
-    if (in_w.valid()) { in_i = n; fds[n++] = {in_w.get(), POLLOUT, 0}; }
+    if (out_r.valid()) {
+      out_i = n;
+      fds[n++] = {out_r.get(), POLLIN, 0};
+    }
+    if (err_r.valid()) {
+      err_i = n;
+      fds[n++] = {err_r.get(), POLLIN, 0};
+    }
+    if (in_w.valid()) {
+      in_i = n;
+      fds[n++] = {in_w.get(), POLLOUT, 0};
+    }
     int wait_ms = -1;
     if (opts.timeout.count() > 0) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(

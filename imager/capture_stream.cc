@@ -34,7 +34,7 @@ void CaptureStreamer::Add(const Sha256Digest& digest, std::string_view bytes,
     if (b.owners.empty() || b.owners.back() != owner) b.owners.push_back(owner);
     b.objects.push_back({digest, bytes, 0, bytes.size()});
   } else {
-    if (b.copies.capacity() == 0 && !spare_copies_.empty()) {
+    if (b.copies.empty() && !spare_copies_.empty()) {
       b.copies = std::move(spare_copies_.back());
       spare_copies_.pop_back();
     }
@@ -42,9 +42,11 @@ void CaptureStreamer::Add(const Sha256Digest& digest, std::string_view bytes,
     b.copies.append(bytes);
   }
   b.bytes += bytes.size();
-  if (b.bytes < kBatchBytes) return;
+  if (b.bytes < kBatchBytes && b.objects.size() < kMaxBatchObjects) return;
   cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || !error_.ok(); });
   if (!error_.ok()) return;
+  // Another scanning thread, waiting here too, may have queued it.
+  if (filling_.bytes < kBatchBytes && filling_.objects.size() < kMaxBatchObjects) return;
   queue_.push_back(std::move(filling_));
   filling_ = Batch();
   cv_.notify_all();
@@ -107,7 +109,8 @@ void CaptureStreamer::Sender() {
       cv_.notify_all();
       return;
     }
-    if (batch.copies.capacity() > 0) {
+    // Kept for the next batches, as many as can be filling or queued.
+    if (!batch.copies.empty() && spare_copies_.size() < kMaxQueued + 1) {
       batch.copies.clear();
       spare_copies_.push_back(std::move(batch.copies));
     }

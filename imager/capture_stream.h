@@ -40,6 +40,9 @@ namespace kiln::imager {
 class CaptureStreamer {
  public:
   static constexpr uint64_t kBatchBytes = 4 << 20;
+  // A batch of tiny files is cut by count: its offer (32 bytes an object)
+  // must stay within the server's 1 MiB for one.
+  static constexpr size_t kMaxBatchObjects = 16384;
   static constexpr size_t kMaxQueued = 2;
 
   // target: opened (CaptureTarget::Open returned true).

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <new>
+#include <system_error>
 
 namespace kiln::imager {
 
@@ -81,9 +82,21 @@ Status DirectWriter::Settle() {
 
 Status DirectWriter::Submit() {
   KILN_RETURN_IF_ERROR(Settle());  // the other buffer is free again
+  if (!helper_.joinable() && !no_helper_) {
+    try {
+      helper_ = std::thread([this] { HelperLoop(); });
+    } catch (const std::system_error&) {
+      no_helper_ = true;  // no thread to be had: this one writes
+    }
+  }
+  if (no_helper_) {
+    KILN_RETURN_IF_ERROR(WriteOut(bufs_[cur_].get(), fill_, offset_));
+    offset_ += fill_;
+    fill_ = 0;
+    return Status::Ok();
+  }
   if (!bufs_[1])
     bufs_[1].reset(static_cast<char*>(::operator new[](kBufferSize, std::align_val_t{kAlign})));
-  if (!helper_.joinable()) helper_ = std::thread([this] { HelperLoop(); });
   {
     std::lock_guard lock(mu_);
     job_ = bufs_[cur_].get();

@@ -62,7 +62,9 @@ class DirectWriter {
   Status Finish();
 
   // Whether O_DIRECT is set (false from the start where the filesystem
-  // refuses it: the caller is better off with plain writes then).
+  // refuses it: the caller is better off with plain writes then). This and
+  // direct_bytes() may change while a buffer is being written: read them
+  // before the first Write or after Finish.
   bool direct() const { return direct_; }
   uint64_t direct_bytes() const { return direct_bytes_; }
 
@@ -91,6 +93,7 @@ class DirectWriter {
 
   // The helper: one write in flight at most. Fields below under mu_.
   std::thread helper_;
+  bool no_helper_ = false;  // the thread could not be started: writes here
   std::mutex mu_;
   std::condition_variable cv_;
   const char* job_ = nullptr;  // the buffer to write, or none

@@ -390,7 +390,7 @@ Result<std::string> ImageStore::OpenCapture(const std::string& name, std::string
 Result<std::vector<Sha256Digest>> ImageStore::OfferObjects(
     const std::string& id, const std::vector<Sha256Digest>& digests) {
   std::shared_ptr<Upload> upload;
-  std::vector<Sha256Digest> fresh;  // not offered before
+  std::vector<Sha256Digest> unique;  // each once
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(id);
@@ -401,11 +401,14 @@ Result<std::vector<Sha256Digest>> ImageStore::OfferObjects(
       return FailedPrecondition(
           fmt::format("capture {} has its manifest: it asks for what it lacks", id));
     // Needed from now on: what is stored stays until the capture ends.
-    for (const auto& d : digests)
-      if (s.needed.insert(d).second) fresh.push_back(d);
+    DigestSet seen;
+    for (const auto& d : digests) {
+      s.needed.insert(d);
+      if (seen.insert(d).second) unique.push_back(d);
+    }
     upload = s.upload;
   }
-  return Lacking(fresh, *upload);
+  return Lacking(unique, *upload);
 }
 
 Result<ImageStore::Begun> ImageStore::AddCaptureManifest(const std::string& id,

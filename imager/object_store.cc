@@ -131,6 +131,8 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::Open(const std::string& dir) {
   // thread creating in one tmp/ they queued there (a tenth of a capture's
   // samples spinning on that lock, docs/BENCHMARKS.md).
   KILN_RETURN_IF_ERROR(MakeDirs(dir + "/packs", 0755));
+  s->objects_dir_ = UniqueFd(::open((dir + "/objects").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!s->objects_dir_.valid()) return ErrnoError("open " + dir + "/objects", errno);
   KILN_RETURN_IF_ERROR(s->LoadPacks());
   for (const char* top : {"objects", "tmp"}) {
     for (int i = 0; i < 256; ++i) {
@@ -142,14 +144,17 @@ Result<std::unique_ptr<ObjectStore>> ObjectStore::Open(const std::string& dir) {
   return s;
 }
 
-std::string ObjectStore::PathOf(const Sha256Digest& d) const {
+std::string ObjectStore::ShardedName(const Sha256Digest& d) {
   std::string hex = ToHex(d);
-  return fmt::format("{}/objects/{}/{}", dir_, hex.substr(0, 2), hex);
+  return fmt::format("{}/{}", hex.substr(0, 2), hex);
+}
+
+std::string ObjectStore::PathOf(const Sha256Digest& d) const {
+  return fmt::format("{}/objects/{}", dir_, ShardedName(d));
 }
 
 std::string ObjectStore::TmpPath(const Sha256Digest& d) const {
-  std::string hex = ToHex(d);
-  return fmt::format("{}/tmp/{}/{}.{}", dir_, hex.substr(0, 2), hex, RandomHex(6));
+  return fmt::format("{}/tmp/{}.{}", dir_, ShardedName(d), RandomHex(6));
 }
 
 Status ObjectStore::LoadPacks() {
@@ -201,7 +206,7 @@ bool ObjectStore::Has(const Sha256Digest& d) const {
     std::shared_lock lock(packs_mu_);
     if (packed_.count(d)) return true;
   }
-  return ::access(PathOf(d).c_str(), F_OK) == 0;
+  return ::faccessat(objects_dir_.get(), ShardedName(d).c_str(), F_OK, 0) == 0;
 }
 
 Result<Sha256Digest> ObjectStore::Put(std::string_view data) {

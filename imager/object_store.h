@@ -188,7 +188,14 @@ class ObjectStore {
     uint64_t offset, size;
   };
 
+  // "ab/abcdef...": an object's name under objects/, and a temporary's
+  // stem under tmp/ (both sharded by the digest's first byte).
+  static std::string ShardedName(const Sha256Digest& d);
+
   std::string dir_;
+  // objects/, for lookups by name that do not walk dir_ again each time
+  // (3.3 us against 1.1 us per lookup here; a capture makes two per object).
+  UniqueFd objects_dir_;
   int zstd_level_ = 3;
   mutable std::shared_mutex packs_mu_;
   std::vector<std::pair<std::string, UniqueFd>> packs_;  // id, open file

@@ -354,10 +354,15 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
           if (!req.body.empty() || !req.Query("manifest_size").empty() || !commit.empty())
             return res.SendError(InvalidArgument(
                 "open=1 starts a capture without its manifest: no body, manifest_size or commit"));
-          auto id = st->OpenCapture(req.Param("name"), req.Query("note"), req.Query("source"));
-          if (!id.ok()) return res.SendError(id.status());
-          if (!req.principal.is_admin()) owners->Set(*id, req.principal.node);
-          return res.SendJson({{"capture", *id}});
+          // On the pool: the store's lock may be held by a gc for a while.
+          pool->Post([st, name = req.Param("name"), note = req.Query("note"),
+                      source = req.Query("source"), res, owners, who = req.principal] {
+            auto id = st->OpenCapture(name, note, source);
+            if (!id.ok()) return res.SendError(id.status());
+            if (!who.is_admin()) owners->Set(*id, who.node);
+            res.SendJson({{"capture", *id}});
+          });
+          return;
         }
         pool->Post([st, name = req.Param("name"), body = std::move(req.body), manifest_size,
                     commit = commit == "1", note = req.Query("note"), source = req.Query("source"),

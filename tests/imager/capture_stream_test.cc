@@ -5,7 +5,9 @@
 
 #include "imager/capture_stream.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdint>
 
 #include "common/file_util.h"
 #include "imager/capture.h"
@@ -40,7 +42,60 @@ class FailingTarget : public LocalCaptureTarget {
   int fail_put_, puts_ = 0;
 };
 
+// A local store's target that records what it was offered and what the
+// manifest then still lacked.
+class RecordingTarget : public LocalCaptureTarget {
+ public:
+  explicit RecordingTarget(ImageStore* store) : LocalCaptureTarget(store, "r", "", "") {}
+  size_t offered = 0, largest_offer = 0, lacking_at_manifest = SIZE_MAX;
+  Result<std::vector<Sha256Digest>> Offer(const std::vector<Sha256Digest>& digests) override {
+    offered += digests.size();
+    largest_offer = std::max(largest_offer, digests.size());
+    return LocalCaptureTarget::Offer(digests);
+  }
+  Result<CaptureOffer> Begin(const std::string& manifest, const ObjectFrames& eager,
+                             bool commit_if_complete) override {
+    auto r = LocalCaptureTarget::Begin(manifest, eager, commit_if_complete);
+    if (r.ok()) lacking_at_manifest = r->missing.size();
+    return r;
+  }
+};
+
 }  // namespace
+
+TEST_CASE("every object goes before the manifest, which then lacks nothing") {
+  TempDir t;
+  kiln::test::WriteTestFile(t.Sub("src/big"), kiln::imager::test::RandomBytes(12 << 20, 8));
+  for (int i = 0; i < 200; ++i)
+    kiln::test::WriteTestFile(t.Sub("src/f" + std::to_string(i)), "file " + std::to_string(i));
+  kiln::imager::test::LocalStore ls;
+  RecordingTarget target(&ls.store());
+  auto r = CaptureDirectory(t.Sub("src"), {}, &target);
+  REQUIRE(r.ok());
+  CHECK(r->streamed);
+  CHECK(target.offered == r->objects);  // each once
+  CHECK(target.lacking_at_manifest == 0);
+  CHECK(r->objects_sent == r->objects);
+}
+
+// An offer is 32 bytes an object and the server takes 1 MiB of them: a
+// batch of tiny files is cut by count, not only by bytes.
+TEST_CASE("a batch of tiny files is cut by count, its offer within the server's limit") {
+  TempDir t;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i)
+    kiln::test::WriteTestFile(t.Sub("src/d" + std::to_string(i % 100) + "/" + std::to_string(i)),
+                              std::to_string(i));
+  kiln::imager::test::LocalStore ls;
+  RecordingTarget target(&ls.store());
+  auto r = CaptureDirectory(t.Sub("src"), {}, &target);
+  REQUIRE(r.ok());
+  CHECK(r->objects == static_cast<uint64_t>(n));
+  CHECK(target.offered == static_cast<size_t>(n));
+  CHECK(target.largest_offer <= CaptureStreamer::kMaxBatchObjects);
+  CHECK(target.largest_offer * sizeof(Sha256Digest) <= (1u << 20));
+  CHECK(target.lacking_at_manifest == 0);
+}
 
 TEST_CASE("a first capture streams every object once, and the next finds them all stored") {
   TempDir t;

@@ -539,10 +539,16 @@ TEST_CASE("an opened capture is offered objects before its manifest, and gc keep
   CHECK((*store)->CommitCapture(*id).status().code() == Code::kFailedPrecondition);
   REQUIRE((*store)->AddObjects(*id, EncodeObjectBatch({{db, frame_of("second file")}})).ok());
   CHECK(!(*store)->objects().Has(db));  // staged, not published
-  // Asked again, a staged object is not missing.
+  // Asked again, a staged object is not missing; one offered before and
+  // still not sent still is.
   auto again = (*store)->OfferObjects(*id, {db});
   REQUIRE(again.ok());
   CHECK(again->empty());
+  Sha256Digest dc = Sha256Of("never sent");
+  REQUIRE((*store)->OfferObjects(*id, {dc}).ok());
+  auto still = (*store)->OfferObjects(*id, {dc, db});
+  REQUIRE(still.ok());
+  CHECK(*still == std::vector<Sha256Digest>{dc});
   auto scan = ScanDirectory(t.Sub("src"), {});
   REQUIRE(scan.ok());
   auto bad = (*store)->AddCaptureManifest(*id, "not a manifest", true);

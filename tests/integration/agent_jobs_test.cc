@@ -280,6 +280,21 @@ TEST_CASE("a host is captured as a new image, and a second capture moves almost 
                         {.content_type = "application/octet-stream"});
   CHECK(denied->status == 403);
   CHECK(denied->body.find("capture job") != std::string::npos);
+  // Nor open one, nor offer to or finish a capture that is not its own.
+  auto open = node.Do("POST", "/api/v1/images/golden/captures?open=1", "",
+                      {.content_type = "application/octet-stream"});
+  CHECK(open->status == 403);
+  HttpClient admin(f.server.url(), f.server.token());
+  auto opened = admin.Do("POST", "/api/v1/images/golden/captures?open=1", "",
+                         {.content_type = "application/octet-stream"});
+  REQUIRE(opened->status == 200);
+  std::string id = ParseJson(opened->body).value()["capture"];
+  for (const char* what : {"offer", "manifest", "objects", "commit"}) {
+    INFO(what);
+    auto r = node.Do("POST", "/api/v1/images/captures/" + id + "/" + what, "",
+                     {.content_type = "application/octet-stream"});
+    CHECK(r->status == 403);
+  }
 }
 
 TEST_CASE("hosts picked by class run in waves of max-parallel") {
