@@ -305,19 +305,29 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
   auto scan_start = std::chrono::steady_clock::now();
   auto scanned = ScanDirectory(dir, so);
   CaptureReport report;
-  if (!scanned.ok()) return scanned.status();  // the streamer, if any, stops unsent
+  if (!scanned.ok()) {
+    streamer.reset();  // stops unsent
+    target->Abort();
+    return scanned.status();
+  }
   double scan_ms = MsSince(scan_start);
   if (streamer) {
     // What the scan left unsent: its last batches.
     auto tail_start = std::chrono::steady_clock::now();
-    KILN_RETURN_IF_ERROR(streamer->Finish(&report));
+    Status sent = streamer->Finish(&report);
+    if (!sent.ok()) {
+      target->Abort();
+      return sent;
+    }
     report.upload_ms = MsSince(tail_start);
   }
   ScanResult scan = std::move(*scanned);
   if (!opts.allow_devices) {
     for (const auto& e : scan.manifest.entries)
-      if (e.type == EntryType::kCharDev || e.type == EntryType::kBlockDev)
+      if (e.type == EntryType::kCharDev || e.type == EntryType::kBlockDev) {
+        target->Abort();
         return InvalidArgument(fmt::format("{}/{}: device nodes are not allowed", dir, e.path));
+      }
   }
   report.files = scan.files;
   report.files_hashed = scan.files_hashed;
@@ -345,6 +355,7 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
   if (recapture) eager = std::move(scan.read_objects);
   auto r =
       FinishCapture(scan.manifest, opts, target, std::move(report), eager, prepare, size_of, make);
+  if (!r.ok()) target->Abort();
   if (r.ok() && streamer) {
     r->streamed = true;
     r->one_exchange = false;  // the manifest's exchange came after the objects'

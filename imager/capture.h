@@ -73,6 +73,9 @@ class CaptureTarget {
   }
   // Makes the version; fails if objects are still missing.
   virtual Result<VersionRecord> Commit() = 0;
+  // After a failure: the capture begun or opened is given up, so that what
+  // it staged goes now. Best effort.
+  virtual void Abort() {}
 };
 
 struct CaptureProgress {

@@ -166,6 +166,14 @@ Result<HttpReply> HttpCaptureTarget::Send(std::string_view path,
   return r;
 }
 
+void HttpCaptureTarget::Abort() {
+  if (id_.empty()) return;
+  HttpRequestOptions o;
+  o.timeout = std::chrono::seconds(10);
+  (void)http_->Do("DELETE", "/api/v1/images/captures/" + id_, "", o);
+  id_.clear();
+}
+
 Result<VersionRecord> HttpCaptureTarget::Commit() {
   HttpRequestOptions o;
   o.timeout = std::chrono::minutes(5);

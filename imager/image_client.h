@@ -31,6 +31,7 @@ class HttpCaptureTarget : public CaptureTarget {
   Result<bool> Open() override;
   Result<std::vector<Sha256Digest>> Offer(const std::vector<Sha256Digest>& digests) override;
   Result<VersionRecord> Commit() override;
+  void Abort() override;
 
  private:
   // Performs a request on a free connection: the capture's own, else a

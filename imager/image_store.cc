@@ -500,6 +500,21 @@ Result<VersionRecord> ImageStore::CommitCapture(const std::string& id) {
   return v;
 }
 
+Status ImageStore::AbortCapture(const std::string& id) {
+  std::shared_ptr<Upload> upload;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress", id));
+    upload = it->second.upload;
+    sessions_.erase(it);
+  }
+  // Uploads still running hold it; the last one out removes the temporaries.
+  std::lock_guard wait(upload->mu);
+  upload->batch.Truncate(0);
+  return Status::Ok();
+}
+
 Result<VersionRecord> ImageStore::AddVersion(const std::string& name,
                                              const std::string& manifest_bytes,
                                              const std::string& note, const std::string& source) {

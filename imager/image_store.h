@@ -109,6 +109,10 @@ class ImageStore {
   // Returns the number of objects stored.
   Result<size_t> AddObjects(const std::string& id, std::string_view body);
   Result<VersionRecord> CommitCapture(const std::string& id);
+  // Ends a capture without a version: its staged objects are removed and
+  // what it held from gc is free again (a client that failed says so
+  // instead of leaving it to expire).
+  Status AbortCapture(const std::string& id);
 
   // Adds a version whose objects are all stored already.
   Result<VersionRecord> AddVersion(const std::string& name, const std::string& manifest_bytes,

@@ -128,6 +128,11 @@ class CaptureOwners {
     std::lock_guard lock(mu_);
     owner_[id] = node;
   }
+  // Allows, as the error a refused request gets.
+  Status Check(const http::Principal& p, const std::string& id) {
+    if (Allows(p, id)) return Status::Ok();
+    return PermissionDenied("capture " + id + " is not this node's");
+  }
   bool Allows(const http::Principal& p, const std::string& id) {
     if (p.is_admin()) return true;
     std::lock_guard lock(mu_);
@@ -379,9 +384,8 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
 
   router.Add("POST", "/api/v1/images/captures/{id}/objects",
              [st, pool, owners](HttpRequest& req, Responder res) {
-               if (!owners->Allows(req.principal, req.Param("id")))
-                 return res.SendError(
-                     PermissionDenied("capture " + req.Param("id") + " is not this node's"));
+               if (Status may = owners->Check(req.principal, req.Param("id")); !may.ok())
+                 return res.SendError(may);
                pool->Post([st, id = req.Param("id"), body = std::move(req.body), res] {
                  auto n = st->AddObjects(id, body);
                  if (!n.ok()) return res.SendError(n.status());
@@ -392,9 +396,8 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
 
   router.Add("POST", "/api/v1/images/captures/{id}/offer",
              [st, pool, owners](HttpRequest& req, Responder res) {
-               if (!owners->Allows(req.principal, req.Param("id")))
-                 return res.SendError(
-                     PermissionDenied("capture " + req.Param("id") + " is not this node's"));
+               if (Status may = owners->Check(req.principal, req.Param("id")); !may.ok())
+                 return res.SendError(may);
                if (req.body.size() % kDigestSize != 0)
                  return res.SendError(InvalidArgument(fmt::format(
                      "offer: a body of {} bytes is not a whole number of {}-byte digests",
@@ -414,9 +417,8 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
 
   router.Add("POST", "/api/v1/images/captures/{id}/manifest",
              [st, pool, owners](HttpRequest& req, Responder res) {
-               if (!owners->Allows(req.principal, req.Param("id")))
-                 return res.SendError(
-                     PermissionDenied("capture " + req.Param("id") + " is not this node's"));
+               if (Status may = owners->Check(req.principal, req.Param("id")); !may.ok())
+                 return res.SendError(may);
                std::string commit = req.Query("commit");
                if (!commit.empty() && commit != "1" && commit != "0")
                  return res.SendError(
@@ -430,11 +432,22 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
              },
              {.access = Access::kAuthenticated, .max_body = 512u << 20});
 
+  router.Add("DELETE", "/api/v1/images/captures/{id}",
+             [st, pool, owners](HttpRequest& req, Responder res) {
+               if (Status may = owners->Check(req.principal, req.Param("id")); !may.ok())
+                 return res.SendError(may);
+               pool->Post([st, id = req.Param("id"), res] {
+                 Status s = st->AbortCapture(id);
+                 if (!s.ok()) return res.SendError(s);
+                 res.SendJson({{"aborted", id}});
+               });
+             },
+             {.access = Access::kAuthenticated});
+
   router.Add("POST", "/api/v1/images/captures/{id}/commit",
              [st, pool, owners](HttpRequest& req, Responder res) {
-               if (!owners->Allows(req.principal, req.Param("id")))
-                 return res.SendError(
-                     PermissionDenied("capture " + req.Param("id") + " is not this node's"));
+               if (Status may = owners->Check(req.principal, req.Param("id")); !may.ok())
+                 return res.SendError(may);
                pool->Post([st, id = req.Param("id"), res] {
                  auto v = st->CommitCapture(id);
                  if (!v.ok()) return res.SendError(v.status());

@@ -593,3 +593,23 @@ TEST_CASE("an upload's stored frames are verified in place: wrong bytes and over
   REQUIRE(back.ok());
   CHECK(*back == bytes);
 }
+
+// A client that failed gives its capture up: what it staged goes now, not
+// when the capture would have expired, and what it held from gc is free.
+TEST_CASE("an aborted capture leaves nothing staged and is gone") {
+  kiln::test::TempDir t;
+  auto store = ImageStore::Open(t.Sub("images"));
+  REQUIRE(store.ok());
+  auto id = (*store)->OpenCapture("img", "", "");
+  REQUIRE(id.ok());
+  Sha256Digest da = Sha256Of("first file"), db = Sha256Of("second file");
+  REQUIRE((*store)->OfferObjects(*id, {da, db}).ok());
+  REQUIRE((*store)->AddObjects(*id, EncodeObjectBatch({{da, frame_of("first file")}})).ok());
+  CHECK(TmpCount(t) == "1\n");
+  REQUIRE((*store)->AbortCapture(*id).ok());
+  CHECK(TmpCount(t) == "0\n");
+  CHECK(!(*store)->objects().Has(da));
+  CHECK((*store)->OfferObjects(*id, {da}).status().code() == Code::kNotFound);
+  CHECK((*store)->AbortCapture(*id).code() == Code::kNotFound);
+  CHECK((*store)->AbortCapture("nosuch").code() == Code::kNotFound);
+}

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -346,11 +347,37 @@ TEST_CASE("an opened capture takes offered objects, then its manifest, and nothi
   CHECK(post(base + "/manifest", manifest).status == 412);    // given once
   CHECK(post(base + "/offer", digests({db})).status == 412);  // asks by its manifest now
   REQUIRE(post(base + "/objects", imager::EncodeObjectBatch({{db, fb}})).status == 200);
+  // Given up, a capture is gone (its staged objects with it).
+  auto other = post("/api/v1/images/op/captures?open=1");
+  REQUIRE(other.status == 200);
+  std::string other_id = (*ParseJson(other.body))["capture"];
+  auto aborted = http.Do("DELETE", "/api/v1/images/captures/" + other_id);
+  REQUIRE(aborted.ok());
+  CHECK(aborted->status == 200);
+  CHECK(post("/api/v1/images/captures/" + other_id + "/offer", digests({da})).status == 404);
+  CHECK(http.Do("DELETE", "/api/v1/images/captures/" + other_id)->status == 404);
   auto done = post(base + "/commit");
   REQUIRE(done.status == 200);
   CHECK((*ParseJson(done.body))["version"]["version"] == 1);
   RunJson(server, {"image", "deploy", "op", "--to", t.Sub("dst")});
   CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
+}
+
+// A capture that fails after its objects went (here: a device node where
+// they are refused) gives the server's capture up at once: nothing of it
+// stays staged until it would have expired.
+TEST_CASE("a streamed capture that fails leaves nothing staged on the server") {
+  KilnServer server;
+  TempDir t;
+  WriteTestFile(t.Sub("src/big"), RandomBytes(20 << 20, 9));
+  REQUIRE(::mknod(t.Sub("src/null").c_str(), S_IFCHR | 0600, ::makedev(1, 3)) == 0);
+  auto r = server.Kiln(
+      {"image", "capture", "refused", "--from-dir", t.Sub("src"), "--no-devices", "--json"});
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("device nodes are not allowed") != std::string::npos);
+  auto tmp = Run({"/bin/sh", "-c", "find " + server.data_dir() + "/images/tmp -type f | wc -l"});
+  CHECK(tmp.out == "0\n");
+  CHECK(server.Client().Get("/api/v1/images/refused").status().code() == Code::kNotFound);
 }
 
 TEST_CASE("a deploy resumes after a broken connection without re-sending what arrived") {
