@@ -254,9 +254,11 @@ void RegisterImageTransferCommands(CLI::App* image, CliState* state) {
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   cap->footer(
-      "The tree is scanned and hashed here; the manifest goes to the server first and only the\n"
-      "objects it lacks are uploaded (and verified there). Unchanged files are not re-read\n"
-      "thanks to the stat cache. Identical content always gives the same manifest digest.\n\n"
+      "The tree is scanned and hashed here, and only the objects the server lacks are uploaded\n"
+      "(and verified there). A first capture (empty stat cache) sends them while it reads the\n"
+      "tree and the manifest last; a re-capture sends the manifest first, and unchanged files\n"
+      "are not re-read thanks to the stat cache. Identical content always gives the same\n"
+      "manifest digest. A capture that fails gives up what it had sent.\n\n"
       "Examples:\n  kiln image capture web --from-dir /srv/golden --exclude 'var/cache/*' --note "
       "'nginx 1.22'\n"
       "  kiln image capture base --from-tar rootfs.tar.zst\n"
