@@ -250,7 +250,8 @@ void RegisterImageTransferCommands(CLI::App* image, CliState* state) {
   cap->add_flag("--no-stat-cache", f->no_stat_cache, "hash every file again");
   cap->add_flag("--cross-filesystems", f->cross_fs, "descend into other mounted filesystems");
   cap->add_flag("--no-devices", f->no_devices, "refuse device nodes in the tree");
-  cap->add_option("--threads", f->threads, "compression threads for the upload")
+  cap->add_option("--threads", f->threads,
+                  "threads that read and hash the tree, and compress a re-capture's upload")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   cap->footer(
