@@ -266,8 +266,15 @@ Result<CaptureReport> FinishCapture(const Manifest& m, const CaptureOptions& opt
   return report;
 }
 
-Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOptions& opts,
-                                       CaptureTarget* target) {
+Result<CaptureReport> GiveUpOnFailure(Result<CaptureReport> r, CaptureTarget* target) {
+  if (!r.ok()) target->Abort();
+  return r;
+}
+
+namespace {
+
+Result<CaptureReport> ScanAndSend(const std::string& dir, const CaptureOptions& opts,
+                                  CaptureTarget* target) {
   ScanOptions so;
   so.excludes = opts.excludes;
   so.one_file_system = opts.one_file_system;
@@ -305,29 +312,19 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
   auto scan_start = std::chrono::steady_clock::now();
   auto scanned = ScanDirectory(dir, so);
   CaptureReport report;
-  if (!scanned.ok()) {
-    streamer.reset();  // stops unsent
-    target->Abort();
-    return scanned.status();
-  }
+  if (!scanned.ok()) return scanned.status();  // the streamer, if any, stops unsent
   double scan_ms = MsSince(scan_start);
   if (streamer) {
     // What the scan left unsent: its last batches.
     auto tail_start = std::chrono::steady_clock::now();
-    Status sent = streamer->Finish(&report);
-    if (!sent.ok()) {
-      target->Abort();
-      return sent;
-    }
+    KILN_RETURN_IF_ERROR(streamer->Finish(&report));
     report.upload_ms = MsSince(tail_start);
   }
   ScanResult scan = std::move(*scanned);
   if (!opts.allow_devices) {
     for (const auto& e : scan.manifest.entries)
-      if (e.type == EntryType::kCharDev || e.type == EntryType::kBlockDev) {
-        target->Abort();
+      if (e.type == EntryType::kCharDev || e.type == EntryType::kBlockDev)
         return InvalidArgument(fmt::format("{}/{}: device nodes are not allowed", dir, e.path));
-      }
   }
   report.files = scan.files;
   report.files_hashed = scan.files_hashed;
@@ -355,7 +352,6 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
   if (recapture) eager = std::move(scan.read_objects);
   auto r =
       FinishCapture(scan.manifest, opts, target, std::move(report), eager, prepare, size_of, make);
-  if (!r.ok()) target->Abort();
   if (r.ok() && streamer) {
     r->streamed = true;
     r->one_exchange = false;  // the manifest's exchange came after the objects'
@@ -366,6 +362,13 @@ Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOpti
     (void)s;  // a cache that cannot be written only costs time next run
   }
   return r;
+}
+
+}  // namespace
+
+Result<CaptureReport> CaptureDirectory(const std::string& dir, const CaptureOptions& opts,
+                                       CaptureTarget* target) {
+  return GiveUpOnFailure(ScanAndSend(dir, opts, target), target);
 }
 
 }  // namespace kiln::imager

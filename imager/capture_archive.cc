@@ -62,8 +62,10 @@ Result<CaptureReport> CaptureArchive(const std::string& path, const CaptureOptio
     if (n != static_cast<ssize_t>(out->size())) return IoError("read spool");
     return Status::Ok();
   };
-  return FinishCapture(
-      m, opts, target, std::move(report), {}, [](const DigestSet&) {}, size_of, make);
+  return GiveUpOnFailure(
+      FinishCapture(
+          m, opts, target, std::move(report), {}, [](const DigestSet&) {}, size_of, make),
+      target);
 }
 
 }  // namespace kiln::imager

@@ -28,4 +28,8 @@ Result<CaptureReport> FinishCapture(const Manifest& m, const CaptureOptions& opt
                                     const std::function<uint64_t(const Sha256Digest&)>& size_of,
                                     const FrameFn& make_frame);
 
+// r, after giving the target's capture up when r failed: what it had
+// staged goes now (CaptureTarget::Abort). Every capture ends through it.
+Result<CaptureReport> GiveUpOnFailure(Result<CaptureReport> r, CaptureTarget* target);
+
 }  // namespace kiln::imager

@@ -76,21 +76,21 @@ Result<std::vector<Sha256Digest>> HttpCaptureTarget::Offer(
 
 Result<CaptureOffer> HttpCaptureTarget::Begin(const std::string& manifest,
                                               const ObjectFrames& eager, bool commit_if_complete) {
-  std::string path = fmt::format("{}/captures?note={}&source={}", ImagePath(image_),
-                                 UrlEncode(note_), UrlEncode(source_));
-  if (opened_) {
-    if (!eager.empty()) return Internal("objects sent with the manifest of an opened capture");
-    path =
-        "/api/v1/images/captures/" + id_ + "/manifest?commit=" + (commit_if_complete ? "1" : "0");
-    commit_if_complete = false;
-  }
+  // An opened capture takes its manifest on a route of its own.
+  if (opened_ && !eager.empty()) return Internal("objects sent with an opened capture's manifest");
+  std::string path = opened_ ? "/api/v1/images/captures/" + id_ + "/manifest"
+                             : fmt::format("{}/captures?note={}&source={}", ImagePath(image_),
+                                           UrlEncode(note_), UrlEncode(source_));
+  auto query = [&](const std::string& param) {
+    path += (path.find('?') == std::string::npos ? "?" : "&") + param;
+  };
   std::string body;
   if (!eager.empty()) {
     // The body is the manifest, then the objects in an upload's encoding.
-    path += fmt::format("&manifest_size={}", manifest.size());
+    query(fmt::format("manifest_size={}", manifest.size()));
     body = manifest + EncodeObjectBatch(eager);
   }
-  if (commit_if_complete) path += "&commit=1";
+  if (commit_if_complete) query("commit=1");
   HttpRequestOptions o;
   o.content_type = "application/octet-stream";
   o.timeout = std::chrono::minutes(5);

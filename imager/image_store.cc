@@ -501,17 +501,10 @@ Result<VersionRecord> ImageStore::CommitCapture(const std::string& id) {
 }
 
 Status ImageStore::AbortCapture(const std::string& id) {
-  std::shared_ptr<Upload> upload;
-  {
-    std::lock_guard lock(mu_);
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) return NotFound(fmt::format("no capture \"{}\" in progress", id));
-    upload = it->second.upload;
-    sessions_.erase(it);
-  }
-  // Uploads still running hold it; the last one out removes the temporaries.
-  std::lock_guard wait(upload->mu);
-  upload->batch.Truncate(0);
+  std::lock_guard lock(mu_);
+  // Its staged objects go with the batch's last reference: now, or when an
+  // upload still running ends.
+  if (sessions_.erase(id) == 0) return NotFound(fmt::format("no capture \"{}\" in progress", id));
   return Status::Ok();
 }
 

@@ -89,6 +89,14 @@ Json BegunJson(const imager::ImageStore::Begun& b) {
   return reply;
 }
 
+// The commit=0|1 query of a capture's start or manifest (absent: 0).
+Result<bool> CommitQuery(const HttpRequest& req) {
+  std::string commit = req.Query("commit");
+  if (!commit.empty() && commit != "1" && commit != "0")
+    return InvalidArgument(fmt::format("commit: \"{}\" is not 0 or 1", commit));
+  return commit == "1";
+}
+
 // An offer's body: digests, 32 bytes each.
 constexpr size_t kDigestSize = sizeof(Sha256Digest);
 
@@ -348,15 +356,15 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
                             req.body.size())));
           manifest_size = static_cast<size_t>(*n);
         }
-        std::string commit = req.Query("commit");
-        if (!commit.empty() && commit != "1" && commit != "0")
-          return res.SendError(
-              InvalidArgument(fmt::format("commit: \"{}\" is not 0 or 1", commit)));
+        auto commit_q = CommitQuery(req);
+        if (!commit_q.ok()) return res.SendError(commit_q.status());
+        bool commit = *commit_q;
         if (std::string open = req.Query("open"); !open.empty()) {
           // Objects first, the manifest last (see /offer and /manifest).
           if (open != "1")
             return res.SendError(InvalidArgument(fmt::format("open: \"{}\" is not 1", open)));
-          if (!req.body.empty() || !req.Query("manifest_size").empty() || !commit.empty())
+          if (!req.body.empty() || !req.Query("manifest_size").empty() ||
+              !req.Query("commit").empty())
             return res.SendError(InvalidArgument(
                 "open=1 starts a capture without its manifest: no body, manifest_size or commit"));
           // On the pool: the store's lock may be held by a gc for a while.
@@ -369,9 +377,9 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
           });
           return;
         }
-        pool->Post([st, name = req.Param("name"), body = std::move(req.body), manifest_size,
-                    commit = commit == "1", note = req.Query("note"), source = req.Query("source"),
-                    res, owners, who = req.principal]() mutable {
+        pool->Post([st, name = req.Param("name"), body = std::move(req.body), manifest_size, commit,
+                    note = req.Query("note"), source = req.Query("source"), res, owners,
+                    who = req.principal]() mutable {
           std::string objects = body.substr(manifest_size);
           body.resize(manifest_size);
           auto b = st->BeginCapture(name, std::move(body), note, source, objects, commit);
@@ -382,79 +390,71 @@ std::unique_ptr<ImagesApi> RegisterImageRoutes(http::Router& router, Server& ser
       },
       {.access = Access::kAuthenticated, .max_body = 512u << 20});
 
-  router.Add("POST", "/api/v1/images/captures/{id}/objects",
-             [st, pool, owners](HttpRequest& req, Responder res) {
-               if (Status may = owners->Check(req.principal, req.Param("id")); !may.ok())
-                 return res.SendError(may);
-               pool->Post([st, id = req.Param("id"), body = std::move(req.body), res] {
-                 auto n = st->AddObjects(id, body);
-                 if (!n.ok()) return res.SendError(n.status());
-                 res.SendJson({{"stored", *n}});
-               });
-             },
-             {.access = Access::kAuthenticated, .max_body = 64u << 20});
-
-  router.Add("POST", "/api/v1/images/captures/{id}/offer",
-             [st, pool, owners](HttpRequest& req, Responder res) {
-               if (Status may = owners->Check(req.principal, req.Param("id")); !may.ok())
-                 return res.SendError(may);
-               if (req.body.size() % kDigestSize != 0)
-                 return res.SendError(InvalidArgument(fmt::format(
-                     "offer: a body of {} bytes is not a whole number of {}-byte digests",
-                     req.body.size(), kDigestSize)));
-               std::vector<Sha256Digest> digests(req.body.size() / kDigestSize);
-               for (size_t i = 0; i < digests.size(); ++i)
-                 std::memcpy(digests[i].data(), req.body.data() + i * kDigestSize, kDigestSize);
-               pool->Post([st, id = req.Param("id"), digests = std::move(digests), res] {
-                 auto missing = st->OfferObjects(id, digests);
-                 if (!missing.ok()) return res.SendError(missing.status());
-                 Json list = Json::array();
-                 for (const auto& d : *missing) list.push_back(ToHex(d));
-                 res.SendJson({{"missing", list}});
-               });
-             },
-             {.access = Access::kAuthenticated, .max_body = 1u << 20});
-
-  router.Add("POST", "/api/v1/images/captures/{id}/manifest",
-             [st, pool, owners](HttpRequest& req, Responder res) {
-               if (Status may = owners->Check(req.principal, req.Param("id")); !may.ok())
-                 return res.SendError(may);
-               std::string commit = req.Query("commit");
-               if (!commit.empty() && commit != "1" && commit != "0")
-                 return res.SendError(
-                     InvalidArgument(fmt::format("commit: \"{}\" is not 0 or 1", commit)));
-               pool->Post([st, id = req.Param("id"), body = std::move(req.body),
-                           commit = commit == "1", res]() mutable {
-                 auto b = st->AddCaptureManifest(id, std::move(body), commit);
-                 if (!b.ok()) return res.SendError(b.status());
-                 res.SendJson(BegunJson(*b));
-               });
-             },
-             {.access = Access::kAuthenticated, .max_body = 512u << 20});
-
-  router.Add("DELETE", "/api/v1/images/captures/{id}",
-             [st, pool, owners](HttpRequest& req, Responder res) {
-               if (Status may = owners->Check(req.principal, req.Param("id")); !may.ok())
-                 return res.SendError(may);
-               pool->Post([st, id = req.Param("id"), res] {
-                 Status s = st->AbortCapture(id);
-                 if (!s.ok()) return res.SendError(s);
-                 res.SendJson({{"aborted", id}});
-               });
-             },
-             {.access = Access::kAuthenticated});
-
-  router.Add("POST", "/api/v1/images/captures/{id}/commit",
-             [st, pool, owners](HttpRequest& req, Responder res) {
-               if (Status may = owners->Check(req.principal, req.Param("id")); !may.ok())
-                 return res.SendError(may);
-               pool->Post([st, id = req.Param("id"), res] {
-                 auto v = st->CommitCapture(id);
-                 if (!v.ok()) return res.SendError(v.status());
-                 res.SendJson({{"version", CommitJson(*v)}});
-               });
-             },
-             {.access = Access::kAuthenticated});
+  // A step of capture {id}: its owner's (or the admin's) only; the request
+  // is read here, the store's work runs on the pool and answers JSON.
+  using Job = std::function<Result<Json>()>;
+  auto step = [&router, pool, owners](const char* method, const char* pattern, size_t max_body,
+                                      std::function<Result<Job>(HttpRequest&)> read) {
+    router.Add(method, pattern,
+               [pool, owners, read](HttpRequest& req, Responder res) {
+                 if (Status may = owners->Check(req.principal, req.Param("id")); !may.ok())
+                   return res.SendError(may);
+                 auto job = read(req);
+                 if (!job.ok()) return res.SendError(job.status());
+                 pool->Post([job = std::move(*job), res] {
+                   auto answer = job();
+                   if (!answer.ok()) return res.SendError(answer.status());
+                   res.SendJson(*answer);
+                 });
+               },
+               {.access = Access::kAuthenticated, .max_body = max_body});
+  };
+  step("POST", "/api/v1/images/captures/{id}/objects", 64u << 20,
+       [st](HttpRequest& req) -> Result<Job> {
+         return Job([st, id = req.Param("id"), body = std::move(req.body)]() -> Result<Json> {
+           KILN_ASSIGN_OR_RETURN(size_t n, st->AddObjects(id, body));
+           return Json{{"stored", n}};
+         });
+       });
+  step("POST", "/api/v1/images/captures/{id}/offer", 1u << 20,
+       [st](HttpRequest& req) -> Result<Job> {
+         if (req.body.size() % kDigestSize != 0)
+           return InvalidArgument(
+               fmt::format("offer: a body of {} bytes is not a whole number of {}-byte digests",
+                           req.body.size(), kDigestSize));
+         std::vector<Sha256Digest> digests(req.body.size() / kDigestSize);
+         for (size_t i = 0; i < digests.size(); ++i)
+           std::memcpy(digests[i].data(), req.body.data() + i * kDigestSize, kDigestSize);
+         return Job([st, id = req.Param("id"), digests = std::move(digests)]() -> Result<Json> {
+           KILN_ASSIGN_OR_RETURN(auto missing, st->OfferObjects(id, digests));
+           Json list = Json::array();
+           for (const auto& d : missing) list.push_back(ToHex(d));
+           return Json{{"missing", list}};
+         });
+       });
+  step("POST", "/api/v1/images/captures/{id}/manifest", 512u << 20,
+       [st](HttpRequest& req) -> Result<Job> {
+         KILN_ASSIGN_OR_RETURN(bool commit, CommitQuery(req));
+         // shared_ptr: a std::function must be copyable.
+         auto body = std::make_shared<std::string>(std::move(req.body));
+         return Job([st, id = req.Param("id"), body, commit]() -> Result<Json> {
+           KILN_ASSIGN_OR_RETURN(auto b, st->AddCaptureManifest(id, std::move(*body), commit));
+           return BegunJson(b);
+         });
+       });
+  step("DELETE", "/api/v1/images/captures/{id}", 1u << 20, [st](HttpRequest& req) -> Result<Job> {
+    return Job([st, id = req.Param("id")]() -> Result<Json> {
+      KILN_RETURN_IF_ERROR(st->AbortCapture(id));
+      return Json{{"aborted", id}};
+    });
+  });
+  step("POST", "/api/v1/images/captures/{id}/commit", 1u << 20,
+       [st](HttpRequest& req) -> Result<Job> {
+         return Job([st, id = req.Param("id")]() -> Result<Json> {
+           KILN_ASSIGN_OR_RETURN(auto v, st->CommitCapture(id));
+           return Json{{"version", CommitJson(v)}};
+         });
+       });
 
   // Planning a stream not asked for lately reads its manifests and looks up
   // every object: on the pool, not on an event loop.
