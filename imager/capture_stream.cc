@@ -1,9 +1,7 @@
 #include "imager/capture_stream.h"
 
 #include <algorithm>
-#include <cstring>
 
-#include "imager/chunker.h"
 #include "imager/stored_frame.h"
 #include "imager/zstd_util.h"
 
