@@ -124,6 +124,7 @@ class Applier : public StreamSink {
     std::string name, tmp;
     UniqueFd dir, fd, base;
     std::unique_ptr<DirectWriter> direct;  // large files written whole
+    uint64_t block = 0;                    // the target filesystem's block size
     size_t piece = 0;
     uint64_t written = 0;
   } cur_;

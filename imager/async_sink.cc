@@ -4,6 +4,10 @@ namespace kiln::imager {
 namespace {
 
 constexpr size_t kMaxSpare = 8;
+// A waiting consumer is woken when this many calls or bytes are queued (or
+// by Wake, or when the producer must wait).
+constexpr size_t kWakeCalls = 64;
+constexpr size_t kWakeBytes = 1 << 20;
 
 }  // namespace
 
@@ -16,25 +20,48 @@ AsyncSink::~AsyncSink() {
     stop_ = true;
     queue_.clear();
   }
-  cv_.notify_all();
+  work_.notify_one();
   thread_.join();
 }
 
 Status AsyncSink::Push(Call call) {
   size_t bytes = call.kind == Call::Kind::kChunk ? call.data.size() : 0;
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return queued_ < max_queued_ || !error_.ok(); });
+  WaitForRoom(lock, [&] { return queued_ < max_queued_ || !error_.ok(); });
   if (!error_.ok()) return error_;
   queue_.push_back(std::move(call));
   queued_ += bytes;
-  cv_.notify_all();
+  // A waiting consumer is woken for a batch, not for every call: a deploy
+  // makes two calls per small file.
+  if (consumer_waiting_ && (queue_.size() >= kWakeCalls || queued_ >= kWakeBytes))
+    work_.notify_one();
   return Status::Ok();
+}
+
+void AsyncSink::Wake() {
+  std::lock_guard lock(mu_);
+  if (consumer_waiting_ && !queue_.empty()) work_.notify_one();
+}
+
+template <typename Pred>
+void AsyncSink::WaitForRoom(std::unique_lock<std::mutex>& lock, Pred ready) {
+  while (!ready()) {
+    // What is queued is the consumer's to do, batch or not.
+    if (consumer_waiting_) work_.notify_one();
+    producer_waiting_ = true;
+    room_.wait(lock);
+    producer_waiting_ = false;
+  }
 }
 
 void AsyncSink::Loop() {
   std::unique_lock lock(mu_);
   for (;;) {
-    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    while (!stop_ && queue_.empty()) {
+      consumer_waiting_ = true;
+      work_.wait(lock);
+      consumer_waiting_ = false;
+    }
     if (stop_) return;
     Call call = std::move(queue_.front());
     queue_.pop_front();
@@ -57,7 +84,10 @@ void AsyncSink::Loop() {
       if (spare_.size() < kMaxSpare) spare_.push_back(std::move(call.data));
     }
     if (!s.ok() && error_.ok()) error_ = s;
-    cv_.notify_all();
+    // The producer waits for room (half the bound frees it, so that it is
+    // not woken for every call) or, in OnEnd, for the queue to empty.
+    if (producer_waiting_ && (queued_ < max_queued_ / 2 || queue_.empty() || !error_.ok()))
+      room_.notify_one();
   }
 }
 
@@ -98,7 +128,7 @@ Status AsyncSink::OnDelete(const std::string& path) {
 Status AsyncSink::OnEnd(const StreamCounts& counts) {
   {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return (queue_.empty() && !busy_) || !error_.ok(); });
+    WaitForRoom(lock, [&] { return (queue_.empty() && !busy_) || !error_.ok(); });
     if (!error_.ok()) return error_;
   }
   // The thread is idle and nothing more will be queued: this call is the last.

@@ -15,6 +15,9 @@
 //     has applied the whole stream. Nothing is left running.
 //   - Memory is bounded: a call waits while more than max_queued bytes of
 //     chunk data are queued.
+//   - The thread is woken for batches of calls (or by Wake, OnEnd, or a
+//     producer that must wait), not for each: a wake-up costs more than
+//     applying a small file.
 //   - The destructor drops queued calls not yet made and joins the thread;
 //     after it, the inner sink may be used (e.g. Applier::Abort) again.
 //
@@ -49,6 +52,10 @@ class AsyncSink : public StreamSink {
   Status OnDelete(const std::string& path) override;
   Status OnEnd(const StreamCounts& counts) override;
 
+  // Wakes the thread for what is queued (the producer's batch is complete),
+  // from any thread.
+  void Wake();
+
  private:
   struct Call {
     enum class Kind : uint8_t { kHeader, kEntry, kChunk, kDelete } kind;
@@ -58,16 +65,21 @@ class AsyncSink : public StreamSink {
     std::string data;  // chunk bytes, or the path of a delete
   };
   Status Push(Call call);
+  // Waits (on room_) until ready(), waking the consumer for what is queued.
+  template <typename Pred>
+  void WaitForRoom(std::unique_lock<std::mutex>& lock, Pred ready);
   void Loop();
 
   StreamSink* inner_;
   const size_t max_queued_;
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable work_;  // the consumer waits here
+  std::condition_variable room_;  // the producer waits here
   std::deque<Call> queue_;
   size_t queued_ = 0;  // chunk bytes in queue_
   bool busy_ = false;  // the thread is making a call
   bool stop_ = false;
+  bool consumer_waiting_ = false, producer_waiting_ = false;
   Status error_;
   std::vector<std::string> spare_;  // chunk buffers to hand back to the reader
   std::thread thread_;

@@ -5,13 +5,16 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "common/strings.h"
 #include "imager/async_sink.h"
 #include "imager/image_store.h"
 #include "imager/object_store.h"
+#include "imager/stream_blocks.h"
 
 namespace kiln::imager {
 namespace {
@@ -194,26 +197,31 @@ namespace {
 
 // Hands received bytes from the transfer thread to a worker that parses,
 // verifies and applies them, so receiving overlaps hashing and writing.
-// Bounded: the transfer waits when the worker is kMaxQueued bytes behind.
+// The bytes go over in blocks of whole records (stream_blocks.h), and each
+// side wakes the other only when it waits: a handover per received piece
+// cost more in wake-ups than the work it handed over. Bounded: the transfer
+// waits when the worker is kMaxQueued bytes behind.
 class FeedPipe {
  public:
-  explicit FeedPipe(StreamReader* reader) : reader_(reader), worker_([this] { Loop(); }) {}
+  // after_block runs on the worker after each block (the sink's wake-up).
+  FeedPipe(StreamReader* reader, std::function<void()> after_block)
+      : reader_(reader),
+        after_block_(std::move(after_block)),
+        blocks_([this](std::string&& b) { Hand(std::move(b)); }),
+        worker_([this] { Loop(); }) {}
   ~FeedPipe() { Close(); }
 
-  // False when the worker failed (its status is in error()).
+  // False when the worker failed (its status is in Drain()).
   bool Push(std::string_view data) {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return queued_ < kMaxQueued || !error_.ok(); });
-    if (!error_.ok()) return false;
-    queue_.emplace_back(data);
-    queued_ += data.size();
-    cv_.notify_all();
-    return true;
+    blocks_.Add(data);
+    return !failed_;
   }
-  // Waits until everything pushed is consumed; returns the worker's status.
+  // Hands over what is held and waits until all of it is consumed; returns
+  // the worker's status.
   Status Drain() {
+    blocks_.Flush();
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return (queue_.empty() && !busy_) || !error_.ok(); });
+    WaitForRoom(lock, [&] { return (queue_.empty() && !busy_) || !error_.ok(); });
     return error_;
   }
   void Close() {
@@ -222,37 +230,74 @@ class FeedPipe {
       if (closed_) return;
       closed_ = true;
     }
-    cv_.notify_all();
+    work_.notify_one();
     worker_.join();
   }
 
  private:
   static constexpr size_t kMaxQueued = 32 << 20;
-  void Loop() {
-    for (;;) {
-      std::string piece;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
-        if (queue_.empty()) return;
-        piece = std::move(queue_.front());
-        queue_.pop_front();
-        busy_ = true;
-      }
-      Status s = error_.ok() ? reader_->Feed(piece) : Status::Ok();
-      std::lock_guard lock(mu_);
-      busy_ = false;
-      queued_ -= piece.size();
-      if (!s.ok() && error_.ok()) error_ = s;
-      cv_.notify_all();
+
+  // On the transfer thread, from blocks_.
+  void Hand(std::string&& block) {
+    std::unique_lock lock(mu_);
+    WaitForRoom(lock, [&] { return queued_ < kMaxQueued || !error_.ok(); });
+    for (auto& b : used_) blocks_.Recycle(std::move(b));
+    used_.clear();
+    if (!error_.ok()) {
+      failed_ = true;
+      return;
+    }
+    queued_ += block.size();
+    queue_.push_back(std::move(block));
+    if (worker_waiting_) work_.notify_one();
+  }
+  template <typename Pred>
+  void WaitForRoom(std::unique_lock<std::mutex>& lock, Pred ready) {
+    while (!ready()) {
+      sender_waiting_ = true;
+      room_.wait(lock);
+      sender_waiting_ = false;
     }
   }
+  void Loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      while (queue_.empty() && !closed_) {
+        worker_waiting_ = true;
+        work_.wait(lock);
+        worker_waiting_ = false;
+      }
+      if (queue_.empty()) return;
+      std::string block = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+      bool skip = !error_.ok();
+      lock.unlock();
+      Status s = skip ? Status::Ok() : reader_->Feed(block);
+      if (after_block_) after_block_();
+      lock.lock();
+      busy_ = false;
+      queued_ -= block.size();
+      if (!s.ok() && error_.ok()) error_ = s;
+      used_.push_back(std::move(block));
+      // The sender waits for room (then half the queue is enough, so that
+      // it is not woken for every block) or for the queue to empty.
+      if (sender_waiting_ && (queued_ < kMaxQueued / 2 || queue_.empty() || !error_.ok()))
+        room_.notify_one();
+    }
+  }
+
   StreamReader* reader_;
+  std::function<void()> after_block_;
+  StreamBlocks blocks_;  // the transfer thread's
+  bool failed_ = false;  // the transfer thread's copy of "the worker failed"
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable work_, room_;
   std::deque<std::string> queue_;
+  std::vector<std::string> used_;  // consumed blocks, back to blocks_
   size_t queued_ = 0;
   bool busy_ = false, closed_ = false;
+  bool worker_waiting_ = false, sender_waiting_ = false;
   Status error_;
   std::thread worker_;
 };
@@ -268,7 +313,7 @@ Result<StreamRun> RunStream(HttpClient* http, const std::string& path, StreamSin
   StreamReader reader(&async);
   StreamRun run;
   bool broke_once = false;
-  FeedPipe pipe(&reader);
+  FeedPipe pipe(&reader, [&] { async.Wake(); });
   for (;;) {
     uint64_t start = reader.offset();
     bool cut = false;

@@ -15,8 +15,6 @@ namespace {
 
 constexpr uint8_t kFlagMetaOnly = 1;
 constexpr uint8_t kFlagBase = 2;
-constexpr uint64_t kMaxEntryRecord = 64ULL << 20;
-constexpr uint64_t kMaxObjectRecord = 32 + kMaxObjectSize + kMaxObjectSize / 128 + 1024;
 
 void AppendRecord(std::string* out, char tag, std::string_view payload) {
   ByteWriter w;
@@ -251,7 +249,7 @@ Status StreamReader::Feed(std::string_view data) {
 Status StreamReader::Consume(std::string_view* data) {
   while (!data->empty() && !done_) {
     if (!header_done_) {
-      size_t need = kStreamMagic.size() + 2 + 64;
+      size_t need = kStreamHeaderSize;
       if (data->size() < need) return Status::Ok();
       if (data->substr(0, kStreamMagic.size()) != kStreamMagic)
         return Corruption("stream: bad magic (not a kiln image stream)");

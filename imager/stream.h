@@ -34,6 +34,7 @@
 
 #include "common/hash.h"
 #include "common/status.h"
+#include "imager/chunker.h"
 #include "imager/manifest.h"
 #include "imager/object_store.h"
 #include "imager/zstd_util.h"
@@ -42,6 +43,12 @@ namespace kiln::imager {
 
 inline constexpr std::string_view kStreamMagic = "KILNSTR\n";
 inline constexpr uint8_t kStreamFormat = 1;
+// The header: magic, format, kind, target and base digests.
+inline constexpr size_t kStreamHeaderSize = kStreamMagic.size() + 2 + 64;
+// The largest records a reader accepts: an object (digest and a frame of at
+// most kMaxObjectSize bytes, zstd's worst case) and any other record.
+inline constexpr uint64_t kMaxObjectRecord = 32 + kMaxObjectSize + kMaxObjectSize / 128 + 1024;
+inline constexpr uint64_t kMaxEntryRecord = 64ULL << 20;
 enum class StreamKind : uint8_t { kFull = 1, kDelta = 2 };
 
 struct StreamHeader {

@@ -342,6 +342,36 @@ TEST_CASE("a full deploy never prunes across a mount point under the target") {
   CHECK(RsyncDiff(t.Sub("src/usr"), t.Sub("dst/usr")) == "");
 }
 
+// A filesystem made by mkfs (its command without the image) in a sparse
+// file under t, mounted at t/mnt through a loop device until the end of the
+// scope. Needs root, the mkfs and loop devices: where they are missing,
+// ok() is false and the test says it was not run.
+class LoopMount {
+ public:
+  LoopMount(TempDir& t, std::vector<std::string> mkfs) : dir_(t.Sub("mnt")) {
+    {
+      UniqueFd img(::open(t.Sub("fs.img").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+      REQUIRE(img.valid());
+      REQUIRE(::ftruncate(img.get(), off_t{512} << 20) == 0);
+    }
+    mkfs.push_back(t.Sub("fs.img"));
+    auto made = kiln::test::Run(mkfs);
+    REQUIRE(MakeDirs(dir_).ok());
+    auto mount = kiln::test::Run({"mount", "-o", "loop", t.Sub("fs.img"), dir_});
+    ok_ = made.exit_code == 0 && mount.exit_code == 0;
+    if (!ok_)
+      WARN("cannot make and mount " << mkfs[0] << ": " << made.err << mount.err << "; not tested");
+  }
+  ~LoopMount() {
+    if (ok_) ::umount2(dir_.c_str(), MNT_DETACH);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  std::string dir_;
+  bool ok_ = false;
+};
+
 TEST_CASE("a large file written whole bypasses the page cache, a delta's copy of it does not") {
   TempDir t;
   MakeRichTree(t.Sub("src"));
@@ -367,9 +397,11 @@ TEST_CASE("a large file written whole bypasses the page cache, a delta's copy of
   CHECK(RsyncDiff(t.Sub("src"), t.Sub("dst")) == "");
   CHECK(RsyncDiff(t.Sub("src"), t.Sub("buffered")) == "");
 
-  // 1 MiB changed in the middle: the delta copies the rest from the old file
-  // through the page cache.
+  // 1 MiB changed in the middle, and 100 bytes inserted before it (the
+  // ranges after that move by an unaligned amount): the delta copies the
+  // rest from the old file through the page cache.
   big.replace(size / 2, 1 << 20, RandomBytes(1 << 20, 6));
+  big.insert(size / 4, RandomBytes(100, 7));
   WriteTestFile(t.Sub("src/var/large.img"), big);
   ls.Capture("img", t.Sub("src"));
   auto delta = ls.Apply(ls.Stream("img", "2", "1"), t.Sub("dst"));
@@ -383,24 +415,9 @@ TEST_CASE("a large file written whole bypasses the page cache, a delta's copy of
 
 TEST_CASE("on a filesystem that shares blocks, a delta shares its file's unchanged ranges") {
   TempDir t;
-  // An XFS (reflink on by default) in a sparse file, mounted through a loop
-  // device: needs root, mkfs.xfs and loop devices.
-  {
-    UniqueFd img(::open(t.Sub("xfs.img").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
-    REQUIRE(img.valid());
-    REQUIRE(::ftruncate(img.get(), off_t{512} << 20) == 0);
-  }
-  auto mkfs = kiln::test::Run({"mkfs.xfs", "-q", "-f", t.Sub("xfs.img")});
-  REQUIRE(MakeDirs(t.Sub("mnt")).ok());
-  auto mount = kiln::test::Run({"mount", "-o", "loop", t.Sub("xfs.img"), t.Sub("mnt")});
-  if (mkfs.exit_code != 0 || mount.exit_code != 0) {
-    WARN("cannot make and mount an XFS here: " << mkfs.err << mount.err << "; not tested");
-    return;
-  }
-  struct Unmount {
-    std::string dir;
-    ~Unmount() { ::umount2(dir.c_str(), MNT_DETACH); }
-  } unmount{t.Sub("mnt")};
+  // XFS makes reflink on by default.
+  LoopMount mnt(t, {"mkfs.xfs", "-q", "-f"});
+  if (!mnt.ok()) return;
 
   const size_t size = 24 << 20;
   std::string data = RandomBytes(size, 11);
@@ -436,6 +453,34 @@ TEST_CASE("on a filesystem that shares blocks, a delta shares its file's unchang
   // old one (a copy would add 24 MiB).
   INFO("used before " << before << ", after " << after);
   CHECK(after < before + (2 << 20));
+}
+
+TEST_CASE(
+    "on ext4, which cannot share blocks, a delta copies a large file's unchanged ranges exactly") {
+  TempDir t;
+  LoopMount mnt(t, {"mkfs.ext4", "-q", "-F"});
+  if (!mnt.ok()) return;
+  const size_t size = 24 << 20;
+  std::string data = RandomBytes(size, 21);
+  WriteTestFile(t.Sub("src/disk.img"), data);
+  LocalStore ls;
+  ls.Capture("img", t.Sub("src"));
+  REQUIRE(ls.Deploy("img", "1", t.Sub("mnt/dst")).ok());
+  // Overwritten in the middle, and grown by a few bytes near the start.
+  data.replace(9 << 20, 300000, RandomBytes(300000, 22));
+  data.insert(12345, "grown");
+  WriteTestFile(t.Sub("src/disk.img"), data);
+  ls.Capture("img", t.Sub("src"));
+  auto delta = ls.Apply(ls.Stream("img", "2", "1"), t.Sub("mnt/dst"));
+  INFO(delta.status().ToString());
+  REQUIRE(delta.ok());
+  CHECK(delta->bytes_copied > size - (1 << 20));
+  CHECK(delta->bytes_direct == 0);
+  CHECK(RsyncDiff(t.Sub("src"), t.Sub("mnt/dst")) == "");
+  CHECK(ScanDiff(t.Sub("src"), t.Sub("mnt/dst")) == "");
+  auto back = ReadFile(t.Sub("mnt/dst/disk.img"));
+  REQUIRE(back.ok());
+  CHECK(*back == data);
 }
 
 TEST_CASE("a stream that breaks inside a large file leaves no temporary and no partial file") {
