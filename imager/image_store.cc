@@ -217,41 +217,61 @@ Status StageRecords(const Records& records, ObjectBatch* batch) {
   const size_t n = records.size();
   const bool one_writer = bytes < kOneWriterMaxBytes;
   const bool early_writeback = !one_writer;
-  std::vector<std::atomic<bool>> taken(n);
+  // Records are checked two at a time (ObjectBatch::VerifyTwo): unit u is
+  // records 2u and 2u+1.
+  const size_t units = (n + 1) / 2;
+  std::vector<std::atomic<bool>> taken(units);
   std::vector<Status> checked(n);
-  std::vector<char> done(n, 0);
+  std::vector<char> done(n, 0), written(n, 0);
   std::mutex done_mu;
   std::condition_variable done_cv;
   std::atomic<bool> stop{false};
-  auto check = [&](size_t i, bool write) {
-    Status s = batch->Verify(records[i].first, records[i].second);
-    if (s.ok() && write)
-      s = batch->AddTrusted(records[i].first, records[i].second, early_writeback);
-    if (!s.ok()) stop = true;
+  auto check = [&](size_t u, bool write) {
+    size_t i = 2 * u;
+    Status s[2];
+    if (i + 1 < n) {
+      std::tie(s[0], s[1]) = batch->VerifyTwo(records[i].first, records[i].second,
+                                              records[i + 1].first, records[i + 1].second);
+    } else {
+      s[0] = batch->Verify(records[i].first, records[i].second);
+    }
+    size_t count = i + 1 < n ? 2 : 1;
+    bool wrote[2] = {false, false};
+    for (size_t k = 0; k < count; ++k) {
+      if (s[k].ok() && write) {
+        s[k] = batch->AddTrusted(records[i + k].first, records[i + k].second, early_writeback);
+        wrote[k] = true;
+      }
+      if (!s[k].ok()) stop = true;
+    }
     std::lock_guard lock(done_mu);
-    checked[i] = std::move(s);
-    done[i] = 1;
+    for (size_t k = 0; k < count; ++k) {
+      checked[i + k] = std::move(s[k]);
+      written[i + k] = wrote[k];
+      done[i + k] = 1;
+    }
     done_cv.notify_all();
   };
   std::atomic<size_t> next{0};
   auto help = [&] {
-    for (size_t i = next++; i < n && !stop; i = next++)
-      if (!taken[i].exchange(true)) check(i, !one_writer);
+    for (size_t u = next++; u < units && !stop; u = next++)
+      if (!taken[u].exchange(true)) check(u, !one_writer);
   };
-  size_t helpers = std::min<size_t>(n / 2, VerifyThreads() - 1);
+  size_t helpers = std::min<size_t>(units / 2, VerifyThreads() - 1);
   std::vector<std::thread> threads;
   for (size_t t = 0; t < helpers; ++t) threads.emplace_back(help);
   if (!one_writer) help();
   Status first_error;
   for (size_t i = 0; i < n && first_error.ok(); ++i) {
-    bool mine = !taken[i].exchange(true);
-    if (mine) check(i, true);
+    if (!taken[i / 2].exchange(true)) check(i / 2, true);
+    bool was_written;
     {
       std::unique_lock lock(done_mu);
       done_cv.wait(lock, [&] { return done[i] != 0; });
       first_error = checked[i];
+      was_written = written[i];
     }
-    if (first_error.ok() && one_writer && !mine)
+    if (first_error.ok() && !was_written)
       first_error = batch->AddTrusted(records[i].first, records[i].second, early_writeback);
   }
   stop = true;

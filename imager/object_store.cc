@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "common/log.h"
+#include "common/sha256_two.h"
 #include "common/strings.h"
 #include "imager/chunker.h"
 #include "imager/direct_writer.h"
@@ -466,33 +467,70 @@ Status ObjectBatch::AddTrusted(const Sha256Digest& digest, std::string_view fram
   return Status::Ok();
 }
 
+namespace {
+
+// An uploaded object's bytes, as pieces to hash: a stored frame's blocks
+// where they lie in the upload (no copy out of it first: most of a
+// capture of large files), any other frame decompressed into scratch.
+Status ObjectMessage(const Sha256Digest& claimed, std::string_view frame, std::string* scratch,
+                     std::vector<std::string_view>* pieces) {
+  pieces->clear();
+  uint64_t size = 0;
+  if (ForEachStoredBlock(frame, [&](std::string_view block) {
+        pieces->push_back(block);
+        size += block.size();
+      })) {
+    if (size > kMaxObjectSize)
+      return Corruption(fmt::format("object {}: {} bytes, more than the {} allowed", ToHex(claimed),
+                                    size, kMaxObjectSize));
+    return Status::Ok();
+  }
+  pieces->clear();
+  KILN_RETURN_IF_ERROR(
+      ThreadDecompressor().Decompress(frame, kMaxObjectSize, scratch, "object " + ToHex(claimed)));
+  pieces->push_back(*scratch);
+  return Status::Ok();
+}
+
+Status MatchDigest(const Sha256Digest& claimed, const Sha256Digest& got) {
+  if (got == claimed) return Status::Ok();
+  return Corruption(fmt::format("object {}: its bytes hash to {}", ToHex(claimed), ToHex(got)));
+}
+
+struct VerifyScratch {
+  std::string bytes[2];
+  std::vector<std::string_view> pieces[2];
+};
+
+VerifyScratch& ThreadVerifyScratch() {
+  thread_local VerifyScratch s;
+  return s;
+}
+
+}  // namespace
+
 Status ObjectBatch::Verify(const Sha256Digest& claimed, std::string_view frame) const {
   if (Known(claimed)) return Status::Ok();
-  // A stored frame (most of a capture of large files) is hashed where it
-  // lies: no copy of its bytes out of the upload first.
-  {
-    Sha256 h;
-    uint64_t size = 0;
-    if (ForEachStoredBlock(frame, [&](std::string_view block) {
-          h.Update(block);
-          size += block.size();
-        })) {
-      if (size > kMaxObjectSize)
-        return Corruption(fmt::format("object {}: {} bytes, more than the {} allowed",
-                                      ToHex(claimed), size, kMaxObjectSize));
-      Sha256Digest got = h.Final();
-      if (got != claimed)
-        return Corruption(
-            fmt::format("object {}: its bytes hash to {}", ToHex(claimed), ToHex(got)));
-      return Status::Ok();
-    }
-  }
-  thread_local std::string scratch;
-  std::string what = "object " + ToHex(claimed);
-  KILN_RETURN_IF_ERROR(ThreadDecompressor().Decompress(frame, kMaxObjectSize, &scratch, what));
-  Sha256Digest got = Sha256Of(scratch);
-  if (got != claimed) return Corruption(fmt::format("{}: its bytes hash to {}", what, ToHex(got)));
-  return Status::Ok();
+  VerifyScratch& s = ThreadVerifyScratch();
+  KILN_RETURN_IF_ERROR(ObjectMessage(claimed, frame, &s.bytes[0], &s.pieces[0]));
+  Sha256 h;
+  for (auto p : s.pieces[0]) h.Update(p);
+  return MatchDigest(claimed, h.Final());
+}
+
+std::pair<Status, Status> ObjectBatch::VerifyTwo(const Sha256Digest& a, std::string_view frame_a,
+                                                 const Sha256Digest& b,
+                                                 std::string_view frame_b) const {
+  if (Known(a)) return {Status::Ok(), Verify(b, frame_b)};
+  if (Known(b)) return {Verify(a, frame_a), Status::Ok()};
+  VerifyScratch& s = ThreadVerifyScratch();
+  Status sa = ObjectMessage(a, frame_a, &s.bytes[0], &s.pieces[0]);
+  Status sb = ObjectMessage(b, frame_b, &s.bytes[1], &s.pieces[1]);
+  if (!sa.ok() || !sb.ok())
+    return {sa.ok() ? Verify(a, frame_a) : sa, sb.ok() ? Verify(b, frame_b) : sb};
+  Sha256Digest da, db;
+  Sha256Two(s.pieces[0], s.pieces[1], &da, &db);
+  return {MatchDigest(a, da), MatchDigest(b, db)};
 }
 
 Status ObjectBatch::AddVerified(const Sha256Digest& claimed, std::string_view frame) {

@@ -96,6 +96,10 @@ class ObjectBatch {
   // AddVerified's check alone (thread-safe): Ok when the object is known
   // already or the frame's bytes hash to `claimed`.
   Status Verify(const Sha256Digest& claimed, std::string_view frame) const;
+  // Two checks at once (sha256_two.h: nearly twice as fast): the statuses
+  // of the first and the second.
+  std::pair<Status, Status> VerifyTwo(const Sha256Digest& a, std::string_view frame_a,
+                                      const Sha256Digest& b, std::string_view frame_b) const;
   // Makes every added object durable, then visible. After an error nothing
   // of this batch that was not already visible becomes visible.
   Status Commit();

@@ -22,6 +22,7 @@
 #include <unordered_map>
 
 #include "common/file_util.h"
+#include "common/sha256_two.h"
 #include "imager/chunker.h"
 #include "imager/path_util.h"
 
@@ -521,15 +522,26 @@ void ChunkHasher::Post(Group* g, std::shared_ptr<const std::string> buf, std::st
 
 bool ChunkHasher::RunOneLocked(std::unique_lock<std::mutex>& lock) {
   if (tasks_.empty()) return false;
-  Task t = std::move(tasks_.front());
-  tasks_.pop_front();
-  queued_ -= t.piece.size();
+  // Two at a time when there are two (sha256_two.h: nearly twice as fast).
+  Task t[2];
+  size_t count = std::min<size_t>(2, tasks_.size());
+  for (size_t k = 0; k < count; ++k) {
+    t[k] = std::move(tasks_.front());
+    tasks_.pop_front();
+    queued_ -= t[k].piece.size();
+  }
   lock.unlock();
-  *t.out = Sha256Of(t.piece);
-  if (on_content_) (*on_content_)(*t.out, t.piece, t.buf);
-  t.buf.reset();
+  if (count == 2)
+    Sha256Two(t[0].piece, t[1].piece, t[0].out, t[1].out);
+  else
+    *t[0].out = Sha256Of(t[0].piece);
+  for (size_t k = 0; k < count; ++k) {
+    if (on_content_) (*on_content_)(*t[k].out, t[k].piece, t[k].buf);
+    t[k].buf.reset();
+  }
   lock.lock();
-  if (--t.group->pending == 0) cv_.notify_all();
+  for (size_t k = 0; k < count; ++k)
+    if (--t[k].group->pending == 0) cv_.notify_all();
   return true;
 }
 

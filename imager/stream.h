@@ -139,6 +139,7 @@ class StreamReader {
   Status Record(uint8_t tag, std::string_view payload);
   Status ParseEntry(std::string_view payload);
   Status ParseObject(std::string_view payload);
+  Status ParseObjects(std::string_view first, std::string_view second);
   Status Fail(Status s) {
     error_ = s;
     return s;
@@ -158,7 +159,7 @@ class StreamReader {
   std::string last_delete_;
   std::vector<Piece> want_;  // kChunk pieces of the current file not yet received
   size_t want_pos_ = 0;
-  std::string scratch_;
+  std::string scratch_, scratch2_;  // decompressed objects (handed to the sink)
   Decompressor dec_;
 };
 
