@@ -1,15 +1,28 @@
 #include "common/sha256_two.h"
 
-#include <immintrin.h>
 #include <nettle/sha2.h>
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define KILN_SHA_TWO 1
+#endif
 
 namespace kiln {
 namespace {
 
 constexpr size_t kBlock = 64;
+
+// The digest of a message whose first blocks were compressed here is
+// finished by Nettle from that state: its context's count is the number of
+// whole blocks done, a 64-bit block count in the Nettle kiln builds with (a
+// version that kept the count another way would fail this check).
+static_assert(std::is_same_v<decltype(sha256_ctx::count), uint64_t>);
+
+#if KILN_SHA_TWO
 
 alignas(16) constexpr uint32_t kK[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -56,13 +69,15 @@ KILN_SHA_TARGET void CompressTwo(uint32_t ha[8], const uint8_t* a, uint32_t hb[8
     Lanes save[2] = {st[0], st[1]};
     __m128i m[2][4];
 #pragma GCC unroll 2
-    for (int s = 0; s < 2; ++s)
+    for (int s = 0; s < 2; ++s) {
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j)
+      for (int j = 0; j < 4; ++j) {
         m[s][j] = _mm_shuffle_epi8(
             _mm_loadu_si128(reinterpret_cast<const __m128i*>(in[s] + 16 * j)), swap);
-        // Rounds 4i..4i+3, for both messages (unrolled whole: the schedule's
-        // registers are named by i).
+      }
+    }
+    // Rounds 4i..4i+3, for both messages (unrolled whole: the schedule's
+    // registers are named by i).
 #pragma GCC unroll 16
     for (int i = 0; i < 16; ++i) {
       const __m128i k = _mm_load_si128(reinterpret_cast<const __m128i*>(kK + 4 * i));
@@ -89,8 +104,9 @@ KILN_SHA_TARGET void CompressTwo(uint32_t ha[8], const uint8_t* a, uint32_t hb[8
       }
       if (i >= 1 && i <= 12) {
 #pragma GCC unroll 2
-        for (int s = 0; s < 2; ++s)
+        for (int s = 0; s < 2; ++s) {
           m[s][(i + 3) & 3] = _mm_sha256msg1_epu32(m[s][(i + 3) & 3], m[s][i & 3]);
+        }
       }
     }
     for (int s = 0; s < 2; ++s) {
@@ -102,6 +118,7 @@ KILN_SHA_TARGET void CompressTwo(uint32_t ha[8], const uint8_t* a, uint32_t hb[8
   Store(st[0], ha);
   Store(st[1], hb);
 }
+#endif  // KILN_SHA_TWO
 
 // Walks a message's pieces a block at a time.
 class Cursor {
@@ -183,9 +200,13 @@ Sha256Digest OneAtATime(Sha256Pieces p) {
 }
 
 bool HasShaExtensions() {
+#if KILN_SHA_TWO
   static const bool has = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1") &&
                           __builtin_cpu_supports("ssse3");
   return has;
+#else
+  return false;
+#endif
 }
 
 }  // namespace
@@ -214,7 +235,9 @@ void Sha256Two(Sha256Pieces a, Sha256Pieces b, Sha256Digest* da, Sha256Digest* d
     size_t rb = cb.Next(&pb);
     if (rb == 0) break;
     size_t run = std::min(ra, rb);
+#if KILN_SHA_TWO
     CompressTwo(ha, pa, hb, pb, run);
+#endif
     ca.Advance(run * kBlock);
     cb.Advance(run * kBlock);
     blocks += run;

@@ -377,6 +377,12 @@ Status Applier::MakeNode(const StreamEntry& se, int dirfd, const std::string& na
     // 0.74, 0.72, 0.87 and 2.79 s with the reservation, 1.33, 1.42, 3.26
     // and 3.17 s without (copied into delayed allocation).
     if (e.size > 0) ::posix_fallocate(cur_.fd.get(), 0, static_cast<off_t>(e.size));
+    // Ranges of the old version are copied with the target's block size in
+    // mind (CopyRange).
+    cur_.block = 0;
+    struct statfs fs {};
+    if (se.has_base && ::fstatfs(cur_.fd.get(), &fs) == 0 && fs.f_bsize > 0)
+      cur_.block = static_cast<uint64_t>(fs.f_bsize);
     // A large file written whole from the stream bypasses the page cache
     // (direct_writer.h); one that reuses ranges of its old version does not.
     // On ext4, which cannot share blocks, direct writes were tried for those
@@ -384,10 +390,6 @@ Status Applier::MakeNode(const StreamEntry& se, int dirfd, const std::string& na
     // file's delta took 1.4-2.5 s, bound by the disk's 1 GB/s, against
     // 1.0-3.6 s through the page cache in the same alternating runs (its
     // cost is how fresh the memory it is given is), and 0.6 s at best.
-    struct statfs fs {};
-    cur_.block = ::fstatfs(cur_.fd.get(), &fs) == 0 && fs.f_bsize > 0
-                     ? static_cast<uint64_t>(fs.f_bsize)
-                     : 0;
     if (opts_.direct_io && !se.has_base && e.size >= DirectWriter::kMinFileSize) {
       cur_.direct = std::make_unique<DirectWriter>(cur_.fd.get(), What(e.path));
       if (!cur_.direct->direct()) cur_.direct.reset();  // refused: plain writes

@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "common/log.h"
+#include "common/sha256_two.h"
 #include "common/strings.h"
 #include "imager/codec.h"
 #include "imager/path_util.h"
@@ -217,9 +218,11 @@ Status StageRecords(const Records& records, ObjectBatch* batch) {
   const size_t n = records.size();
   const bool one_writer = bytes < kOneWriterMaxBytes;
   const bool early_writeback = !one_writer;
-  // Records are checked two at a time (ObjectBatch::VerifyTwo): unit u is
-  // records 2u and 2u+1.
+  // Records are taken two at a time, unit u being records 2u and 2u+1,
+  // and checked together where the CPU hashes two at once
+  // (ObjectBatch::VerifyTwo).
   const size_t units = (n + 1) / 2;
+  const bool pair = Sha256TwoInterleaved();
   std::vector<std::atomic<bool>> taken(units);
   std::vector<Status> checked(n);
   std::vector<char> done(n, 0), written(n, 0);
@@ -229,15 +232,21 @@ Status StageRecords(const Records& records, ObjectBatch* batch) {
   auto check = [&](size_t u, bool write) {
     size_t i = 2 * u;
     Status s[2];
-    if (i + 1 < n) {
+    if (i + 1 < n && pair) {
       std::tie(s[0], s[1]) = batch->VerifyTwo(records[i].first, records[i].second,
                                               records[i + 1].first, records[i + 1].second);
     } else {
-      s[0] = batch->Verify(records[i].first, records[i].second);
+      for (size_t k = 0; k < 2 && i + k < n; ++k)
+        s[k] = batch->Verify(records[i + k].first, records[i + k].second);
     }
     size_t count = i + 1 < n ? 2 : 1;
     bool wrote[2] = {false, false};
     for (size_t k = 0; k < count; ++k) {
+      // In order: nothing is staged after a record that failed.
+      if (k == 1 && !s[0].ok()) {
+        if (s[1].ok()) s[1] = Status(Code::kCancelled, "after an earlier record failed");
+        break;
+      }
       if (s[k].ok() && write) {
         s[k] = batch->AddTrusted(records[i + k].first, records[i + k].second, early_writeback);
         wrote[k] = true;
@@ -257,7 +266,7 @@ Status StageRecords(const Records& records, ObjectBatch* batch) {
     for (size_t u = next++; u < units && !stop; u = next++)
       if (!taken[u].exchange(true)) check(u, !one_writer);
   };
-  size_t helpers = std::min<size_t>(units / 2, VerifyThreads() - 1);
+  size_t helpers = std::min<size_t>(units, VerifyThreads() - 1);
   std::vector<std::thread> threads;
   for (size_t t = 0; t < helpers; ++t) threads.emplace_back(help);
   if (!one_writer) help();

@@ -112,7 +112,8 @@ class ChunkHasher {
     std::string_view piece;
     Sha256Digest* out;
   };
-  bool RunOneLocked(std::unique_lock<std::mutex>& lock);
+  // Runs the next task, or the next two (hashed together); false if none.
+  bool RunTasksLocked(std::unique_lock<std::mutex>& lock);
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Task> tasks_;

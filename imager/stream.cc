@@ -492,6 +492,7 @@ Status StreamReader::ParseObjects(std::string_view first, std::string_view secon
   if (d1 != p1.digest || d2 != p2.digest) return sequential();
   want_pos_ += 2;
   counts_.objects += 2;
+  counts_.objects_paired += 2;
   counts_.object_bytes += first.size() - 32 + second.size() - 32;
   counts_.content_bytes += p1.size + p2.size;
   KILN_RETURN_IF_ERROR(sink_->OnChunkData(p1.digest, std::move(scratch_)));

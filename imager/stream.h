@@ -77,8 +77,9 @@ struct StreamEntry {
 
 struct StreamCounts {
   uint64_t entries = 0, objects = 0, deletes = 0;
-  uint64_t object_bytes = 0;   // compressed
-  uint64_t content_bytes = 0;  // uncompressed bytes the objects carry
+  uint64_t object_bytes = 0;    // compressed
+  uint64_t content_bytes = 0;   // uncompressed bytes the objects carry
+  uint64_t objects_paired = 0;  // of the objects, those checked with the next one
 };
 
 // The server side: what a stream consists of, computed up front so any byte

@@ -58,8 +58,9 @@ void StreamBlocks::Add(std::string_view data) {
 }
 
 // Makes room for a record of len bytes whose head is at the end of cur_:
-// when it would not fit, the whole records before it go first, so that a
-// block is never copied into a larger buffer.
+// when it would not fit, the whole records before it go first, so that
+// they are not copied into a larger buffer. (After a Flush inside a record,
+// its rest is appended to a fresh buffer, which may grow: only on resume.)
 void StreamBlocks::StartRecord(uint64_t len) {
   size_t head = cur_.size() - boundary_;
   if (cur_.size() + len > cur_.capacity()) {

@@ -13,8 +13,10 @@
 // larger than any record may be, it passes the bytes through as they come
 // and lets the reader report the error.
 //
-// Blocks are at least kTarget bytes (one record when that is larger), except
-// the rest taken at the end of a transfer, which may end inside a record.
+// A block ends where a record ends, and is handed over once it holds
+// kTarget bytes, or earlier when the next record would not fit its buffer
+// (so that a block is not copied into a larger one). Only the rest taken
+// at the end of a transfer (Flush) may end inside a record.
 
 #include <cstddef>
 #include <cstdint>

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <thread>
+#include <tuple>
 
 #include "common/file_util.h"
 #include "imager/chunker.h"
@@ -612,4 +613,57 @@ TEST_CASE("an aborted capture leaves nothing staged and is gone") {
   CHECK((*store)->OfferObjects(*id, {da}).status().code() == Code::kNotFound);
   CHECK((*store)->AbortCapture(*id).code() == Code::kNotFound);
   CHECK((*store)->AbortCapture("nosuch").code() == Code::kNotFound);
+}
+
+// Two uploaded objects checked at once give each its own verdict, the same
+// as checking them one at a time would.
+TEST_CASE("objects checked two at a time: each gets its own verdict, naming it") {
+  kiln::test::TempDir t;
+  auto store = ObjectStore::Open(t.Sub("images"));
+  REQUIRE(store.ok());
+  ObjectBatch batch(store->get());
+  Compressor c;
+  std::string small = "a small compressible object, " + std::string(5000, 'z'), small_frame;
+  c.Compress(small, &small_frame);
+  std::string random = kiln::imager::test::RandomBytes(300 << 10, 21), stored_frame;
+  AppendStoredFrame(random, &stored_frame);
+  Sha256Digest ds = Sha256Of(small), dr = Sha256Of(random), other = Sha256Of("other");
+
+  // A compressed frame and a stored one (its blocks hashed where they lie).
+  auto [a, b] = batch.VerifyTwo(ds, small_frame, dr, stored_frame);
+  CHECK(a.ok());
+  CHECK(b.ok());
+  // Either one lying: only that one refused, naming its claimed digest.
+  std::tie(a, b) = batch.VerifyTwo(ds, small_frame, other, stored_frame);
+  CHECK(a.ok());
+  CHECK(b.code() == Code::kCorruption);
+  CHECK(b.message().find(ToHex(other)) != std::string::npos);
+  CHECK(b.message().find(ToHex(dr)) != std::string::npos);  // what it hashes to
+  std::tie(a, b) = batch.VerifyTwo(other, small_frame, dr, stored_frame);
+  CHECK(a.code() == Code::kCorruption);
+  CHECK(a.message().find(ToHex(other)) != std::string::npos);
+  CHECK(b.ok());
+  // A frame that does not decompress, beside a good one.
+  std::tie(a, b) = batch.VerifyTwo(dr, stored_frame, ds, small_frame.substr(0, 10));
+  CHECK(a.ok());
+  CHECK(b.code() == Code::kCorruption);
+  CHECK(b.message().find(ToHex(ds)) != std::string::npos);
+  // An oversize stored frame beside a good one.
+  std::string big = kiln::imager::test::RandomBytes(kMaxObjectSize + 1, 22), big_frame;
+  AppendStoredFrame(big, &big_frame);
+  std::tie(a, b) = batch.VerifyTwo(Sha256Of(big), big_frame, ds, small_frame);
+  CHECK(a.code() == Code::kCorruption);
+  CHECK(a.message().find("allowed") != std::string::npos);
+  CHECK(b.ok());
+  // An object the store already has is not checked again, whatever is sent
+  // for it; its partner still is.
+  REQUIRE(batch.AddVerified(ds, small_frame).ok());
+  REQUIRE(batch.Commit().ok());
+  ObjectBatch next(store->get());
+  std::tie(a, b) = next.VerifyTwo(ds, "not a frame", other, stored_frame);
+  CHECK(a.ok());
+  CHECK(b.code() == Code::kCorruption);
+  std::tie(a, b) = next.VerifyTwo(dr, stored_frame, ds, "not a frame");
+  CHECK(a.ok());
+  CHECK(b.ok());
 }

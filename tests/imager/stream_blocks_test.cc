@@ -158,15 +158,47 @@ TEST_CASE("StreamBlocks passes an unreadable length through for the reader to re
     CHECK(s.message().find("too large") != std::string::npos);
   }
   SECTION("a length that never ends") {
-    std::string bad = stream.substr(0, kStreamHeaderSize) + "E" + std::string(20, '\xff');
-    Cut c = CutInto(bad, [] { return size_t{1}; });
-    CHECK(c.joined == bad);
+    // Followed by more than a block's worth: the bytes are passed on as they
+    // come, not held back for a record that never completes.
+    std::string bad = stream.substr(0, kStreamHeaderSize) + "E" + std::string(20, '\xff') +
+                      RandomBytes(3 * StreamBlocks::kTarget, 23);
+    std::vector<std::string> blocks;
+    StreamBlocks b([&](std::string&& block) { blocks.push_back(std::move(block)); });
+    for (size_t pos = 0; pos < bad.size(); pos += 1000)
+      b.Add(std::string_view(bad).substr(pos, 1000));
+    CHECK(blocks.size() >= 2);  // before any Flush
+    b.Flush();
+    std::string joined;
+    for (const auto& block : blocks) joined += block;
+    CHECK(joined == bad);
     auto applier = Applier::Open(t.Sub("dst"), {});
     REQUIRE(applier.ok());
     StreamReader reader(applier->get());
-    Status s = reader.Feed(c.joined);
+    Status s = reader.Feed(joined);
     CHECK(s.code() == Code::kCorruption);
     CHECK(s.message().find("bad record length") != std::string::npos);
+  }
+}
+
+TEST_CASE("StreamBlocks frames records of no bytes") {
+  // A header, then empty records between ordinary ones: each ends where its
+  // head does.
+  std::string s(kStreamHeaderSize, 'h');
+  for (int i = 0; i < 20000; ++i) {
+    ByteWriter w;
+    w.U8('Q');
+    w.Varint(i % 3 == 0 ? 0 : 200);
+    s += w.str();
+    s += std::string(i % 3 == 0 ? 0 : 200, 'x');
+  }
+  std::set<size_t> ends = RecordEnds(s);
+  Cut c = CutInto(s, [] { return size_t{333}; });
+  CHECK(c.joined == s);
+  REQUIRE(c.blocks.size() >= 2);
+  size_t pos = 0;
+  for (const auto& block : c.blocks) {
+    pos += block.size();
+    CHECK(ends.count(pos) == 1);
   }
 }
 
