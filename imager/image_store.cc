@@ -218,11 +218,11 @@ Status StageRecords(const Records& records, ObjectBatch* batch) {
   const size_t n = records.size();
   const bool one_writer = bytes < kOneWriterMaxBytes;
   const bool early_writeback = !one_writer;
-  // Records are taken two at a time, unit u being records 2u and 2u+1,
-  // and checked together where the CPU hashes two at once
-  // (ObjectBatch::VerifyTwo).
-  const size_t units = (n + 1) / 2;
-  const bool pair = Sha256TwoInterleaved();
+  // Where the CPU hashes two at once, records are taken in pairs (unit u
+  // is records 2u and 2u+1) and checked together (ObjectBatch::VerifyTwo);
+  // elsewhere one at a time.
+  const size_t per = Sha256TwoInterleaved() ? 2 : 1;
+  const size_t units = (n + per - 1) / per;
   std::vector<std::atomic<bool>> taken(units);
   std::vector<Status> checked(n);
   std::vector<char> done(n, 0), written(n, 0);
@@ -230,28 +230,25 @@ Status StageRecords(const Records& records, ObjectBatch* batch) {
   std::condition_variable done_cv;
   std::atomic<bool> stop{false};
   auto check = [&](size_t u, bool write) {
-    size_t i = 2 * u;
+    const size_t i = u * per, count = std::min(per, n - i);
     Status s[2];
-    if (i + 1 < n && pair) {
+    if (count == 2)
       std::tie(s[0], s[1]) = batch->VerifyTwo(records[i].first, records[i].second,
                                               records[i + 1].first, records[i + 1].second);
-    } else {
-      for (size_t k = 0; k < 2 && i + k < n; ++k)
-        s[k] = batch->Verify(records[i + k].first, records[i + k].second);
-    }
-    size_t count = i + 1 < n ? 2 : 1;
+    else
+      s[0] = batch->Verify(records[i].first, records[i].second);
     bool wrote[2] = {false, false};
+    // In order, and nothing staged after a record that failed (the caller
+    // stops at it).
     for (size_t k = 0; k < count; ++k) {
-      // In order: nothing is staged after a record that failed.
-      if (k == 1 && !s[0].ok()) {
-        if (s[1].ok()) s[1] = Status(Code::kCancelled, "after an earlier record failed");
-        break;
-      }
       if (s[k].ok() && write) {
         s[k] = batch->AddTrusted(records[i + k].first, records[i + k].second, early_writeback);
         wrote[k] = true;
       }
-      if (!s[k].ok()) stop = true;
+      if (!s[k].ok()) {
+        stop = true;
+        break;
+      }
     }
     std::lock_guard lock(done_mu);
     for (size_t k = 0; k < count; ++k) {
@@ -272,7 +269,7 @@ Status StageRecords(const Records& records, ObjectBatch* batch) {
   if (!one_writer) help();
   Status first_error;
   for (size_t i = 0; i < n && first_error.ok(); ++i) {
-    if (!taken[i / 2].exchange(true)) check(i / 2, true);
+    if (!taken[i / per].exchange(true)) check(i / per, true);
     bool was_written;
     {
       std::unique_lock lock(done_mu);

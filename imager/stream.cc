@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstring>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -286,8 +285,8 @@ Status StreamReader::Consume(std::string_view* data) {
     std::string_view payload;
     if (!r.Raw(len, &payload)) return Status::Ok();
     // The next object of the same file, when it is here whole, is checked
-    // with this one: two digests at once (sha256_two.h).
-    if (tag == 'O' && want_pos_ + 1 < want_.size()) {
+    // with this one where the CPU hashes two at once (sha256_two.h).
+    if (tag == 'O' && want_pos_ + 1 < want_.size() && Sha256TwoInterleaved()) {
       ByteReader next(data->substr(r.pos()));
       uint8_t tag2;
       uint64_t len2;
@@ -446,57 +445,60 @@ Status StreamReader::ParseEntry(std::string_view payload) {
   return sink_->OnEntry(se);
 }
 
+// An object record for piece p: the object it should be, decompressed
+// into *out to the size it should have. `what` names it in errors.
+Status StreamReader::Unpack(std::string_view payload, const Piece& p, std::string_view what,
+                            std::string* out) {
+  if (payload.size() < 32) return Corruption("stream: short object record");
+  Sha256Digest d;
+  std::copy(payload.begin(), payload.begin() + 32, d.begin());
+  if (d != p.digest)
+    return Corruption(fmt::format("{}: the stream sent object {} instead", what, ToHex(d)));
+  KILN_RETURN_IF_ERROR(dec_.Decompress(payload.substr(32), p.size, out, what));
+  if (out->size() != p.size)
+    return Corruption(fmt::format("{}: {} bytes, expected {}", what, out->size(), p.size));
+  return Status::Ok();
+}
+
+// Counts the next wanted object, whose record was payload and whose
+// verified bytes are *bytes, and hands them on.
+Status StreamReader::Accept(std::string_view payload, std::string* bytes) {
+  const Piece& p = want_[want_pos_++];
+  ++counts_.objects;
+  counts_.object_bytes += payload.size() - 32;
+  counts_.content_bytes += p.size;
+  return sink_->OnChunkData(p.digest, std::move(*bytes));
+}
+
 Status StreamReader::ParseObject(std::string_view payload) {
   if (want_pos_ >= want_.size())
     return Corruption(fmt::format("stream: an object nobody asked for at byte {}", offset_));
   const Piece& p = want_[want_pos_];
-  if (payload.size() < 32) return Corruption("stream: short object record");
-  Sha256Digest d;
-  std::copy(payload.begin(), payload.begin() + 32, d.begin());
   std::string what = fmt::format("{}: object {}", DisplayPath(last_path_), ToHex(p.digest));
-  if (d != p.digest)
-    return Corruption(fmt::format("{}: the stream sent object {} instead", what, ToHex(d)));
-  KILN_RETURN_IF_ERROR(dec_.Decompress(payload.substr(32), p.size, &scratch_, what));
-  if (scratch_.size() != p.size)
-    return Corruption(fmt::format("{}: {} bytes, expected {}", what, scratch_.size(), p.size));
+  KILN_RETURN_IF_ERROR(Unpack(payload, p, what, &scratch_));
   if (Sha256Of(scratch_) != p.digest)
     return Corruption(fmt::format("{}: its bytes do not match its digest", what));
-  ++want_pos_;
-  ++counts_.objects;
-  counts_.object_bytes += payload.size() - 32;
-  counts_.content_bytes += p.size;
-  return sink_->OnChunkData(p.digest, std::move(scratch_));
+  return Accept(payload, &scratch_);
 }
 
 // Two objects in a row, for the current file's next two chunks: checked
-// as ParseObject checks one, hashed together. Anything amiss with the
-// second is reported as ParseObject would, after the first is handed on.
+// as ParseObject checks one, hashed together. Anything amiss, and they are
+// checked one at a time, so that the error is ParseObject's and the first
+// is handed on before the second is refused.
 Status StreamReader::ParseObjects(std::string_view first, std::string_view second) {
   const Piece& p1 = want_[want_pos_];
   const Piece& p2 = want_[want_pos_ + 1];
-  auto sequential = [&] {
-    KILN_RETURN_IF_ERROR(ParseObject(first));
-    return ParseObject(second);
-  };
-  if (first.size() < 32 || second.size() < 32 ||
-      std::memcmp(p1.digest.data(), first.data(), 32) != 0 ||
-      std::memcmp(p2.digest.data(), second.data(), 32) != 0)
-    return sequential();
-  if (!dec_.Decompress(first.substr(32), p1.size, &scratch_, "").ok() ||
-      scratch_.size() != p1.size ||
-      !dec_.Decompress(second.substr(32), p2.size, &scratch2_, "").ok() ||
-      scratch2_.size() != p2.size)
-    return sequential();
   Sha256Digest d1, d2;
-  Sha256Two(scratch_, scratch2_, &d1, &d2);
-  if (d1 != p1.digest || d2 != p2.digest) return sequential();
-  want_pos_ += 2;
-  counts_.objects += 2;
-  counts_.objects_paired += 2;
-  counts_.object_bytes += first.size() - 32 + second.size() - 32;
-  counts_.content_bytes += p1.size + p2.size;
-  KILN_RETURN_IF_ERROR(sink_->OnChunkData(p1.digest, std::move(scratch_)));
-  return sink_->OnChunkData(p2.digest, std::move(scratch2_));
+  if (Unpack(first, p1, "", &scratch_).ok() && Unpack(second, p2, "", &scratch2_).ok()) {
+    Sha256Two(scratch_, scratch2_, &d1, &d2);
+    if (d1 == p1.digest && d2 == p2.digest) {
+      counts_.objects_paired += 2;
+      KILN_RETURN_IF_ERROR(Accept(first, &scratch_));
+      return Accept(second, &scratch2_);
+    }
+  }
+  KILN_RETURN_IF_ERROR(ParseObject(first));
+  return ParseObject(second);
 }
 
 Status StreamReader::Finish() {

@@ -141,6 +141,8 @@ class StreamReader {
   Status ParseEntry(std::string_view payload);
   Status ParseObject(std::string_view payload);
   Status ParseObjects(std::string_view first, std::string_view second);
+  Status Unpack(std::string_view payload, const Piece& p, std::string_view what, std::string* out);
+  Status Accept(std::string_view payload, std::string* bytes);
   Status Fail(Status s) {
     error_ = s;
     return s;
